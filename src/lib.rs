@@ -1,4 +1,21 @@
 //! fraud-sla: SLA clocks for anti-fraud early-warning alerts.
 //!
-//! - [`domain`] — pure: message validation, the policy and the SLA state machine.
+//! - [`domain`] — pure: message validation, the policy and the SLA state machine (CONTRACT §3).
+//! - [`config`] — the TOML configuration, strict, every error naming its key.
+//! - [`store`] — Redis: per-partition state, clocks and outbox, written by Lua scripts.
+//! - [`ingest`] — Kafka in: the consumer, dead letters, and the per-partition worker.
+//! - [`escalate`] — Kafka out: escalations from the outbox, at least once.
+//! - [`http`], [`metrics`], [`health`] — what operators see.
+//! - [`app`] — wiring and shutdown; [`simulate`] — the load generator.
+
+pub mod app;
+pub mod config;
 pub mod domain;
+pub mod escalate;
+pub mod health;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod policy_report;
+pub mod simulate;
+pub mod store;

@@ -1,1 +1,121 @@
-fn main() {}
+//! The `fraud-sla` command: parse the command line, load the config, start tracing, run.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+use fraud_sla::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "fraud-sla", version, about = "SLA clocks for anti-fraud early-warning alerts")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the processor.
+    Run {
+        /// TOML configuration; the built-in defaults when omitted.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// Validate the configuration and print the effective policy.
+    CheckConfig {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Produce realistic alerts and dispositions (demo and benchmarks).
+    Simulate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: fraud_sla::simulate::SimulateArgs,
+    },
+}
+
+/// Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
+const EXIT_RUNTIME: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FRAUD_SLA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn load(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => match load(config.as_deref()) {
+            Ok(c) => {
+                print!("{}", fraud_sla::policy_report::render(&c));
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run { config, log_format } => {
+            let config = match load(config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_tracing(log_format);
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+            rt.block_on(async {
+                let cancel = CancellationToken::new();
+                fraud_sla::app::cancel_on_signal(cancel.clone());
+                match fraud_sla::app::run(config, cancel).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        tracing::error!(error = %e, "Cannot run.");
+                        eprintln!("error: {e}");
+                        ExitCode::from(EXIT_RUNTIME)
+                    }
+                }
+            })
+        }
+        Command::Simulate { config, args } => {
+            let config = match load(config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_tracing(LogFormat::Text);
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+            rt.block_on(async {
+                let cancel = CancellationToken::new();
+                fraud_sla::app::cancel_on_signal(cancel.clone());
+                match fraud_sla::simulate::run(args, &config, cancel).await {
+                    Ok(summary) => {
+                        eprintln!("{summary}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        ExitCode::from(EXIT_RUNTIME)
+                    }
+                }
+            })
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Wiring: connect, check the topology, start one worker per partition, serve HTTP, and shut
+//! down on SIGTERM/SIGINT (finish the batch, flush escalations, commit, exit 0).
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::Message;
+use rdkafka::ClientConfig;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::health::Health;
+use crate::ingest::consumer::{self, IngestConsumer, IngestContext, TopologyError};
+use crate::ingest::worker::{wall_clock, Shared, Worker};
+use crate::metrics::Metrics;
+use crate::store::{RedisConn, Store};
+
+/// A reason the processor could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    #[error("kafka client: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received; shutting down."),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down."),
+        }
+        token.cancel();
+    });
+}
+
+async fn backoff_sleep(cancel: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = cancel.cancelled() => false,
+        _ = tokio::time::sleep(d) => true,
+    }
+}
+
+/// Connects to Redis, retrying with backoff until it answers or shutdown.
+async fn connect_redis(config: &Config, cancel: &CancellationToken) -> Option<RedisConn> {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match RedisConn::connect(&config.redis.url, config.redis.cluster).await {
+            Ok(c) => return Some(c),
+            Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "Redis unreachable; retrying."),
+        }
+        if !backoff_sleep(cancel, backoff).await {
+            return None;
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Waits for the brokers and the input topics; refuses at once if they are not co-partitioned.
+async fn wait_for_topology(c: &IngestConsumer, config: &Config, cancel: &CancellationToken) -> Result<Option<usize>, AppError> {
+    let mut backoff = Duration::from_millis(200);
+    let started = tokio::time::Instant::now();
+    loop {
+        match consumer::check_copartitioned(c, &config.kafka) {
+            Ok(n) => return Ok(Some(n)),
+            Err(e @ TopologyError::NotCoPartitioned { .. }) => return Err(e.into()),
+            Err(e @ TopologyError::Missing(_)) if started.elapsed() > Duration::from_secs(30) => return Err(e.into()),
+            Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "Waiting for the brokers and input topics."),
+        }
+        if !backoff_sleep(cancel, backoff).await {
+            return Ok(None);
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Runs the processor until `cancel`.
+pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppError> {
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+
+    let listener = tokio::net::TcpListener::bind(&config.http.listen)
+        .await
+        .map_err(|source| AppError::Listen { addr: config.http.listen.clone(), source })?;
+
+    let Some(conn) = connect_redis(&config, &cancel).await else { return Ok(()) };
+    let store = Store::new(conn, &config.redis.key_prefix);
+    health.set_redis(true);
+
+    let ctx = IngestContext::new(&config.kafka, metrics.clone(), health.clone());
+    let consumer: Arc<IngestConsumer> = Arc::new(consumer::consumer_config(&config.kafka).create_with_context(ctx)?);
+    let Some(partitions) = wait_for_topology(&consumer, &config, &cancel).await? else { return Ok(()) };
+    health.set_kafka(true);
+    let producer = consumer::producer(&config.kafka)?;
+    tracing::info!(partitions, alerts = %config.kafka.alerts_topic, dispositions = %config.kafka.dispositions_topic, "Input topics are co-partitioned.");
+
+    let http_state = crate::http::HttpState {
+        metrics: metrics.clone(),
+        health: health.clone(),
+        store: store.clone(),
+        partitions: partitions as i32,
+        token: config.http.token.clone(),
+    };
+    let http_cancel = cancel.clone();
+    let http = tokio::spawn(async move {
+        let app = crate::http::router(http_state);
+        let _ = axum::serve(listener, app).with_graceful_shutdown(http_cancel.cancelled_owned()).await;
+    });
+
+    let shared = Shared {
+        consumer: consumer.clone(),
+        producer: producer.clone(),
+        store,
+        policy: Arc::new(config.policy()),
+        limits: config.limits(),
+        metrics,
+        health,
+        alerts_topic: config.kafka.alerts_topic.clone(),
+        dispositions_topic: config.kafka.dispositions_topic.clone(),
+        escalations_topic: config.kafka.escalations_topic.clone(),
+        deadletter_topic: config.kafka.deadletter_topic.clone(),
+        now: wall_clock,
+    };
+    // Workers (and their partition queues) exist before the subscription, so no message of an
+    // assigned partition can reach the main queue.
+    let workers_token = CancellationToken::new();
+    let mut workers = JoinSet::new();
+    for p in 0..partitions as i32 {
+        let (tx, rx) = mpsc::unbounded_channel();
+        consumer.context().workers.write().expect("worker map lock is never poisoned").insert(p, tx);
+        let worker = Worker::new(p, shared.clone(), rx, workers_token.child_token());
+        workers.spawn(worker.run());
+    }
+    // Workers must have split their queues before we subscribe.
+    tokio::task::yield_now().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    consumer.subscribe(&[&config.kafka.alerts_topic, &config.kafka.dispositions_topic])?;
+
+    // The main queue serves rebalances, errors and statistics; it must keep being polled.
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            m = consumer.recv() => match m {
+                Ok(m) => tracing::warn!(topic = m.topic(), partition = m.partition(), "Message on the main queue ignored (partition added after start-up?)."),
+                Err(e) => tracing::warn!(error = %e, "Kafka consumer error."),
+            },
+        }
+    }
+
+    // Shutdown: workers finish their batch and flush, then offsets are committed.
+    workers_token.cancel();
+    let deadline = tokio::time::sleep(Duration::from_secs(20));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = workers.join_next() => if next.is_none() { break },
+            _ = &mut deadline => {
+                tracing::warn!("Workers did not stop in time; aborting them.");
+                workers.abort_all();
+                break;
+            }
+        }
+    }
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => tracing::info!("Offsets committed."),
+        Err(e) => tracing::warn!(error = %e, "Final offset commit failed; the applied offsets in Redis make the re-read harmless."),
+    }
+    consumer.unsubscribe();
+    let _ = rdkafka::producer::Producer::flush(&producer, Duration::from_secs(5));
+    let _ = http.await;
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
+/// A client config for tools that talk to the same cluster.
+pub fn tool_client(config: &Config) -> ClientConfig {
+    consumer::client_config(&config.kafka)
+}

@@ -1,0 +1,3 @@
+//! Kafka out: escalations from the Redis outbox to the escalations topic, at least once.
+
+pub mod publisher;

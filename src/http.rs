@@ -1,0 +1,226 @@
+//! HTTP (CONTRACT §8): metrics, health, readiness, and the read-only query API.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+use crate::domain::sla::StageStatus;
+use crate::domain::time::format_utc;
+use crate::domain::validate::is_identifier;
+use crate::domain::{AlertState, Stage};
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// What the handlers need.
+#[derive(Debug, Clone)]
+pub struct HttpState {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub store: Store,
+    pub partitions: i32,
+    pub token: Option<String>,
+}
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/v1/alerts/{alert_id}", get(alert))
+        .route("/v1/overdue", get(overdue))
+        .with_state(state)
+}
+
+async fn metrics(State(s): State<HttpState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        s.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn readyz(State(s): State<HttpState>) -> Response {
+    let body = json!({
+        "kafka": s.health.kafka_ok(),
+        "redis": s.health.redis_ok(),
+        "partitions_owned": s.health.owned(),
+    });
+    let code = if s.health.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body)).into_response()
+}
+
+fn error(code: StatusCode, reason: &str) -> Response {
+    (code, Json(json!({ "error": reason }))).into_response()
+}
+
+/// `/v1/*` needs the bearer token when one is configured; compared in constant time.
+fn authorised(s: &HttpState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = &s.token else { return Ok(()) };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+        Ok(())
+    } else {
+        Err(error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+    }
+}
+
+/// The alert id does not say which partition the producer chose, so every partition is asked.
+async fn find(s: &HttpState, alert_id: &str) -> Result<Option<AlertState>, Response> {
+    for p in 0..s.partitions {
+        match s.store.get(p, alert_id).await {
+            Ok(Some(state)) if state.alert.is_some() => return Ok(Some(state)),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "Query failed.");
+                return Err(error(StatusCode::SERVICE_UNAVAILABLE, "state store unavailable"));
+            }
+        }
+    }
+    Ok(None)
+}
+
+async fn alert(State(s): State<HttpState>, headers: HeaderMap, Path(alert_id): Path<String>) -> Response {
+    if let Err(r) = authorised(&s, &headers) {
+        return r;
+    }
+    if !is_identifier(&alert_id) {
+        return error(StatusCode::BAD_REQUEST, "alert_id must be 1-128 characters of [A-Za-z0-9._:-]");
+    }
+    match find(&s, &alert_id).await {
+        Err(r) => r,
+        Ok(None) => error(StatusCode::NOT_FOUND, "unknown alert"),
+        Ok(Some(state)) => Json(alert_view(&state)).into_response(),
+    }
+}
+
+/// The public view of an alert: stages and timeline, never personal data.
+pub fn alert_view(state: &AlertState) -> Value {
+    let Some(a) = &state.alert else { return Value::Null };
+    let stages: serde_json::Map<String, Value> = Stage::ALL
+        .iter()
+        .filter_map(|&st| state.stage(st).map(|c| (st, c)))
+        .map(|(st, c)| {
+            let (status, satisfied_at, on_time) = match c.status {
+                StageStatus::Open => ("open", None, None),
+                StageStatus::Satisfied { at, on_time } => ("satisfied", Some(format_utc(at)), Some(on_time)),
+                StageStatus::Cancelled => ("cancelled", None, None),
+            };
+            let levels: Vec<u8> = (1..=c.level).collect();
+            (
+                st.as_str().to_owned(),
+                json!({
+                    "deadline": format_utc(c.deadline),
+                    "status": status,
+                    "satisfied_at": satisfied_at,
+                    "on_time": on_time,
+                    "warned": c.warned,
+                    "levels_fired": levels,
+                    "resolved": c.resolved,
+                }),
+            )
+        })
+        .collect();
+    let timeline: Vec<Value> = state
+        .timeline
+        .iter()
+        .map(|t| {
+            let mut v = json!({ "at": format_utc(t.at), "what": t.what });
+            let m = v.as_object_mut().expect("object");
+            if let Some(e) = &t.event_id {
+                m.insert("event_id".into(), json!(e));
+            }
+            if let Some(o) = &t.officer_id {
+                m.insert("officer_id".into(), json!(o));
+            }
+            if let Some(o) = t.outcome {
+                m.insert("outcome".into(), json!(o.as_str()));
+            }
+            if let Some(st) = t.stage {
+                m.insert("stage".into(), json!(st.as_str()));
+            }
+            if let Some(l) = t.level {
+                m.insert("level".into(), json!(l));
+            }
+            v
+        })
+        .collect();
+    json!({
+        "alert_id": a.alert_id,
+        "issued_at": format_utc(a.issued_at),
+        "jurisdiction": a.jurisdiction,
+        "risk": a.risk.as_str(),
+        "channel": a.channel,
+        "fraud_type": a.fraud_type,
+        "status": if state.is_open() { "open" } else { "closed" },
+        "closed_at": state.closed_at.map(format_utc),
+        "stages": stages,
+        "timeline": timeline,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct OverdueQuery {
+    jurisdiction: Option<String>,
+    limit: Option<String>,
+}
+
+async fn overdue(State(s): State<HttpState>, headers: HeaderMap, Query(q): Query<OverdueQuery>) -> Response {
+    if let Err(r) = authorised(&s, &headers) {
+        return r;
+    }
+    let limit = match q.limit.as_deref().map(str::parse::<usize>) {
+        None => 100,
+        Some(Ok(n)) if (1..=1000).contains(&n) => n,
+        Some(_) => return error(StatusCode::BAD_REQUEST, "limit must be an integer from 1 to 1000"),
+    };
+    let scan = if q.jurisdiction.is_some() { 10_000 } else { limit };
+    let mut rows = Vec::new();
+    for p in 0..s.partitions {
+        match s.store.overdue(p, scan).await {
+            Ok(r) => rows.extend(r.into_iter().map(|(id, since)| (since, p, id))),
+            Err(e) => {
+                tracing::warn!(error = %e, "Query failed.");
+                return error(StatusCode::SERVICE_UNAVAILABLE, "state store unavailable");
+            }
+        }
+    }
+    rows.sort();
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut out = Vec::new();
+    for (since, p, id) in rows {
+        if out.len() >= limit {
+            break;
+        }
+        let Ok(Some(state)) = s.store.get(p, &id).await else { continue };
+        let Some(a) = &state.alert else { continue };
+        if q.jurisdiction.as_ref().is_some_and(|j| *j != a.jurisdiction) || !state.is_open() {
+            continue;
+        }
+        let breached: Vec<Value> = Stage::ALL
+            .iter()
+            .filter_map(|&st| state.stage(st).map(|c| (st, c)))
+            .filter(|(_, c)| c.status == StageStatus::Open && c.level > 0)
+            .map(|(st, c)| json!({ "stage": st.as_str(), "deadline": format_utc(c.deadline), "level": c.level }))
+            .collect();
+        out.push(json!({
+            "alert_id": a.alert_id,
+            "jurisdiction": a.jurisdiction,
+            "risk": a.risk.as_str(),
+            "overdue_since": format_utc(since),
+            "overdue_seconds": (now - since).max(0) / 1000,
+            "breached": breached,
+        }));
+    }
+    Json(json!({ "alerts": out })).into_response()
+}

@@ -1,0 +1,290 @@
+//! Redis: per-partition state and clocks, written atomically by Lua scripts.
+//!
+//! Every key of partition *p* carries the hash tag `{<prefix>:<p>}`, so each script touches one
+//! Redis Cluster slot and ownership of the state moves with the Kafka partition.
+//!
+//! | key                        | type   | holds                                              |
+//! |----------------------------|--------|----------------------------------------------------|
+//! | `{fsla:p}:epoch`           | string | fencing epoch, bumped by each new owner            |
+//! | `{fsla:p}:offsets`         | hash   | highest applied offset per input topic             |
+//! | `{fsla:p}:a:<alert_id>`    | string | the alert's [`AlertState`] as JSON                 |
+//! | `{fsla:p}:clock`           | zset   | one entry per open alert: its next due time (ms)   |
+//! | `{fsla:p}:open`            | zset   | open alerts by `issued_at`                         |
+//! | `{fsla:p}:overdue`         | zset   | open alerts with a breached stage, by deadline     |
+//! | `{fsla:p}:outbox`          | stream | escalations written with their transition, deleted once the broker acked |
+
+mod conn;
+
+pub use conn::RedisConn;
+
+use redis::{AsyncCommands, Script, Value};
+use std::collections::HashMap;
+
+use crate::domain::{AlertState, Millis};
+
+/// A Redis failure, or the fence refusing a stale owner.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("partition {partition} is owned by a newer epoch: {message}")]
+    Fenced { partition: i32, message: String },
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("stored state of alert {alert_id} is unreadable: {source}")]
+    Corrupt { alert_id: String, source: serde_json::Error },
+}
+
+impl StoreError {
+    /// Worth retrying with backoff (connection trouble), as opposed to fenced or corrupt.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Redis(_))
+    }
+}
+
+/// The key names of one partition.
+#[derive(Debug, Clone)]
+pub struct PartitionKeys {
+    tag: String,
+}
+
+impl PartitionKeys {
+    pub fn new(prefix: &str, partition: i32) -> PartitionKeys {
+        PartitionKeys { tag: format!("{{{prefix}:{partition}}}") }
+    }
+    pub fn epoch(&self) -> String {
+        format!("{}:epoch", self.tag)
+    }
+    pub fn offsets(&self) -> String {
+        format!("{}:offsets", self.tag)
+    }
+    pub fn clock(&self) -> String {
+        format!("{}:clock", self.tag)
+    }
+    pub fn open(&self) -> String {
+        format!("{}:open", self.tag)
+    }
+    pub fn overdue(&self) -> String {
+        format!("{}:overdue", self.tag)
+    }
+    pub fn outbox(&self) -> String {
+        format!("{}:outbox", self.tag)
+    }
+    pub fn alert(&self, alert_id: &str) -> String {
+        format!("{}:a:{alert_id}", self.tag)
+    }
+}
+
+/// What one partition owner learns when it takes the partition.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub epoch: i64,
+    /// Highest applied offset per input topic name.
+    pub applied: HashMap<String, i64>,
+}
+
+/// One alert record to write, with its index entries.
+#[derive(Debug, Clone)]
+pub struct AlertWrite {
+    pub alert_id: String,
+    pub state: String,
+    pub next_due: Option<Millis>,
+    pub open_since: Option<Millis>,
+    pub overdue_since: Option<Millis>,
+    /// Closed alerts and held dispositions expire after `retention`; open alerts never do.
+    pub ttl_ms: Option<i64>,
+}
+
+impl AlertWrite {
+    pub fn from_state(alert_id: &str, state: &AlertState, policy: &crate::domain::Policy) -> AlertWrite {
+        AlertWrite {
+            alert_id: alert_id.to_owned(),
+            state: serde_json::to_string(state).expect("alert state always serialises"),
+            next_due: state.next_due(policy),
+            open_since: state.alert.as_ref().filter(|_| state.is_open()).map(|a| a.issued_at),
+            overdue_since: state.overdue_since(),
+            ttl_ms: (!state.is_open()).then_some(policy.retention),
+        }
+    }
+}
+
+/// Everything one batch (or one firing round) changes, written in one script call.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub offsets: Vec<(String, i64)>,
+    pub alerts: Vec<AlertWrite>,
+    /// `(escalation_id, json)` in publishing order.
+    pub escalations: Vec<(String, String)>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty() && self.alerts.is_empty() && self.escalations.is_empty()
+    }
+}
+
+/// An escalation waiting in the outbox for the broker's acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub stream_id: String,
+    pub escalation_id: String,
+    pub json: String,
+}
+
+/// The store: one connection (multiplexed, reconnecting) and the scripts.
+#[derive(Clone)]
+pub struct Store {
+    conn: RedisConn,
+    prefix: String,
+    apply_batch: Script,
+    claim_partition: Script,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    pub fn new(conn: RedisConn, prefix: &str) -> Store {
+        Store {
+            conn,
+            prefix: prefix.to_owned(),
+            apply_batch: Script::new(include_str!("lua/apply_batch.lua")),
+            claim_partition: Script::new(include_str!("lua/claim_partition.lua")),
+        }
+    }
+
+    pub fn keys(&self, partition: i32) -> PartitionKeys {
+        PartitionKeys::new(&self.prefix, partition)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        redis::cmd("PING").query_async::<()>(&mut c).await?;
+        Ok(())
+    }
+
+    /// Takes ownership of `partition`, fencing out any previous owner.
+    pub async fn claim(&self, partition: i32) -> Result<Claim, StoreError> {
+        let k = self.keys(partition);
+        let mut c = self.conn.clone();
+        let (epoch, applied): (i64, HashMap<String, i64>) =
+            self.claim_partition.key(k.epoch()).key(k.offsets()).invoke_async(&mut c).await?;
+        Ok(Claim { epoch, applied })
+    }
+
+    /// Loads the states of `alert_ids` (one `MGET`: they share a slot).
+    pub async fn load(&self, partition: i32, alert_ids: &[String]) -> Result<Vec<Option<AlertState>>, StoreError> {
+        if alert_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let k = self.keys(partition);
+        let keys: Vec<String> = alert_ids.iter().map(|id| k.alert(id)).collect();
+        let mut c = self.conn.clone();
+        let raw: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut c).await?;
+        raw.into_iter()
+            .zip(alert_ids)
+            .map(|(json, id)| {
+                json.map(|j| serde_json::from_str(&j).map_err(|source| StoreError::Corrupt { alert_id: id.clone(), source }))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// Writes a batch atomically, if `epoch` still owns the partition.
+    pub async fn apply(&self, partition: i32, epoch: i64, batch: &Batch) -> Result<(), StoreError> {
+        let k = self.keys(partition);
+        let mut inv = self.apply_batch.prepare_invoke();
+        inv.key(k.epoch()).key(k.offsets()).key(k.clock()).key(k.open()).key(k.overdue()).key(k.outbox());
+        inv.arg(epoch).arg(batch.offsets.len());
+        for (topic, offset) in &batch.offsets {
+            inv.arg(topic).arg(offset);
+        }
+        let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+        inv.arg(batch.alerts.len());
+        for a in &batch.alerts {
+            inv.key(k.alert(&a.alert_id));
+            inv.arg(&a.alert_id)
+                .arg(&a.state)
+                .arg(opt(a.next_due))
+                .arg(opt(a.open_since))
+                .arg(opt(a.overdue_since))
+                .arg(opt(a.ttl_ms));
+        }
+        inv.arg(batch.escalations.len());
+        for (id, json) in &batch.escalations {
+            inv.arg(id).arg(json);
+        }
+        let mut c = self.conn.clone();
+        match inv.invoke_async::<Value>(&mut c).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_fenced(&e) => Err(StoreError::Fenced { partition, message: e.to_string() }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Alert ids whose clock is due at `now`, earliest first.
+    pub async fn due(&self, partition: i32, now: Millis, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut c = self.conn.clone();
+        let ids: Vec<String> = c
+            .zrangebyscore_limit(self.keys(partition).clock(), "-inf", now, 0, limit as isize)
+            .await?;
+        Ok(ids)
+    }
+
+    /// The earliest due time on the partition's clock.
+    pub async fn next_due(&self, partition: i32) -> Result<Option<Millis>, StoreError> {
+        let mut c = self.conn.clone();
+        let first: Vec<(String, f64)> = c.zrange_withscores(self.keys(partition).clock(), 0, 0).await?;
+        Ok(first.first().map(|(_, score)| *score as Millis))
+    }
+
+    /// Number of open alerts on the partition.
+    pub async fn open_count(&self, partition: i32) -> Result<u64, StoreError> {
+        let mut c = self.conn.clone();
+        Ok(c.zcard(self.keys(partition).open()).await?)
+    }
+
+    /// Every escalation not yet acknowledged by the broker, oldest first.
+    pub async fn outbox(&self, partition: i32) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut c = self.conn.clone();
+        let reply: redis::streams::StreamRangeReply = c.xrange_all(self.keys(partition).outbox()).await?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .filter_map(|entry| {
+                let escalation_id: String = entry.get("id")?;
+                let json: String = entry.get("e")?;
+                Some(OutboxEntry { stream_id: entry.id, escalation_id, json })
+            })
+            .collect())
+    }
+
+    /// Removes published escalations from the outbox.
+    pub async fn ack(&self, partition: i32, stream_ids: &[String]) -> Result<(), StoreError> {
+        if stream_ids.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn.clone();
+        let _: i64 = c.xdel(self.keys(partition).outbox(), stream_ids).await?;
+        Ok(())
+    }
+
+    /// Open alerts with a breached stage across `partitions`, most overdue first.
+    pub async fn overdue(&self, partition: i32, limit: usize) -> Result<Vec<(String, Millis)>, StoreError> {
+        let mut c = self.conn.clone();
+        let rows: Vec<(String, f64)> = c
+            .zrangebyscore_limit_withscores(self.keys(partition).overdue(), "-inf", "+inf", 0, limit as isize)
+            .await?;
+        Ok(rows.into_iter().map(|(id, s)| (id, s as Millis)).collect())
+    }
+
+    /// One alert's state, for the query API.
+    pub async fn get(&self, partition: i32, alert_id: &str) -> Result<Option<AlertState>, StoreError> {
+        Ok(self.load(partition, &[alert_id.to_owned()]).await?.pop().flatten())
+    }
+}
+
+fn is_fenced(e: &redis::RedisError) -> bool {
+    e.code() == Some("FENCED") || e.to_string().contains("FENCED")
+}

@@ -1,0 +1,462 @@
+//! Test harness: real `redis-server` and a real Kafka-protocol broker (tansu) on free loopback
+//! ports, the built `fraud-sla` binary, and rdkafka clients to drive it.
+#![allow(dead_code, unreachable_pub)]
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_port(port: u16, within: Duration) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < within, "nothing listens on port {port} after {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kills the child when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn tmpdir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("fraud-sla-test").tempdir().unwrap()
+}
+
+pub struct Redis {
+    pub port: u16,
+    pub proc: Proc,
+}
+
+impl Redis {
+    pub fn start(dir: &Path) -> Redis {
+        Self::start_with(dir, &["--save", "", "--appendonly", "no"])
+    }
+
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Redis {
+        let port = free_port();
+        Self::start_on(dir, port, extra)
+    }
+
+    pub fn start_on(dir: &Path, port: u16, extra: &[&str]) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (deploy/local/install.sh installs it)");
+        wait_port(port, Duration::from_secs(10));
+        Redis { port, proc: Proc { child, name: "redis".into() } }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).unwrap()
+    }
+
+    /// Every key and its value as text (strings, hashes, zsets, streams), for privacy scans.
+    pub fn dump(&self) -> String {
+        let mut c = self.client().get_connection().unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+        let mut out = String::new();
+        for k in keys {
+            let t: String = redis::cmd("TYPE").arg(&k).query(&mut c).unwrap();
+            let v: redis::Value = match t.as_str() {
+                "string" => redis::cmd("GET").arg(&k).query(&mut c).unwrap(),
+                "hash" => redis::cmd("HGETALL").arg(&k).query(&mut c).unwrap(),
+                "zset" => redis::cmd("ZRANGE").arg(&k).arg(0).arg(-1).arg("WITHSCORES").query(&mut c).unwrap(),
+                "stream" => redis::cmd("XRANGE").arg(&k).arg("-").arg("+").query(&mut c).unwrap(),
+                _ => redis::Value::Nil,
+            };
+            out.push_str(&format!("{k} = {v:?}\n"));
+        }
+        out
+    }
+}
+
+pub fn tansu_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("FRAUD_SLA_TANSU") {
+        return PathBuf::from(p);
+    }
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".local/bin/tansu");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from("tansu")
+}
+
+pub struct Broker {
+    pub port: u16,
+    pub proc: Proc,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu_bin())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu runs (deploy/local/install.sh installs it into .local/bin)");
+        wait_port(port, Duration::from_secs(20));
+        Broker { port, proc: Proc { child, name: "tansu".into() } }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let status = Command::new(tansu_bin())
+            .args(["topic", "create", name, "--partitions", &partitions.to_string(), "--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "tansu topic create {name}");
+    }
+
+    pub fn producer(&self) -> FutureProducer {
+        ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("linger.ms", "0")
+            .create()
+            .unwrap()
+    }
+
+    /// A consumer reading `topic` from the beginning, outside any group.
+    pub fn reader(&self, topic: &str, partitions: u32) -> BaseConsumer {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("group.id", format!("reader-{}", free_port()))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in 0..partitions as i32 {
+            tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning).unwrap();
+        }
+        c.assign(&tpl).unwrap();
+        c
+    }
+}
+
+/// The topics of one test, unique so tests never see each other's messages.
+#[derive(Clone, Debug)]
+pub struct Topics {
+    pub alerts: String,
+    pub dispositions: String,
+    pub escalations: String,
+    pub deadletter: String,
+    pub partitions: u32,
+}
+
+impl Topics {
+    pub fn new(name: &str, partitions: u32) -> Topics {
+        let id = format!("{name}-{}", free_port());
+        Topics {
+            alerts: format!("{id}.alerts"),
+            dispositions: format!("{id}.dispositions"),
+            escalations: format!("{id}.escalations"),
+            deadletter: format!("{id}.deadletter"),
+            partitions,
+        }
+    }
+
+    pub fn create(&self, broker: &Broker) {
+        for t in [&self.alerts, &self.dispositions, &self.escalations, &self.deadletter] {
+            broker.create_topic(t, self.partitions);
+        }
+    }
+}
+
+/// The SLA part of a test config: compressed durations.
+pub const FAST_SLA: &str = r#"
+[sla]
+visit_within = "4s"
+meet_within = "8s"
+feedback_within = "12s"
+warn_before = "2s"
+escalate_after = ["0s", "2s"]
+notify = [["station_duty_officer"], ["station_chief"]]
+warn_notify = ["assigned_officer"]
+grace = "0s"
+retention = "1h"
+max_clock_skew = "5m"
+max_message_bytes = 4096
+"#;
+
+pub fn write_config(dir: &Path, broker: &Broker, redis: &Redis, topics: &Topics, http_port: u16, sla: &str) -> PathBuf {
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{brokers}"
+group_id = "group-{alerts}"
+alerts_topic = "{alerts}"
+dispositions_topic = "{dispositions}"
+escalations_topic = "{escalations}"
+deadletter_topic = "{deadletter}"
+[kafka.client]
+"session.timeout.ms" = "6000"
+"max.poll.interval.ms" = "6000"
+"heartbeat.interval.ms" = "500"
+"statistics.interval.ms" = "1000"
+
+[redis]
+url = "{redis}"
+key_prefix = "t"
+
+[http]
+listen = "127.0.0.1:{http_port}"
+{sla}
+"#,
+        brokers = broker.bootstrap(),
+        alerts = topics.alerts,
+        dispositions = topics.dispositions,
+        escalations = topics.escalations,
+        deadletter = topics.deadletter,
+        redis = redis.url(),
+    );
+    let path = dir.join(format!("config-{http_port}.toml"));
+    std::fs::File::create(&path).unwrap().write_all(text.as_bytes()).unwrap();
+    path
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_fraud-sla")
+}
+
+/// A running processor, its log captured to a file.
+pub struct Processor {
+    pub proc: Proc,
+    pub http_port: u16,
+    pub log: PathBuf,
+}
+
+impl Processor {
+    pub fn start(config: &Path, http_port: u16, log: &Path) -> Processor {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let child = Command::new(bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .env("FRAUD_SLA_LOG", "debug,librdkafka=warn,rdkafka=warn,h2=warn,hyper=warn")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Processor { proc: Proc { child, name: "fraud-sla".into() }, http_port, log: log.to_owned() }
+    }
+
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.http_port, path, None)
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub fn wait_ready(&self, within: Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some((200, _)) = self.get("/readyz") {
+                return;
+            }
+            assert!(start.elapsed() < within, "not ready after {within:?}; log:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn sigterm(&mut self) -> std::process::ExitStatus {
+        let pid = self.proc.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.proc.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < Duration::from_secs(40), "did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn sigkill(&mut self) {
+        self.proc.child.kill().unwrap();
+        self.proc.child.wait().unwrap();
+    }
+}
+
+/// A minimal HTTP/1.1 GET (no client dependency in the harness).
+pub fn http_get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((code, body))
+}
+
+pub async fn produce(p: &FutureProducer, topic: &str, key: Option<&str>, value: &str) {
+    let mut rec: FutureRecord<'_, str, str> = FutureRecord::to(topic).payload(value);
+    if let Some(k) = key {
+        rec = rec.key(k);
+    }
+    p.send(rec, Duration::from_secs(10)).await.map_err(|(e, _)| e).expect("produce");
+}
+
+pub fn iso(ms: i64) -> String {
+    fraud_sla::domain::time::format_utc(ms)
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub fn alert_json(id: &str, issued_at: i64, risk: &str) -> String {
+    serde_json::json!({
+        "alert_id": id,
+        "issued_at": iso(issued_at),
+        "jurisdiction": "620102-GWM",
+        "risk": risk,
+        "channel": "96110",
+        "fraud_type": "impersonating_police",
+        "amount_cents": 5000000,
+        "subject": { "name": "SECRET-NAME-张三", "phone": "13800001234" }
+    })
+    .to_string()
+}
+
+pub fn disposition_json(event_id: &str, alert_id: &str, kind: &str, at: i64) -> String {
+    let mut v = serde_json::json!({
+        "event_id": event_id,
+        "alert_id": alert_id,
+        "kind": kind,
+        "occurred_at": iso(at),
+        "officer_id": "620102-0457",
+        "note": "SECRET-NOTE-家属电话"
+    });
+    if kind == "feedback" {
+        v["outcome"] = "dissuaded".into();
+    }
+    v.to_string()
+}
+
+/// A received record with its headers.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<String>,
+    pub value: Vec<u8>,
+    pub headers: HashMap<String, String>,
+}
+
+impl Record {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.value).unwrap()
+    }
+}
+
+/// Collects records from a reader until `done` holds for what was collected, or `within` passes.
+pub fn collect_until(c: &BaseConsumer, within: Duration, mut done: impl FnMut(&[Record]) -> bool) -> Vec<Record> {
+    let start = Instant::now();
+    let mut out = Vec::new();
+    while start.elapsed() < within {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Record {
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                value: m.payload().unwrap_or_default().to_vec(),
+                headers,
+            });
+        }
+        if done(&out) {
+            break;
+        }
+    }
+    out
+}
+
+/// Escalation ids (distinct) among records.
+pub fn ids(records: &[Record]) -> Vec<String> {
+    let mut v: Vec<String> = records.iter().map(|r| r.json()["escalation_id"].as_str().unwrap().to_owned()).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// One test's whole environment.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub redis: Redis,
+    pub broker: Broker,
+    pub topics: Topics,
+    pub sla: String,
+}
+
+impl Env {
+    pub fn new(name: &str, partitions: u32, sla: &str) -> Env {
+        let dir = tmpdir();
+        let redis = Redis::start(dir.path());
+        let broker = Broker::start();
+        let topics = Topics::new(name, partitions);
+        topics.create(&broker);
+        Env { dir, redis, broker, topics, sla: sla.to_owned() }
+    }
+
+    pub fn config(&self, http_port: u16) -> PathBuf {
+        write_config(self.dir.path(), &self.broker, &self.redis, &self.topics, http_port, &self.sla)
+    }
+
+    pub fn processor(&self) -> Processor {
+        let port = free_port();
+        let config = self.config(port);
+        let log = self.dir.path().join(format!("fraud-sla-{port}.log"));
+        Processor::start(&config, port, &log)
+    }
+
+    pub fn escalations(&self) -> BaseConsumer {
+        self.broker.reader(&self.topics.escalations, self.topics.partitions)
+    }
+
+    pub fn deadletters(&self) -> BaseConsumer {
+        self.broker.reader(&self.topics.deadletter, self.topics.partitions)
+    }
+}
