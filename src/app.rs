@@ -24,6 +24,8 @@ pub enum AppError {
     Topology(#[from] TopologyError),
     #[error("kafka client: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("cannot split the queue of partition {0} from the consumer")]
+    Split(i32),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
 }
@@ -134,18 +136,21 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
     for p in 0..partitions as i32 {
         let (tx, rx) = mpsc::unbounded_channel();
         consumer.context().workers.write().expect("worker map lock is never poisoned").insert(p, tx);
-        let worker = Worker::new(p, shared.clone(), rx, workers_token.child_token());
+        let worker = Worker::new(p, shared.clone(), rx, workers_token.child_token()).ok_or(AppError::Split(p))?;
         workers.spawn(worker.run());
     }
-    // Workers must have split their queues before we subscribe.
-    tokio::task::yield_now().await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
     consumer.subscribe(&[&config.kafka.alerts_topic, &config.kafka.dispositions_topic])?;
 
     // The main queue serves rebalances, errors and statistics; it must keep being polled.
+    let mut probe = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
+            _ = probe.tick() => {
+                let (c, h) = (consumer.clone(), shared.health.clone());
+                // fetch_metadata blocks; keep it off the runtime's threads.
+                tokio::task::spawn_blocking(move || h.set_kafka(c.fetch_metadata(None, Duration::from_secs(3)).is_ok()));
+            }
             m = consumer.recv() => match m {
                 Ok(m) => tracing::warn!(topic = m.topic(), partition = m.partition(), "Message on the main queue ignored (partition added after start-up?)."),
                 Err(e) => tracing::warn!(error = %e, "Kafka consumer error."),

@@ -81,8 +81,13 @@ enum Abort {
     Fenced,
 }
 
+/// The partition's two input queues, split from the main consumer queue.
+pub type Queue = rdkafka::consumer::stream_consumer::StreamPartitionQueue<IngestContext>;
+
 pub struct Worker {
     partition: i32,
+    /// Alerts and dispositions of this partition number; taken by `run`.
+    queues: Option<(Queue, Queue)>,
     shared: Shared,
     control: mpsc::UnboundedReceiver<Control>,
     owned: Option<Owned>,
@@ -98,21 +103,21 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
-    pub fn new(partition: i32, shared: Shared, control: mpsc::UnboundedReceiver<Control>, cancel: CancellationToken) -> Worker {
+    /// Splits partition `partition`'s queues off the main consumer queue. Call it before
+    /// subscribing, so no message of the partition can reach the main queue.
+    pub fn new(partition: i32, shared: Shared, control: mpsc::UnboundedReceiver<Control>, cancel: CancellationToken) -> Option<Worker> {
+        let c = &shared.consumer;
+        let queues = (
+            c.split_partition_queue(&shared.alerts_topic, partition)?,
+            c.split_partition_queue(&shared.dispositions_topic, partition)?,
+        );
         let publisher = Publisher::new(shared.producer.clone(), shared.escalations_topic.clone());
-        Worker { partition, shared, control, owned: None, publisher, next_due: None, cancel }
+        Some(Worker { partition, queues: Some(queues), shared, control, owned: None, publisher, next_due: None, cancel })
     }
 
     /// Runs until cancelled, then flushes escalations in flight.
     pub async fn run(mut self) {
-        let c = self.shared.consumer.clone();
-        let (Some(alerts), Some(dispositions)) = (
-            c.split_partition_queue(&self.shared.alerts_topic, self.partition),
-            c.split_partition_queue(&self.shared.dispositions_topic, self.partition),
-        ) else {
-            tracing::error!(partition = self.partition, "Cannot split the partition queue.");
-            return;
-        };
+        let Some((alerts, dispositions)) = self.queues.take() else { return };
         let mut input = stream::select(alerts.stream(), dispositions.stream());
         let mut retry_tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -212,14 +217,16 @@ impl Worker {
         }
     }
 
-    /// Writes a batch with retries; `Err` if fenced or cancelled.
+    /// Writes a batch with retries and hands its escalations to the publisher; `Err` if fenced
+    /// or cancelled.
     async fn write(&mut self, batch: &Batch) -> Result<(), Abort> {
         let epoch = self.owned.as_ref().map(|o| o.epoch).ok_or(Abort::Fenced)?;
         let mut backoff = Duration::from_millis(50);
         loop {
             match self.shared.store.apply(self.partition, epoch, batch).await {
-                Ok(()) => {
+                Ok(entries) => {
                     self.shared.health.set_redis(true);
+                    self.publisher.send(entries);
                     return Ok(());
                 }
                 Err(StoreError::Fenced { message, .. }) => {
@@ -323,7 +330,7 @@ impl Worker {
             }
         }
         self.store_offsets(&last_offset);
-        self.after_write(!batch.escalations.is_empty()).await;
+        self.refresh_next_due().await;
         Ok(())
     }
 
@@ -353,16 +360,6 @@ impl Worker {
         if let Err(e) = self.shared.consumer.store_offsets(&tpl) {
             tracing::debug!(partition = self.partition, error = %e, "Offsets not stored (partition moved?).");
         }
-    }
-
-    /// After a write: publish what it put in the outbox and learn the next due time.
-    async fn after_write(&mut self, escalated: bool) {
-        if escalated {
-            if let Some(entries) = self.retry("read outbox", |s, p| async move { s.outbox(p).await }).await {
-                self.publisher.send(entries);
-            }
-        }
-        self.refresh_next_due().await;
     }
 
     async fn refresh_next_due(&mut self) {
@@ -422,7 +419,7 @@ impl Worker {
         for (topic, e) in &effects {
             self.shared.metrics.effect(e, topic);
         }
-        self.after_write(!batch.escalations.is_empty()).await;
+        self.refresh_next_due().await;
         Ok(())
     }
 

@@ -17,7 +17,7 @@ mod conn;
 
 pub use conn::RedisConn;
 
-use redis::{AsyncCommands, Script, Value};
+use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
 
 use crate::domain::{AlertState, Millis};
@@ -191,8 +191,9 @@ impl Store {
             .collect()
     }
 
-    /// Writes a batch atomically, if `epoch` still owns the partition.
-    pub async fn apply(&self, partition: i32, epoch: i64, batch: &Batch) -> Result<(), StoreError> {
+    /// Writes a batch atomically, if `epoch` still owns the partition; returns the batch's
+    /// escalations as outbox entries.
+    pub async fn apply(&self, partition: i32, epoch: i64, batch: &Batch) -> Result<Vec<OutboxEntry>, StoreError> {
         let k = self.keys(partition);
         let mut inv = self.apply_batch.prepare_invoke();
         inv.key(k.epoch()).key(k.offsets()).key(k.clock()).key(k.open()).key(k.overdue()).key(k.outbox());
@@ -216,8 +217,12 @@ impl Store {
             inv.arg(id).arg(json);
         }
         let mut c = self.conn.clone();
-        match inv.invoke_async::<Value>(&mut c).await {
-            Ok(_) => Ok(()),
+        match inv.invoke_async::<Vec<String>>(&mut c).await {
+            Ok(stream_ids) => Ok(stream_ids
+                .into_iter()
+                .zip(&batch.escalations)
+                .map(|(stream_id, (id, json))| OutboxEntry { stream_id, escalation_id: id.clone(), json: json.clone() })
+                .collect()),
             Err(e) if is_fenced(&e) => Err(StoreError::Fenced { partition, message: e.to_string() }),
             Err(e) => Err(e.into()),
         }

@@ -1,5 +1,6 @@
 -- Applies one partition batch atomically: applied offsets, alert records, the clock, open and
 -- overdue indexes, and the escalation outbox. Refuses if the caller's epoch is stale (fencing).
+-- Returns the outbox stream ids of the escalations, in order.
 --
 -- KEYS: 1 epoch, 2 offsets, 3 clock, 4 open, 5 overdue, 6 outbox, 7.. one per alert record
 -- ARGV: epoch,
@@ -45,7 +46,8 @@ for k = 1, n do
 end
 
 n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  redis.call('XADD', KEYS[6], '*', 'id', ARGV[i], 'e', ARGV[i + 1]); i = i + 2
+local added = {}
+for k = 1, n do
+  added[k] = redis.call('XADD', KEYS[6], '*', 'id', ARGV[i], 'e', ARGV[i + 1]); i = i + 2
 end
-return n
+return added
