@@ -435,3 +435,109 @@ fn check_ladder(prefix: &str, l: &Ladder) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        match Config::parse(text).and_then(|c| c.validate().map(|_| c)) {
+            Ok(_) => panic!("expected an error for {text:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn empty_file_gives_the_contract_defaults() {
+        let c = Config::parse("").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.kafka.alerts_topic, "fraud.alerts");
+        assert_eq!(c.kafka.escalations_topic, "fraud.sla.escalations");
+        assert_eq!(c.policy(), Policy::default());
+        assert_eq!(c.limits(), Limits { max_message_bytes: 65536, max_clock_skew_ms: 300_000 });
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = err("[sla]\nvisti_within = \"1h\"\n");
+        assert!(e.contains("sla") && e.contains("visti_within"), "{e}");
+        let e = err("[kafak]\n");
+        assert!(e.contains("kafak"), "{e}");
+        let e = err("[sla.risk.urgent]\nvisit_within = \"1h\"\n");
+        assert!(e.contains("sla.risk") && e.contains("urgent"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = err("[sla]\nvisit_within = \"1x\"\n");
+        assert!(e.starts_with("config key sla.visit_within:"), "{e}");
+        assert!(e.contains("\"1x\""), "{e}");
+        let e = err("[sla]\nescalate_after = [\"30m\", \"10m\", \"2h\"]\n");
+        assert!(e.starts_with("config key sla.escalate_after:"), "{e}");
+        let e = err("[sla]\nnotify = [[\"a\"]]\n");
+        assert!(e.starts_with("config key sla.notify:"), "{e}");
+        let e = err("[sla.risk.high]\nwarn_before = \"45m\"\nvisit_within = \"30m\"\n");
+        assert!(e.starts_with("config key sla.risk.high.warn_before:"), "{e}");
+        let e = err("[http]\nlisten = \"nowhere\"\n");
+        assert!(e.starts_with("config key http.listen:"), "{e}");
+        let e = err("[redis]\nurl = \"http://x\"\n");
+        assert!(e.starts_with("config key redis.url:"), "{e}");
+        let e = err("[sla]\nmax_message_bytes = -1\n");
+        assert!(e.contains("sla.max_message_bytes"), "{e}");
+        let e = err("[kafka]\nalerts_topic = \"\"\n");
+        assert!(e.starts_with("config key kafka.alerts_topic:"), "{e}");
+    }
+
+    #[test]
+    fn risk_overrides_change_only_their_risk() {
+        let c = Config::parse("[sla.risk.high]\nvisit_within = \"30m\"\n").unwrap();
+        c.validate().unwrap();
+        let p = c.policy();
+        assert_eq!(p.high.within, [30 * 60_000, 2 * 3_600_000, 6 * 3_600_000]);
+        assert_eq!(p.medium, Policy::default().medium);
+    }
+
+    #[test]
+    fn environment_overrides_secrets_and_debug_never_prints_them() {
+        let mut c = Config::parse("[kafka.client]\n\"sasl.password\" = \"kpass\"\n\"session.timeout.ms\" = 6000\n").unwrap();
+        c.apply_env(|k| match k {
+            ENV_REDIS_URL => Some("redis://app:rpass@10.0.0.1:6379".into()),
+            ENV_KAFKA_BROKERS => Some("k1:9092,k2:9092".into()),
+            ENV_HTTP_TOKEN => Some("tok".into()),
+            _ => None,
+        });
+        c.validate().unwrap();
+        assert_eq!(c.redis.url, "redis://app:rpass@10.0.0.1:6379");
+        assert_eq!(c.kafka.brokers, "k1:9092,k2:9092");
+        assert_eq!(c.kafka.client["session.timeout.ms"], "6000");
+        assert_eq!(c.http.token.as_deref(), Some("tok"));
+        let shown = format!("{c:?}");
+        for secret in ["kpass", "rpass", "tok\""] {
+            assert!(!shown.contains(secret), "{secret} printed in {shown}");
+        }
+    }
+
+    #[test]
+    fn shipped_config_files_load() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let c = Config::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                c.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 2, "config/default.toml and config/demo.toml are shipped");
+    }
+
+    #[test]
+    fn default_toml_is_the_contract_policy() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let c = Config::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(c.policy().medium, Policy::default().medium);
+        assert_eq!(c.policy().low, Policy::default().low);
+    }
+}
