@@ -30,14 +30,22 @@ pub struct StageClock {
     #[serde(flatten)]
     pub status: StageStatus,
     /// The warning fired, or was superseded by the deadline passing.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub warned: bool,
     /// Highest breach level fired (0: none).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub level: u8,
     /// The `resolved` escalation was emitted.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub resolved: bool,
+}
+
+// Defaults are left out of the stored JSON: it is kept per open alert in Redis.
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 impl StageClock {
@@ -139,7 +147,8 @@ impl AlertState {
         effects
     }
 
-    /// Rule: a disposition with an `event_id` already seen is ignored; one before its alert is held.
+    /// Rule: a disposition with an `event_id` already seen is ignored; one before its alert is
+    /// held; otherwise clocks due by `now` fire first, then the disposition applies.
     pub fn apply_disposition(&mut self, d: Disposition, policy: &Policy, now: Millis) -> Vec<Effect> {
         if self.events.iter().any(|e| *e == d.event_id) {
             return vec![Effect::DuplicateDisposition];
@@ -149,7 +158,9 @@ impl AlertState {
             self.pending.push(d);
             return vec![Effect::DispositionHeld];
         };
-        let mut effects = Vec::new();
+        // Rule: whatever is overdue at `now` fires before a later event is applied, so the
+        // outcome does not depend on whether the clock or the backlog is processed first.
+        let mut effects = self.fire(policy, now);
         self.apply_known(&d, policy.for_risk(risk), now, &mut effects);
         effects
     }
