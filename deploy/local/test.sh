@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# README command 2: everything CI checks. Installs redis-server and tansu if missing, then runs
+# formatting, lints and every test (unit, property, and integration tests against real
+# redis-server and tansu processes that the test harness starts on free loopback ports).
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+"$ROOT/deploy/local/install.sh"
+export FRAUD_SLA_TANSU="${FRAUD_SLA_TANSU:-$BIN/tansu}"
+cd "$ROOT"
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+log "cargo test"
+cargo test --locked --lib --bins --tests -- "$@"
+log "benchmarks compile and run once (criterion --test mode)"
+cargo test --locked --bench domain

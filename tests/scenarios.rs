@@ -1,0 +1,662 @@
+//! The SLA rules of CONTRACT §3 end to end: the built binary against a real redis-server and a
+//! real Kafka-protocol broker (tansu), with deadlines compressed to seconds (`FAST_SLA`:
+//! visit 4 s, meet 8 s, feedback 12 s, warning 2 s before, breach levels at +0 s and +2 s).
+//!
+//! Absence is never asserted after a sleep: each test waits for a later escalation (of the same
+//! alert, or of a silent "sentinel" alert issued at the same time) that must come after anything
+//! that should not have fired, then checks what was published.
+
+mod common;
+use common::*;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::producer::FutureProducer;
+use serde_json::Value;
+use std::time::Duration;
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+/// One processor on its own servers and topics.
+struct Run {
+    env: Env,
+    p: Processor,
+    prod: FutureProducer,
+    esc: BaseConsumer,
+}
+
+impl Run {
+    fn start(name: &str, partitions: u32, sla: &str) -> Run {
+        let env = Env::new(name, partitions, sla);
+        let p = env.processor();
+        p.wait_ready(WITHIN);
+        let prod = env.broker.producer();
+        let esc = env.escalations();
+        Run { env, p, prod, esc }
+    }
+
+    async fn alert(&self, id: &str, issued_at: i64, risk: &str) {
+        produce(
+            &self.prod,
+            &self.env.topics.alerts,
+            Some(id),
+            &alert_json(id, issued_at, risk),
+        )
+        .await;
+    }
+
+    async fn disposition(&self, event_id: &str, alert_id: &str, kind: &str, at: i64) {
+        let value = disposition_json(event_id, alert_id, kind, at);
+        produce(
+            &self.prod,
+            &self.env.topics.dispositions,
+            Some(alert_id),
+            &value,
+        )
+        .await;
+    }
+
+    /// Reads escalations until `id` has arrived (everything read so far is kept in `seen`).
+    fn until(&self, seen: &mut Vec<Record>, id: &str) {
+        if has(seen, id) {
+            return;
+        }
+        let more = collect_until(&self.esc, WITHIN, |r| has(r, id));
+        seen.extend(more);
+        assert!(
+            has(seen, id),
+            "{id} never arrived; got {:?}\nlog:\n{}",
+            ids(seen),
+            self.p.log_text()
+        );
+    }
+
+    fn alert_view(&self, id: &str) -> Value {
+        let (code, body) = self
+            .p
+            .get(&format!("/v1/alerts/{id}"))
+            .expect("HTTP answers");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn wait_metric(&self, name: &str, labels: &[(&str, &str)], value: f64) {
+        wait_until(WITHIN, &format!("{name}{labels:?} = {value}"), || {
+            self.p.metric(name, labels) == value
+        });
+    }
+
+    fn assert_private(&self, seen: &[Record]) {
+        assert_no_personal_data(&self.env, &[self.p.log_text()], seen);
+    }
+}
+
+fn id(alert: &str, stage: &str, level: &str) -> String {
+    format!("{alert}:{stage}:{level}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stage_satisfied_on_time_never_warns_or_escalates() {
+    let run = Run::start("on-time", 2, FAST_SLA);
+    let now = now_ms();
+    run.alert("ON-1", now, "medium").await;
+    run.alert("SENTINEL-1", now, "medium").await;
+    run.disposition("ev-1", "ON-1", "acknowledged", now).await;
+    run.disposition("ev-2", "ON-1", "met", now).await;
+    run.disposition("ev-3", "ON-1", "feedback", now).await;
+
+    let mut seen = Vec::new();
+    run.until(&mut seen, &id("SENTINEL-1", "meet", "1"));
+    assert_eq!(
+        ids_of(&seen, "ON-1"),
+        Vec::<String>::new(),
+        "an on-time alert is never escalated"
+    );
+    for stage in ["visit", "meet", "feedback"] {
+        assert_eq!(
+            run.p.metric(
+                "fraud_sla_stage_completions_total",
+                &[("stage", stage), ("result", "on_time")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            run.p.metric(
+                "fraud_sla_stage_completions_total",
+                &[("stage", stage), ("result", "late")]
+            ),
+            0.0
+        );
+    }
+    let view = run.alert_view("ON-1");
+    assert_eq!(view["stages"]["visit"]["status"], "satisfied");
+    assert_eq!(view["stages"]["visit"]["on_time"], true);
+    let timeline: Vec<&str> = view["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(timeline, ["alert", "acknowledged", "met", "feedback"]);
+    run.assert_private(&seen);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_alert_fires_every_level_once_in_order_with_contract_fields() {
+    let run = Run::start("silent", 2, FAST_SLA);
+    // Issued in China Standard Time: deadlines must come out in UTC.
+    let issued = now_ms();
+    let local = chrono::DateTime::from_timestamp_millis(issued)
+        .unwrap()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .format("%Y-%m-%dT%H:%M:%S%.3f+08:00")
+        .to_string();
+    let alert = serde_json::json!({
+        "alert_id": "SILENT-1", "issued_at": local, "jurisdiction": "110105-CYQ", "risk": "low",
+        "subject": { "name": "SECRET-NAME-李四", "phone": "13800001234" }, "unknown_field": [1, 2]
+    });
+    produce(
+        &run.prod,
+        &run.env.topics.alerts,
+        Some("SILENT-1"),
+        &alert.to_string(),
+    )
+    .await;
+
+    let mut seen = Vec::new();
+    run.until(&mut seen, &id("SILENT-1", "feedback", "2"));
+    let expected: Vec<String> = ["visit", "meet", "feedback"]
+        .iter()
+        .flat_map(|s| ["0", "1", "2"].map(|l| id("SILENT-1", s, l)))
+        .collect();
+    assert_eq!(
+        ids_of(&seen, "SILENT-1"),
+        expected,
+        "every level once, in due order"
+    );
+
+    let within = [("visit", 4_000), ("meet", 8_000), ("feedback", 12_000)];
+    let notify = [
+        ["assigned_officer"],
+        ["station_duty_officer"],
+        ["station_chief"],
+    ];
+    for e in of_alert(&seen, "SILENT-1") {
+        let fields: Vec<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut sorted = fields.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            [
+                "alert_id",
+                "deadline",
+                "due_at",
+                "escalation_id",
+                "fired_at",
+                "jurisdiction",
+                "kind",
+                "level",
+                "notify",
+                "risk",
+                "stage"
+            ]
+        );
+        let stage = e["stage"].as_str().unwrap();
+        let level = e["level"].as_u64().unwrap() as usize;
+        let deadline = issued + within.iter().find(|(s, _)| *s == stage).unwrap().1;
+        let due = if level == 0 {
+            deadline - 2_000
+        } else {
+            deadline + [0, 2_000][level - 1]
+        };
+        assert_eq!(e["deadline"], iso(deadline));
+        assert_eq!(e["due_at"], iso(due));
+        assert_eq!(e["kind"], if level == 0 { "warning" } else { "breach" });
+        assert_eq!(e["notify"], serde_json::json!(notify[level]));
+        assert_eq!(
+            (e["jurisdiction"].as_str(), e["risk"].as_str()),
+            (Some("110105-CYQ"), Some("low"))
+        );
+        let fired = chrono::DateTime::parse_from_rfc3339(e["fired_at"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis();
+        assert!(
+            e["fired_at"].as_str().unwrap().ends_with('Z')
+                && e["fired_at"].as_str().unwrap().len() == 24
+        );
+        assert!(
+            (due..due + 2_000).contains(&fired),
+            "fired promptly: due {due}, fired {fired}"
+        );
+    }
+    assert!(
+        seen.iter().all(|r| r.key.as_deref() == Some("SILENT-1")),
+        "keyed by alert_id"
+    );
+    assert_eq!(
+        run.p.metric(
+            "fraud_sla_escalations_total",
+            &[("stage", "visit"), ("kind", "breach"), ("level", "1")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        run.p.metric(
+            "fraud_sla_breaches_total",
+            &[("stage", "meet"), ("jurisdiction", "110105-CYQ")]
+        ),
+        1.0
+    );
+    run.wait_metric("fraud_sla_open_alerts", &[], 1.0);
+    let (code, body) = run.p.get("/v1/overdue?limit=5").unwrap();
+    assert_eq!(code, 200);
+    assert!(body.contains("SILENT-1"), "{body}");
+    run.assert_private(&seen);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_visit_counts_late_and_resolves_its_breach() {
+    let run = Run::start("late-visit", 2, FAST_SLA);
+    let issued = now_ms();
+    run.alert("LATE-1", issued, "medium").await;
+    let mut seen = Vec::new();
+    run.until(&mut seen, &id("LATE-1", "visit", "1"));
+    // `met` after the visit deadline but before the meet deadline: visit late, meet on time.
+    run.disposition("ev-met", "LATE-1", "met", now_ms()).await;
+    run.until(&mut seen, &id("LATE-1", "feedback", "0"));
+
+    assert_eq!(
+        ids_of(&seen, "LATE-1"),
+        [
+            id("LATE-1", "visit", "0"),
+            id("LATE-1", "visit", "1"),
+            id("LATE-1", "visit", "resolved"),
+            id("LATE-1", "feedback", "0")
+        ],
+        "the ladder stops at satisfaction; the met stage never warned"
+    );
+    let resolved = of_alert(&seen, "LATE-1")
+        .into_iter()
+        .find(|e| e["kind"] == "resolved")
+        .unwrap();
+    assert_eq!(resolved["level"], 1);
+    assert_eq!(
+        resolved["notify"],
+        serde_json::json!(["station_duty_officer"])
+    );
+    assert_eq!(resolved["due_at"], Value::Null);
+    assert_eq!(resolved["deadline"], iso(issued + 4_000));
+    assert_eq!(
+        run.p.metric(
+            "fraud_sla_stage_completions_total",
+            &[("stage", "visit"), ("result", "late")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        run.p.metric(
+            "fraud_sla_stage_completions_total",
+            &[("stage", "meet"), ("result", "on_time")]
+        ),
+        1.0
+    );
+    run.assert_private(&seen);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_arriving_late_fires_its_overdue_levels_but_no_stale_warning() {
+    let run = Run::start("late-alert", 2, FAST_SLA);
+    // Visit deadline 2.5 s ago (levels 1 and 2 overdue), meet deadline 1.5 s ahead.
+    let issued = now_ms() - 6_500;
+    run.alert("ARRIVED-LATE", issued, "medium").await;
+    let mut seen = Vec::new();
+    run.until(&mut seen, &id("ARRIVED-LATE", "meet", "1"));
+    let got = ids_of(&seen, "ARRIVED-LATE");
+    assert_eq!(
+        got,
+        [
+            id("ARRIVED-LATE", "visit", "1"),
+            id("ARRIVED-LATE", "visit", "2"),
+            id("ARRIVED-LATE", "meet", "0"),
+            id("ARRIVED-LATE", "meet", "1")
+        ],
+        "overdue levels fire in order, the passed warning never"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disposition_before_its_alert_is_held_and_applied_before_the_clocks() {
+    let run = Run::start("held", 2, FAST_SLA);
+    // The visit deadline has passed by the time the alert arrives, but `met` happened in time.
+    let issued = now_ms() - 5_000;
+    run.disposition("ev-early", "HELD-1", "met", issued + 1_000)
+        .await;
+    let topic = run.env.topics.dispositions.clone();
+    run.wait_metric(
+        "fraud_sla_ingest_delay_seconds_count",
+        &[("topic", &topic)],
+        1.0,
+    );
+    run.alert("HELD-1", issued, "medium").await;
+
+    let mut seen = Vec::new();
+    run.until(&mut seen, &id("HELD-1", "feedback", "0"));
+    assert_eq!(
+        ids_of(&seen, "HELD-1"),
+        [id("HELD-1", "feedback", "0")],
+        "no breach for stages satisfied in time"
+    );
+    assert_eq!(
+        run.p.metric(
+            "fraud_sla_stage_completions_total",
+            &[("stage", "visit"), ("result", "on_time")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        run.p.metric(
+            "fraud_sla_stage_completions_total",
+            &[("stage", "meet"), ("result", "on_time")]
+        ),
+        1.0
+    );
+    run.assert_private(&seen);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_alerts_and_event_ids_change_nothing() {
+    let run = Run::start("duplicates", 2, FAST_SLA);
+    let now = now_ms();
+    run.alert("DUP-1", now, "medium").await;
+    let second = alert_json("DUP-1", now - 3_000, "high").replace("620102-GWM", "999999-DUP");
+    produce(&run.prod, &run.env.topics.alerts, Some("DUP-1"), &second).await;
+    run.disposition("ev-same", "DUP-1", "visited", now).await;
+    // Same event_id, different content: ignored, so the alert stays open.
+    run.disposition("ev-same", "DUP-1", "closed", now).await;
+
+    let mut seen = Vec::new();
+    run.until(&mut seen, &id("DUP-1", "meet", "0"));
+    assert_eq!(ids_of(&seen, "DUP-1"), [id("DUP-1", "meet", "0")]);
+    let warning = &of_alert(&seen, "DUP-1")[0];
+    assert_eq!(
+        (warning["jurisdiction"].as_str(), warning["risk"].as_str()),
+        (Some("620102-GWM"), Some("medium")),
+        "first alert wins"
+    );
+    assert_eq!(warning["deadline"], iso(now + 8_000));
+    let (alerts, dispositions) = (
+        run.env.topics.alerts.clone(),
+        run.env.topics.dispositions.clone(),
+    );
+    assert_eq!(
+        run.p
+            .metric("fraud_sla_duplicates_total", &[("topic", &alerts)]),
+        1.0
+    );
+    assert_eq!(
+        run.p
+            .metric("fraud_sla_duplicates_total", &[("topic", &dispositions)]),
+        1.0
+    );
+    assert_eq!(run.p.metric("fraud_sla_alerts_total", &[]), 1.0);
+    assert_eq!(
+        run.p
+            .metric("fraud_sla_dispositions_total", &[("kind", "closed")]),
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_alert_cancels_its_clocks_and_later_events_only_reach_the_timeline() {
+    let run = Run::start("closed-early", 2, FAST_SLA);
+    let now = now_ms();
+    run.alert("CLOSED-1", now, "medium").await;
+    run.alert("SENTINEL-2", now, "medium").await;
+    run.disposition("ev-close", "CLOSED-1", "closed", now).await;
+    run.disposition("ev-after", "CLOSED-1", "visited", now)
+        .await;
+
+    let mut seen = Vec::new();
+    run.until(&mut seen, &id("SENTINEL-2", "meet", "1"));
+    assert_eq!(ids_of(&seen, "CLOSED-1"), Vec::<String>::new());
+    assert_eq!(
+        run.p.metric("fraud_sla_stage_completions_total", &[]),
+        0.0,
+        "the visit after close satisfied nothing"
+    );
+    let view = run.alert_view("CLOSED-1");
+    for stage in ["visit", "meet", "feedback"] {
+        assert_eq!(view["stages"][stage]["status"], "cancelled");
+    }
+    let timeline: Vec<&str> = view["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(timeline, ["alert", "closed", "visited"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closing_after_a_breach_resolves_it_and_stops_the_ladder() {
+    let run = Run::start("closed-late", 2, FAST_SLA);
+    let now = now_ms();
+    run.alert("CLOSED-2", now, "medium").await;
+    run.alert("SENTINEL-3", now, "medium").await;
+    let mut seen = Vec::new();
+    run.until(&mut seen, &id("CLOSED-2", "visit", "1"));
+    run.disposition("ev-close", "CLOSED-2", "closed", now_ms())
+        .await;
+    run.until(&mut seen, &id("SENTINEL-3", "meet", "1"));
+
+    assert_eq!(
+        ids_of(&seen, "CLOSED-2"),
+        [
+            id("CLOSED-2", "visit", "0"),
+            id("CLOSED-2", "visit", "1"),
+            id("CLOSED-2", "visit", "resolved")
+        ],
+        "one resolved for the breached stage, nothing for stages never breached"
+    );
+    let resolved = &of_alert(&seen, "CLOSED-2")[2];
+    assert_eq!(resolved["level"], 1);
+    assert_eq!(resolved["due_at"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_risk_override_changes_only_that_risk_class() {
+    let sla = format!("{FAST_SLA}\n[sla.risk.high]\nvisit_within = \"2s\"\nwarn_before = \"0s\"\n");
+    let run = Run::start("override", 2, &sla);
+    let now = now_ms();
+    run.alert("HIGH-1", now, "high").await;
+    run.alert("MEDIUM-1", now, "medium").await;
+    let mut seen = Vec::new();
+    run.until(&mut seen, &id("MEDIUM-1", "meet", "1"));
+    let high = of_alert(&seen, "HIGH-1");
+    assert_eq!(
+        high[0]["escalation_id"],
+        id("HIGH-1", "visit", "1"),
+        "no warning: warn_before = 0s for high"
+    );
+    assert_eq!(high[0]["deadline"], iso(now + 2_000));
+    assert!(high.iter().all(|e| e["level"] != 0));
+    assert!(
+        high.iter()
+            .any(|e| e["escalation_id"] == id("HIGH-1", "meet", "1")
+                && e["deadline"] == iso(now + 8_000))
+    );
+    let medium = of_alert(&seen, "MEDIUM-1");
+    assert_eq!(medium[0]["escalation_id"], id("MEDIUM-1", "visit", "0"));
+    assert_eq!(medium[1]["deadline"], iso(now + 4_000));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_dead_letter_reason_with_source_headers_and_the_partition_moves_on() {
+    let mut run = Run::start("deadletter", 1, FAST_SLA);
+    let now = now_ms();
+    let good = |id: &str| alert_json(id, now, "low");
+    let big = serde_json::json!({ "alert_id": "BIG", "issued_at": iso(now), "jurisdiction": "x", "risk": "low", "pad": "x".repeat(5000) });
+    let (alerts, dispositions) = (
+        run.env.topics.alerts.clone(),
+        run.env.topics.dispositions.clone(),
+    );
+    let cases: Vec<(&str, Option<&str>, String, &str)> = vec![
+        (&alerts, Some("BIG"), big.to_string(), "too_large"),
+        (&alerts, Some("J"), "{not json".into(), "invalid_json"),
+        (&alerts, Some("J2"), "[1,2,3]".into(), "invalid_json"),
+        (
+            &alerts,
+            Some("M"),
+            good("M").replace("issued_at", "issued"),
+            "missing_field:issued_at",
+        ),
+        (
+            &alerts,
+            Some("R"),
+            good("R").replace("\"low\"", "\"extreme\""),
+            "invalid_field:risk",
+        ),
+        (
+            &alerts,
+            Some("bad id!"),
+            good("bad id!"),
+            "invalid_field:alert_id",
+        ),
+        (
+            &alerts,
+            Some("F"),
+            alert_json("F", now + 3_600_000, "low"),
+            "timestamp_in_future",
+        ),
+        (&alerts, Some("OTHER"), good("K"), "key_mismatch"),
+        (&alerts, None, good("K2"), "key_mismatch"),
+        (
+            &dispositions,
+            Some("D"),
+            disposition_json("e1", "D", "teleported", now),
+            "unknown_kind",
+        ),
+        (
+            &dispositions,
+            Some("D"),
+            disposition_json("e2", "D", "feedback", now).replace("\"outcome\"", "\"result\""),
+            "missing_field:outcome",
+        ),
+        (
+            &dispositions,
+            Some("D"),
+            disposition_json("e3", "D", "met", now).replace("event_id", "id"),
+            "missing_field:event_id",
+        ),
+    ];
+    for (topic, key, value, _) in &cases {
+        produce(&run.prod, topic, *key, value).await;
+    }
+    run.alert("AFTER-BAD", now, "low").await;
+
+    let dlq = run.env.deadletters();
+    let letters = collect_until(&dlq, WITHIN, |r| r.len() >= cases.len());
+    assert_eq!(letters.len(), cases.len(), "{letters:?}");
+    let mut offsets = std::collections::HashMap::<&str, i64>::new();
+    for (topic, key, value, reason) in &cases {
+        let offset = *offsets.entry(topic).and_modify(|o| *o += 1).or_insert(0);
+        let letter = letters
+            .iter()
+            .find(|l| {
+                l.headers["source_topic"] == *topic
+                    && l.headers["source_offset"] == offset.to_string()
+            })
+            .unwrap_or_else(|| panic!("no dead letter for {topic}@{offset} ({reason})"));
+        assert_eq!(letter.headers["error"], *reason, "{topic}@{offset}");
+        assert_eq!(letter.headers["source_partition"], "0");
+        assert_eq!(letter.key.as_deref(), *key, "original key kept");
+        assert_eq!(letter.value, value.as_bytes(), "original bytes kept");
+    }
+    // The partition moved on: the valid alert after all the bad ones is applied.
+    wait_until(WITHIN, "AFTER-BAD applied", || {
+        run.p
+            .get("/v1/alerts/AFTER-BAD")
+            .is_some_and(|(c, _)| c == 200)
+    });
+    assert_eq!(
+        run.p.metric(
+            "fraud_sla_deadletters_total",
+            &[("topic", &alerts), ("reason", "invalid_json")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        run.p.metric(
+            "fraud_sla_deadletters_total",
+            &[("topic", &dispositions), ("reason", "missing_field")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        run.p.metric("fraud_sla_deadletters_total", &[]),
+        cases.len() as f64
+    );
+    assert!(
+        run.p.proc.child.try_wait().unwrap().is_none(),
+        "still running"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_query_api_requires_the_bearer_token_when_one_is_set() {
+    let env = Env::new("token", 1, FAST_SLA);
+    let port = free_port();
+    let config = env.config(port);
+    let log = env.dir.path().join("token.log");
+    let p = Processor::start_with_env(
+        &config,
+        port,
+        &log,
+        &[("FRAUD_SLA_HTTP_TOKEN", "s3cret-token")],
+    );
+    p.wait_ready(WITHIN);
+    let prod = env.broker.producer();
+    produce(
+        &prod,
+        &env.topics.alerts,
+        Some("Q-1"),
+        &alert_json("Q-1", now_ms(), "low"),
+    )
+    .await;
+
+    assert_eq!(http_get(port, "/v1/alerts/Q-1", None).unwrap().0, 401);
+    assert_eq!(
+        http_get(port, "/v1/alerts/Q-1", Some("wrong-token!"))
+            .unwrap()
+            .0,
+        401
+    );
+    assert_eq!(
+        http_get(port, "/v1/overdue", Some("s3cret-tokeN"))
+            .unwrap()
+            .0,
+        401
+    );
+    wait_until(WITHIN, "Q-1 visible", || {
+        http_get(port, "/v1/alerts/Q-1", Some("s3cret-token"))
+            .unwrap()
+            .0
+            == 200
+    });
+    let (code, body) = http_get(port, "/v1/alerts/NOPE-1", Some("s3cret-token")).unwrap();
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(
+        http_get(port, "/v1/alerts/bad%20id", Some("s3cret-token"))
+            .unwrap()
+            .0,
+        400
+    );
+    assert_eq!(
+        http_get(port, "/metrics", None).unwrap().0,
+        200,
+        "metrics stay open for Prometheus"
+    );
+    assert_eq!(http_get(port, "/healthz", None).unwrap().0, 200);
+    assert!(
+        !p.log_text().contains("s3cret-token"),
+        "the token is never logged"
+    );
+}
