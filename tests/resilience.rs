@@ -1,0 +1,100 @@
+//! Clocks survive the process: SIGKILL and restart, and a group member leaving its partitions to
+//! another. Real redis-server and tansu; compressed deadlines (`FAST_SLA`).
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+const WITHIN: Duration = Duration::from_secs(90);
+
+/// Both breach levels of `visit` and `meet` for each alert. Warnings are not required: one whose
+/// deadline passed while no instance owned the partition is superseded by the breach (§3).
+fn expected(alerts: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = alerts
+        .iter()
+        .flat_map(|a| ["visit", "meet"].into_iter().flat_map(move |s| (1..3).map(move |l| format!("{a}:{s}:{l}"))))
+        .collect();
+    v.sort();
+    v
+}
+
+/// No warning may fire once its deadline has passed (same-format UTC strings sort by time).
+fn assert_no_stale_warning(records: &[Record]) {
+    for e in records.iter().map(Record::json).filter(|e| e["kind"] == "warning") {
+        assert!(e["fired_at"].as_str() < e["deadline"].as_str(), "stale warning {e}");
+    }
+}
+
+fn covered(records: &[Record], want: &[String]) -> bool {
+    let got = ids(records);
+    want.iter().all(|w| got.binary_search(w).is_ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_run_and_restart_loses_no_escalation_and_applies_nothing_twice() {
+    let env = Env::new("sigkill", 4, FAST_SLA);
+    let mut p = env.processor();
+    p.wait_ready(WITHIN);
+    let prod = env.broker.producer();
+    let now = now_ms();
+    let alerts: Vec<String> = (0..12).map(|i| format!("KILL-{i:02}")).collect();
+    for a in &alerts {
+        produce(&prod, &env.topics.alerts, Some(a), &alert_json(a, now, "medium")).await;
+    }
+    wait_until(WITHIN, "all alerts applied", || p.metric("fraud_sla_alerts_total", &[]) == alerts.len() as f64);
+    let esc = env.escalations();
+    let mut seen = collect_until(&esc, WITHIN, |r| !r.is_empty());
+    assert!(!seen.is_empty(), "first warnings fire before the kill");
+
+    p.sigkill();
+    let mut restarted = env.processor();
+    restarted.wait_ready(WITHIN);
+    let want = expected(&alerts);
+    seen.extend(collect_until(&esc, WITHIN, |r| covered(r, &want)));
+    assert!(covered(&seen, &want), "missing: {:?}", want.iter().filter(|w| !ids(&seen).contains(w)).collect::<Vec<_>>());
+    assert_no_stale_warning(&seen);
+    // Re-read input is skipped by the applied offsets kept in Redis: no alert is opened twice.
+    assert_eq!(restarted.metric("fraud_sla_alerts_total", &[]), 0.0, "no transition applied twice");
+    // Every alert's state is still there, with the ladder as far as it fired.
+    let view = serde_json::from_str::<serde_json::Value>(&restarted.get("/v1/alerts/KILL-00").unwrap().1).unwrap();
+    assert_eq!(view["stages"]["visit"]["levels_fired"], serde_json::json!([1, 2]));
+    let duplicates = seen.len() - ids(&seen).len();
+    println!("escalations: {} distinct, {duplicates} redelivered after the kill", ids(&seen).len());
+    assert_eq!(restarted.sigterm().code(), Some(0));
+    assert_no_personal_data(&env, &[p.log_text(), restarted.log_text()], &seen);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_one_of_two_instances_stops_the_other_takes_over_its_clocks() {
+    let env = Env::new("takeover", 4, FAST_SLA);
+    let mut first = env.processor();
+    first.wait_ready(WITHIN);
+    let second = env.processor();
+    second.wait_ready(WITHIN);
+    let owned = |p: &Processor| -> u64 {
+        p.get("/readyz").map(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).unwrap()["partitions_owned"].as_u64().unwrap_or(0)).unwrap_or(0)
+    };
+    wait_until(WITHIN, "the group splits the partitions", || owned(&first) > 0 && owned(&second) > 0 && owned(&first) + owned(&second) == 4);
+
+    let prod = env.broker.producer();
+    let now = now_ms();
+    let alerts: Vec<String> = (0..12).map(|i| format!("SHARE-{i:02}")).collect();
+    for a in &alerts {
+        produce(&prod, &env.topics.alerts, Some(a), &alert_json(a, now, "medium")).await;
+    }
+    wait_until(WITHIN, "both instances hold alerts", || {
+        first.metric("fraud_sla_alerts_total", &[]) > 0.0
+            && first.metric("fraud_sla_alerts_total", &[]) + second.metric("fraud_sla_alerts_total", &[]) == alerts.len() as f64
+    });
+    let esc = env.escalations();
+    let mut seen = collect_until(&esc, WITHIN, |r| !r.is_empty());
+
+    // The first instance leaves cleanly; its partitions, and their clocks, move to the second.
+    assert_eq!(first.sigterm().code(), Some(0), "SIGTERM exits 0\n{}", first.log_text());
+    wait_until(WITHIN, "the survivor owns every partition", || owned(&second) == 4);
+    let want = expected(&alerts);
+    seen.extend(collect_until(&esc, WITHIN, |r| covered(r, &want)));
+    assert!(covered(&seen, &want), "missing: {:?}", want.iter().filter(|w| !ids(&seen).contains(w)).collect::<Vec<_>>());
+    assert_no_stale_warning(&seen);
+    assert_no_personal_data(&env, &[first.log_text(), second.log_text()], &seen);
+}
