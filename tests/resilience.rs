@@ -98,3 +98,38 @@ async fn when_one_of_two_instances_stops_the_other_takes_over_its_clocks() {
     assert_no_stale_warning(&seen);
     assert_no_personal_data(&env, &[first.log_text(), second.log_text()], &seen);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_outage_pauses_the_processor_which_then_resumes_and_fires_everything() {
+    let dir = tmpdir();
+    let aof = ["--save", "", "--appendonly", "yes", "--appendfsync", "always"];
+    let mut redis = Redis::start_with(dir.path(), &aof);
+    let broker = Broker::start();
+    let topics = Topics::new("redis-outage", 2);
+    topics.create(&broker);
+    let port = free_port();
+    let config = write_config(dir.path(), &broker, &redis, &topics, port, FAST_SLA);
+    let p = Processor::start(&config, port, &dir.path().join("outage.log"));
+    p.wait_ready(WITHIN);
+    let prod = broker.producer();
+    let now = now_ms();
+    produce(&prod, &topics.alerts, Some("BEFORE-1"), &alert_json("BEFORE-1", now, "medium")).await;
+    wait_until(WITHIN, "BEFORE-1 applied", || p.metric("fraud_sla_alerts_total", &[]) == 1.0);
+
+    // Redis goes away: the processor stays up, reports not ready, and takes no input.
+    let redis_port = redis.port;
+    drop(redis);
+    wait_until(WITHIN, "not ready while Redis is down", || p.get("/readyz").is_some_and(|(c, _)| c == 503));
+    produce(&prod, &topics.alerts, Some("DURING-1"), &alert_json("DURING-1", now, "medium")).await;
+    assert_eq!(p.get("/healthz").map(|(c, _)| c), Some(200), "alive while Redis is down");
+
+    redis = Redis::start_on(dir.path(), redis_port, &aof);
+    p.wait_ready(WITHIN);
+    let esc = broker.reader(&topics.escalations, topics.partitions);
+    let want = expected(&["BEFORE-1".to_owned(), "DURING-1".to_owned()]);
+    let seen = collect_until(&esc, WITHIN, |r| covered(r, &want));
+    assert!(covered(&seen, &want), "missing: {:?}\n{}", want.iter().filter(|w| !ids(&seen).contains(w)).collect::<Vec<_>>(), p.log_text());
+    assert_no_stale_warning(&seen);
+    assert!(p.metric("fraud_sla_redis_errors_total", &[]) > 0.0, "the outage was seen and retried:\n{}", p.metrics());
+    drop(redis);
+}

@@ -8,8 +8,8 @@
 //! - every write carries the epoch taken at assignment; a newer owner fences this one out;
 //! - an escalation leaves the outbox only after the broker acknowledged it.
 
-use futures::stream::{self, StreamExt};
 use futures::FutureExt;
+use futures::stream::{self, StreamExt};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
@@ -98,26 +98,44 @@ pub struct Worker {
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("partition", &self.partition).finish_non_exhaustive()
+        f.debug_struct("Worker")
+            .field("partition", &self.partition)
+            .finish_non_exhaustive()
     }
 }
 
 impl Worker {
     /// Splits partition `partition`'s queues off the main consumer queue. Call it before
     /// subscribing, so no message of the partition can reach the main queue.
-    pub fn new(partition: i32, shared: Shared, control: mpsc::UnboundedReceiver<Control>, cancel: CancellationToken) -> Option<Worker> {
+    pub fn new(
+        partition: i32,
+        shared: Shared,
+        control: mpsc::UnboundedReceiver<Control>,
+        cancel: CancellationToken,
+    ) -> Option<Worker> {
         let c = &shared.consumer;
         let queues = (
             c.split_partition_queue(&shared.alerts_topic, partition)?,
             c.split_partition_queue(&shared.dispositions_topic, partition)?,
         );
         let publisher = Publisher::new(shared.producer.clone(), shared.escalations_topic.clone());
-        Some(Worker { partition, queues: Some(queues), shared, control, owned: None, publisher, next_due: None, cancel })
+        Some(Worker {
+            partition,
+            queues: Some(queues),
+            shared,
+            control,
+            owned: None,
+            publisher,
+            next_due: None,
+            cancel,
+        })
     }
 
     /// Runs until cancelled, then flushes escalations in flight.
     pub async fn run(mut self) {
-        let Some((alerts, dispositions)) = self.queues.take() else { return };
+        let Some((alerts, dispositions)) = self.queues.take() else {
+            return;
+        };
         let mut input = stream::select(alerts.stream(), dispositions.stream());
         let mut retry_tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -158,18 +176,31 @@ impl Worker {
         match control {
             Control::Assigned => {
                 let was_owned = self.owned.is_some();
-                let Some(claim) = self.retry("claim partition", |s, p| async move { s.claim(p).await }).await else {
+                let Some(claim) = self
+                    .retry("claim partition", |s, p| async move { s.claim(p).await })
+                    .await
+                else {
                     return;
                 };
                 tracing::info!(partition = self.partition, epoch = claim.epoch, applied = ?claim.applied, "Partition owned.");
-                self.owned = Some(Owned { epoch: claim.epoch, applied: claim.applied });
+                self.owned = Some(Owned {
+                    epoch: claim.epoch,
+                    applied: claim.applied,
+                });
                 if !was_owned {
                     self.shared.health.partition_owned();
                 }
                 // Whatever a previous owner recorded but did not get acknowledged goes out now.
-                if let Some(entries) = self.retry("read outbox", |s, p| async move { s.outbox(p).await }).await {
+                if let Some(entries) = self
+                    .retry("read outbox", |s, p| async move { s.outbox(p).await })
+                    .await
+                {
                     if !entries.is_empty() {
-                        tracing::info!(partition = self.partition, count = entries.len(), "Republishing unacknowledged escalations.");
+                        tracing::info!(
+                            partition = self.partition,
+                            count = entries.len(),
+                            "Republishing unacknowledged escalations."
+                        );
                     }
                     self.publisher.send(entries);
                 }
@@ -230,7 +261,12 @@ impl Worker {
                     return Ok(());
                 }
                 Err(StoreError::Fenced { message, .. }) => {
-                    tracing::warn!(partition = self.partition, epoch, message, "Fenced: another instance owns this partition now.");
+                    tracing::warn!(
+                        partition = self.partition,
+                        epoch,
+                        message,
+                        "Fenced: another instance owns this partition now."
+                    );
                     self.publisher.clear();
                     self.release("fenced");
                     return Err(Abort::Fenced);
@@ -252,22 +288,41 @@ impl Worker {
     async fn on_batch(&mut self, messages: Vec<OwnedMessage>) {
         let first = messages.first().map(|m| m.offset()).unwrap_or(-1);
         let last = messages.last().map(|m| m.offset()).unwrap_or(-1);
-        let span = tracing::info_span!("batch", partition = self.partition, messages = messages.len(), first_offset = first, last_offset = last);
+        let span = tracing::info_span!(
+            "batch",
+            partition = self.partition,
+            messages = messages.len(),
+            first_offset = first,
+            last_offset = last
+        );
         let _ = self.apply_batch(messages).instrument(span).await;
     }
 
     async fn apply_batch(&mut self, messages: Vec<OwnedMessage>) -> Result<(), Abort> {
         let now = (self.shared.now)();
-        let Some(owned) = self.owned.clone() else { return Ok(()) };
+        let Some(owned) = self.owned.clone() else {
+            return Ok(());
+        };
         let mut last_offset: HashMap<String, i64> = HashMap::new();
         let mut valid: Vec<(String, Decoded)> = Vec::new();
         for m in &messages {
             let topic = m.topic().to_owned();
-            last_offset.entry(topic.clone()).and_modify(|o| *o = (*o).max(m.offset())).or_insert(m.offset());
-            if owned.applied.get(&topic).is_some_and(|applied| m.offset() <= *applied) {
+            last_offset
+                .entry(topic.clone())
+                .and_modify(|o| *o = (*o).max(m.offset()))
+                .or_insert(m.offset());
+            if owned
+                .applied
+                .get(&topic)
+                .is_some_and(|applied| m.offset() <= *applied)
+            {
                 continue; // applied before a crash or rebalance; state already has it
             }
-            let source = if topic == self.shared.alerts_topic { Source::Alerts } else { Source::Dispositions };
+            let source = if topic == self.shared.alerts_topic {
+                Source::Alerts
+            } else {
+                Source::Dispositions
+            };
             match validate::decode(source, m.key(), m.payload(), now, self.shared.limits) {
                 Ok(d) => valid.push((topic, d)),
                 Err(reason) => {
@@ -291,8 +346,12 @@ impl Worker {
             .await
             .ok_or(Abort::Cancelled)?
         };
-        let mut states: HashMap<String, AlertState> =
-            ids.iter().cloned().zip(loaded).map(|(id, s)| (id, s.unwrap_or_default())).collect();
+        let mut states: HashMap<String, AlertState> = ids
+            .iter()
+            .cloned()
+            .zip(loaded)
+            .map(|(id, s)| (id, s.unwrap_or_default()))
+            .collect();
         let policy = self.shared.policy.clone();
         let mut effects: Vec<(String, Effect)> = Vec::new();
         for (topic, decoded) in valid {
@@ -301,7 +360,9 @@ impl Worker {
                 Decoded::Alert(a) => a.issued_at,
                 Decoded::Disposition(d) => d.occurred_at,
             };
-            self.shared.metrics.ingest_delay(&topic, (now - event_time) as f64 / 1000.0);
+            self.shared
+                .metrics
+                .ingest_delay(&topic, (now - event_time) as f64 / 1000.0);
             let out = match decoded {
                 Decoded::Alert(a) => state.apply_alert(a, &policy, now),
                 Decoded::Disposition(d) => state.apply_disposition(d, &policy, now),
@@ -310,12 +371,20 @@ impl Worker {
         }
         // Overdue clocks of what this batch touched fire now, after the batch's events applied.
         for state in states.values_mut() {
-            effects.extend(state.fire(&policy, now).into_iter().map(|e| (String::new(), e)));
+            effects.extend(
+                state
+                    .fire(&policy, now)
+                    .into_iter()
+                    .map(|e| (String::new(), e)),
+            );
         }
 
         let mut batch = Batch {
             offsets: last_offset.iter().map(|(t, o)| (t.clone(), *o)).collect(),
-            alerts: states.iter().map(|(id, s)| AlertWrite::from_state(id, s, &policy)).collect(),
+            alerts: states
+                .iter()
+                .map(|(id, s)| AlertWrite::from_state(id, s, &policy))
+                .collect(),
             escalations: escalations(&effects),
         };
         batch.alerts.sort_by(|a, b| a.alert_id.cmp(&b.alert_id));
@@ -334,12 +403,25 @@ impl Worker {
         Ok(())
     }
 
-    async fn dead_letter(&self, m: &OwnedMessage, reason: crate::domain::Rejection) -> Result<(), Abort> {
+    async fn dead_letter(
+        &self,
+        m: &OwnedMessage,
+        reason: crate::domain::Rejection,
+    ) -> Result<(), Abort> {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match deadletter::send(&self.shared.producer, &self.shared.deadletter_topic, m, reason).await {
+            match deadletter::send(
+                &self.shared.producer,
+                &self.shared.deadletter_topic,
+                m,
+                reason,
+            )
+            .await
+            {
                 Ok(()) => return Ok(()),
-                Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "Dead letter not delivered; retrying."),
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "Dead letter not delivered; retrying.")
+                }
             }
             tokio::select! {
                 _ = self.cancel.cancelled() => return Err(Abort::Cancelled),
@@ -353,7 +435,10 @@ impl Worker {
     fn store_offsets(&self, last: &HashMap<String, i64>) {
         let mut tpl = TopicPartitionList::new();
         for (topic, offset) in last {
-            if tpl.add_partition_offset(topic, self.partition, Offset::Offset(offset + 1)).is_err() {
+            if tpl
+                .add_partition_offset(topic, self.partition, Offset::Offset(offset + 1))
+                .is_err()
+            {
                 continue;
             }
         }
@@ -363,7 +448,10 @@ impl Worker {
     }
 
     async fn refresh_next_due(&mut self) {
-        if let Some(next) = self.retry("read clock", |s, p| async move { s.next_due(p).await }).await {
+        if let Some(next) = self
+            .retry("read clock", |s, p| async move { s.next_due(p).await })
+            .await
+        {
             self.next_due = next;
         }
     }
@@ -374,7 +462,12 @@ impl Worker {
         async {
             loop {
                 let now = (self.shared.now)();
-                let Some(ids) = self.retry("read due clocks", |s, p| async move { s.due(p, now, MAX_FIRE).await }).await else {
+                let Some(ids) = self
+                    .retry("read due clocks", |s, p| async move {
+                        s.due(p, now, MAX_FIRE).await
+                    })
+                    .await
+                else {
                     return;
                 };
                 if ids.is_empty() {
@@ -411,10 +504,19 @@ impl Worker {
             // A clock without a record (cannot happen while records of open alerts never expire)
             // is dropped by writing the empty state, which has no clock.
             let mut state = state.unwrap_or_default();
-            effects.extend(state.fire(&policy, now).into_iter().map(|e| (String::new(), e)));
+            effects.extend(
+                state
+                    .fire(&policy, now)
+                    .into_iter()
+                    .map(|e| (String::new(), e)),
+            );
             alerts.push(AlertWrite::from_state(id, &state, &policy));
         }
-        let batch = Batch { offsets: Vec::new(), alerts, escalations: escalations(&effects) };
+        let batch = Batch {
+            offsets: Vec::new(),
+            alerts,
+            escalations: escalations(&effects),
+        };
         self.write(&batch).await?;
         for (topic, e) in &effects {
             self.shared.metrics.effect(e, topic);
@@ -423,7 +525,11 @@ impl Worker {
         Ok(())
     }
 
-    async fn on_delivery(&mut self, entry: crate::store::OutboxEntry, result: Result<(), rdkafka::error::KafkaError>) {
+    async fn on_delivery(
+        &mut self,
+        entry: crate::store::OutboxEntry,
+        result: Result<(), rdkafka::error::KafkaError>,
+    ) {
         match result {
             Ok(()) => {
                 let mut done = vec![entry.stream_id];
@@ -460,7 +566,11 @@ impl Worker {
                     let total = self.shared.health.set_open(self.partition, Some(n as i64));
                     self.shared.metrics.set_open_alerts(total);
                 }
-                Err(_) => self.shared.health.set_redis(false),
+                Err(e) => {
+                    self.shared.metrics.redis_error();
+                    self.shared.health.set_redis(false);
+                    tracing::warn!(partition = self.partition, error = %e, "Redis unreachable; input paused until it answers.");
+                }
             }
         }
     }
@@ -485,7 +595,10 @@ impl Worker {
     }
 }
 
-fn push(batch: &mut Vec<OwnedMessage>, m: Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>) {
+fn push(
+    batch: &mut Vec<OwnedMessage>,
+    m: Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>,
+) {
     match m {
         Ok(m) => batch.push(m.detach()),
         Err(e) => tracing::warn!(error = %e, "Kafka consume error."),
