@@ -2,8 +2,8 @@
 //! down on SIGTERM/SIGINT (finish the batch, flush escalations, commit, exit 0).
 
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::Message;
 use rdkafka::ClientConfig;
+use rdkafka::Message;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -27,13 +27,17 @@ pub enum AppError {
     #[error("cannot split the queue of partition {0} from the consumer")]
     Split(i32),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// Cancels `token` on SIGTERM or SIGINT.
 pub fn cancel_on_signal(token: CancellationToken) {
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received; shutting down."),
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down."),
@@ -55,7 +59,9 @@ async fn connect_redis(config: &Config, cancel: &CancellationToken) -> Option<Re
     loop {
         match RedisConn::connect(&config.redis.url, config.redis.cluster).await {
             Ok(c) => return Some(c),
-            Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "Redis unreachable; retrying."),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "Redis unreachable; retrying.")
+            }
         }
         if !backoff_sleep(cancel, backoff).await {
             return None;
@@ -65,15 +71,23 @@ async fn connect_redis(config: &Config, cancel: &CancellationToken) -> Option<Re
 }
 
 /// Waits for the brokers and the input topics; refuses at once if they are not co-partitioned.
-async fn wait_for_topology(c: &IngestConsumer, config: &Config, cancel: &CancellationToken) -> Result<Option<usize>, AppError> {
+async fn wait_for_topology(
+    c: &IngestConsumer,
+    config: &Config,
+    cancel: &CancellationToken,
+) -> Result<Option<usize>, AppError> {
     let mut backoff = Duration::from_millis(200);
     let started = tokio::time::Instant::now();
     loop {
         match consumer::check_copartitioned(c, &config.kafka) {
             Ok(n) => return Ok(Some(n)),
             Err(e @ TopologyError::NotCoPartitioned { .. }) => return Err(e.into()),
-            Err(e @ TopologyError::Missing(_)) if started.elapsed() > Duration::from_secs(30) => return Err(e.into()),
-            Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "Waiting for the brokers and input topics."),
+            Err(e @ TopologyError::Missing(_)) if started.elapsed() > Duration::from_secs(30) => {
+                return Err(e.into());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "Waiting for the brokers and input topics.")
+            }
         }
         if !backoff_sleep(cancel, backoff).await {
             return Ok(None);
@@ -89,15 +103,23 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
 
     let listener = tokio::net::TcpListener::bind(&config.http.listen)
         .await
-        .map_err(|source| AppError::Listen { addr: config.http.listen.clone(), source })?;
+        .map_err(|source| AppError::Listen {
+            addr: config.http.listen.clone(),
+            source,
+        })?;
 
-    let Some(conn) = connect_redis(&config, &cancel).await else { return Ok(()) };
+    let Some(conn) = connect_redis(&config, &cancel).await else {
+        return Ok(());
+    };
     let store = Store::new(conn, &config.redis.key_prefix);
     health.set_redis(true);
 
     let ctx = IngestContext::new(&config.kafka, metrics.clone(), health.clone());
-    let consumer: Arc<IngestConsumer> = Arc::new(consumer::consumer_config(&config.kafka).create_with_context(ctx)?);
-    let Some(partitions) = wait_for_topology(&consumer, &config, &cancel).await? else { return Ok(()) };
+    let consumer: Arc<IngestConsumer> =
+        Arc::new(consumer::consumer_config(&config.kafka).create_with_context(ctx)?);
+    let Some(partitions) = wait_for_topology(&consumer, &config, &cancel).await? else {
+        return Ok(());
+    };
     health.set_kafka(true);
     let producer = consumer::producer(&config.kafka)?;
     tracing::info!(partitions, alerts = %config.kafka.alerts_topic, dispositions = %config.kafka.dispositions_topic, "Input topics are co-partitioned.");
@@ -112,7 +134,9 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
     let http_cancel = cancel.clone();
     let http = tokio::spawn(async move {
         let app = crate::http::router(http_state);
-        let _ = axum::serve(listener, app).with_graceful_shutdown(http_cancel.cancelled_owned()).await;
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(http_cancel.cancelled_owned())
+            .await;
     });
 
     let shared = Shared {
@@ -135,8 +159,14 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
     let mut workers = JoinSet::new();
     for p in 0..partitions as i32 {
         let (tx, rx) = mpsc::unbounded_channel();
-        consumer.context().workers.write().expect("worker map lock is never poisoned").insert(p, tx);
-        let worker = Worker::new(p, shared.clone(), rx, workers_token.child_token()).ok_or(AppError::Split(p))?;
+        consumer
+            .context()
+            .workers
+            .write()
+            .expect("worker map lock is never poisoned")
+            .insert(p, tx);
+        let worker = Worker::new(p, shared.clone(), rx, workers_token.child_token())
+            .ok_or(AppError::Split(p))?;
         workers.spawn(worker.run());
     }
     consumer.subscribe(&[&config.kafka.alerts_topic, &config.kafka.dispositions_topic])?;
@@ -174,7 +204,9 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
     }
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => tracing::info!("Offsets committed."),
-        Err(e) => tracing::warn!(error = %e, "Final offset commit failed; the applied offsets in Redis make the re-read harmless."),
+        Err(e) => {
+            tracing::warn!(error = %e, "Final offset commit failed; the applied offsets in Redis make the re-read harmless.")
+        }
     }
     consumer.unsubscribe();
     let _ = rdkafka::producer::Producer::flush(&producer, Duration::from_secs(5));

@@ -22,7 +22,10 @@ pub const ENV_HTTP_TOKEN: &str = "FRAUD_SLA_HTTP_TOKEN";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config file is not valid TOML: {0}")]
     Syntax(String),
     #[error("config key {key}: {problem}")]
@@ -31,7 +34,10 @@ pub enum ConfigError {
 
 impl ConfigError {
     fn key(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
-        ConfigError::Key { key: key.into(), problem: problem.into() }
+        ConfigError::Key {
+            key: key.into(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -111,7 +117,12 @@ impl fmt::Debug for KafkaConfig {
         let client: BTreeMap<_, _> = self
             .client
             .iter()
-            .map(|(k, v)| (k.as_str(), if is_secret_key(k) { "***" } else { v.as_str() }))
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    if is_secret_key(k) { "***" } else { v.as_str() },
+                )
+            })
             .collect();
         f.debug_struct("KafkaConfig")
             .field("brokers", &self.brokers)
@@ -152,7 +163,10 @@ fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String
 
 /// librdkafka properties whose values are secrets and are never printed.
 pub fn is_secret_key(key: &str) -> bool {
-    key.contains("password") || key.contains("secret") || key.ends_with(".pem") || key.contains("key")
+    key.contains("password")
+        || key.contains("secret")
+        || key.ends_with(".pem")
+        || key.contains("key")
 }
 
 #[derive(Clone, Deserialize)]
@@ -168,7 +182,11 @@ pub struct RedisConfig {
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        RedisConfig { url: "redis://127.0.0.1:6379".into(), key_prefix: "fsla".into(), cluster: false }
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".into(),
+            key_prefix: "fsla".into(),
+            cluster: false,
+        }
     }
 }
 
@@ -184,7 +202,9 @@ impl fmt::Debug for RedisConfig {
 
 /// `redis://user:secret@host` → `redis://user:***@host`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
     match rest.rsplit_once('@') {
         Some((auth, host)) => {
             let user = auth.split_once(':').map(|(u, _)| u).unwrap_or("");
@@ -206,7 +226,10 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "127.0.0.1:9898".into(), token: None }
+        HttpConfig {
+            listen: "127.0.0.1:9898".into(),
+            token: None,
+        }
     }
 }
 
@@ -287,8 +310,10 @@ impl Config {
     /// Loads `path` (or the defaults when `None`), applies the environment, and validates.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let text = match path {
-            Some(p) => std::fs::read_to_string(p)
-                .map_err(|source| ConfigError::Read { path: p.display().to_string(), source })?,
+            Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.display().to_string(),
+                source,
+            })?,
             None => String::new(),
         };
         let mut config = Config::parse(&text)?;
@@ -303,7 +328,14 @@ impl Config {
         serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let problem = e.inner().message().to_string();
-            ConfigError::key(if key == "." { "(top level)".into() } else { key }, problem)
+            ConfigError::key(
+                if key == "." {
+                    "(top level)".into()
+                } else {
+                    key
+                },
+                problem,
+            )
         })
     }
 
@@ -335,34 +367,66 @@ impl Config {
             }
         }
         if k.alerts_topic == k.dispositions_topic {
-            return Err(ConfigError::key("kafka.dispositions_topic", "must differ from kafka.alerts_topic"));
+            return Err(ConfigError::key(
+                "kafka.dispositions_topic",
+                "must differ from kafka.alerts_topic",
+            ));
         }
         for key in k.client.keys() {
-            if ["bootstrap.servers", "group.id", "enable.auto.offset.store"].contains(&key.as_str()) {
-                return Err(ConfigError::key(format!("kafka.client.\"{key}\""), "is set by fraud-sla itself"));
+            if ["bootstrap.servers", "group.id", "enable.auto.offset.store"].contains(&key.as_str())
+            {
+                return Err(ConfigError::key(
+                    format!("kafka.client.\"{key}\""),
+                    "is set by fraud-sla itself",
+                ));
             }
         }
         if self.redis.key_prefix.contains(['{', '}']) {
-            return Err(ConfigError::key("redis.key_prefix", "must not contain '{' or '}' (they form the hash tag)"));
+            return Err(ConfigError::key(
+                "redis.key_prefix",
+                "must not contain '{' or '}' (they form the hash tag)",
+            ));
         }
         redis::parse_redis_url(&self.redis.url)
             .filter(|u| matches!(u.scheme(), "redis" | "rediss" | "redis+unix" | "unix"))
-            .ok_or_else(|| ConfigError::key("redis.url", format!("{:?} is not a redis:// or rediss:// URL", redact_url(&self.redis.url))))?;
-        self.http
-            .listen
-            .parse::<SocketAddr>()
-            .map_err(|e| ConfigError::key("http.listen", format!("{:?} is not an address ({e})", self.http.listen)))?;
+            .ok_or_else(|| {
+                ConfigError::key(
+                    "redis.url",
+                    format!(
+                        "{:?} is not a redis:// or rediss:// URL",
+                        redact_url(&self.redis.url)
+                    ),
+                )
+            })?;
+        self.http.listen.parse::<SocketAddr>().map_err(|e| {
+            ConfigError::key(
+                "http.listen",
+                format!("{:?} is not an address ({e})", self.http.listen),
+            )
+        })?;
         let s = &self.sla;
         if s.max_message_bytes == 0 {
-            return Err(ConfigError::key("sla.max_message_bytes", "must be greater than 0"));
+            return Err(ConfigError::key(
+                "sla.max_message_bytes",
+                "must be greater than 0",
+            ));
         }
         if s.retention.0.is_zero() {
             return Err(ConfigError::key("sla.retention", "must be greater than 0s"));
         }
-        for (risk, o) in [("", None), ("high", s.risk.high.as_ref()), ("medium", s.risk.medium.as_ref()), ("low", s.risk.low.as_ref())] {
+        for (risk, o) in [
+            ("", None),
+            ("high", s.risk.high.as_ref()),
+            ("medium", s.risk.medium.as_ref()),
+            ("low", s.risk.low.as_ref()),
+        ] {
             if risk.is_empty() || o.is_some() {
                 let ladder = self.ladder_with(o);
-                let prefix = if risk.is_empty() { "sla".to_string() } else { format!("sla.risk.{risk}") };
+                let prefix = if risk.is_empty() {
+                    "sla".to_string()
+                } else {
+                    format!("sla.risk.{risk}")
+                };
                 check_ladder(&prefix, &ladder)?;
             }
         }
@@ -379,7 +443,12 @@ impl Config {
                 o.feedback_within.unwrap_or(s.feedback_within).millis(),
             ],
             warn_before: o.warn_before.unwrap_or(s.warn_before).millis(),
-            escalate_after: o.escalate_after.unwrap_or_else(|| s.escalate_after.clone()).iter().map(|d| d.millis()).collect(),
+            escalate_after: o
+                .escalate_after
+                .unwrap_or_else(|| s.escalate_after.clone())
+                .iter()
+                .map(|d| d.millis())
+                .collect(),
             notify: o.notify.unwrap_or_else(|| s.notify.clone()),
             warn_notify: o.warn_notify.unwrap_or_else(|| s.warn_notify.clone()),
             grace: o.grace.unwrap_or(s.grace).millis(),
@@ -407,31 +476,55 @@ impl Config {
 
 fn check_ladder(prefix: &str, l: &Ladder) -> Result<(), ConfigError> {
     let key = |k: &str| format!("{prefix}.{k}");
-    for (name, within) in ["visit_within", "meet_within", "feedback_within"].iter().zip(l.within) {
+    for (name, within) in ["visit_within", "meet_within", "feedback_within"]
+        .iter()
+        .zip(l.within)
+    {
         if within <= 0 {
             return Err(ConfigError::key(key(name), "must be greater than 0s"));
         }
     }
     if l.escalate_after.is_empty() {
-        return Err(ConfigError::key(key("escalate_after"), "needs at least one level"));
+        return Err(ConfigError::key(
+            key("escalate_after"),
+            "needs at least one level",
+        ));
     }
     if l.escalate_after.len() > 16 {
-        return Err(ConfigError::key(key("escalate_after"), "has more than 16 levels"));
+        return Err(ConfigError::key(
+            key("escalate_after"),
+            "has more than 16 levels",
+        ));
     }
     if l.escalate_after.windows(2).any(|w| w[1] <= w[0]) {
-        return Err(ConfigError::key(key("escalate_after"), "must be strictly increasing"));
+        return Err(ConfigError::key(
+            key("escalate_after"),
+            "must be strictly increasing",
+        ));
     }
     if l.notify.len() != l.escalate_after.len() {
         return Err(ConfigError::key(
             key("notify"),
-            format!("has {} levels but escalate_after has {}; give one list per level", l.notify.len(), l.escalate_after.len()),
+            format!(
+                "has {} levels but escalate_after has {}; give one list per level",
+                l.notify.len(),
+                l.escalate_after.len()
+            ),
         ));
     }
-    if l.notify.iter().chain(std::iter::once(&l.warn_notify)).flatten().any(|n| n.trim().is_empty()) {
+    if l.notify
+        .iter()
+        .chain(std::iter::once(&l.warn_notify))
+        .flatten()
+        .any(|n| n.trim().is_empty())
+    {
         return Err(ConfigError::key(key("notify"), "names must not be empty"));
     }
     if l.warn_before >= l.within.iter().copied().min().unwrap_or(0) {
-        return Err(ConfigError::key(key("warn_before"), "must be shorter than every stage's *_within"));
+        return Err(ConfigError::key(
+            key("warn_before"),
+            "must be shorter than every stage's *_within",
+        ));
     }
     Ok(())
 }
@@ -454,7 +547,13 @@ mod tests {
         assert_eq!(c.kafka.alerts_topic, "fraud.alerts");
         assert_eq!(c.kafka.escalations_topic, "fraud.sla.escalations");
         assert_eq!(c.policy(), Policy::default());
-        assert_eq!(c.limits(), Limits { max_message_bytes: 65536, max_clock_skew_ms: 300_000 });
+        assert_eq!(
+            c.limits(),
+            Limits {
+                max_message_bytes: 65536,
+                max_clock_skew_ms: 300_000
+            }
+        );
     }
 
     #[test]
@@ -477,7 +576,10 @@ mod tests {
         let e = err("[sla]\nnotify = [[\"a\"]]\n");
         assert!(e.starts_with("config key sla.notify:"), "{e}");
         let e = err("[sla.risk.high]\nwarn_before = \"45m\"\nvisit_within = \"30m\"\n");
-        assert!(e.starts_with("config key sla.risk.high.warn_before:"), "{e}");
+        assert!(
+            e.starts_with("config key sla.risk.high.warn_before:"),
+            "{e}"
+        );
         let e = err("[http]\nlisten = \"nowhere\"\n");
         assert!(e.starts_with("config key http.listen:"), "{e}");
         let e = err("[redis]\nurl = \"http://x\"\n");
@@ -499,7 +601,10 @@ mod tests {
 
     #[test]
     fn environment_overrides_secrets_and_debug_never_prints_them() {
-        let mut c = Config::parse("[kafka.client]\n\"sasl.password\" = \"kpass\"\n\"session.timeout.ms\" = 6000\n").unwrap();
+        let mut c = Config::parse(
+            "[kafka.client]\n\"sasl.password\" = \"kpass\"\n\"session.timeout.ms\" = 6000\n",
+        )
+        .unwrap();
         c.apply_env(|k| match k {
             ENV_REDIS_URL => Some("redis://app:rpass@10.0.0.1:6379".into()),
             ENV_KAFKA_BROKERS => Some("k1:9092,k2:9092".into()),
@@ -526,11 +631,15 @@ mod tests {
             if path.extension().is_some_and(|e| e == "toml") {
                 let text = std::fs::read_to_string(&path).unwrap();
                 let c = Config::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                c.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                c.validate()
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 seen += 1;
             }
         }
-        assert!(seen >= 2, "config/default.toml and config/demo.toml are shipped");
+        assert!(
+            seen >= 2,
+            "config/default.toml and config/demo.toml are shipped"
+        );
     }
 
     #[test]

@@ -25,7 +25,9 @@ impl Health {
         self.owned.fetch_add(1, Ordering::Relaxed);
     }
     pub fn partition_released(&self) {
-        let _ = self.owned.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        let _ = self
+            .owned
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
     pub fn owned(&self) -> usize {
         self.owned.load(Ordering::Relaxed)

@@ -40,7 +40,10 @@ pub fn router(state: HttpState) -> Router {
 
 async fn metrics(State(s): State<HttpState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         s.metrics.encode(),
     )
         .into_response()
@@ -52,7 +55,11 @@ async fn readyz(State(s): State<HttpState>) -> Response {
         "redis": s.health.redis_ok(),
         "partitions_owned": s.health.owned(),
     });
-    let code = if s.health.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if s.health.ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body)).into_response()
 }
 
@@ -71,7 +78,10 @@ fn authorised(s: &HttpState, headers: &HeaderMap) -> Result<(), Response> {
     if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
         Ok(())
     } else {
-        Err(error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        ))
     }
 }
 
@@ -83,19 +93,29 @@ async fn find(s: &HttpState, alert_id: &str) -> Result<Option<AlertState>, Respo
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "Query failed.");
-                return Err(error(StatusCode::SERVICE_UNAVAILABLE, "state store unavailable"));
+                return Err(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "state store unavailable",
+                ));
             }
         }
     }
     Ok(None)
 }
 
-async fn alert(State(s): State<HttpState>, headers: HeaderMap, Path(alert_id): Path<String>) -> Response {
+async fn alert(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    Path(alert_id): Path<String>,
+) -> Response {
     if let Err(r) = authorised(&s, &headers) {
         return r;
     }
     if !is_identifier(&alert_id) {
-        return error(StatusCode::BAD_REQUEST, "alert_id must be 1-128 characters of [A-Za-z0-9._:-]");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "alert_id must be 1-128 characters of [A-Za-z0-9._:-]",
+        );
     }
     match find(&s, &alert_id).await {
         Err(r) => r,
@@ -106,14 +126,18 @@ async fn alert(State(s): State<HttpState>, headers: HeaderMap, Path(alert_id): P
 
 /// The public view of an alert: stages and timeline, never personal data.
 pub fn alert_view(state: &AlertState) -> Value {
-    let Some(a) = &state.alert else { return Value::Null };
+    let Some(a) = &state.alert else {
+        return Value::Null;
+    };
     let stages: serde_json::Map<String, Value> = Stage::ALL
         .iter()
         .filter_map(|&st| state.stage(st).map(|c| (st, c)))
         .map(|(st, c)| {
             let (status, satisfied_at, on_time) = match c.status {
                 StageStatus::Open => ("open", None, None),
-                StageStatus::Satisfied { at, on_time } => ("satisfied", Some(format_utc(at)), Some(on_time)),
+                StageStatus::Satisfied { at, on_time } => {
+                    ("satisfied", Some(format_utc(at)), Some(on_time))
+                }
                 StageStatus::Cancelled => ("cancelled", None, None),
             };
             let levels: Vec<u8> = (1..=c.level).collect();
@@ -175,16 +199,29 @@ struct OverdueQuery {
     limit: Option<String>,
 }
 
-async fn overdue(State(s): State<HttpState>, headers: HeaderMap, Query(q): Query<OverdueQuery>) -> Response {
+async fn overdue(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    Query(q): Query<OverdueQuery>,
+) -> Response {
     if let Err(r) = authorised(&s, &headers) {
         return r;
     }
     let limit = match q.limit.as_deref().map(str::parse::<usize>) {
         None => 100,
         Some(Ok(n)) if (1..=1000).contains(&n) => n,
-        Some(_) => return error(StatusCode::BAD_REQUEST, "limit must be an integer from 1 to 1000"),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "limit must be an integer from 1 to 1000",
+            );
+        }
     };
-    let scan = if q.jurisdiction.is_some() { 10_000 } else { limit };
+    let scan = if q.jurisdiction.is_some() {
+        10_000
+    } else {
+        limit
+    };
     let mut rows = Vec::new();
     for p in 0..s.partitions {
         match s.store.overdue(p, scan).await {
@@ -202,9 +239,15 @@ async fn overdue(State(s): State<HttpState>, headers: HeaderMap, Query(q): Query
         if out.len() >= limit {
             break;
         }
-        let Ok(Some(state)) = s.store.get(p, &id).await else { continue };
+        let Ok(Some(state)) = s.store.get(p, &id).await else {
+            continue;
+        };
         let Some(a) = &state.alert else { continue };
-        if q.jurisdiction.as_ref().is_some_and(|j| *j != a.jurisdiction) || !state.is_open() {
+        if q.jurisdiction
+            .as_ref()
+            .is_some_and(|j| *j != a.jurisdiction)
+            || !state.is_open()
+        {
             continue;
         }
         let breached: Vec<Value> = Stage::ALL

@@ -58,10 +58,15 @@ type Hist<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn completion_histogram() -> Histogram {
     // 1 minute to 12 hours: the SLA is 1 h / 2 h / 6 h.
-    Histogram::new([60.0, 300.0, 600.0, 900.0, 1800.0, 2700.0, 3600.0, 5400.0, 7200.0, 10800.0, 14400.0, 21600.0, 28800.0, 43200.0])
+    Histogram::new([
+        60.0, 300.0, 600.0, 900.0, 1800.0, 2700.0, 3600.0, 5400.0, 7200.0, 10800.0, 14400.0,
+        21600.0, 28800.0, 43200.0,
+    ])
 }
 fn delay_histogram() -> Histogram {
-    Histogram::new([0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0])
+    Histogram::new([
+        0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+    ])
 }
 
 /// The process's metrics.
@@ -104,7 +109,10 @@ impl Metrics {
             breaches: Family::default(),
             open_alerts: Gauge::default(),
             // 1 ms to 60 s.
-            timer_lateness: Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            timer_lateness: Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                60.0,
+            ]),
             ingest_delay: Family::new_with_constructor(delay_histogram),
             consumer_lag: Family::default(),
             publish_failures: Counter::default(),
@@ -112,20 +120,76 @@ impl Metrics {
             registry: Registry::default(),
         };
         // Counters are registered without `_total`: the encoder appends it.
-        registry.register("fraud_sla_alerts", "Alerts accepted, by risk.", m.alerts.clone());
-        registry.register("fraud_sla_dispositions", "Dispositions applied, by kind.", m.dispositions.clone());
-        registry.register("fraud_sla_duplicates", "Duplicate messages ignored, by topic.", m.duplicates.clone());
-        registry.register("fraud_sla_deadletters", "Messages sent to the dead-letter topic.", m.deadletters.clone());
-        registry.register("fraud_sla_stage_completions", "Stages satisfied, on time or late.", m.completions.clone());
-        registry.register("fraud_sla_stage_completion_seconds", "Time from issued_at to the satisfying event.", m.completion_seconds.clone());
-        registry.register("fraud_sla_escalations", "Escalations emitted.", m.escalations.clone());
-        registry.register("fraud_sla_breaches", "Level-1 breaches, by stage and jurisdiction.", m.breaches.clone());
-        registry.register("fraud_sla_open_alerts", "Open alerts on the partitions this process owns.", m.open_alerts.clone());
-        registry.register("fraud_sla_timer_lateness_seconds", "fired_at minus due_at of warnings and breaches.", m.timer_lateness.clone());
-        registry.register("fraud_sla_ingest_delay_seconds", "Ingestion time minus the event's own time.", m.ingest_delay.clone());
-        registry.register("fraud_sla_consumer_lag", "Messages behind the high watermark.", m.consumer_lag.clone());
-        registry.register("fraud_sla_publish_failures", "Escalation deliveries that failed and were retried.", m.publish_failures.clone());
-        registry.register("fraud_sla_redis_errors", "Redis operations that failed and were retried.", m.redis_errors.clone());
+        registry.register(
+            "fraud_sla_alerts",
+            "Alerts accepted, by risk.",
+            m.alerts.clone(),
+        );
+        registry.register(
+            "fraud_sla_dispositions",
+            "Dispositions applied, by kind.",
+            m.dispositions.clone(),
+        );
+        registry.register(
+            "fraud_sla_duplicates",
+            "Duplicate messages ignored, by topic.",
+            m.duplicates.clone(),
+        );
+        registry.register(
+            "fraud_sla_deadletters",
+            "Messages sent to the dead-letter topic.",
+            m.deadletters.clone(),
+        );
+        registry.register(
+            "fraud_sla_stage_completions",
+            "Stages satisfied, on time or late.",
+            m.completions.clone(),
+        );
+        registry.register(
+            "fraud_sla_stage_completion_seconds",
+            "Time from issued_at to the satisfying event.",
+            m.completion_seconds.clone(),
+        );
+        registry.register(
+            "fraud_sla_escalations",
+            "Escalations emitted.",
+            m.escalations.clone(),
+        );
+        registry.register(
+            "fraud_sla_breaches",
+            "Level-1 breaches, by stage and jurisdiction.",
+            m.breaches.clone(),
+        );
+        registry.register(
+            "fraud_sla_open_alerts",
+            "Open alerts on the partitions this process owns.",
+            m.open_alerts.clone(),
+        );
+        registry.register(
+            "fraud_sla_timer_lateness_seconds",
+            "fired_at minus due_at of warnings and breaches.",
+            m.timer_lateness.clone(),
+        );
+        registry.register(
+            "fraud_sla_ingest_delay_seconds",
+            "Ingestion time minus the event's own time.",
+            m.ingest_delay.clone(),
+        );
+        registry.register(
+            "fraud_sla_consumer_lag",
+            "Messages behind the high watermark.",
+            m.consumer_lag.clone(),
+        );
+        registry.register(
+            "fraud_sla_publish_failures",
+            "Escalation deliveries that failed and were retried.",
+            m.publish_failures.clone(),
+        );
+        registry.register(
+            "fraud_sla_redis_errors",
+            "Redis operations that failed and were retried.",
+            m.redis_errors.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -142,48 +206,90 @@ impl Metrics {
             Effect::AlertOpened { risk } => self.alert(*risk),
             Effect::DuplicateAlert | Effect::DuplicateDisposition => self.duplicate(topic),
             Effect::DispositionApplied { kind } => self.disposition(*kind),
-            Effect::StageCompleted { stage, on_time, seconds } => self.stage_completed(*stage, *on_time, *seconds),
+            Effect::StageCompleted {
+                stage,
+                on_time,
+                seconds,
+            } => self.stage_completed(*stage, *on_time, *seconds),
             Effect::Escalate(e) => self.escalation(e),
             Effect::DispositionHeld | Effect::AlertClosed => {}
         }
     }
 
     fn alert(&self, risk: Risk) {
-        self.alerts.get_or_create(&RiskLabel { risk: risk.as_str() }).inc();
+        self.alerts
+            .get_or_create(&RiskLabel {
+                risk: risk.as_str(),
+            })
+            .inc();
     }
     fn disposition(&self, kind: DispositionKind) {
-        self.dispositions.get_or_create(&KindLabel { kind: kind.as_str() }).inc();
+        self.dispositions
+            .get_or_create(&KindLabel {
+                kind: kind.as_str(),
+            })
+            .inc();
     }
     fn duplicate(&self, topic: &str) {
-        self.duplicates.get_or_create(&TopicLabel { topic: topic.to_owned() }).inc();
+        self.duplicates
+            .get_or_create(&TopicLabel {
+                topic: topic.to_owned(),
+            })
+            .inc();
     }
     fn stage_completed(&self, stage: Stage, on_time: bool, seconds: f64) {
         let result = if on_time { "on_time" } else { "late" };
-        self.completions.get_or_create(&CompletionLabels { stage: stage.as_str(), result }).inc();
-        self.completion_seconds.get_or_create(&StageLabel { stage: stage.as_str() }).observe(seconds);
+        self.completions
+            .get_or_create(&CompletionLabels {
+                stage: stage.as_str(),
+                result,
+            })
+            .inc();
+        self.completion_seconds
+            .get_or_create(&StageLabel {
+                stage: stage.as_str(),
+            })
+            .observe(seconds);
     }
 
     /// An escalation was durably recorded (it will be published at least once).
     pub fn escalation(&self, e: &Escalation) {
         self.escalations
-            .get_or_create(&EscalationLabels { stage: e.stage.as_str(), kind: e.kind.as_str(), level: e.level.to_string() })
+            .get_or_create(&EscalationLabels {
+                stage: e.stage.as_str(),
+                kind: e.kind.as_str(),
+                level: e.level.to_string(),
+            })
             .inc();
         if e.kind == EscalationKind::Breach && e.level == 1 {
             self.breaches
-                .get_or_create(&BreachLabels { stage: e.stage.as_str(), jurisdiction: e.jurisdiction.clone() })
+                .get_or_create(&BreachLabels {
+                    stage: e.stage.as_str(),
+                    jurisdiction: e.jurisdiction.clone(),
+                })
                 .inc();
         }
         if let Some(due) = e.due_at {
-            self.timer_lateness.observe((e.fired_at - due).max(0) as f64 / 1000.0);
+            self.timer_lateness
+                .observe((e.fired_at - due).max(0) as f64 / 1000.0);
         }
     }
 
     pub fn deadletter(&self, topic: &str, reason: &'static str) {
-        self.deadletters.get_or_create(&DeadletterLabels { topic: topic.to_owned(), reason }).inc();
+        self.deadletters
+            .get_or_create(&DeadletterLabels {
+                topic: topic.to_owned(),
+                reason,
+            })
+            .inc();
     }
 
     pub fn ingest_delay(&self, topic: &str, seconds: f64) {
-        self.ingest_delay.get_or_create(&TopicLabel { topic: topic.to_owned() }).observe(seconds.max(0.0));
+        self.ingest_delay
+            .get_or_create(&TopicLabel {
+                topic: topic.to_owned(),
+            })
+            .observe(seconds.max(0.0));
     }
 
     pub fn set_open_alerts(&self, n: i64) {
@@ -192,7 +298,10 @@ impl Metrics {
 
     pub fn set_consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
         self.consumer_lag
-            .get_or_create(&LagLabels { topic: topic.to_owned(), partition: partition.to_string() })
+            .get_or_create(&LagLabels {
+                topic: topic.to_owned(),
+                partition: partition.to_string(),
+            })
             .set(lag);
     }
 

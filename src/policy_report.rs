@@ -14,14 +14,41 @@ pub fn render(c: &Config) -> String {
     let k = &c.kafka;
     let _ = writeln!(out, "configuration is valid\n");
     let _ = writeln!(out, "kafka:   brokers {} (group {})", k.brokers, k.group_id);
-    let _ = writeln!(out, "         in  {} + {} (co-partitioned)", k.alerts_topic, k.dispositions_topic);
-    let _ = writeln!(out, "         out {} / dead letters {}", k.escalations_topic, k.deadletter_topic);
+    let _ = writeln!(
+        out,
+        "         in  {} + {} (co-partitioned)",
+        k.alerts_topic, k.dispositions_topic
+    );
+    let _ = writeln!(
+        out,
+        "         out {} / dead letters {}",
+        k.escalations_topic, k.deadletter_topic
+    );
     for key in k.client.keys() {
-        let shown = if crate::config::is_secret_key(key) { "***" } else { k.client[key].as_str() };
+        let shown = if crate::config::is_secret_key(key) {
+            "***"
+        } else {
+            k.client[key].as_str()
+        };
         let _ = writeln!(out, "         client {key} = {shown}");
     }
-    let _ = writeln!(out, "redis:   {} (prefix {}{})", redact_url(&c.redis.url), c.redis.key_prefix, if c.redis.cluster { ", cluster" } else { "" });
-    let _ = writeln!(out, "http:    {} (/v1 token {})", c.http.listen, if c.http.token.is_some() { "required" } else { "not set" });
+    let _ = writeln!(
+        out,
+        "redis:   {} (prefix {}{})",
+        redact_url(&c.redis.url),
+        c.redis.key_prefix,
+        if c.redis.cluster { ", cluster" } else { "" }
+    );
+    let _ = writeln!(
+        out,
+        "http:    {} (/v1 token {})",
+        c.http.listen,
+        if c.http.token.is_some() {
+            "required"
+        } else {
+            "not set"
+        }
+    );
     let s = &c.sla;
     let _ = writeln!(
         out,
@@ -33,18 +60,38 @@ pub fn render(c: &Config) -> String {
         let l = policy.for_risk(risk);
         let _ = writeln!(out, "risk {risk}:");
         for stage in Stage::ALL {
-            let _ = writeln!(out, "  {:<9} deadline issued_at + {}", stage.as_str(), dur(l.within(stage)));
+            let _ = writeln!(
+                out,
+                "  {:<9} deadline issued_at + {}",
+                stage.as_str(),
+                dur(l.within(stage))
+            );
         }
         if l.warn_before > 0 {
-            let _ = writeln!(out, "  warning   {} before the deadline -> {}", dur(l.warn_before), l.warn_notify.join(", "));
+            let _ = writeln!(
+                out,
+                "  warning   {} before the deadline -> {}",
+                dur(l.warn_before),
+                l.warn_notify.join(", ")
+            );
         } else {
             let _ = writeln!(out, "  warning   disabled");
         }
         for (i, after) in l.escalate_after.iter().enumerate() {
-            let _ = writeln!(out, "  level {}   deadline + {} -> {}", i + 1, dur(*after), l.notify[i].join(", "));
+            let _ = writeln!(
+                out,
+                "  level {}   deadline + {} -> {}",
+                i + 1,
+                dur(*after),
+                l.notify[i].join(", ")
+            );
         }
         if l.grace > 0 {
-            let _ = writeln!(out, "  grace     {} added to every warning and breach", dur(l.grace));
+            let _ = writeln!(
+                out,
+                "  grace     {} added to every warning and breach",
+                dur(l.grace)
+            );
         }
     }
     out

@@ -4,8 +4,8 @@
 //! group id per run, nothing committed), so it never disturbs real consumers.
 
 use futures::StreamExt;
-use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;

@@ -7,11 +7,20 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 fn fraud_sla(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(bin()).args(args).envs(env.iter().copied()).env_remove("FRAUD_SLA_HTTP_TOKEN").output().unwrap()
+    Command::new(bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("FRAUD_SLA_HTTP_TOKEN")
+        .output()
+        .unwrap()
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn write(dir: &tempfile::TempDir, body: &str) -> String {
@@ -23,14 +32,40 @@ fn write(dir: &tempfile::TempDir, body: &str) -> String {
 #[test]
 fn check_config_prints_the_effective_policy_of_the_shipped_files() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let out = fraud_sla(&["check-config", "--config", &format!("{root}/config/default.toml")], &[]);
+    let out = fraud_sla(
+        &[
+            "check-config",
+            "--config",
+            &format!("{root}/config/default.toml"),
+        ],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let shown = text(&out);
-    assert!(shown.contains("visit     deadline issued_at + 1h"), "{shown}");
-    assert!(shown.contains("visit     deadline issued_at + 30m"), "high-risk override shown: {shown}");
-    assert!(shown.contains("feedback  deadline issued_at + 6h"), "{shown}");
-    assert!(shown.contains("level 3   deadline + 2h -> sub_bureau_command"), "{shown}");
-    let demo = fraud_sla(&["check-config", "--config", &format!("{root}/config/demo.toml")], &[]);
+    assert!(
+        shown.contains("visit     deadline issued_at + 1h"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("visit     deadline issued_at + 30m"),
+        "high-risk override shown: {shown}"
+    );
+    assert!(
+        shown.contains("feedback  deadline issued_at + 6h"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("level 3   deadline + 2h -> sub_bureau_command"),
+        "{shown}"
+    );
+    let demo = fraud_sla(
+        &[
+            "check-config",
+            "--config",
+            &format!("{root}/config/demo.toml"),
+        ],
+        &[],
+    );
     assert_eq!(demo.status.code(), Some(0), "{}", text(&demo));
 }
 
@@ -41,7 +76,10 @@ fn bad_keys_and_values_exit_2_naming_the_key() {
         ("[sla]\nvisit_within = \"soon\"\n", "sla.visit_within"),
         ("[sla]\nvisit_withn = \"1h\"\n", "visit_withn"),
         ("[kafka]\nbrokers = 9092\n", "kafka.brokers"),
-        ("[sla.risk.high]\nmeet_within = \"1 fortnight\"\n", "sla.risk.high.meet_within"),
+        (
+            "[sla.risk.high]\nmeet_within = \"1 fortnight\"\n",
+            "sla.risk.high.meet_within",
+        ),
         ("[sla.risk.urgent]\nvisit_within = \"1h\"\n", "urgent"),
         ("[sla]\nescalate_after = [\"0s\", \"30m\"]\n", "sla.notify"),
         ("[http]\nlisten = \"not an address\"\n", "http.listen"),
@@ -49,9 +87,16 @@ fn bad_keys_and_values_exit_2_naming_the_key() {
     ] {
         let out = fraud_sla(&["check-config", "--config", &write(&dir, body)], &[]);
         assert_eq!(out.status.code(), Some(2), "{body}: {}", text(&out));
-        assert!(text(&out).contains(key), "{body}: error must name {key}: {}", text(&out));
+        assert!(
+            text(&out).contains(key),
+            "{body}: error must name {key}: {}",
+            text(&out)
+        );
     }
-    let missing = fraud_sla(&["check-config", "--config", "/nonexistent/fraud-sla.toml"], &[]);
+    let missing = fraud_sla(
+        &["check-config", "--config", "/nonexistent/fraud-sla.toml"],
+        &[],
+    );
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing).contains("/nonexistent/fraud-sla.toml"));
 }
@@ -59,22 +104,37 @@ fn bad_keys_and_values_exit_2_naming_the_key() {
 #[test]
 fn secrets_from_the_environment_and_the_file_are_never_printed() {
     let dir = tmpdir();
-    let config = write(&dir, "[kafka.client]\n\"sasl.password\" = \"kafka-hunter2\"\n\"sasl.username\" = \"svc\"\n");
+    let config = write(
+        &dir,
+        "[kafka.client]\n\"sasl.password\" = \"kafka-hunter2\"\n\"sasl.username\" = \"svc\"\n",
+    );
     let out = fraud_sla(
         &["check-config", "--config", &config],
-        &[("FRAUD_SLA_REDIS_URL", "redis://svc:redis-hunter2@10.0.0.5:6379"), ("FRAUD_SLA_HTTP_TOKEN", "token-hunter2")],
+        &[
+            (
+                "FRAUD_SLA_REDIS_URL",
+                "redis://svc:redis-hunter2@10.0.0.5:6379",
+            ),
+            ("FRAUD_SLA_HTTP_TOKEN", "token-hunter2"),
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let shown = text(&out);
     assert!(!shown.contains("hunter2"), "{shown}");
-    assert!(shown.contains("redis://svc:***@10.0.0.5:6379"), "the URL is shown redacted: {shown}");
+    assert!(
+        shown.contains("redis://svc:***@10.0.0.5:6379"),
+        "the URL is shown redacted: {shown}"
+    );
     assert!(shown.contains("sasl.username = svc"), "{shown}");
 }
 
 #[test]
 fn run_with_an_invalid_config_exits_2_before_connecting() {
     let dir = tmpdir();
-    let out = fraud_sla(&["run", "--config", &write(&dir, "[redis]\nurl = 6379\n")], &[]);
+    let out = fraud_sla(
+        &["run", "--config", &write(&dir, "[redis]\nurl = 6379\n")],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("redis.url"));
 }
@@ -99,11 +159,17 @@ fn run_refuses_input_topics_that_are_not_co_partitioned() {
         .unwrap();
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(60), "must exit, not wait");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "must exit, not wait"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let shown = text(&out);
-    assert!(shown.contains("not co-partitioned") && shown.contains(&topics.dispositions), "{shown}");
+    assert!(
+        shown.contains("not co-partitioned") && shown.contains(&topics.dispositions),
+        "{shown}"
+    );
 }

@@ -12,7 +12,11 @@ const WITHIN: Duration = Duration::from_secs(90);
 fn expected(alerts: &[String]) -> Vec<String> {
     let mut v: Vec<String> = alerts
         .iter()
-        .flat_map(|a| ["visit", "meet"].into_iter().flat_map(move |s| (1..3).map(move |l| format!("{a}:{s}:{l}"))))
+        .flat_map(|a| {
+            ["visit", "meet"]
+                .into_iter()
+                .flat_map(move |s| (1..3).map(move |l| format!("{a}:{s}:{l}")))
+        })
         .collect();
     v.sort();
     v
@@ -20,8 +24,15 @@ fn expected(alerts: &[String]) -> Vec<String> {
 
 /// No warning may fire once its deadline has passed (same-format UTC strings sort by time).
 fn assert_no_stale_warning(records: &[Record]) {
-    for e in records.iter().map(Record::json).filter(|e| e["kind"] == "warning") {
-        assert!(e["fired_at"].as_str() < e["deadline"].as_str(), "stale warning {e}");
+    for e in records
+        .iter()
+        .map(Record::json)
+        .filter(|e| e["kind"] == "warning")
+    {
+        assert!(
+            e["fired_at"].as_str() < e["deadline"].as_str(),
+            "stale warning {e}"
+        );
     }
 }
 
@@ -39,9 +50,17 @@ async fn sigkill_mid_run_and_restart_loses_no_escalation_and_applies_nothing_twi
     let now = now_ms();
     let alerts: Vec<String> = (0..12).map(|i| format!("KILL-{i:02}")).collect();
     for a in &alerts {
-        produce(&prod, &env.topics.alerts, Some(a), &alert_json(a, now, "medium")).await;
+        produce(
+            &prod,
+            &env.topics.alerts,
+            Some(a),
+            &alert_json(a, now, "medium"),
+        )
+        .await;
     }
-    wait_until(WITHIN, "all alerts applied", || p.metric("fraud_sla_alerts_total", &[]) == alerts.len() as f64);
+    wait_until(WITHIN, "all alerts applied", || {
+        p.metric("fraud_sla_alerts_total", &[]) == alerts.len() as f64
+    });
     let esc = env.escalations();
     let mut seen = collect_until(&esc, WITHIN, |r| !r.is_empty());
     assert!(!seen.is_empty(), "first warnings fire before the kill");
@@ -51,15 +70,33 @@ async fn sigkill_mid_run_and_restart_loses_no_escalation_and_applies_nothing_twi
     restarted.wait_ready(WITHIN);
     let want = expected(&alerts);
     seen.extend(collect_until(&esc, WITHIN, |r| covered(r, &want)));
-    assert!(covered(&seen, &want), "missing: {:?}", want.iter().filter(|w| !ids(&seen).contains(w)).collect::<Vec<_>>());
+    assert!(
+        covered(&seen, &want),
+        "missing: {:?}",
+        want.iter()
+            .filter(|w| !ids(&seen).contains(w))
+            .collect::<Vec<_>>()
+    );
     assert_no_stale_warning(&seen);
     // Re-read input is skipped by the applied offsets kept in Redis: no alert is opened twice.
-    assert_eq!(restarted.metric("fraud_sla_alerts_total", &[]), 0.0, "no transition applied twice");
+    assert_eq!(
+        restarted.metric("fraud_sla_alerts_total", &[]),
+        0.0,
+        "no transition applied twice"
+    );
     // Every alert's state is still there, with the ladder as far as it fired.
-    let view = serde_json::from_str::<serde_json::Value>(&restarted.get("/v1/alerts/KILL-00").unwrap().1).unwrap();
-    assert_eq!(view["stages"]["visit"]["levels_fired"], serde_json::json!([1, 2]));
+    let view =
+        serde_json::from_str::<serde_json::Value>(&restarted.get("/v1/alerts/KILL-00").unwrap().1)
+            .unwrap();
+    assert_eq!(
+        view["stages"]["visit"]["levels_fired"],
+        serde_json::json!([1, 2])
+    );
     let duplicates = seen.len() - ids(&seen).len();
-    println!("escalations: {} distinct, {duplicates} redelivered after the kill", ids(&seen).len());
+    println!(
+        "escalations: {} distinct, {duplicates} redelivered after the kill",
+        ids(&seen).len()
+    );
     assert_eq!(restarted.sigterm().code(), Some(0));
     assert_no_personal_data(&env, &[p.log_text(), restarted.log_text()], &seen);
 }
@@ -72,29 +109,58 @@ async fn when_one_of_two_instances_stops_the_other_takes_over_its_clocks() {
     let second = env.processor();
     second.wait_ready(WITHIN);
     let owned = |p: &Processor| -> u64 {
-        p.get("/readyz").map(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).unwrap()["partitions_owned"].as_u64().unwrap_or(0)).unwrap_or(0)
+        p.get("/readyz")
+            .map(|(_, b)| {
+                serde_json::from_str::<serde_json::Value>(&b).unwrap()["partitions_owned"]
+                    .as_u64()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
     };
-    wait_until(WITHIN, "the group splits the partitions", || owned(&first) > 0 && owned(&second) > 0 && owned(&first) + owned(&second) == 4);
+    wait_until(WITHIN, "the group splits the partitions", || {
+        owned(&first) > 0 && owned(&second) > 0 && owned(&first) + owned(&second) == 4
+    });
 
     let prod = env.broker.producer();
     let now = now_ms();
     let alerts: Vec<String> = (0..12).map(|i| format!("SHARE-{i:02}")).collect();
     for a in &alerts {
-        produce(&prod, &env.topics.alerts, Some(a), &alert_json(a, now, "medium")).await;
+        produce(
+            &prod,
+            &env.topics.alerts,
+            Some(a),
+            &alert_json(a, now, "medium"),
+        )
+        .await;
     }
     wait_until(WITHIN, "both instances hold alerts", || {
         first.metric("fraud_sla_alerts_total", &[]) > 0.0
-            && first.metric("fraud_sla_alerts_total", &[]) + second.metric("fraud_sla_alerts_total", &[]) == alerts.len() as f64
+            && first.metric("fraud_sla_alerts_total", &[])
+                + second.metric("fraud_sla_alerts_total", &[])
+                == alerts.len() as f64
     });
     let esc = env.escalations();
     let mut seen = collect_until(&esc, WITHIN, |r| !r.is_empty());
 
     // The first instance leaves cleanly; its partitions, and their clocks, move to the second.
-    assert_eq!(first.sigterm().code(), Some(0), "SIGTERM exits 0\n{}", first.log_text());
-    wait_until(WITHIN, "the survivor owns every partition", || owned(&second) == 4);
+    assert_eq!(
+        first.sigterm().code(),
+        Some(0),
+        "SIGTERM exits 0\n{}",
+        first.log_text()
+    );
+    wait_until(WITHIN, "the survivor owns every partition", || {
+        owned(&second) == 4
+    });
     let want = expected(&alerts);
     seen.extend(collect_until(&esc, WITHIN, |r| covered(r, &want)));
-    assert!(covered(&seen, &want), "missing: {:?}", want.iter().filter(|w| !ids(&seen).contains(w)).collect::<Vec<_>>());
+    assert!(
+        covered(&seen, &want),
+        "missing: {:?}",
+        want.iter()
+            .filter(|w| !ids(&seen).contains(w))
+            .collect::<Vec<_>>()
+    );
     assert_no_stale_warning(&seen);
     assert_no_personal_data(&env, &[first.log_text(), second.log_text()], &seen);
 }
@@ -102,7 +168,14 @@ async fn when_one_of_two_instances_stops_the_other_takes_over_its_clocks() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redis_outage_pauses_the_processor_which_then_resumes_and_fires_everything() {
     let dir = tmpdir();
-    let aof = ["--save", "", "--appendonly", "yes", "--appendfsync", "always"];
+    let aof = [
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ];
     let mut redis = Redis::start_with(dir.path(), &aof);
     let broker = Broker::start();
     let topics = Topics::new("redis-outage", 2);
@@ -113,23 +186,54 @@ async fn a_redis_outage_pauses_the_processor_which_then_resumes_and_fires_everyt
     p.wait_ready(WITHIN);
     let prod = broker.producer();
     let now = now_ms();
-    produce(&prod, &topics.alerts, Some("BEFORE-1"), &alert_json("BEFORE-1", now, "medium")).await;
-    wait_until(WITHIN, "BEFORE-1 applied", || p.metric("fraud_sla_alerts_total", &[]) == 1.0);
+    produce(
+        &prod,
+        &topics.alerts,
+        Some("BEFORE-1"),
+        &alert_json("BEFORE-1", now, "medium"),
+    )
+    .await;
+    wait_until(WITHIN, "BEFORE-1 applied", || {
+        p.metric("fraud_sla_alerts_total", &[]) == 1.0
+    });
 
     // Redis goes away: the processor stays up, reports not ready, and takes no input.
     let redis_port = redis.port;
     drop(redis);
-    wait_until(WITHIN, "not ready while Redis is down", || p.get("/readyz").is_some_and(|(c, _)| c == 503));
-    produce(&prod, &topics.alerts, Some("DURING-1"), &alert_json("DURING-1", now, "medium")).await;
-    assert_eq!(p.get("/healthz").map(|(c, _)| c), Some(200), "alive while Redis is down");
+    wait_until(WITHIN, "not ready while Redis is down", || {
+        p.get("/readyz").is_some_and(|(c, _)| c == 503)
+    });
+    produce(
+        &prod,
+        &topics.alerts,
+        Some("DURING-1"),
+        &alert_json("DURING-1", now, "medium"),
+    )
+    .await;
+    assert_eq!(
+        p.get("/healthz").map(|(c, _)| c),
+        Some(200),
+        "alive while Redis is down"
+    );
 
     redis = Redis::start_on(dir.path(), redis_port, &aof);
     p.wait_ready(WITHIN);
     let esc = broker.reader(&topics.escalations, topics.partitions);
     let want = expected(&["BEFORE-1".to_owned(), "DURING-1".to_owned()]);
     let seen = collect_until(&esc, WITHIN, |r| covered(r, &want));
-    assert!(covered(&seen, &want), "missing: {:?}\n{}", want.iter().filter(|w| !ids(&seen).contains(w)).collect::<Vec<_>>(), p.log_text());
+    assert!(
+        covered(&seen, &want),
+        "missing: {:?}\n{}",
+        want.iter()
+            .filter(|w| !ids(&seen).contains(w))
+            .collect::<Vec<_>>(),
+        p.log_text()
+    );
     assert_no_stale_warning(&seen);
-    assert!(p.metric("fraud_sla_redis_errors_total", &[]) > 0.0, "the outage was seen and retried:\n{}", p.metrics());
+    assert!(
+        p.metric("fraud_sla_redis_errors_total", &[]) > 0.0,
+        "the outage was seen and retried:\n{}",
+        p.metrics()
+    );
     drop(redis);
 }

@@ -478,11 +478,10 @@ async fn a_risk_override_changes_only_that_risk_class() {
     );
     assert_eq!(high[0]["deadline"], iso(now + 2_000));
     assert!(high.iter().all(|e| e["level"] != 0));
-    assert!(
-        high.iter()
-            .any(|e| e["escalation_id"] == id("HIGH-1", "meet", "1")
-                && e["deadline"] == iso(now + 8_000))
-    );
+    assert!(high
+        .iter()
+        .any(|e| e["escalation_id"] == id("HIGH-1", "meet", "1")
+            && e["deadline"] == iso(now + 8_000)));
     let medium = of_alert(&seen, "MEDIUM-1");
     assert_eq!(medium[0]["escalation_id"], id("MEDIUM-1", "visit", "0"));
     assert_eq!(medium[1]["deadline"], iso(now + 4_000));

@@ -24,6 +24,10 @@ else
         --storage-engine memory://tansu/ >"$RUN/tansu.log" 2>&1 &
     echo $! >"$RUN/tansu.pid"
     wait_port "$KAFKA_PORT" tansu
+    # tansu keeps its log in memory, so offsets start again at 0. The Redis state records the
+    # offsets it applied and would skip the new messages as already seen: reset it with the log.
+    log "fresh broker log: resetting the local Redis state that referred to the old one"
+    redis-cli -p "$REDIS_PORT" flushall >/dev/null
 fi
 
 create_topic() {

@@ -32,7 +32,9 @@ impl Ladder {
 
     /// When breach `level` (1-based) of a stage with `deadline` is due, grace included.
     pub fn breach_due(&self, deadline: Millis, level: u8) -> Option<Millis> {
-        let after = *self.escalate_after.get(usize::from(level).checked_sub(1)?)?;
+        let after = *self
+            .escalate_after
+            .get(usize::from(level).checked_sub(1)?)?;
         Some(deadline + after + self.grace)
     }
 

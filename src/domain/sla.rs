@@ -18,7 +18,10 @@ pub const TIMELINE_LIMIT: usize = 64;
 pub enum StageStatus {
     Open,
     /// Satisfied by an event that occurred at `at` (event time).
-    Satisfied { at: Millis, on_time: bool },
+    Satisfied {
+        at: Millis,
+        on_time: bool,
+    },
     /// The alert closed while the stage was open.
     Cancelled,
 }
@@ -97,14 +100,22 @@ pub struct AlertState {
 /// What a transition means to the outside: escalations to publish and things to count.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    AlertOpened { risk: Risk },
+    AlertOpened {
+        risk: Risk,
+    },
     DuplicateAlert,
     DuplicateDisposition,
     /// A disposition was applied (or recorded on a closed alert's timeline).
-    DispositionApplied { kind: DispositionKind },
+    DispositionApplied {
+        kind: DispositionKind,
+    },
     /// A disposition is held until its alert arrives.
     DispositionHeld,
-    StageCompleted { stage: Stage, on_time: bool, seconds: f64 },
+    StageCompleted {
+        stage: Stage,
+        on_time: bool,
+        seconds: f64,
+    },
     AlertClosed,
     Escalate(Escalation),
 }
@@ -149,7 +160,12 @@ impl AlertState {
 
     /// Rule: a disposition with an `event_id` already seen is ignored; one before its alert is
     /// held; otherwise clocks due by `now` fire first, then the disposition applies.
-    pub fn apply_disposition(&mut self, d: Disposition, policy: &Policy, now: Millis) -> Vec<Effect> {
+    pub fn apply_disposition(
+        &mut self,
+        d: Disposition,
+        policy: &Policy,
+        now: Millis,
+    ) -> Vec<Effect> {
         if self.events.iter().any(|e| *e == d.event_id) {
             return vec![Effect::DuplicateDisposition];
         }
@@ -167,7 +183,13 @@ impl AlertState {
 
     /// Rule: `visited`/`met`/`feedback` satisfy their stages (on time by event time);
     /// `feedback`/`closed` close the alert; events for a closed alert only reach the timeline.
-    fn apply_known(&mut self, d: &Disposition, ladder: &Ladder, now: Millis, out: &mut Vec<Effect>) {
+    fn apply_known(
+        &mut self,
+        d: &Disposition,
+        ladder: &Ladder,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) {
         self.record(TimelineEntry {
             event_id: Some(d.event_id.clone()),
             officer_id: d.officer_id.clone(),
@@ -186,8 +208,17 @@ impl AlertState {
         }
     }
 
-    fn satisfy(&mut self, stage: Stage, at: Millis, ladder: &Ladder, now: Millis, out: &mut Vec<Effect>) {
-        let Some(issued_at) = self.alert.as_ref().map(|a| a.issued_at) else { return };
+    fn satisfy(
+        &mut self,
+        stage: Stage,
+        at: Millis,
+        ladder: &Ladder,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(issued_at) = self.alert.as_ref().map(|a| a.issued_at) else {
+            return;
+        };
         let clock = &mut self.stages[stage.index()];
         if !clock.is_open() {
             return;
@@ -222,7 +253,15 @@ impl AlertState {
         }
         clock.resolved = true;
         let (level, deadline) = (clock.level, clock.deadline);
-        let esc = self.escalation(stage, EscalationKind::Resolved, level, deadline, None, now, ladder);
+        let esc = self.escalation(
+            stage,
+            EscalationKind::Resolved,
+            level,
+            deadline,
+            None,
+            now,
+            ladder,
+        );
         self.record(TimelineEntry {
             stage: Some(stage),
             level: Some(level),
@@ -233,7 +272,12 @@ impl AlertState {
 
     /// Fires every warning and breach level due at `now`, in due order, each once.
     pub fn fire(&mut self, policy: &Policy, now: Millis) -> Vec<Effect> {
-        let Some(risk) = self.alert.as_ref().map(|a| a.risk).filter(|_| self.is_open()) else {
+        let Some(risk) = self
+            .alert
+            .as_ref()
+            .map(|a| a.risk)
+            .filter(|_| self.is_open())
+        else {
             return Vec::new();
         };
         let ladder = policy.for_risk(risk);
@@ -256,7 +300,13 @@ impl AlertState {
 
     /// Rule: the warning fires at `deadline - warn_before + grace` unless the deadline has passed;
     /// every breach level whose time has passed fires, in order.
-    fn fire_stage(&mut self, stage: Stage, ladder: &Ladder, now: Millis, out: &mut Vec<Escalation>) {
+    fn fire_stage(
+        &mut self,
+        stage: Stage,
+        ladder: &Ladder,
+        now: Millis,
+        out: &mut Vec<Escalation>,
+    ) {
         let clock = self.stages[stage.index()];
         let mut warned = clock.warned;
         if !warned {
@@ -264,7 +314,15 @@ impl AlertState {
                 Some(due) if now >= clock.deadline || due >= clock.deadline => warned = true,
                 Some(due) if now >= due => {
                     warned = true;
-                    out.push(self.escalation(stage, EscalationKind::Warning, 0, clock.deadline, Some(due), now, ladder));
+                    out.push(self.escalation(
+                        stage,
+                        EscalationKind::Warning,
+                        0,
+                        clock.deadline,
+                        Some(due),
+                        now,
+                        ladder,
+                    ));
                 }
                 Some(_) => {}
                 None => warned = true,
@@ -276,7 +334,15 @@ impl AlertState {
                 break;
             }
             level += 1;
-            out.push(self.escalation(stage, EscalationKind::Breach, level, clock.deadline, Some(due), now, ladder));
+            out.push(self.escalation(
+                stage,
+                EscalationKind::Breach,
+                level,
+                clock.deadline,
+                Some(due),
+                now,
+                ladder,
+            ));
         }
         let clock = &mut self.stages[stage.index()];
         clock.warned = warned;
@@ -323,7 +389,10 @@ impl AlertState {
         now: Millis,
         ladder: &Ladder,
     ) -> Escalation {
-        let alert = self.alert.as_ref().expect("escalations exist only for known alerts");
+        let alert = self
+            .alert
+            .as_ref()
+            .expect("escalations exist only for known alerts");
         Escalation {
             escalation_id: Escalation::id_for(&alert.alert_id, stage, kind, level),
             alert_id: alert.alert_id.clone(),

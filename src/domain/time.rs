@@ -48,7 +48,9 @@ pub mod utc_string {
 
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Millis>, D::Error> {
             Option::<String>::deserialize(d)?
-                .map(|s| parse_rfc3339(&s).ok_or_else(|| D::Error::custom("not an RFC 3339 timestamp")))
+                .map(|s| {
+                    parse_rfc3339(&s).ok_or_else(|| D::Error::custom("not an RFC 3339 timestamp"))
+                })
                 .transpose()
         }
     }

@@ -178,7 +178,11 @@ fn disposition(
         kind,
         occurred_at,
         officer_id,
-        outcome: if kind == DispositionKind::Feedback { outcome } else { None },
+        outcome: if kind == DispositionKind::Feedback {
+            outcome
+        } else {
+            None
+        },
     })
 }
 
@@ -207,8 +211,7 @@ fn alert_id(o: &Map<String, Value>) -> Result<&str, Rejection> {
 /// 1–128 characters of `[A-Za-z0-9._:-]` (CONTRACT §2).
 pub fn is_identifier(s: &str) -> bool {
     (1..=128).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 

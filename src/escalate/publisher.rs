@@ -2,13 +2,13 @@
 //! An entry leaves the outbox only after the broker acknowledged it; a failed delivery is sent
 //! again, so an escalation is never lost (consumers deduplicate on `escalation_id`).
 
-use std::future::Future;
-use std::pin::Pin;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::collections::{HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 
 use crate::store::OutboxEntry;
 
@@ -37,12 +37,21 @@ impl std::fmt::Debug for Publisher {
 
 /// The Kafka key of an escalation: its alert id (`<alert_id>:<stage>:<level|resolved>`).
 fn alert_id_of(escalation_id: &str) -> &str {
-    escalation_id.rsplitn(3, ':').nth(2).unwrap_or(escalation_id)
+    escalation_id
+        .rsplitn(3, ':')
+        .nth(2)
+        .unwrap_or(escalation_id)
 }
 
 impl Publisher {
     pub fn new(producer: FutureProducer, topic: String) -> Publisher {
-        Publisher { producer, topic, in_flight: FuturesUnordered::new(), pending: HashSet::new(), backlog: VecDeque::new() }
+        Publisher {
+            producer,
+            topic,
+            in_flight: FuturesUnordered::new(),
+            pending: HashSet::new(),
+            backlog: VecDeque::new(),
+        }
     }
 
     /// Hands entries to librdkafka in order (its idempotent producer keeps that order).

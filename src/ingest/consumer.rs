@@ -48,7 +48,10 @@ impl IngestContext {
     }
 
     fn signal(&self, tpl: &TopicPartitionList, control: Control) {
-        let workers = self.workers.read().expect("worker map lock is never poisoned");
+        let workers = self
+            .workers
+            .read()
+            .expect("worker map lock is never poisoned");
         let mut seen = std::collections::BTreeSet::new();
         for e in tpl.elements() {
             if e.topic() != self.alerts_topic && e.topic() != self.dispositions_topic {
@@ -60,7 +63,10 @@ impl IngestContext {
                     Some(tx) => {
                         let _ = tx.send(control);
                     }
-                    None => tracing::warn!(partition = e.partition(), "Partition assigned that did not exist at start-up; restart to own it."),
+                    None => tracing::warn!(
+                        partition = e.partition(),
+                        "Partition assigned that did not exist at start-up; restart to own it."
+                    ),
                 }
             }
         }
@@ -84,7 +90,10 @@ impl ClientContext for IngestContext {
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "Kafka client error.");
-        if matches!(error.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown)) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown)
+        ) {
             self.health.set_kafka(false);
         }
     }
@@ -156,8 +165,17 @@ pub fn producer_config(config: &KafkaConfig) -> ClientConfig {
         .set("linger.ms", "5")
         .set("message.timeout.ms", "60000");
     for (k, v) in &config.client {
-        const CONSUMER_ONLY: [&str; 9] =
-            ["session.", "max.poll", "auto.", "heartbeat.", "group.", "partition.assignment", "fetch.", "isolation.", "enable.auto"];
+        const CONSUMER_ONLY: [&str; 9] = [
+            "session.",
+            "max.poll",
+            "auto.",
+            "heartbeat.",
+            "group.",
+            "partition.assignment",
+            "fetch.",
+            "isolation.",
+            "enable.auto",
+        ];
         if !CONSUMER_ONLY.iter().any(|p| k.starts_with(p)) {
             c.set(k, v);
         }
@@ -173,17 +191,31 @@ pub fn producer(config: &KafkaConfig) -> KafkaResult<FutureProducer> {
 /// A reason not to start: the input topics are missing or not co-partitioned.
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
-    #[error("topic {0} does not exist; create it (co-partitioned with the other input topic) and start again")]
+    #[error(
+        "topic {0} does not exist; create it (co-partitioned with the other input topic) and start again"
+    )]
     Missing(String),
-    #[error("topics {alerts} ({alerts_n} partitions) and {dispositions} ({dispositions_n} partitions) are not co-partitioned: they need the same partition count, keyed by alert_id")]
-    NotCoPartitioned { alerts: String, alerts_n: usize, dispositions: String, dispositions_n: usize },
+    #[error(
+        "topics {alerts} ({alerts_n} partitions) and {dispositions} ({dispositions_n} partitions) are not co-partitioned: they need the same partition count, keyed by alert_id"
+    )]
+    NotCoPartitioned {
+        alerts: String,
+        alerts_n: usize,
+        dispositions: String,
+        dispositions_n: usize,
+    },
     #[error("cannot read metadata from the brokers: {0}")]
     Unreachable(rdkafka::error::KafkaError),
 }
 
 /// Partition count of `topic`, or `None` if the broker does not know it.
-pub fn partition_count<C: ConsumerContext>(consumer: &impl Consumer<C>, topic: &str) -> Result<Option<usize>, TopologyError> {
-    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).map_err(TopologyError::Unreachable)?;
+pub fn partition_count<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    topic: &str,
+) -> Result<Option<usize>, TopologyError> {
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .map_err(TopologyError::Unreachable)?;
     Ok(md
         .topics()
         .iter()
@@ -193,8 +225,12 @@ pub fn partition_count<C: ConsumerContext>(consumer: &impl Consumer<C>, topic: &
 }
 
 /// Checks that both input topics exist with the same partition count; returns the count.
-pub fn check_copartitioned<C: ConsumerContext>(consumer: &impl Consumer<C>, config: &KafkaConfig) -> Result<usize, TopologyError> {
-    let a = partition_count(consumer, &config.alerts_topic)?.ok_or_else(|| TopologyError::Missing(config.alerts_topic.clone()))?;
+pub fn check_copartitioned<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    config: &KafkaConfig,
+) -> Result<usize, TopologyError> {
+    let a = partition_count(consumer, &config.alerts_topic)?
+        .ok_or_else(|| TopologyError::Missing(config.alerts_topic.clone()))?;
     let d = partition_count(consumer, &config.dispositions_topic)?
         .ok_or_else(|| TopologyError::Missing(config.dispositions_topic.clone()))?;
     if a != d {

@@ -8,8 +8,8 @@
 //! - every write carries the epoch taken at assignment; a newer owner fences this one out;
 //! - an escalation leaves the outbox only after the broker acknowledged it.
 
-use futures::FutureExt;
 use futures::stream::{self, StreamExt};
+use futures::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;

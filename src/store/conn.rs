@@ -37,7 +37,9 @@ impl RedisConn {
                 .set_response_timeout(Some(Duration::from_secs(5)))
                 .set_number_of_retries(2)
                 .set_max_delay(Duration::from_secs(1));
-            Ok(RedisConn::Single(ConnectionManager::new_with_config(client, config).await?))
+            Ok(RedisConn::Single(
+                ConnectionManager::new_with_config(client, config).await?,
+            ))
         }
     }
 }

@@ -30,7 +30,10 @@ pub enum StoreError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("stored state of alert {alert_id} is unreadable: {source}")]
-    Corrupt { alert_id: String, source: serde_json::Error },
+    Corrupt {
+        alert_id: String,
+        source: serde_json::Error,
+    },
 }
 
 impl StoreError {
@@ -48,7 +51,9 @@ pub struct PartitionKeys {
 
 impl PartitionKeys {
     pub fn new(prefix: &str, partition: i32) -> PartitionKeys {
-        PartitionKeys { tag: format!("{{{prefix}:{partition}}}") }
+        PartitionKeys {
+            tag: format!("{{{prefix}:{partition}}}"),
+        }
     }
     pub fn epoch(&self) -> String {
         format!("{}:epoch", self.tag)
@@ -94,12 +99,20 @@ pub struct AlertWrite {
 }
 
 impl AlertWrite {
-    pub fn from_state(alert_id: &str, state: &AlertState, policy: &crate::domain::Policy) -> AlertWrite {
+    pub fn from_state(
+        alert_id: &str,
+        state: &AlertState,
+        policy: &crate::domain::Policy,
+    ) -> AlertWrite {
         AlertWrite {
             alert_id: alert_id.to_owned(),
             state: serde_json::to_string(state).expect("alert state always serialises"),
             next_due: state.next_due(policy),
-            open_since: state.alert.as_ref().filter(|_| state.is_open()).map(|a| a.issued_at),
+            open_since: state
+                .alert
+                .as_ref()
+                .filter(|_| state.is_open())
+                .map(|a| a.issued_at),
             overdue_since: state.overdue_since(),
             ttl_ms: (!state.is_open()).then_some(policy.retention),
         }
@@ -140,7 +153,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -168,13 +183,21 @@ impl Store {
     pub async fn claim(&self, partition: i32) -> Result<Claim, StoreError> {
         let k = self.keys(partition);
         let mut c = self.conn.clone();
-        let (epoch, applied): (i64, HashMap<String, i64>) =
-            self.claim_partition.key(k.epoch()).key(k.offsets()).invoke_async(&mut c).await?;
+        let (epoch, applied): (i64, HashMap<String, i64>) = self
+            .claim_partition
+            .key(k.epoch())
+            .key(k.offsets())
+            .invoke_async(&mut c)
+            .await?;
         Ok(Claim { epoch, applied })
     }
 
     /// Loads the states of `alert_ids` (one `MGET`: they share a slot).
-    pub async fn load(&self, partition: i32, alert_ids: &[String]) -> Result<Vec<Option<AlertState>>, StoreError> {
+    pub async fn load(
+        &self,
+        partition: i32,
+        alert_ids: &[String],
+    ) -> Result<Vec<Option<AlertState>>, StoreError> {
         if alert_ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -185,18 +208,33 @@ impl Store {
         raw.into_iter()
             .zip(alert_ids)
             .map(|(json, id)| {
-                json.map(|j| serde_json::from_str(&j).map_err(|source| StoreError::Corrupt { alert_id: id.clone(), source }))
-                    .transpose()
+                json.map(|j| {
+                    serde_json::from_str(&j).map_err(|source| StoreError::Corrupt {
+                        alert_id: id.clone(),
+                        source,
+                    })
+                })
+                .transpose()
             })
             .collect()
     }
 
     /// Writes a batch atomically, if `epoch` still owns the partition; returns the batch's
     /// escalations as outbox entries.
-    pub async fn apply(&self, partition: i32, epoch: i64, batch: &Batch) -> Result<Vec<OutboxEntry>, StoreError> {
+    pub async fn apply(
+        &self,
+        partition: i32,
+        epoch: i64,
+        batch: &Batch,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
         let k = self.keys(partition);
         let mut inv = self.apply_batch.prepare_invoke();
-        inv.key(k.epoch()).key(k.offsets()).key(k.clock()).key(k.open()).key(k.overdue()).key(k.outbox());
+        inv.key(k.epoch())
+            .key(k.offsets())
+            .key(k.clock())
+            .key(k.open())
+            .key(k.overdue())
+            .key(k.outbox());
         inv.arg(epoch).arg(batch.offsets.len());
         for (topic, offset) in &batch.offsets {
             inv.arg(topic).arg(offset);
@@ -221,15 +259,27 @@ impl Store {
             Ok(stream_ids) => Ok(stream_ids
                 .into_iter()
                 .zip(&batch.escalations)
-                .map(|(stream_id, (id, json))| OutboxEntry { stream_id, escalation_id: id.clone(), json: json.clone() })
+                .map(|(stream_id, (id, json))| OutboxEntry {
+                    stream_id,
+                    escalation_id: id.clone(),
+                    json: json.clone(),
+                })
                 .collect()),
-            Err(e) if is_fenced(&e) => Err(StoreError::Fenced { partition, message: e.to_string() }),
+            Err(e) if is_fenced(&e) => Err(StoreError::Fenced {
+                partition,
+                message: e.to_string(),
+            }),
             Err(e) => Err(e.into()),
         }
     }
 
     /// Alert ids whose clock is due at `now`, earliest first.
-    pub async fn due(&self, partition: i32, now: Millis, limit: usize) -> Result<Vec<String>, StoreError> {
+    pub async fn due(
+        &self,
+        partition: i32,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
         let mut c = self.conn.clone();
         let ids: Vec<String> = c
             .zrangebyscore_limit(self.keys(partition).clock(), "-inf", now, 0, limit as isize)
@@ -240,7 +290,9 @@ impl Store {
     /// The earliest due time on the partition's clock.
     pub async fn next_due(&self, partition: i32) -> Result<Option<Millis>, StoreError> {
         let mut c = self.conn.clone();
-        let first: Vec<(String, f64)> = c.zrange_withscores(self.keys(partition).clock(), 0, 0).await?;
+        let first: Vec<(String, f64)> = c
+            .zrange_withscores(self.keys(partition).clock(), 0, 0)
+            .await?;
         Ok(first.first().map(|(_, score)| *score as Millis))
     }
 
@@ -253,14 +305,19 @@ impl Store {
     /// Every escalation not yet acknowledged by the broker, oldest first.
     pub async fn outbox(&self, partition: i32) -> Result<Vec<OutboxEntry>, StoreError> {
         let mut c = self.conn.clone();
-        let reply: redis::streams::StreamRangeReply = c.xrange_all(self.keys(partition).outbox()).await?;
+        let reply: redis::streams::StreamRangeReply =
+            c.xrange_all(self.keys(partition).outbox()).await?;
         Ok(reply
             .ids
             .into_iter()
             .filter_map(|entry| {
                 let escalation_id: String = entry.get("id")?;
                 let json: String = entry.get("e")?;
-                Some(OutboxEntry { stream_id: entry.id, escalation_id, json })
+                Some(OutboxEntry {
+                    stream_id: entry.id,
+                    escalation_id,
+                    json,
+                })
             })
             .collect())
     }
@@ -276,17 +333,35 @@ impl Store {
     }
 
     /// Open alerts with a breached stage across `partitions`, most overdue first.
-    pub async fn overdue(&self, partition: i32, limit: usize) -> Result<Vec<(String, Millis)>, StoreError> {
+    pub async fn overdue(
+        &self,
+        partition: i32,
+        limit: usize,
+    ) -> Result<Vec<(String, Millis)>, StoreError> {
         let mut c = self.conn.clone();
         let rows: Vec<(String, f64)> = c
-            .zrangebyscore_limit_withscores(self.keys(partition).overdue(), "-inf", "+inf", 0, limit as isize)
+            .zrangebyscore_limit_withscores(
+                self.keys(partition).overdue(),
+                "-inf",
+                "+inf",
+                0,
+                limit as isize,
+            )
             .await?;
         Ok(rows.into_iter().map(|(id, s)| (id, s as Millis)).collect())
     }
 
     /// One alert's state, for the query API.
-    pub async fn get(&self, partition: i32, alert_id: &str) -> Result<Option<AlertState>, StoreError> {
-        Ok(self.load(partition, &[alert_id.to_owned()]).await?.pop().flatten())
+    pub async fn get(
+        &self,
+        partition: i32,
+        alert_id: &str,
+    ) -> Result<Option<AlertState>, StoreError> {
+        Ok(self
+            .load(partition, &[alert_id.to_owned()])
+            .await?
+            .pop()
+            .flatten())
     }
 }
 

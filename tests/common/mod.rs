@@ -2,10 +2,10 @@
 //! ports, the built `fraud-sla` binary, and rdkafka clients to drive it.
 #![allow(dead_code, unreachable_pub)]
 
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Write;
