@@ -11,7 +11,11 @@ use fraud_sla::domain::{Alert, AlertState, Policy, Risk};
 use fraud_sla::store::{AlertWrite, Batch, RedisConn, Store};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn used_memory(c: &mut redis::Connection) -> i64 {
@@ -39,12 +43,25 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` probes with --list
     }
-    let total: usize = std::env::var("ALERTS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
+    let total: usize = std::env::var("ALERTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
     let batch_size = 500;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut server = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+        ])
         .arg(dir.path())
         .stdout(Stdio::null())
         .spawn()
@@ -54,11 +71,16 @@ async fn main() {
     let conn = loop {
         match RedisConn::connect(&url, false).await {
             Ok(c) => break c,
-            Err(_) if start.elapsed() < Duration::from_secs(10) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) if start.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
             Err(e) => panic!("redis: {e}"),
         }
     };
-    let mut sync = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+    let mut sync = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
     let store = Store::new(conn, "bench");
     let policy = Policy::default();
     let epoch = store.claim(0).await.unwrap().epoch;
@@ -67,7 +89,11 @@ async fn main() {
 
     // Ingest: per batch, MGET the states, run the domain, write with one script call.
     let t = Instant::now();
-    for (b, chunk) in (0..total).collect::<Vec<_>>().chunks(batch_size).enumerate() {
+    for (b, chunk) in (0..total)
+        .collect::<Vec<_>>()
+        .chunks(batch_size)
+        .enumerate()
+    {
         let ids: Vec<String> = chunk.iter().map(|i| alert(*i, now).alert_id).collect();
         let states = store.load(0, &ids).await.unwrap();
         let mut writes = Vec::with_capacity(chunk.len());
@@ -76,7 +102,11 @@ async fn main() {
             s.apply_alert(alert(*i, now), &policy, now);
             writes.push(AlertWrite::from_state(&ids[writes.len()], &s, &policy));
         }
-        let batch = Batch { offsets: vec![("alerts".into(), (b * batch_size + chunk.len()) as i64)], alerts: writes, escalations: vec![] };
+        let batch = Batch {
+            offsets: vec![("alerts".into(), (b * batch_size + chunk.len()) as i64)],
+            alerts: writes,
+            escalations: vec![],
+        };
         store.apply(0, epoch, &batch).await.unwrap();
     }
     let ingest = t.elapsed();
@@ -84,8 +114,15 @@ async fn main() {
     let open = store.open_count(0).await.unwrap();
 
     // Sample the size of one record as stored.
-    let sample: i64 = redis::cmd("MEMORY").arg("USAGE").arg("{bench:0}:a:GA-620102-20261122-000001").query(&mut sync).unwrap();
-    let json: String = redis::cmd("GET").arg("{bench:0}:a:GA-620102-20261122-000001").query(&mut sync).unwrap();
+    let sample: i64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("{bench:0}:a:GA-620102-20261122-000001")
+        .query(&mut sync)
+        .unwrap();
+    let json: String = redis::cmd("GET")
+        .arg("{bench:0}:a:GA-620102-20261122-000001")
+        .query(&mut sync)
+        .unwrap();
 
     // Firing: every alert's warning at once (claim due, fire, write, outbox).
     let fire_at = now + 60 * 60_000;
@@ -109,16 +146,42 @@ async fn main() {
             writes.push(AlertWrite::from_state(id, &s, &policy));
         }
         fired += escalations.len();
-        let entries = store.apply(0, epoch, &Batch { offsets: vec![], alerts: writes, escalations }).await.unwrap();
+        let entries = store
+            .apply(
+                0,
+                epoch,
+                &Batch {
+                    offsets: vec![],
+                    alerts: writes,
+                    escalations,
+                },
+            )
+            .await
+            .unwrap();
         let stream_ids: Vec<String> = entries.into_iter().map(|e| e.stream_id).collect();
         store.ack(0, &stream_ids).await.unwrap();
     }
     let firing = t.elapsed();
 
     println!("store bench: {total} alerts, batches of {batch_size}, one redis-server on loopback");
-    println!("  ingest   {:>10.0} alerts/s  ({:.2?} total)", total as f64 / ingest.as_secs_f64(), ingest);
-    println!("  firing   {:>10.0} escalations/s  ({fired} in {:.2?}, claim+fire+write+outbox+ack)", fired as f64 / firing.as_secs_f64(), firing);
-    println!("  memory   {:>10.0} bytes per open alert (used_memory delta / {open} open alerts)", (after - before) as f64 / open.max(1) as f64);
-    println!("  record   {:>10} bytes MEMORY USAGE of one alert key; JSON {} bytes", sample, json.len());
+    println!(
+        "  ingest   {:>10.0} alerts/s  ({:.2?} total)",
+        total as f64 / ingest.as_secs_f64(),
+        ingest
+    );
+    println!(
+        "  firing   {:>10.0} escalations/s  ({fired} in {:.2?}, claim+fire+write+outbox+ack)",
+        fired as f64 / firing.as_secs_f64(),
+        firing
+    );
+    println!(
+        "  memory   {:>10.0} bytes per open alert (used_memory delta / {open} open alerts)",
+        (after - before) as f64 / open.max(1) as f64
+    );
+    println!(
+        "  record   {:>10} bytes MEMORY USAGE of one alert key; JSON {} bytes",
+        sample,
+        json.len()
+    );
     let _ = server.kill();
 }
