@@ -184,4 +184,5 @@ async fn main() {
         json.len()
     );
     let _ = server.kill();
+    let _ = server.wait();
 }

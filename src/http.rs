@@ -68,21 +68,18 @@ fn error(code: StatusCode, reason: &str) -> Response {
 }
 
 /// `/v1/*` needs the bearer token when one is configured; compared in constant time.
-fn authorised(s: &HttpState, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(token) = &s.token else { return Ok(()) };
+fn authorised(s: &HttpState, headers: &HeaderMap) -> bool {
+    let Some(token) = &s.token else { return true };
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
-        Ok(())
-    } else {
-        Err(error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token",
-        ))
-    }
+    bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+}
+
+fn unauthorised() -> Response {
+    error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
 }
 
 /// The alert id does not say which partition the producer chose, so every partition is asked.
@@ -108,8 +105,8 @@ async fn alert(
     headers: HeaderMap,
     Path(alert_id): Path<String>,
 ) -> Response {
-    if let Err(r) = authorised(&s, &headers) {
-        return r;
+    if !authorised(&s, &headers) {
+        return unauthorised();
     }
     if !is_identifier(&alert_id) {
         return error(
@@ -204,8 +201,8 @@ async fn overdue(
     headers: HeaderMap,
     Query(q): Query<OverdueQuery>,
 ) -> Response {
-    if let Err(r) = authorised(&s, &headers) {
-        return r;
+    if !authorised(&s, &headers) {
+        return unauthorised();
     }
     let limit = match q.limit.as_deref().map(str::parse::<usize>) {
         None => 100,

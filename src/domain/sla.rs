@@ -166,7 +166,7 @@ impl AlertState {
         policy: &Policy,
         now: Millis,
     ) -> Vec<Effect> {
-        if self.events.iter().any(|e| *e == d.event_id) {
+        if self.events.contains(&d.event_id) {
             return vec![Effect::DuplicateDisposition];
         }
         self.events.push(d.event_id.clone());
