@@ -145,7 +145,7 @@ fn main() -> ExitCode {
                 fraud_sla::app::cancel_on_signal(cancel.clone());
                 match fraud_sla::simulate::run(args, &config, cancel).await {
                     Ok(summary) => {
-                        eprintln!("{summary}");
+                        println!("{summary}");
                         ExitCode::SUCCESS
                     }
                     Err(e) => {

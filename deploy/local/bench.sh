@@ -84,8 +84,9 @@ t0=$(now_ms)
     >"$B/simulate.out" 2>&1
 t_produced=$(now_ms)
 cat "$B/simulate.out"
-events=$(grep -oE '[0-9]+ alerts' "$B/simulate.out" | head -1 | grep -oE '[0-9]+')
-disps=$(grep -oE '[0-9]+ dispositions' "$B/simulate.out" | head -1 | grep -oE '[0-9]+')
+# The summary line: "alerts N, dispositions M (D duplicates, E before their alert), ..."
+events=$(grep -oE 'alerts [0-9]+' "$B/simulate.out" | head -1 | grep -oE '[0-9]+')
+disps=$(grep -oE 'dispositions [0-9]+' "$B/simulate.out" | head -1 | grep -oE '[0-9]+')
 total=$((events + disps))
 while :; do
     applied=$(( $(metric fraud_sla_alerts_total) + $(metric fraud_sla_dispositions_total) + $(metric fraud_sla_duplicates_total) ))
