@@ -2,6 +2,7 @@
 //! down on SIGTERM/SIGINT (finish the batch, flush escalations, commit, exit 0).
 
 use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use std::sync::Arc;
@@ -95,6 +96,9 @@ async fn wait_for_topology(
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
+
+/// The longest any one step of shutdown may wait for the broker.
+const SHUTDOWN_STEP: Duration = Duration::from_secs(5);
 
 /// Runs the processor until `cancel`.
 pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppError> {
@@ -202,14 +206,32 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
             }
         }
     }
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) => tracing::info!("Offsets committed."),
-        Err(e) => {
-            tracing::warn!(error = %e, "Final offset commit failed; the applied offsets in Redis make the re-read harmless.")
+    // librdkafka's synchronous commit, flush and close wait for the broker. Each is bounded, so
+    // a broker that is down cannot hold the process: the offsets applied in Redis make the
+    // re-read after a restart harmless, and unacknowledged escalations stay in the outbox.
+    let committer = consumer.clone();
+    let commit =
+        tokio::task::spawn_blocking(move || committer.commit_consumer_state(CommitMode::Sync));
+    match tokio::time::timeout(SHUTDOWN_STEP, commit).await {
+        Ok(Ok(Ok(()))) => tracing::info!("Offsets committed."),
+        Ok(Ok(Err(e))) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => {
+            tracing::info!("No new offsets to commit.")
         }
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "Final offset commit failed; the applied offsets in Redis make the re-read harmless."),
+        _ => tracing::warn!("Final offset commit timed out; the applied offsets in Redis make the re-read harmless."),
     }
     consumer.unsubscribe();
-    let _ = rdkafka::producer::Producer::flush(&producer, Duration::from_secs(5));
+    let flush = tokio::task::spawn_blocking(move || {
+        rdkafka::producer::Producer::flush(&producer, SHUTDOWN_STEP)
+    });
+    let _ = tokio::time::timeout(SHUTDOWN_STEP + Duration::from_secs(1), flush).await;
+    drop(shared);
+    let close = tokio::task::spawn_blocking(move || drop(consumer));
+    if tokio::time::timeout(SHUTDOWN_STEP, close).await.is_err() {
+        tracing::warn!(
+            "The consumer did not leave its group in time; the broker will time the session out."
+        );
+    }
     let _ = http.await;
     tracing::info!("Stopped.");
     Ok(())

@@ -98,7 +98,7 @@ fn main() -> ExitCode {
             };
             init_tracing(log_format);
             let rt = tokio::runtime::Runtime::new().expect("tokio runtime starts");
-            rt.block_on(async {
+            let code = rt.block_on(async {
                 let cancel = CancellationToken::new();
                 fraud_sla::app::cancel_on_signal(cancel.clone());
                 match fraud_sla::app::run(config, cancel).await {
@@ -109,7 +109,10 @@ fn main() -> ExitCode {
                         ExitCode::from(EXIT_RUNTIME)
                     }
                 }
-            })
+            });
+            // A librdkafka call still blocked on an unreachable broker must not hold the exit.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            code
         }
         Command::Watch {
             config,

@@ -11,7 +11,7 @@ else
     log "starting redis-server on 127.0.0.1:$REDIS_PORT (AOF on, data in $RUN)"
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN" --appendonly yes \
         --appendfsync everysec --save "" --daemonize yes --pidfile "$RUN/redis.pid" \
-        --logfile "$RUN/redis.log"
+        --logfile "$RUN/redis.log"   # --daemonize detaches it from this terminal
     wait_port "$REDIS_PORT" redis-server
 fi
 
@@ -19,7 +19,8 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; then
     log "a broker already listens on 127.0.0.1:$KAFKA_PORT"
 else
     log "starting tansu on 127.0.0.1:$KAFKA_PORT (in-memory storage)"
-    nohup "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    # setsid: its own session, so a Ctrl-C in the demo's terminal does not stop the broker.
+    setsid nohup "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
         --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
         --storage-engine memory://tansu/ >"$RUN/tansu.log" 2>&1 &
     echo $! >"$RUN/tansu.pid"
