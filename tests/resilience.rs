@@ -237,3 +237,15 @@ async fn a_redis_outage_pauses_the_processor_which_then_resumes_and_fires_everyt
     );
     drop(redis);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_exits_0_promptly_even_with_the_broker_gone() {
+    let env = Env::new("term-no-broker", 2, FAST_SLA);
+    let mut p = env.processor();
+    p.wait_ready(WITHIN);
+    let Env { broker, .. } = env;
+    drop(broker);
+    let started = std::time::Instant::now();
+    assert_eq!(p.sigterm().code(), Some(0), "{}", p.log_text());
+    assert!(started.elapsed() < Duration::from_secs(30), "shutdown waits on the broker at most a few bounded steps");
+}
