@@ -6,12 +6,14 @@
 #     (applied = written to Redis with its offset, i.e. durable);
 #   - timer lateness p50/p99/max (fired_at - due_at) with thousands of clocks due at once;
 #   - Redis bytes per open alert.
-# Sizes: ALERTS (throughput run, default 20000), SILENT (lateness run, default 5000).
+#   - the same under steady load (RATE alerts/s for 30 s, real-time dispositions).
+# Sizes: ALERTS (throughput run, default 20000), SILENT (lateness run, default 5000), RATE (100).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 "$ROOT/deploy/local/install.sh" >/dev/null
 TANSU="${FRAUD_SLA_TANSU:-$BIN/tansu}"
 ALERTS="${ALERTS:-20000}"
 SILENT="${SILENT:-5000}"
+RATE="${RATE:-100}"
 B="$LOCAL/bench"; rm -rf "$B"; mkdir -p "$B"
 RP=16379; KP=19092; HP=19898
 
@@ -128,3 +130,24 @@ grep -oE '\+[0-9]+ ms after due' "$B/escalations.txt" | grep -oE '[0-9]+' | sort
 n=$(wc -l <"$B/lateness.txt")
 pct() { sed -n "$(( ($1 * n + 99) / 100 ))p" "$B/lateness.txt"; }
 echo "RESULT timer lateness over $n warnings/breaches: p50 $(pct 50) ms, p99 $(pct 99) ms, max $(tail -1 "$B/lateness.txt") ms"
+
+# --- 3. timer lateness under steady load: alerts arrive at RATE/s with real-time dispositions ----
+config steady '[sla]
+visit_within = "10s"
+meet_within = "20s"
+feedback_within = "30s"
+warn_before = "5s"
+escalate_after = ["0s", "5s"]
+notify = [["station_duty_officer"], ["station_chief"]]'
+start_processor steady
+"$FS" watch --config "$B/steady.toml" --from-beginning >"$B/steady.txt" 2>/dev/null &
+WATCH=$!; pids+=($WATCH)
+log "steady load: $RATE alerts/s for 30 s (30% late, 20% silent), then until the last clocks fire"
+"$FS" simulate --config "$B/steady.toml" --rate "$RATE" --count $((RATE * 30)) --late 0.3 --missing 0.2 \
+    --seed 5 --follow --quiet >"$B/steady-simulate.out" 2>&1
+sleep 40   # the last alerts' feedback ladders (30 s + 5 s) finish
+kill "$WATCH" 2>/dev/null || true
+stop_processor
+grep -oE '\+[0-9]+ ms after due' "$B/steady.txt" | grep -oE '[0-9]+' | sort -n >"$B/lateness.txt"
+n=$(wc -l <"$B/lateness.txt")
+echo "RESULT steady timer lateness over $n warnings/breaches: p50 $(pct 50) ms, p99 $(pct 99) ms, max $(tail -1 "$B/lateness.txt") ms"
