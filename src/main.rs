@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use fraud_sla::config::Config;
@@ -74,87 +75,78 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-fn load(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(EXIT_CONFIG)
-    })
+/// Runs `job` on a fresh runtime with SIGTERM/SIGINT wired to its cancellation token.
+fn on_runtime<F, Fut>(job: F) -> ExitCode
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+    let code = rt.block_on(async {
+        let cancel = CancellationToken::new();
+        fraud_sla::app::cancel_on_signal(cancel.clone());
+        job(cancel).await
+    });
+    // A librdkafka call still blocked on an unreachable broker must not hold the exit.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+fn runtime_failure(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(EXIT_RUNTIME)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let path = match &cli.command {
+        Command::Run { config, .. }
+        | Command::CheckConfig { config }
+        | Command::Watch { config, .. }
+        | Command::Simulate { config, .. } => config.clone(),
+    };
+    let config = match Config::load(path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     match cli.command {
-        Command::CheckConfig { config } => match load(config.as_deref()) {
-            Ok(c) => {
-                print!("{}", fraud_sla::policy_report::render(&c));
-                ExitCode::SUCCESS
-            }
-            Err(code) => code,
-        },
-        Command::Run { config, log_format } => {
-            let config = match load(config.as_deref()) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
+        Command::CheckConfig { .. } => {
+            print!("{}", fraud_sla::policy_report::render(&config));
+            ExitCode::SUCCESS
+        }
+        Command::Run { log_format, .. } => {
             init_tracing(log_format);
-            let rt = tokio::runtime::Runtime::new().expect("tokio runtime starts");
-            let code = rt.block_on(async {
-                let cancel = CancellationToken::new();
-                fraud_sla::app::cancel_on_signal(cancel.clone());
+            on_runtime(|cancel| async move {
                 match fraud_sla::app::run(config, cancel).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         tracing::error!(error = %e, "Cannot run.");
-                        eprintln!("error: {e}");
-                        ExitCode::from(EXIT_RUNTIME)
-                    }
-                }
-            });
-            // A librdkafka call still blocked on an unreachable broker must not hold the exit.
-            rt.shutdown_timeout(std::time::Duration::from_secs(1));
-            code
-        }
-        Command::Watch {
-            config,
-            from_beginning,
-        } => {
-            let config = match load(config.as_deref()) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            init_tracing(LogFormat::Text);
-            let rt = tokio::runtime::Runtime::new().expect("tokio runtime starts");
-            rt.block_on(async {
-                let cancel = CancellationToken::new();
-                fraud_sla::app::cancel_on_signal(cancel.clone());
-                match fraud_sla::watch::run(&config, from_beginning, cancel).await {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        eprintln!("error: {e:#}");
-                        ExitCode::from(EXIT_RUNTIME)
+                        runtime_failure(e)
                     }
                 }
             })
         }
-        Command::Simulate { config, args } => {
-            let config = match load(config.as_deref()) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
+        Command::Watch { from_beginning, .. } => {
             init_tracing(LogFormat::Text);
-            let rt = tokio::runtime::Runtime::new().expect("tokio runtime starts");
-            rt.block_on(async {
-                let cancel = CancellationToken::new();
-                fraud_sla::app::cancel_on_signal(cancel.clone());
+            on_runtime(|cancel| async move {
+                match fraud_sla::watch::run(&config, from_beginning, cancel).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => runtime_failure(format!("{e:#}")),
+                }
+            })
+        }
+        Command::Simulate { args, .. } => {
+            init_tracing(LogFormat::Text);
+            on_runtime(|cancel| async move {
                 match fraud_sla::simulate::run(args, &config, cancel).await {
                     Ok(summary) => {
                         println!("{summary}");
                         ExitCode::SUCCESS
                     }
-                    Err(e) => {
-                        eprintln!("error: {e:#}");
-                        ExitCode::from(EXIT_RUNTIME)
-                    }
+                    Err(e) => runtime_failure(format!("{e:#}")),
                 }
             })
         }

@@ -36,6 +36,23 @@ fn assert_no_stale_warning(records: &[Record]) {
     }
 }
 
+/// Produces `n` alerts issued now that never get a disposition; returns their ids.
+async fn silent_alerts(env: &Env, prefix: &str, n: usize) -> Vec<String> {
+    let prod = env.broker.producer();
+    let now = now_ms();
+    let alerts: Vec<String> = (0..n).map(|i| format!("{prefix}-{i:02}")).collect();
+    for a in &alerts {
+        produce(
+            &prod,
+            &env.topics.alerts,
+            Some(a),
+            &alert_json(a, now, "medium"),
+        )
+        .await;
+    }
+    alerts
+}
+
 fn covered(records: &[Record], want: &[String]) -> bool {
     let got = ids(records);
     want.iter().all(|w| got.binary_search(w).is_ok())
@@ -46,18 +63,7 @@ async fn sigkill_mid_run_and_restart_loses_no_escalation_and_applies_nothing_twi
     let env = Env::new("sigkill", 4, FAST_SLA);
     let mut p = env.processor();
     p.wait_ready(WITHIN);
-    let prod = env.broker.producer();
-    let now = now_ms();
-    let alerts: Vec<String> = (0..12).map(|i| format!("KILL-{i:02}")).collect();
-    for a in &alerts {
-        produce(
-            &prod,
-            &env.topics.alerts,
-            Some(a),
-            &alert_json(a, now, "medium"),
-        )
-        .await;
-    }
+    let alerts = silent_alerts(&env, "KILL", 12).await;
     wait_until(WITHIN, "all alerts applied", || {
         p.metric("fraud_sla_alerts_total", &[]) == alerts.len() as f64
     });
@@ -121,18 +127,7 @@ async fn when_one_of_two_instances_stops_the_other_takes_over_its_clocks() {
         owned(&first) > 0 && owned(&second) > 0 && owned(&first) + owned(&second) == 4
     });
 
-    let prod = env.broker.producer();
-    let now = now_ms();
-    let alerts: Vec<String> = (0..12).map(|i| format!("SHARE-{i:02}")).collect();
-    for a in &alerts {
-        produce(
-            &prod,
-            &env.topics.alerts,
-            Some(a),
-            &alert_json(a, now, "medium"),
-        )
-        .await;
-    }
+    let alerts = silent_alerts(&env, "SHARE", 12).await;
     wait_until(WITHIN, "both instances hold alerts", || {
         first.metric("fraud_sla_alerts_total", &[]) > 0.0
             && first.metric("fraud_sla_alerts_total", &[])
@@ -247,5 +242,8 @@ async fn sigterm_exits_0_promptly_even_with_the_broker_gone() {
     drop(broker);
     let started = std::time::Instant::now();
     assert_eq!(p.sigterm().code(), Some(0), "{}", p.log_text());
-    assert!(started.elapsed() < Duration::from_secs(30), "shutdown waits on the broker at most a few bounded steps");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "shutdown waits on the broker at most a few bounded steps"
+    );
 }

@@ -84,6 +84,14 @@ impl Run {
         });
     }
 
+    /// `fraud_sla_stage_completions_total` of one stage and result.
+    fn completions(&self, stage: &str, result: &str) -> f64 {
+        self.p.metric(
+            "fraud_sla_stage_completions_total",
+            &[("stage", stage), ("result", result)],
+        )
+    }
+
     fn assert_private(&self, seen: &[Record]) {
         assert_no_personal_data(&self.env, &[self.p.log_text()], seen);
     }
@@ -111,20 +119,8 @@ async fn a_stage_satisfied_on_time_never_warns_or_escalates() {
         "an on-time alert is never escalated"
     );
     for stage in ["visit", "meet", "feedback"] {
-        assert_eq!(
-            run.p.metric(
-                "fraud_sla_stage_completions_total",
-                &[("stage", stage), ("result", "on_time")]
-            ),
-            1.0
-        );
-        assert_eq!(
-            run.p.metric(
-                "fraud_sla_stage_completions_total",
-                &[("stage", stage), ("result", "late")]
-            ),
-            0.0
-        );
+        assert_eq!(run.completions(stage, "on_time"), 1.0);
+        assert_eq!(run.completions(stage, "late"), 0.0);
     }
     let view = run.alert_view("ON-1");
     assert_eq!(view["stages"]["visit"]["status"], "satisfied");
@@ -284,20 +280,8 @@ async fn a_late_visit_counts_late_and_resolves_its_breach() {
     );
     assert_eq!(resolved["due_at"], Value::Null);
     assert_eq!(resolved["deadline"], iso(issued + 4_000));
-    assert_eq!(
-        run.p.metric(
-            "fraud_sla_stage_completions_total",
-            &[("stage", "visit"), ("result", "late")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        run.p.metric(
-            "fraud_sla_stage_completions_total",
-            &[("stage", "meet"), ("result", "on_time")]
-        ),
-        1.0
-    );
+    assert_eq!(run.completions("visit", "late"), 1.0);
+    assert_eq!(run.completions("meet", "on_time"), 1.0);
     run.assert_private(&seen);
 }
 
@@ -344,20 +328,8 @@ async fn a_disposition_before_its_alert_is_held_and_applied_before_the_clocks() 
         [id("HELD-1", "feedback", "0")],
         "no breach for stages satisfied in time"
     );
-    assert_eq!(
-        run.p.metric(
-            "fraud_sla_stage_completions_total",
-            &[("stage", "visit"), ("result", "on_time")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        run.p.metric(
-            "fraud_sla_stage_completions_total",
-            &[("stage", "meet"), ("result", "on_time")]
-        ),
-        1.0
-    );
+    assert_eq!(run.completions("visit", "on_time"), 1.0);
+    assert_eq!(run.completions("meet", "on_time"), 1.0);
     run.assert_private(&seen);
 }
 

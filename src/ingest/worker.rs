@@ -337,15 +337,7 @@ impl Worker {
         let mut ids: Vec<String> = valid.iter().map(|(_, d)| d.alert_id().to_owned()).collect();
         ids.sort();
         ids.dedup();
-        let loaded = {
-            let ids = ids.clone();
-            self.retry("load alerts", move |s, p| {
-                let ids = ids.clone();
-                async move { s.load(p, &ids).await }
-            })
-            .await
-            .ok_or(Abort::Cancelled)?
-        };
+        let loaded = self.load(&ids).await?;
         let mut states: HashMap<String, AlertState> = ids
             .iter()
             .cloned()
@@ -487,16 +479,19 @@ impl Worker {
         .await
     }
 
-    async fn fire(&mut self, ids: Vec<String>, now: Millis) -> Result<(), Abort> {
-        let loaded = {
+    /// The stored state of `ids` (in order), retried while Redis is unreachable.
+    async fn load(&self, ids: &[String]) -> Result<Vec<Option<AlertState>>, Abort> {
+        let ids = ids.to_vec();
+        self.retry("load alerts", move |s, p| {
             let ids = ids.clone();
-            self.retry("load alerts", move |s, p| {
-                let ids = ids.clone();
-                async move { s.load(p, &ids).await }
-            })
-            .await
-            .ok_or(Abort::Cancelled)?
-        };
+            async move { s.load(p, &ids).await }
+        })
+        .await
+        .ok_or(Abort::Cancelled)
+    }
+
+    async fn fire(&mut self, ids: Vec<String>, now: Millis) -> Result<(), Abort> {
+        let loaded = self.load(&ids).await?;
         let policy = self.shared.policy.clone();
         let mut effects = Vec::new();
         let mut alerts = Vec::new();
