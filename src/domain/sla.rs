@@ -429,3 +429,7 @@ impl TimelineEntry {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "sla_tests.rs"]
+mod tests;
