@@ -1,1 +1,121 @@
-fn main() {}
+//! The pure core's cost per message: decode + validate, the state machine, and the stored JSON.
+//! Run: `cargo bench --bench domain`.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use std::hint::black_box;
+
+use fraud_sla::domain::validate::{decode, Limits, Source};
+use fraud_sla::domain::{Alert, AlertState, Disposition, DispositionKind, Policy, Risk};
+
+const NOW: i64 = 1_795_000_000_000;
+const LIMITS: Limits = Limits {
+    max_message_bytes: 65_536,
+    max_clock_skew_ms: 300_000,
+};
+const ALERT: &str = r#"{"alert_id":"GA-620102-20261122-000123","issued_at":"2026-11-18T19:06:40+08:00","jurisdiction":"620102-GWM","risk":"high","channel":"96110","fraud_type":"impersonating_police","amount_cents":5000000,"subject":{"name":"张*","phone":"13800001234"}}"#;
+const DISPOSITION: &str = r#"{"event_id":"app-7f3c-0001","alert_id":"GA-620102-20261122-000123","kind":"met","occurred_at":"2026-11-18T19:46:40+08:00","officer_id":"620102-0457","note":"家属在场"}"#;
+const KEY: &[u8] = b"GA-620102-20261122-000123";
+
+fn alert() -> Alert {
+    Alert {
+        alert_id: "GA-620102-20261122-000123".into(),
+        issued_at: NOW,
+        jurisdiction: "620102-GWM".into(),
+        risk: Risk::High,
+        channel: Some("96110".into()),
+        fraud_type: Some("impersonating_police".into()),
+        amount_cents: Some(5_000_000),
+    }
+}
+
+fn met(at: i64) -> Disposition {
+    Disposition {
+        event_id: "app-7f3c-0001".into(),
+        alert_id: "GA-620102-20261122-000123".into(),
+        kind: DispositionKind::Met,
+        occurred_at: at,
+        officer_id: Some("620102-0457".into()),
+        outcome: None,
+    }
+}
+
+fn opened(policy: &Policy) -> AlertState {
+    let mut s = AlertState::default();
+    s.apply_alert(alert(), policy, NOW);
+    s
+}
+
+fn bench(c: &mut Criterion) {
+    let policy = Policy::default();
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("alert", |b| {
+        b.iter(|| {
+            decode(
+                Source::Alerts,
+                Some(KEY),
+                Some(black_box(ALERT.as_bytes())),
+                NOW,
+                LIMITS,
+            )
+        })
+    });
+    g.bench_function("disposition", |b| {
+        b.iter(|| {
+            decode(
+                Source::Dispositions,
+                Some(KEY),
+                Some(black_box(DISPOSITION.as_bytes())),
+                NOW,
+                LIMITS,
+            )
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("sla");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("apply_alert", |b| {
+        b.iter_batched(
+            AlertState::default,
+            |mut s| s.apply_alert(alert(), &policy, NOW),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("apply_disposition", |b| {
+        b.iter_batched(
+            || opened(&policy),
+            |mut s| s.apply_disposition(met(NOW + 60_000), &policy, NOW + 60_000),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("fire_silent_alert_every_level", |b| {
+        b.iter_batched(
+            || opened(&policy),
+            |mut s| s.fire(&policy, NOW + 24 * 3_600_000),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("next_due", |b| {
+        let s = opened(&policy);
+        b.iter(|| black_box(&s).next_due(&policy))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("state_json");
+    let mut s = opened(&policy);
+    s.apply_disposition(met(NOW + 60_000), &policy, NOW + 60_000);
+    s.fire(&policy, NOW + 3 * 3_600_000);
+    let text = serde_json::to_string(&s).unwrap();
+    g.throughput(Throughput::Bytes(text.len() as u64));
+    g.bench_function("serialize", |b| {
+        b.iter(|| serde_json::to_string(black_box(&s)).unwrap())
+    });
+    g.bench_function("deserialize", |b| {
+        b.iter(|| serde_json::from_str::<AlertState>(black_box(&text)).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -76,7 +76,10 @@ fn escalations(effects: &[Effect]) -> Vec<&Escalation> {
 }
 
 fn ids(effects: &[Effect]) -> Vec<String> {
-    escalations(effects).iter().map(|e| e.escalation_id.clone()).collect()
+    escalations(effects)
+        .iter()
+        .map(|e| e.escalation_id.clone())
+        .collect()
 }
 
 fn completed(effects: &[Effect]) -> Vec<(Stage, bool)> {
@@ -104,7 +107,10 @@ fn warning_fires_at_deadline_minus_warn_before_while_the_stage_is_open() {
     let e = escalations(&fired);
     assert_eq!(ids(&fired), ["A:visit:0"]);
     assert_eq!(e[0].kind, EscalationKind::Warning);
-    assert_eq!((e[0].level, e[0].deadline, e[0].due_at), (0, VISIT, Some(VISIT - 2 * S)));
+    assert_eq!(
+        (e[0].level, e[0].deadline, e[0].due_at),
+        (0, VISIT, Some(VISIT - 2 * S))
+    );
     assert_eq!(e[0].notify, names(&["w"]), "a warning pages warn_notify");
 }
 
@@ -113,7 +119,9 @@ fn no_warning_for_a_stage_satisfied_before_it_is_due() {
     let p = policy();
     let mut s = opened(&p, T0);
     s.apply_disposition(disp("e1", DispositionKind::Visited, T0 + S), &p, T0 + S);
-    assert!(!ids(&s.fire(&p, VISIT + S)).iter().any(|id| id.starts_with("A:visit")));
+    assert!(!ids(&s.fire(&p, VISIT + S))
+        .iter()
+        .any(|id| id.starts_with("A:visit")));
 }
 
 #[test]
@@ -126,12 +134,20 @@ fn a_warning_never_fires_once_its_deadline_has_passed() {
     let mut s = opened(&p, T0);
     let fired = ids(&s.fire(&p, VISIT + S));
     assert_eq!(fired, ["A:visit:1"]);
-    assert!(ids(&s.fire(&p, VISIT + 100 * S)).iter().all(|id| id != "A:visit:0"));
+    assert!(ids(&s.fire(&p, VISIT + 100 * S))
+        .iter()
+        .all(|id| id != "A:visit:0"));
 }
 
 #[test]
 fn warn_before_zero_disables_warnings() {
-    let p = Policy::uniform(Ladder { warn_before: 0, ..ladder() }, 3_600 * S);
+    let p = Policy::uniform(
+        Ladder {
+            warn_before: 0,
+            ..ladder()
+        },
+        3_600 * S,
+    );
     let mut s = opened(&p, T0);
     let all = ids(&s.fire(&p, FEEDBACK + 100 * S));
     assert!(all.iter().all(|id| !id.ends_with(":0")), "{all:?}");
@@ -146,11 +162,19 @@ fn breach_level_i_fires_at_deadline_plus_escalate_after_i_minus_1() {
     let mut s = opened(&p, T0);
     s.fire(&p, VISIT - S);
     for (level, after) in [(1u8, 0), (2, 5 * S), (3, 10 * S)] {
-        assert!(ids(&s.fire(&p, VISIT + after - 1)).iter().all(|id| id != &format!("A:visit:{level}")));
+        assert!(ids(&s.fire(&p, VISIT + after - 1))
+            .iter()
+            .all(|id| id != &format!("A:visit:{level}")));
         let fired = s.fire(&p, VISIT + after);
-        let e = escalations(&fired).into_iter().find(|e| e.stage == Stage::Visit).unwrap();
+        let e = escalations(&fired)
+            .into_iter()
+            .find(|e| e.stage == Stage::Visit)
+            .unwrap();
         assert_eq!((e.kind, e.level), (EscalationKind::Breach, level));
-        assert_eq!((e.deadline, e.due_at, e.fired_at), (VISIT, Some(VISIT + after), VISIT + after));
+        assert_eq!(
+            (e.deadline, e.due_at, e.fired_at),
+            (VISIT, Some(VISIT + after), VISIT + after)
+        );
         assert_eq!(e.notify, names(&[["l1", "l2", "l3"][level as usize - 1]]));
     }
 }
@@ -170,8 +194,14 @@ fn every_passed_level_fires_in_order_each_once() {
     sorted.sort();
     expected.sort();
     assert_eq!(sorted, expected);
-    let dues: Vec<Millis> = escalations(&fired).iter().map(|e| e.due_at.unwrap()).collect();
-    assert!(dues.windows(2).all(|w| w[0] <= w[1]), "in due order: {dues:?}");
+    let dues: Vec<Millis> = escalations(&fired)
+        .iter()
+        .map(|e| e.due_at.unwrap())
+        .collect();
+    assert!(
+        dues.windows(2).all(|w| w[0] <= w[1]),
+        "in due order: {dues:?}"
+    );
     assert!(s.fire(&p, FEEDBACK + 200 * S).is_empty(), "each once");
 }
 
@@ -202,8 +232,15 @@ fn a_breached_stage_satisfied_later_gets_one_resolved_for_its_highest_level() {
     let e = escalations(&effects);
     assert_eq!(ids(&effects), ["A:visit:resolved"]);
     assert_eq!((e[0].kind, e[0].level), (EscalationKind::Resolved, 2));
-    assert_eq!(e[0].notify, names(&["l2"]), "the people paged at the highest level");
-    assert_eq!((e[0].due_at, e[0].fired_at, e[0].deadline), (None, now, VISIT));
+    assert_eq!(
+        e[0].notify,
+        names(&["l2"]),
+        "the people paged at the highest level"
+    );
+    assert_eq!(
+        (e[0].due_at, e[0].fired_at, e[0].deadline),
+        (None, now, VISIT)
+    );
     assert_eq!(completed(&effects), [(Stage::Visit, false)]);
     // Another satisfying event changes nothing.
     let again = s.apply_disposition(disp("e2", DispositionKind::Met, now), &p, now);
@@ -215,7 +252,11 @@ fn a_stage_never_breached_gets_no_resolved() {
     let p = policy();
     let mut s = opened(&p, T0);
     s.fire(&p, VISIT - 2 * S); // warning only
-    let effects = s.apply_disposition(disp("e1", DispositionKind::Visited, VISIT - S), &p, VISIT - S);
+    let effects = s.apply_disposition(
+        disp("e1", DispositionKind::Visited, VISIT - S),
+        &p,
+        VISIT - S,
+    );
     assert!(ids(&effects).is_empty());
 }
 
@@ -231,7 +272,10 @@ fn closing_resolves_every_breached_stage_and_cancels_the_rest() {
     for stage in Stage::ALL {
         assert_eq!(status(&s, stage), StageStatus::Cancelled);
     }
-    assert!(s.fire(&p, FEEDBACK + 100 * S).is_empty(), "no more escalations once closed");
+    assert!(
+        s.fire(&p, FEEDBACK + 100 * S).is_empty(),
+        "no more escalations once closed"
+    );
     assert_eq!(s.next_due(&p), None);
 }
 
@@ -242,7 +286,10 @@ fn met_satisfies_visit_and_meet() {
     let p = policy();
     let mut s = opened(&p, T0);
     let effects = s.apply_disposition(disp("e1", DispositionKind::Met, T0 + S), &p, T0 + S);
-    assert_eq!(completed(&effects), [(Stage::Visit, true), (Stage::Meet, true)]);
+    assert_eq!(
+        completed(&effects),
+        [(Stage::Visit, true), (Stage::Meet, true)]
+    );
     assert_eq!(status(&s, Stage::Feedback), StageStatus::Open);
     assert!(s.is_open());
 }
@@ -261,8 +308,17 @@ fn acknowledged_is_recorded_on_the_timeline_only() {
     let p = policy();
     let mut s = opened(&p, T0);
     let before = s.stages.clone();
-    let effects = s.apply_disposition(disp("e1", DispositionKind::Acknowledged, T0 + S), &p, T0 + S);
-    assert_eq!(effects, [Effect::DispositionApplied { kind: DispositionKind::Acknowledged }]);
+    let effects = s.apply_disposition(
+        disp("e1", DispositionKind::Acknowledged, T0 + S),
+        &p,
+        T0 + S,
+    );
+    assert_eq!(
+        effects,
+        [Effect::DispositionApplied {
+            kind: DispositionKind::Acknowledged
+        }]
+    );
     assert_eq!(s.stages, before);
     assert_eq!(s.timeline.last().unwrap().what, "acknowledged");
 }
@@ -298,8 +354,18 @@ fn on_time_is_judged_by_event_time_against_the_deadline() {
         // Processed long after the deadline: only the event time decides on-time.
         let now = VISIT + 3 * S;
         let effects = s.apply_disposition(disp("e1", DispositionKind::Visited, occurred), &p, now);
-        assert_eq!(completed(&effects), [(Stage::Visit, on_time)], "occurred {occurred}");
-        assert_eq!(status(&s, Stage::Visit), StageStatus::Satisfied { at: occurred, on_time });
+        assert_eq!(
+            completed(&effects),
+            [(Stage::Visit, on_time)],
+            "occurred {occurred}"
+        );
+        assert_eq!(
+            status(&s, Stage::Visit),
+            StageStatus::Satisfied {
+                at: occurred,
+                on_time
+            }
+        );
     }
 }
 
@@ -307,30 +373,61 @@ fn on_time_is_judged_by_event_time_against_the_deadline() {
 
 #[test]
 fn grace_delays_warnings_and_breaches() {
-    let p = Policy::uniform(Ladder { grace: S, ..ladder() }, 3_600 * S);
+    let p = Policy::uniform(
+        Ladder {
+            grace: S,
+            ..ladder()
+        },
+        3_600 * S,
+    );
     let mut s = opened(&p, T0);
     assert!(s.fire(&p, VISIT - 2 * S).is_empty());
     assert_eq!(ids(&s.fire(&p, VISIT - S)), ["A:visit:0"]);
-    assert!(s.fire(&p, VISIT).is_empty(), "the breach waits for the grace");
+    assert!(
+        s.fire(&p, VISIT).is_empty(),
+        "the breach waits for the grace"
+    );
     let fired = s.fire(&p, VISIT + S);
     assert_eq!(ids(&fired), ["A:visit:1"]);
     assert_eq!(escalations(&fired)[0].due_at, Some(VISIT + S));
-    assert_eq!(escalations(&fired)[0].deadline, VISIT, "the deadline itself does not move");
+    assert_eq!(
+        escalations(&fired)[0].deadline,
+        VISIT,
+        "the deadline itself does not move"
+    );
 }
 
 #[test]
 fn a_disposition_in_flight_during_the_grace_cancels_the_breach() {
-    let p = Policy::uniform(Ladder { grace: 2 * S, ..ladder() }, 3_600 * S);
+    let p = Policy::uniform(
+        Ladder {
+            grace: 2 * S,
+            ..ladder()
+        },
+        3_600 * S,
+    );
     let mut s = opened(&p, T0);
     s.fire(&p, VISIT);
-    let effects = s.apply_disposition(disp("e1", DispositionKind::Visited, VISIT - 1), &p, VISIT + S);
+    let effects = s.apply_disposition(
+        disp("e1", DispositionKind::Visited, VISIT - 1),
+        &p,
+        VISIT + S,
+    );
     assert!(ids(&effects).is_empty());
-    assert!(ids(&s.fire(&p, VISIT + 10 * S)).iter().all(|id| !id.starts_with("A:visit")));
+    assert!(ids(&s.fire(&p, VISIT + 10 * S))
+        .iter()
+        .all(|id| !id.starts_with("A:visit")));
 }
 
 #[test]
 fn grace_never_lets_a_warning_fire_after_its_deadline() {
-    let p = Policy::uniform(Ladder { grace: 3 * S, ..ladder() }, 3_600 * S);
+    let p = Policy::uniform(
+        Ladder {
+            grace: 3 * S,
+            ..ladder()
+        },
+        3_600 * S,
+    );
     let mut s = opened(&p, T0);
     let mut all = Vec::new();
     for t in (T0..=VISIT + 10 * S).step_by(250) {
@@ -350,7 +447,11 @@ fn after_an_outage_backlog_and_overdue_clocks_give_the_same_escalations_in_eithe
 
     let mut clocks_first = opened(&p, T0);
     let mut a = ids(&clocks_first.fire(&p, now));
-    a.extend(ids(&clocks_first.apply_disposition(late_visit.clone(), &p, now)));
+    a.extend(ids(&clocks_first.apply_disposition(
+        late_visit.clone(),
+        &p,
+        now,
+    )));
 
     let mut backlog_first = opened(&p, T0);
     let mut b = ids(&backlog_first.apply_disposition(late_visit, &p, now));
@@ -359,8 +460,14 @@ fn after_an_outage_backlog_and_overdue_clocks_give_the_same_escalations_in_eithe
     a.sort();
     b.sort();
     assert_eq!(a, b);
-    assert!(a.contains(&"A:visit:3".to_string()), "every overdue level fires once: {a:?}");
-    assert!(a.contains(&"A:visit:resolved".to_string()), "the backlog's satisfaction resolves it");
+    assert!(
+        a.contains(&"A:visit:3".to_string()),
+        "every overdue level fires once: {a:?}"
+    );
+    assert!(
+        a.contains(&"A:visit:resolved".to_string()),
+        "the backlog's satisfaction resolves it"
+    );
     assert_eq!(clocks_first, backlog_first);
 }
 
@@ -384,7 +491,11 @@ fn a_disposition_with_an_applied_event_id_is_ignored() {
     let mut s = opened(&p, T0);
     s.apply_disposition(disp("e1", DispositionKind::Visited, T0 + S), &p, T0 + S);
     let before = s.clone();
-    let effects = s.apply_disposition(disp("e1", DispositionKind::Closed, T0 + 2 * S), &p, VISIT + S);
+    let effects = s.apply_disposition(
+        disp("e1", DispositionKind::Closed, T0 + 2 * S),
+        &p,
+        VISIT + S,
+    );
     assert_eq!(effects, [Effect::DuplicateDisposition]);
     assert_eq!(s, before);
 }
@@ -401,9 +512,15 @@ fn a_disposition_before_its_alert_is_held_then_applied_before_any_clock() {
     // The alert arrives after both deadlines: the held `met` counts first, nothing breaches.
     let now = MEET + 10 * S;
     let effects = s.apply_alert(alert("A", Risk::Medium), &p, now);
-    assert_eq!(completed(&effects), [(Stage::Visit, true), (Stage::Meet, true)]);
+    assert_eq!(
+        completed(&effects),
+        [(Stage::Visit, true), (Stage::Meet, true)]
+    );
     let fired = ids(&s.fire(&p, now));
-    assert!(fired.iter().all(|id| id.starts_with("A:feedback")), "{fired:?}");
+    assert!(
+        fired.iter().all(|id| id.starts_with("A:feedback")),
+        "{fired:?}"
+    );
     assert!(s.pending.is_empty());
 }
 
@@ -412,8 +529,16 @@ fn held_dispositions_apply_in_event_time_order() {
     let p = policy();
     let mut s = AlertState::default();
     // Arrival order: closed (later event) before visited (earlier event).
-    s.apply_disposition(disp("c", DispositionKind::Closed, T0 + 3 * S), &p, T0 + 4 * S);
-    s.apply_disposition(disp("v", DispositionKind::Visited, T0 + 2 * S), &p, T0 + 4 * S);
+    s.apply_disposition(
+        disp("c", DispositionKind::Closed, T0 + 3 * S),
+        &p,
+        T0 + 4 * S,
+    );
+    s.apply_disposition(
+        disp("v", DispositionKind::Visited, T0 + 2 * S),
+        &p,
+        T0 + 4 * S,
+    );
     let effects = s.apply_alert(alert("A", Risk::Medium), &p, T0 + 5 * S);
     assert_eq!(completed(&effects), [(Stage::Visit, true)]);
     assert!(!s.is_open());
@@ -425,8 +550,17 @@ fn events_for_a_closed_alert_reach_the_timeline_and_change_nothing_else() {
     let mut s = opened(&p, T0);
     s.apply_disposition(disp("c", DispositionKind::Closed, T0 + S), &p, T0 + S);
     let stages = s.stages.clone();
-    let effects = s.apply_disposition(disp("v", DispositionKind::Visited, T0 + 2 * S), &p, T0 + 2 * S);
-    assert_eq!(effects, [Effect::DispositionApplied { kind: DispositionKind::Visited }]);
+    let effects = s.apply_disposition(
+        disp("v", DispositionKind::Visited, T0 + 2 * S),
+        &p,
+        T0 + 2 * S,
+    );
+    assert_eq!(
+        effects,
+        [Effect::DispositionApplied {
+            kind: DispositionKind::Visited
+        }]
+    );
     assert_eq!(s.stages, stages);
     assert_eq!(s.timeline.last().unwrap().event_id.as_deref(), Some("v"));
 }
@@ -436,7 +570,10 @@ fn events_for_a_closed_alert_reach_the_timeline_and_change_nothing_else() {
 #[test]
 fn a_risk_override_applies_to_its_risk_class_only() {
     let mut p = policy();
-    p.high = Ladder { within: [5 * S, 20 * S, 60 * S], ..ladder() };
+    p.high = Ladder {
+        within: [5 * S, 20 * S, 60 * S],
+        ..ladder()
+    };
     let mut high = AlertState::default();
     high.apply_alert(alert("H", Risk::High), &p, T0);
     let mut medium = opened(&p, T0);

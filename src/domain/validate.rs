@@ -240,3 +240,7 @@ fn not_in_future(at: Millis, now: Millis, limits: Limits) -> Result<(), Rejectio
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;
