@@ -18,6 +18,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod policy_report;
+pub mod process_metrics;
 pub mod simulate;
 pub mod store;
 pub mod watch;

@@ -120,6 +120,7 @@ impl Metrics {
             registry: Registry::default(),
         };
         // Counters are registered without `_total`: the encoder appends it.
+        registry.register_collector(Box::new(crate::process_metrics::ProcessCollector));
         registry.register(
             "fraud_sla_alerts",
             "Alerts accepted, by risk.",
@@ -194,10 +195,17 @@ impl Metrics {
     }
 
     /// The OpenMetrics text exposition.
+    /// OpenMetrics text (what Prometheus asks for first).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
+    }
+
+    /// The classic Prometheus text format 0.0.4, for scrapers and tools that do not ask for
+    /// OpenMetrics (`curl`, `promtool check metrics`).
+    pub fn encode_prometheus_text(&self) -> String {
+        openmetrics_to_prometheus_text(&self.encode())
     }
 
     /// Counts what a domain transition did.
@@ -311,5 +319,157 @@ impl Metrics {
 
     pub fn redis_error(&self) {
         self.redis_errors.inc();
+    }
+}
+
+/// OpenMetrics names a counter family without `_total` and ends with `# EOF`; the 0.0.4 format
+/// names the family as its samples and knows neither `# UNIT` nor `# EOF`.
+fn openmetrics_to_prometheus_text(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find(|p| line.starts_with(p));
+        match meta.and_then(|p| {
+            line[p.len()..]
+                .split_once(' ')
+                .map(|(name, rest)| (p, name, rest))
+        }) {
+            Some((prefix, name, rest)) if counters.contains(name) => {
+                out.push_str(&format!("{prefix}{name}_total {rest}"));
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Millis, Risk, Stage};
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    /// A registry with a sample of every family, as after some traffic.
+    fn busy() -> Metrics {
+        let m = Metrics::new();
+        m.effect(&Effect::AlertOpened { risk: Risk::High }, "fraud.alerts");
+        m.effect(
+            &Effect::DispositionApplied {
+                kind: DispositionKind::Met,
+            },
+            "fraud.dispositions",
+        );
+        m.effect(&Effect::DuplicateAlert, "fraud.alerts");
+        m.effect(
+            &Effect::StageCompleted {
+                stage: Stage::Visit,
+                on_time: false,
+                seconds: 4000.0,
+            },
+            "fraud.dispositions",
+        );
+        let deadline: Millis = 1_795_000_000_000;
+        m.effect(
+            &Effect::Escalate(Escalation {
+                escalation_id: "A:visit:1".into(),
+                alert_id: "A".into(),
+                stage: Stage::Visit,
+                level: 1,
+                kind: EscalationKind::Breach,
+                jurisdiction: "620102-GWM".into(),
+                risk: Risk::High,
+                deadline,
+                due_at: Some(deadline),
+                fired_at: deadline + 3,
+                notify: vec!["station_duty_officer".into()],
+            }),
+            "fraud.alerts",
+        );
+        m.deadletter("fraud.alerts", "missing_field");
+        m.ingest_delay("fraud.alerts", 0.2);
+        m.set_open_alerts(1);
+        m.set_consumer_lag("fraud.alerts", 0, 5);
+        m.publish_failed();
+        m.redis_error();
+        m
+    }
+
+    #[test]
+    fn every_contract_family_is_exported_with_its_type() {
+        let text = busy().encode();
+        for (family, kind) in [
+            ("fraud_sla_alerts", "counter"),
+            ("fraud_sla_dispositions", "counter"),
+            ("fraud_sla_duplicates", "counter"),
+            ("fraud_sla_deadletters", "counter"),
+            ("fraud_sla_stage_completions", "counter"),
+            ("fraud_sla_stage_completion_seconds", "histogram"),
+            ("fraud_sla_escalations", "counter"),
+            ("fraud_sla_breaches", "counter"),
+            ("fraud_sla_open_alerts", "gauge"),
+            ("fraud_sla_timer_lateness_seconds", "histogram"),
+            ("fraud_sla_ingest_delay_seconds", "histogram"),
+            ("fraud_sla_consumer_lag", "gauge"),
+            ("process_cpu_seconds", "counter"),
+            ("process_resident_memory_bytes", "gauge"),
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {family} {kind}\n")),
+                "{family} {kind}:\n{text}"
+            );
+        }
+        for sample in [
+            "fraud_sla_alerts_total{risk=\"high\"} 1",
+            "fraud_sla_deadletters_total{topic=\"fraud.alerts\",reason=\"missing_field\"} 1",
+            "fraud_sla_stage_completions_total{stage=\"visit\",result=\"late\"} 1",
+            "fraud_sla_escalations_total{stage=\"visit\",kind=\"breach\",level=\"1\"} 1",
+            "fraud_sla_breaches_total{stage=\"visit\",jurisdiction=\"620102-GWM\"} 1",
+            "fraud_sla_consumer_lag{topic=\"fraud.alerts\",partition=\"0\"} 5",
+            "fraud_sla_timer_lateness_seconds_bucket{le=\"0.005\"} 1",
+        ] {
+            assert!(text.contains(sample), "{sample}:\n{text}");
+        }
+    }
+
+    #[test]
+    fn the_exposition_passes_promtool_check_metrics() {
+        let mut child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool runs (deploy/local/install.sh installs Debian's prometheus package)");
+        let text = busy().encode_prometheus_text();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && said.trim().is_empty(),
+            "promtool check metrics:\n{said}\n{text}"
+        );
+        assert!(
+            text.contains("# TYPE fraud_sla_alerts_total counter\n") && !text.contains("# EOF")
+        );
     }
 }

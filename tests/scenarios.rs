@@ -242,6 +242,19 @@ async fn a_silent_alert_fires_every_level_once_in_order_with_contract_fields() {
         1.0
     );
     run.wait_metric("fraud_sla_open_alerts", &[], 1.0);
+    let exposition = run.p.metrics();
+    assert_eq!(
+        promtool_check_metrics(&exposition).trim(),
+        "",
+        "{exposition}"
+    );
+    for family in [
+        "fraud_sla_consumer_lag{",
+        "fraud_sla_ingest_delay_seconds_bucket{",
+        "process_cpu_seconds_total ",
+    ] {
+        assert!(exposition.contains(family), "{family} in\n{exposition}");
+    }
     let (code, body) = run.p.get("/v1/overdue?limit=5").unwrap();
     assert_eq!(code, 200);
     assert!(body.contains("SILENT-1"), "{body}");

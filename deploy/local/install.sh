@@ -14,14 +14,19 @@ dpkg -s zlib1g-dev >/dev/null 2>&1 || missing+=(zlib1g-dev)
 command -v cc >/dev/null || missing+=(build-essential)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
 command -v curl >/dev/null || missing+=(curl)
+# promtool (metrics, rules and their unit tests) and a real Alertmanager for the sink's tests.
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-# Debian's package starts a redis on 6379 as a service; we run our own, so stop that one.
-if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
-    $SUDO systemctl stop redis-server || true
+# Debian's packages start their servers as services where systemd runs; we run our own.
+if command -v systemctl >/dev/null; then
+    for service in redis-server prometheus prometheus-alertmanager; do
+        if systemctl is-active --quiet "$service" 2>/dev/null; then $SUDO systemctl stop "$service" || true; fi
+    done
 fi
 
 if [ -n "${FRAUD_SLA_TANSU:-}" ] && [ -x "$FRAUD_SLA_TANSU" ]; then
