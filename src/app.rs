@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::escalate::alertmanager::Alertmanager;
 use crate::health::Health;
 use crate::ingest::consumer::{self, IngestConsumer, IngestContext, TopologyError};
 use crate::ingest::worker::{wall_clock, Shared, Worker};
@@ -27,6 +28,8 @@ pub enum AppError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("cannot split the queue of partition {0} from the consumer")]
     Split(i32),
+    #[error("alertmanager client: {0}")]
+    Alertmanager(reqwest::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -143,6 +146,15 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
             .await;
     });
 
+    let sink_cancel = CancellationToken::new();
+    let (alertmanager, sink) = match &config.alertmanager {
+        Some(c) => {
+            let (am, task) = Alertmanager::start(c, metrics.clone(), sink_cancel.clone())
+                .map_err(AppError::Alertmanager)?;
+            (Some(am), Some(task))
+        }
+        None => (None, None),
+    };
     let shared = Shared {
         consumer: consumer.clone(),
         producer: producer.clone(),
@@ -156,6 +168,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
         escalations_topic: config.kafka.escalations_topic.clone(),
         deadletter_topic: config.kafka.deadletter_topic.clone(),
         now: wall_clock,
+        alertmanager,
     };
     // Workers (and their partition queues) exist before the subscription, so no message of an
     // assigned partition can reach the main queue.
@@ -226,6 +239,13 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
     });
     let _ = tokio::time::timeout(SHUTDOWN_STEP + Duration::from_secs(1), flush).await;
     drop(shared);
+    // The sink stops once every handle is gone and its queue is posted, or after one step.
+    if let Some(task) = sink {
+        if tokio::time::timeout(SHUTDOWN_STEP, task).await.is_err() {
+            tracing::warn!("Alerts still queued for Alertmanager at shutdown; the new owner posts the firing ones again.");
+        }
+    }
+    sink_cancel.cancel();
     let close = tokio::task::spawn_blocking(move || drop(consumer));
     if tokio::time::timeout(SHUTDOWN_STEP, close).await.is_err() {
         tracing::warn!(

@@ -17,6 +17,9 @@ use crate::domain::Millis;
 pub const ENV_REDIS_URL: &str = "FRAUD_SLA_REDIS_URL";
 pub const ENV_KAFKA_BROKERS: &str = "FRAUD_SLA_KAFKA_BROKERS";
 pub const ENV_HTTP_TOKEN: &str = "FRAUD_SLA_HTTP_TOKEN";
+/// Alertmanager credentials, so they need not be in the file.
+pub const ENV_ALERTMANAGER_PASSWORD: &str = "FRAUD_SLA_ALERTMANAGER_PASSWORD";
+pub const ENV_ALERTMANAGER_TOKEN: &str = "FRAUD_SLA_ALERTMANAGER_TOKEN";
 
 /// A configuration problem, naming the key.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +83,53 @@ pub struct Config {
     pub redis: RedisConfig,
     pub http: HttpConfig,
     pub sla: SlaConfig,
+    /// Optional second sink: every escalation also goes to Alertmanager.
+    pub alertmanager: Option<AlertmanagerConfig>,
+}
+
+/// `[alertmanager]`: where and how escalations are posted as alerts (v2 API).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// Base URL, e.g. `http://127.0.0.1:9093`; alerts go to `<url>/api/v2/alerts`.
+    pub url: String,
+    /// Basic auth; the password may come from `FRAUD_SLA_ALERTMANAGER_PASSWORD`.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Bearer token; may come from `FRAUD_SLA_ALERTMANAGER_TOKEN`.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// How often firing breaches are posted again, so Alertmanager keeps them firing (it
+    /// resolves an alert not re-posted within its `resolve_timeout`, 5 m by default).
+    #[serde(default = "AlertmanagerConfig::default_resend_every")]
+    pub resend_every: HumanDuration,
+    /// Timeout of one POST.
+    #[serde(default = "AlertmanagerConfig::default_timeout")]
+    pub timeout: HumanDuration,
+}
+
+impl AlertmanagerConfig {
+    fn default_resend_every() -> HumanDuration {
+        HumanDuration(Duration::from_secs(60))
+    }
+    fn default_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(10))
+    }
+}
+
+impl fmt::Debug for AlertmanagerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlertmanagerConfig")
+            .field("url", &redact_url(&self.url))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "***"))
+            .field("resend_every", &self.resend_every)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -348,6 +398,14 @@ impl Config {
             self.kafka.brokers = brokers;
         }
         self.http.token = var(ENV_HTTP_TOKEN).filter(|v| !v.is_empty());
+        if let Some(am) = &mut self.alertmanager {
+            if let Some(p) = var(ENV_ALERTMANAGER_PASSWORD).filter(|v| !v.is_empty()) {
+                am.password = Some(p);
+            }
+            if let Some(t) = var(ENV_ALERTMANAGER_TOKEN).filter(|v| !v.is_empty()) {
+                am.bearer_token = Some(t);
+            }
+        }
     }
 
     /// Checks what the types cannot: ranges, lengths, addresses.
@@ -428,6 +486,36 @@ impl Config {
                     format!("sla.risk.{risk}")
                 };
                 check_ladder(&prefix, &ladder)?;
+            }
+        }
+        if let Some(am) = &self.alertmanager {
+            if !(am.url.starts_with("http://") || am.url.starts_with("https://"))
+                || am.url.len() < 10
+            {
+                return Err(ConfigError::key(
+                    "alertmanager.url",
+                    format!("{:?} is not an http(s) URL", redact_url(&am.url)),
+                ));
+            }
+            if am.password.is_some() && am.username.is_none() {
+                return Err(ConfigError::key(
+                    "alertmanager.username",
+                    "required with a password",
+                ));
+            }
+            if am.bearer_token.is_some() && am.username.is_some() {
+                return Err(ConfigError::key(
+                    "alertmanager.bearer_token",
+                    "use basic auth or a bearer token, not both",
+                ));
+            }
+            for (key, d) in [
+                ("alertmanager.resend_every", am.resend_every),
+                ("alertmanager.timeout", am.timeout),
+            ] {
+                if d.0.is_zero() {
+                    return Err(ConfigError::key(key, "must be greater than 0s"));
+                }
             }
         }
         Ok(())

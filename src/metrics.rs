@@ -87,6 +87,7 @@ pub struct Metrics {
     consumer_lag: Family<LagLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
     publish_failures: Counter<u64, AtomicU64>,
     redis_errors: Counter<u64, AtomicU64>,
+    alertmanager_failures: Counter<u64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -117,6 +118,7 @@ impl Metrics {
             consumer_lag: Family::default(),
             publish_failures: Counter::default(),
             redis_errors: Counter::default(),
+            alertmanager_failures: Counter::default(),
             registry: Registry::default(),
         };
         // Counters are registered without `_total`: the encoder appends it.
@@ -185,6 +187,11 @@ impl Metrics {
             "fraud_sla_publish_failures",
             "Escalation deliveries that failed and were retried.",
             m.publish_failures.clone(),
+        );
+        registry.register(
+            "fraud_sla_alertmanager_failures",
+            "Alertmanager posts that failed and were retried, and alerts dropped over the backlog limit.",
+            m.alertmanager_failures.clone(),
         );
         registry.register(
             "fraud_sla_redis_errors",
@@ -315,6 +322,10 @@ impl Metrics {
 
     pub fn publish_failed(&self) {
         self.publish_failures.inc();
+    }
+
+    pub fn alertmanager_failed(&self) {
+        self.alertmanager_failures.inc();
     }
 
     pub fn redis_error(&self) {

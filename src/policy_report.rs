@@ -49,6 +49,19 @@ pub fn render(c: &Config) -> String {
             "not set"
         }
     );
+    if let Some(am) = &c.alertmanager {
+        let auth = match (&am.username, &am.bearer_token) {
+            (Some(user), _) => format!("basic auth as {user}, password ***"),
+            (None, Some(_)) => "bearer token ***".to_owned(),
+            (None, None) => "no auth".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "alertmanager: {} ({auth}; firing breaches re-posted every {})",
+            redact_url(&am.url),
+            am.resend_every
+        );
+    }
     let s = &c.sla;
     let _ = writeln!(
         out,

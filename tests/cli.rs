@@ -84,6 +84,19 @@ fn bad_keys_and_values_exit_2_naming_the_key() {
         ("[sla]\nescalate_after = [\"0s\", \"30m\"]\n", "sla.notify"),
         ("[http]\nlisten = \"not an address\"\n", "http.listen"),
         ("[sla]\nmax_message_bytes = 0\n", "sla.max_message_bytes"),
+        (
+            "[alertmanager]\nurl = \"ftp://am:9093\"\n",
+            "alertmanager.url",
+        ),
+        (
+            "[alertmanager]\nurl = \"http://am:9093\"\nresend = \"1m\"\n",
+            "resend",
+        ),
+        (
+            "[alertmanager]\nurl = \"http://am:9093\"\npassword = \"x\"\n",
+            "alertmanager.username",
+        ),
+        ("[alertmanager]\nresend_every = \"1m\"\n", "url"),
     ] {
         let out = fraud_sla(&["check-config", "--config", &write(&dir, body)], &[]);
         assert_eq!(out.status.code(), Some(2), "{body}: {}", text(&out));
@@ -106,7 +119,8 @@ fn secrets_from_the_environment_and_the_file_are_never_printed() {
     let dir = tmpdir();
     let config = write(
         &dir,
-        "[kafka.client]\n\"sasl.password\" = \"kafka-hunter2\"\n\"sasl.username\" = \"svc\"\n",
+        "[kafka.client]\n\"sasl.password\" = \"kafka-hunter2\"\n\"sasl.username\" = \"svc\"\n\
+         [alertmanager]\nurl = \"http://am.local:9093\"\nusername = \"fraud-sla\"\n",
     );
     let out = fraud_sla(
         &["check-config", "--config", &config],
@@ -116,11 +130,16 @@ fn secrets_from_the_environment_and_the_file_are_never_printed() {
                 "redis://svc:redis-hunter2@10.0.0.5:6379",
             ),
             ("FRAUD_SLA_HTTP_TOKEN", "token-hunter2"),
+            ("FRAUD_SLA_ALERTMANAGER_PASSWORD", "am-hunter2"),
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let shown = text(&out);
     assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains("basic auth as fraud-sla, password ***"),
+        "{shown}"
+    );
     assert!(
         shown.contains("redis://svc:***@10.0.0.5:6379"),
         "the URL is shown redacted: {shown}"

@@ -24,7 +24,8 @@ use tracing::Instrument;
 use super::consumer::{Control, IngestContext};
 use super::deadletter;
 use crate::domain::validate::{self, Limits, Source};
-use crate::domain::{AlertState, Decoded, Effect, Millis, Policy};
+use crate::domain::{AlertState, Decoded, Effect, Escalation, Millis, Policy};
+use crate::escalate::alertmanager::{self, Alertmanager};
 use crate::escalate::publisher::Publisher;
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -53,6 +54,8 @@ pub struct Shared {
     pub deadletter_topic: String,
     /// Wall clock in UTC milliseconds; a function so tests could drive it.
     pub now: fn() -> Millis,
+    /// The optional Alertmanager sink.
+    pub alertmanager: Option<Alertmanager>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -93,6 +96,8 @@ pub struct Worker {
     owned: Option<Owned>,
     publisher: Publisher,
     next_due: Option<Millis>,
+    /// When the firing breaches of this partition were last posted to Alertmanager.
+    reposted: Option<tokio::time::Instant>,
     cancel: CancellationToken,
 }
 
@@ -127,6 +132,7 @@ impl Worker {
             owned: None,
             publisher,
             next_due: None,
+            reposted: None,
             cancel,
         })
     }
@@ -217,6 +223,7 @@ impl Worker {
             let total = self.shared.health.set_open(self.partition, None);
             self.shared.metrics.set_open_alerts(total);
             self.next_due = None;
+            self.reposted = None;
         }
     }
 
@@ -527,11 +534,15 @@ impl Worker {
     ) {
         match result {
             Ok(()) => {
+                self.to_alertmanager(&entry);
                 let mut done = vec![entry.stream_id];
                 // Acknowledge every delivery already settled in one XDEL.
                 while let Some((e, r)) = self.publisher.settled().now_or_never() {
                     match r {
-                        Ok(()) => done.push(e.stream_id),
+                        Ok(()) => {
+                            self.to_alertmanager(&e);
+                            done.push(e.stream_id)
+                        }
                         Err(err) => {
                             self.shared.metrics.publish_failed();
                             tracing::warn!(error = %err, escalation_id = %e.escalation_id, "Escalation not delivered; sending again.");
@@ -552,8 +563,48 @@ impl Worker {
         }
     }
 
+    /// A delivered escalation also goes to Alertmanager, when configured.
+    fn to_alertmanager(&self, entry: &crate::store::OutboxEntry) {
+        let Some(am) = &self.shared.alertmanager else {
+            return;
+        };
+        match serde_json::from_str::<Escalation>(&entry.json) {
+            Ok(e) => am.post(alertmanager::from_escalation(&e, &self.shared.policy)),
+            Err(e) => {
+                tracing::error!(error = %e, escalation_id = %entry.escalation_id, "Outbox entry is not an escalation.")
+            }
+        }
+    }
+
+    /// Posts this partition's firing breaches again, so Alertmanager keeps them firing; read
+    /// from Redis, so a new owner takes over after a restart or a rebalance.
+    async fn repost_firing(&mut self) {
+        let Some(am) = self.shared.alertmanager.clone() else {
+            return;
+        };
+        if self.owned.is_none() || self.reposted.is_some_and(|t| t.elapsed() < am.resend_every) {
+            return;
+        }
+        self.reposted = Some(tokio::time::Instant::now());
+        let Ok(overdue) = self.shared.store.overdue(self.partition, 100_000).await else {
+            return;
+        };
+        let ids: Vec<String> = overdue.into_iter().map(|(id, _)| id).collect();
+        for chunk in ids.chunks(500) {
+            let Ok(states) = self.load(chunk).await else {
+                return;
+            };
+            let firing = states
+                .iter()
+                .flatten()
+                .flat_map(|s| alertmanager::firing(s, &self.shared.policy));
+            am.post(firing.collect());
+        }
+    }
+
     async fn housekeeping(&mut self) {
         self.publisher.retry();
+        self.repost_firing().await;
         if self.owned.is_some() {
             match self.shared.store.open_count(self.partition).await {
                 Ok(n) => {

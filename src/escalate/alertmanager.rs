@@ -1,0 +1,398 @@
+//! The optional second sink: escalations as Alertmanager alerts (`POST /api/v2/alerts`).
+//!
+//! - warning → `FraudSlaWarning`, ending at the stage deadline (the breach takes over then);
+//! - breach level n → `FraudSlaBreach{level="n"}`, firing until the stage's `resolved`;
+//! - resolved → every level of that stage is posted again with `endsAt`.
+//!
+//! Alertmanager resolves an alert that is not posted again within its `resolve_timeout`, so each
+//! partition's owner re-posts its firing breaches every `resend_every`, read from Redis: nothing
+//! is kept in memory that a restart or a rebalance could lose. The sink runs on its own task with
+//! an unbounded queue, so it never blocks or slows the Kafka path; failed posts are retried with
+//! backoff and counted (`fraud_sla_alertmanager_failures_total`), never dropped silently.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{redact_url, AlertmanagerConfig};
+use crate::domain::sla::StageStatus;
+use crate::domain::time::format_utc;
+use crate::domain::{AlertState, Escalation, EscalationKind, Millis, Policy, Stage};
+use crate::metrics::Metrics;
+
+/// Alerts waiting beyond this many are dropped oldest first, counted and logged.
+const QUEUE_LIMIT: usize = 100_000;
+/// Alerts per POST.
+const BATCH: usize = 500;
+
+/// One alert in Alertmanager's v2 `postableAlert` shape.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AmAlert {
+    pub labels: BTreeMap<&'static str, String>,
+    pub annotations: BTreeMap<&'static str, String>,
+    pub starts_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<String>,
+}
+
+/// `severity` label by level: the warning informs, the first breach warns, later ones page.
+pub fn severity(level: u8) -> &'static str {
+    match level {
+        0 => "info",
+        1 => "warning",
+        _ => "critical",
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn alert(
+    name: &'static str,
+    alert_id: &str,
+    stage: Stage,
+    level: u8,
+    jurisdiction: &str,
+    risk: &str,
+    deadline: Millis,
+    notify: &[String],
+    starts_at: Millis,
+    ends_at: Option<Millis>,
+) -> AmAlert {
+    let labels = BTreeMap::from([
+        ("alertname", name.to_owned()),
+        ("alert_id", alert_id.to_owned()),
+        ("stage", stage.as_str().to_owned()),
+        ("level", level.to_string()),
+        ("jurisdiction", jurisdiction.to_owned()),
+        ("risk", risk.to_owned()),
+        ("severity", severity(level).to_owned()),
+    ]);
+    let what = if level == 0 {
+        format!("{stage} deadline of alert {alert_id} is close")
+    } else {
+        format!("{stage} deadline of alert {alert_id} missed (level {level})")
+    };
+    let annotations = BTreeMap::from([
+        ("summary", format!("{what} in {jurisdiction}")),
+        ("deadline", format_utc(deadline)),
+        ("notify", notify.join(",")),
+    ]);
+    AmAlert {
+        labels,
+        annotations,
+        starts_at: format_utc(starts_at),
+        ends_at: ends_at.map(format_utc),
+    }
+}
+
+/// The alerts one escalation posts.
+pub fn from_escalation(e: &Escalation, policy: &Policy) -> Vec<AmAlert> {
+    let risk = e.risk.as_str();
+    match e.kind {
+        EscalationKind::Warning => vec![alert(
+            "FraudSlaWarning",
+            &e.alert_id,
+            e.stage,
+            0,
+            &e.jurisdiction,
+            risk,
+            e.deadline,
+            &e.notify,
+            e.fired_at,
+            Some(e.deadline.max(e.fired_at + 1)),
+        )],
+        EscalationKind::Breach => vec![alert(
+            "FraudSlaBreach",
+            &e.alert_id,
+            e.stage,
+            e.level,
+            &e.jurisdiction,
+            risk,
+            e.deadline,
+            &e.notify,
+            e.fired_at,
+            None,
+        )],
+        EscalationKind::Resolved => {
+            let ladder = policy.for_risk(e.risk);
+            (1..=e.level)
+                .map(|level| {
+                    let due = ladder.breach_due(e.deadline, level).unwrap_or(e.deadline);
+                    alert(
+                        "FraudSlaBreach",
+                        &e.alert_id,
+                        e.stage,
+                        level,
+                        &e.jurisdiction,
+                        risk,
+                        e.deadline,
+                        ladder.notify(level),
+                        due.min(e.fired_at),
+                        Some(e.fired_at),
+                    )
+                })
+                .collect()
+        }
+    }
+}
+
+/// The breaches of one stored alert that are firing now: every fired level of every stage
+/// still open. Posted again periodically to keep them firing.
+pub fn firing(state: &AlertState, policy: &Policy) -> Vec<AmAlert> {
+    let Some(a) = state.alert.as_ref().filter(|_| state.is_open()) else {
+        return Vec::new();
+    };
+    let ladder = policy.for_risk(a.risk);
+    Stage::ALL
+        .iter()
+        .filter_map(|&stage| state.stage(stage).map(|c| (stage, c)))
+        .filter(|(_, c)| c.status == StageStatus::Open && c.level > 0)
+        .flat_map(|(stage, c)| {
+            (1..=c.level).map(move |level| {
+                alert(
+                    "FraudSlaBreach",
+                    &a.alert_id,
+                    stage,
+                    level,
+                    &a.jurisdiction,
+                    a.risk.as_str(),
+                    c.deadline,
+                    ladder.notify(level),
+                    ladder.breach_due(c.deadline, level).unwrap_or(c.deadline),
+                    None,
+                )
+            })
+        })
+        .collect()
+}
+
+/// Handle to the sink task; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Alertmanager {
+    tx: mpsc::UnboundedSender<Vec<AmAlert>>,
+    pub resend_every: Duration,
+}
+
+impl Alertmanager {
+    /// Starts the sink task; it stops after `cancel`, trying once more to post what is queued.
+    pub fn start(
+        config: &AlertmanagerConfig,
+        metrics: Arc<Metrics>,
+        cancel: CancellationToken,
+    ) -> Result<(Alertmanager, tokio::task::JoinHandle<()>), reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout.0)
+            .build()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let poster = Poster {
+            client,
+            url: format!("{}/api/v2/alerts", config.url.trim_end_matches('/')),
+            config: config.clone(),
+            metrics,
+        };
+        let task = tokio::spawn(poster.run(rx, cancel));
+        Ok((
+            Alertmanager {
+                tx,
+                resend_every: config.resend_every.0,
+            },
+            task,
+        ))
+    }
+
+    /// Queues alerts for posting; never blocks.
+    pub fn post(&self, alerts: Vec<AmAlert>) {
+        if !alerts.is_empty() {
+            // The receiver lives until shutdown; a send after it is gone has nowhere to go.
+            let _ = self.tx.send(alerts);
+        }
+    }
+}
+
+struct Poster {
+    client: reqwest::Client,
+    url: String,
+    config: AlertmanagerConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl Poster {
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<Vec<AmAlert>>, cancel: CancellationToken) {
+        let mut queue: std::collections::VecDeque<AmAlert> = Default::default();
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            if queue.is_empty() {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    batch = rx.recv() => match batch {
+                        Some(b) => queue.extend(b),
+                        None => return,
+                    },
+                }
+            }
+            while let Ok(b) = rx.try_recv() {
+                queue.extend(b);
+            }
+            if queue.len() > QUEUE_LIMIT {
+                let dropped = queue.len() - QUEUE_LIMIT;
+                queue.drain(..dropped);
+                for _ in 0..dropped {
+                    self.metrics.alertmanager_failed();
+                }
+                tracing::error!(dropped, "Alertmanager backlog over its limit; oldest alerts dropped (Kafka has them all).");
+            }
+            let n = queue.len().min(BATCH);
+            let batch: Vec<AmAlert> = queue.iter().take(n).cloned().collect();
+            match self.send(&batch).await {
+                Ok(()) => {
+                    queue.drain(..n);
+                    backoff = Duration::from_millis(200);
+                }
+                Err(problem) => {
+                    self.metrics.alertmanager_failed();
+                    tracing::warn!(url = %redact_url(&self.url), problem, retry_in = ?backoff, alerts = n, "Alertmanager post failed; retrying.");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    async fn send(&self, batch: &[AmAlert]) -> Result<(), String> {
+        let mut request = self.client.post(&self.url).json(batch);
+        if let Some(user) = &self.config.username {
+            request = request.basic_auth(user, self.config.password.as_ref());
+        } else if let Some(token) = &self.config.bearer_token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP {}", response.status()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Alert, Risk};
+
+    fn breach(level: u8, kind: EscalationKind) -> Escalation {
+        Escalation {
+            escalation_id: "A:visit:1".into(),
+            alert_id: "A".into(),
+            stage: Stage::Visit,
+            level,
+            kind,
+            jurisdiction: "620102-GWM".into(),
+            risk: Risk::High,
+            deadline: 1_000_000,
+            due_at: Some(1_000_000),
+            fired_at: 1_000_005,
+            notify: vec!["station_chief".into()],
+        }
+    }
+
+    #[test]
+    fn a_breach_fires_with_the_labels_of_the_issue() {
+        let a = &from_escalation(&breach(2, EscalationKind::Breach), &Policy::default())[0];
+        let labels: Vec<(&str, &str)> = a.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(
+            labels,
+            [
+                ("alert_id", "A"),
+                ("alertname", "FraudSlaBreach"),
+                ("jurisdiction", "620102-GWM"),
+                ("level", "2"),
+                ("risk", "high"),
+                ("severity", "critical"),
+                ("stage", "visit")
+            ]
+        );
+        assert_eq!(a.ends_at, None);
+        let json = serde_json::to_value(a).unwrap();
+        assert!(json.get("startsAt").is_some() && json.get("endsAt").is_none());
+    }
+
+    #[test]
+    fn resolved_ends_every_fired_level() {
+        let alerts = from_escalation(&breach(2, EscalationKind::Resolved), &Policy::default());
+        let levels: Vec<&str> = alerts.iter().map(|a| a.labels["level"].as_str()).collect();
+        assert_eq!(levels, ["1", "2"]);
+        assert!(alerts
+            .iter()
+            .all(|a| a.ends_at.as_deref() == Some("1970-01-01T00:16:40.005Z")));
+    }
+
+    #[test]
+    fn a_warning_ends_at_its_deadline() {
+        let mut e = breach(0, EscalationKind::Warning);
+        e.fired_at = e.deadline - 60_000;
+        let w = &from_escalation(&e, &Policy::default())[0];
+        assert_eq!(
+            (
+                w.labels["alertname"].as_str(),
+                w.labels["severity"].as_str()
+            ),
+            ("FraudSlaWarning", "info")
+        );
+        assert_eq!(w.starts_at, "1970-01-01T00:15:40.000Z");
+        assert_eq!(
+            w.ends_at.as_deref(),
+            Some("1970-01-01T00:16:40.000Z"),
+            "the breach takes over"
+        );
+    }
+
+    #[test]
+    fn firing_lists_fired_levels_of_open_stages_only() {
+        let policy = Policy::default();
+        let mut s = AlertState::default();
+        let alert = Alert {
+            alert_id: "A".into(),
+            issued_at: 0,
+            jurisdiction: "620102-GWM".into(),
+            risk: Risk::Low,
+            channel: None,
+            fraud_type: None,
+            amount_cents: None,
+        };
+        s.apply_alert(alert, &policy, 0);
+        assert!(firing(&s, &policy).is_empty());
+        // At 3 h: visit (1 h) levels at 1 h, 1.5 h, 3 h; meet (2 h) at 2 h, 2.5 h; feedback open.
+        s.fire(&policy, 3 * 3_600_000);
+        let keys: Vec<String> = firing(&s, &policy)
+            .iter()
+            .map(|a| format!("{}:{}", a.labels["stage"], a.labels["level"]))
+            .collect();
+        assert_eq!(keys, ["visit:1", "visit:2", "visit:3", "meet:1", "meet:2"]);
+        s.apply_disposition(
+            crate::domain::Disposition {
+                event_id: "e".into(),
+                alert_id: "A".into(),
+                kind: crate::domain::DispositionKind::Visited,
+                occurred_at: 3 * 3_600_000,
+                officer_id: None,
+                outcome: None,
+            },
+            &policy,
+            3 * 3_600_000,
+        );
+        let keys: Vec<String> = firing(&s, &policy)
+            .iter()
+            .map(|a| a.labels["stage"].clone())
+            .collect();
+        assert_eq!(keys, ["meet", "meet"], "a satisfied stage stops firing");
+    }
+}
