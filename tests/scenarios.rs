@@ -255,9 +255,16 @@ async fn a_silent_alert_fires_every_level_once_in_order_with_contract_fields() {
     ] {
         assert!(exposition.contains(family), "{family} in\n{exposition}");
     }
-    let (code, body) = run.p.get("/v1/overdue?limit=5").unwrap();
+    let (code, body) = run.p.get("/v1/overdue?jurisdiction=110105-CYQ&limit=5").unwrap();
     assert_eq!(code, 200);
-    assert!(body.contains("SILENT-1"), "{body}");
+    let overdue: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(overdue["alerts"][0]["alert_id"], "SILENT-1", "{body}");
+    assert_eq!(overdue["alerts"][0]["breached"].as_array().unwrap().len(), 3, "{body}");
+    let (_, other) = run.p.get("/v1/overdue?jurisdiction=999999-X").unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&other).unwrap()["alerts"], serde_json::json!([]));
+    let (code, bad) = run.p.get("/v1/overdue?limit=0").unwrap();
+    assert_eq!(code, 400);
+    assert!(serde_json::from_str::<Value>(&bad).unwrap()["error"].is_string(), "{bad}");
     run.assert_private(&seen);
 }
 
