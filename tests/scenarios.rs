@@ -255,16 +255,29 @@ async fn a_silent_alert_fires_every_level_once_in_order_with_contract_fields() {
     ] {
         assert!(exposition.contains(family), "{family} in\n{exposition}");
     }
-    let (code, body) = run.p.get("/v1/overdue?jurisdiction=110105-CYQ&limit=5").unwrap();
+    let (code, body) = run
+        .p
+        .get("/v1/overdue?jurisdiction=110105-CYQ&limit=5")
+        .unwrap();
     assert_eq!(code, 200);
     let overdue: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(overdue["alerts"][0]["alert_id"], "SILENT-1", "{body}");
-    assert_eq!(overdue["alerts"][0]["breached"].as_array().unwrap().len(), 3, "{body}");
+    assert_eq!(
+        overdue["alerts"][0]["breached"].as_array().unwrap().len(),
+        3,
+        "{body}"
+    );
     let (_, other) = run.p.get("/v1/overdue?jurisdiction=999999-X").unwrap();
-    assert_eq!(serde_json::from_str::<Value>(&other).unwrap()["alerts"], serde_json::json!([]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&other).unwrap()["alerts"],
+        serde_json::json!([])
+    );
     let (code, bad) = run.p.get("/v1/overdue?limit=0").unwrap();
     assert_eq!(code, 400);
-    assert!(serde_json::from_str::<Value>(&bad).unwrap()["error"].is_string(), "{bad}");
+    assert!(
+        serde_json::from_str::<Value>(&bad).unwrap()["error"].is_string(),
+        "{bad}"
+    );
     run.assert_private(&seen);
 }
 
@@ -597,11 +610,12 @@ async fn the_query_api_requires_the_bearer_token_when_one_is_set() {
     let port = free_port();
     let config = env.config(port);
     let log = env.dir.path().join("token.log");
-    let p = Processor::start_with_env(
+    let p = Processor::start_with(
         &config,
         port,
         &log,
         &[("FRAUD_SLA_HTTP_TOKEN", "s3cret-token")],
+        &["--log-format", "json"],
     );
     p.wait_ready(WITHIN);
     let prod = env.broker.producer();
@@ -646,6 +660,23 @@ async fn the_query_api_requires_the_bearer_token_when_one_is_set() {
         "metrics stay open for Prometheus"
     );
     assert_eq!(http_get(port, "/healthz", None).unwrap().0, 200);
+    // Structured logs: one JSON object a line; each batch in a span with partition and offsets.
+    let log = p.log_text();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        !lines.is_empty()
+            && lines.len() == log.lines().filter(|l| !l.contains("librdkafka")).count()
+    );
+    assert!(
+        lines.iter().any(|l| l["span"]["name"] == "batch"
+            && l["span"]["partition"] == 0
+            && l["span"]["first_offset"].is_number()),
+        "{log}"
+    );
     assert!(
         !p.log_text().contains("s3cret-token"),
         "the token is never logged"

@@ -388,6 +388,11 @@ impl Worker {
         };
         batch.alerts.sort_by(|a, b| a.alert_id.cmp(&b.alert_id));
         self.write(&batch).await?;
+        tracing::debug!(
+            alerts = batch.alerts.len(),
+            escalations = batch.escalations.len(),
+            "Batch applied."
+        );
 
         for (topic, e) in &effects {
             self.shared.metrics.effect(e, topic);

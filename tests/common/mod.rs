@@ -356,6 +356,17 @@ impl Processor {
         log: &Path,
         env: &[(&str, &str)],
     ) -> Processor {
+        Self::start_with(config, http_port, log, env, &[])
+    }
+
+    /// Starts `fraud-sla run --config <config> <args…>` with extra environment variables.
+    pub fn start_with(
+        config: &Path,
+        http_port: u16,
+        log: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Processor {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -364,6 +375,7 @@ impl Processor {
         let child = Command::new(bin())
             .args(["run", "--config"])
             .arg(config)
+            .args(args)
             .env(
                 "FRAUD_SLA_LOG",
                 "debug,librdkafka=warn,rdkafka=warn,h2=warn,hyper=warn",
