@@ -108,12 +108,33 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
 
-    let listener = tokio::net::TcpListener::bind(&config.http.listen)
-        .await
-        .map_err(|source| AppError::Listen {
-            addr: config.http.listen.clone(),
-            source,
-        })?;
+    // HTTP first: /healthz answers while Redis or the brokers are still being reached.
+    let query = Arc::new(std::sync::OnceLock::new());
+    let http_state = crate::http::HttpState {
+        metrics: metrics.clone(),
+        health: health.clone(),
+        query: query.clone(),
+        token: config.http.token.clone(),
+    };
+    let mut servers = vec![(
+        config.http.listen.clone(),
+        crate::http::router(http_state.clone()),
+    )];
+    if let Some(addr) = &config.http.metrics_listen {
+        servers.push((addr.clone(), crate::http::metrics_router(http_state)));
+    }
+    let mut http = JoinSet::new();
+    for (addr, app) in servers {
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| AppError::Listen { addr, source })?;
+        let stop = cancel.clone();
+        http.spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+    }
 
     let Some(conn) = connect_redis(&config, &cancel).await else {
         return Ok(());
@@ -130,21 +151,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
     health.set_kafka(true);
     let producer = consumer::producer(&config.kafka)?;
     tracing::info!(partitions, alerts = %config.kafka.alerts_topic, dispositions = %config.kafka.dispositions_topic, "Input topics are co-partitioned.");
-
-    let http_state = crate::http::HttpState {
-        metrics: metrics.clone(),
-        health: health.clone(),
-        store: store.clone(),
-        partitions: partitions as i32,
-        token: config.http.token.clone(),
-    };
-    let http_cancel = cancel.clone();
-    let http = tokio::spawn(async move {
-        let app = crate::http::router(http_state);
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(http_cancel.cancelled_owned())
-            .await;
-    });
+    let _ = query.set((store.clone(), partitions as i32));
 
     let sink_cancel = CancellationToken::new();
     let (alertmanager, sink) = match &config.alertmanager {
@@ -252,7 +259,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
             "The consumer did not leave its group in time; the broker will time the session out."
         );
     }
-    let _ = http.await;
+    while http.join_next().await.is_some() {}
     tracing::info!("Stopped.");
     Ok(())
 }

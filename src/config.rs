@@ -269,6 +269,8 @@ pub fn redact_url(url: &str) -> String {
 pub struct HttpConfig {
     /// Address of `/metrics`, `/healthz`, `/readyz` and `/v1`.
     pub listen: String,
+    /// Optional second address serving only `/metrics`, e.g. on an internal network.
+    pub metrics_listen: Option<String>,
     /// Bearer token for `/v1/*`; only from `FRAUD_SLA_HTTP_TOKEN`, never from the file.
     #[serde(skip)]
     pub token: Option<String>,
@@ -278,6 +280,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: "127.0.0.1:9898".into(),
+            metrics_listen: None,
             token: None,
         }
     }
@@ -287,6 +290,7 @@ impl fmt::Debug for HttpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpConfig")
             .field("listen", &self.listen)
+            .field("metrics_listen", &self.metrics_listen)
             .field("token", &self.token.as_ref().map(|_| "***"))
             .finish()
     }
@@ -456,12 +460,21 @@ impl Config {
                     ),
                 )
             })?;
-        self.http.listen.parse::<SocketAddr>().map_err(|e| {
-            ConfigError::key(
-                "http.listen",
-                format!("{:?} is not an address ({e})", self.http.listen),
-            )
-        })?;
+        let listen = [
+            ("http.listen", Some(&self.http.listen)),
+            ("http.metrics_listen", self.http.metrics_listen.as_ref()),
+        ];
+        for (key, addr) in listen {
+            let Some(addr) = addr else { continue };
+            addr.parse::<SocketAddr>()
+                .map_err(|e| ConfigError::key(key, format!("{addr:?} is not an address ({e})")))?;
+        }
+        if self.http.metrics_listen.as_ref() == Some(&self.http.listen) {
+            return Err(ConfigError::key(
+                "http.metrics_listen",
+                "must differ from http.listen",
+            ));
+        }
         let s = &self.sla;
         if s.max_message_bytes == 0 {
             return Err(ConfigError::key(

@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use subtle::ConstantTimeEq;
 
 use crate::domain::sla::StageStatus;
@@ -23,9 +23,17 @@ use crate::store::Store;
 pub struct HttpState {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
-    pub store: Store,
-    pub partitions: i32,
+    /// The store and the partition count, once Redis and the topics are known; `/v1` answers
+    /// 503 until then, while `/healthz`, `/readyz` and `/metrics` answer from the start.
+    pub query: Arc<OnceLock<(Store, i32)>>,
     pub token: Option<String>,
+}
+
+/// Only `/metrics`, for `[http].metrics_listen` (a separate scrape address).
+pub fn metrics_router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -86,14 +94,24 @@ fn authorised(s: &HttpState, headers: &HeaderMap) -> bool {
     bool::from(given.as_bytes().ct_eq(token.as_bytes()))
 }
 
+fn starting() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "starting: Redis or the input topics not reached yet",
+    )
+}
+
 fn unauthorised() -> Response {
     error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
 }
 
 /// The alert id does not say which partition the producer chose, so every partition is asked.
 async fn find(s: &HttpState, alert_id: &str) -> Result<Option<AlertState>, Response> {
-    for p in 0..s.partitions {
-        match s.store.get(p, alert_id).await {
+    let Some((store, partitions)) = s.query.get() else {
+        return Err(starting());
+    };
+    for p in 0..*partitions {
+        match store.get(p, alert_id).await {
             Ok(Some(state)) if state.alert.is_some() => return Ok(Some(state)),
             Ok(_) => {}
             Err(e) => {
@@ -228,8 +246,11 @@ async fn overdue(
         limit
     };
     let mut rows = Vec::new();
-    for p in 0..s.partitions {
-        match s.store.overdue(p, scan).await {
+    let Some((store, partitions)) = s.query.get() else {
+        return starting();
+    };
+    for p in 0..*partitions {
+        match store.overdue(p, scan).await {
             Ok(r) => rows.extend(r.into_iter().map(|(id, since)| (since, p, id))),
             Err(e) => {
                 tracing::warn!(error = %e, "Query failed.");
@@ -244,7 +265,7 @@ async fn overdue(
         if out.len() >= limit {
             break;
         }
-        let Ok(Some(state)) = s.store.get(p, &id).await else {
+        let Ok(Some(state)) = store.get(p, &id).await else {
             continue;
         };
         let Some(a) = &state.alert else { continue };

@@ -609,6 +609,13 @@ async fn the_query_api_requires_the_bearer_token_when_one_is_set() {
     let env = Env::new("token", 1, FAST_SLA);
     let port = free_port();
     let config = env.config(port);
+    // /metrics also on a separate address, as for a scrape network.
+    let metrics_port = free_port();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("listen = \"127.0.0.1:{port}\""),
+        &format!("listen = \"127.0.0.1:{port}\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\""),
+    );
+    std::fs::write(&config, text).unwrap();
     let log = env.dir.path().join("token.log");
     let p = Processor::start_with(
         &config,
@@ -660,6 +667,18 @@ async fn the_query_api_requires_the_bearer_token_when_one_is_set() {
         "metrics stay open for Prometheus"
     );
     assert_eq!(http_get(port, "/healthz", None).unwrap().0, 200);
+    let (code, scraped) = http_get(metrics_port, "/metrics", None).unwrap();
+    assert!(
+        code == 200 && scraped.contains("fraud_sla_alerts_total"),
+        "{scraped}"
+    );
+    assert_eq!(
+        http_get(metrics_port, "/v1/alerts/Q-1", Some("s3cret-token"))
+            .unwrap()
+            .0,
+        404,
+        "only /metrics there"
+    );
     // Structured logs: one JSON object a line; each batch in a span with partition and offsets.
     let log = p.log_text();
     let lines: Vec<Value> = log
