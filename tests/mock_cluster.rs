@@ -1,0 +1,119 @@
+//! Fault injection with librdkafka's mock cluster (not a stand-in for the real broker, which the
+//! other suites use): request errors on produce, commit and fetch, a broker down and up again,
+//! and the group coordinator moving. The processor neither crashes nor loses an escalation.
+
+mod common;
+use common::*;
+use rdkafka::mocking::{MockCluster, MockCoordinator};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use std::time::Duration;
+
+const WITHIN: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_errors_broker_loss_and_coordinator_moves_lose_nothing() {
+    let mock = MockCluster::new(3).expect("librdkafka mock cluster");
+    let topics = Topics::new("mock", 2);
+    for t in [
+        &topics.alerts,
+        &topics.dispositions,
+        &topics.escalations,
+        &topics.deadletter,
+    ] {
+        mock.create_topic(t, 2, 3).unwrap();
+    }
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let port = free_port();
+    let config = dir.path().join("mock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"mock-group\"\nalerts_topic = \"{a}\"\n\
+             dispositions_topic = \"{d}\"\nescalations_topic = \"{e}\"\ndeadletter_topic = \"{x}\"\n\
+             [kafka.client]\n\"session.timeout.ms\" = \"6000\"\n\"max.poll.interval.ms\" = \"10000\"\n\
+             [redis]\nurl = \"{r}\"\nkey_prefix = \"m\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n{FAST_SLA}",
+            brokers = mock.bootstrap_servers(),
+            a = topics.alerts,
+            d = topics.dispositions,
+            e = topics.escalations,
+            x = topics.deadletter,
+            r = redis.url(),
+        ),
+    )
+    .unwrap();
+    let mut p = Processor::start(&config, port, &dir.path().join("mock.log"));
+    p.wait_ready(WITHIN);
+
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", mock.bootstrap_servers())
+        .create()
+        .unwrap();
+    let now = now_ms();
+    let alerts: Vec<String> = (0..6).map(|i| format!("MOCK-{i}")).collect();
+    for a in &alerts {
+        produce(
+            &producer,
+            &topics.alerts,
+            Some(a),
+            &alert_json(a, now, "medium"),
+        )
+        .await;
+    }
+
+    // Faults while the clocks run: every produce, commit and fetch meets retriable errors first,
+    // one broker goes away for a while, and the group's coordinator moves.
+    use RDKafkaRespErr::*;
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 4],
+    );
+    mock.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE; 3],
+    );
+    mock.request_errors(
+        RDKafkaApiKey::Fetch,
+        &[RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 3],
+    );
+    mock.broker_down(2).unwrap();
+    wait_until(WITHIN, "the processor notices", || {
+        p.metric("fraud_sla_escalations_total", &[]) > 0.0
+    });
+    mock.coordinator(MockCoordinator::Group("mock-group".into()), 3)
+        .unwrap();
+    mock.broker_up(2).unwrap();
+
+    let want: Vec<String> = {
+        let mut v: Vec<String> = alerts
+            .iter()
+            .flat_map(|a| {
+                ["visit", "meet"]
+                    .into_iter()
+                    .flat_map(move |s| (1..3).map(move |l| format!("{a}:{s}:{l}")))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let reader: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", mock.bootstrap_servers())
+        .set("group.id", "mock-reader")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    rdkafka::consumer::Consumer::subscribe(&reader, &[&topics.escalations]).unwrap();
+    let seen = collect_until(&reader, WITHIN, |r| {
+        let got = ids(r);
+        want.iter().all(|w| got.binary_search(w).is_ok())
+    });
+    let got = ids(&seen);
+    let missing: Vec<&String> = want
+        .iter()
+        .filter(|w| got.binary_search(w).is_err())
+        .collect();
+    assert!(missing.is_empty(), "missing {missing:?}\n{}", p.log_text());
+    assert!(p.proc.child.try_wait().unwrap().is_none(), "still running");
+    assert_eq!(p.sigterm().code(), Some(0));
+}
