@@ -1,0 +1,181 @@
+//! Ownership moving between instances: a rebalance storm under load, and a stale owner that is
+//! paused (SIGSTOP) until its partitions moved and then resumed. Invariants afterwards: every
+//! required breach arrived, and every copy of an escalation id is byte-identical — two owners
+//! firing the same transition would differ in `fired_at`, so this is what the fence guarantees.
+
+mod common;
+use common::*;
+use rand::Rng;
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WITHIN: Duration = Duration::from_secs(120);
+
+fn required(alerts: &[String], stages: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = alerts
+        .iter()
+        .flat_map(|a| {
+            stages
+                .iter()
+                .flat_map(move |s| (1..3).map(move |l| format!("{a}:{s}:{l}")))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Waits for every required id, then checks that copies are identical; returns (distinct, copies).
+fn check_escalations(env: &Env, want: &[String], logs: &dyn Fn() -> String) -> (usize, usize) {
+    let esc = env.escalations();
+    let seen = collect_until(&esc, WITHIN, |r| {
+        let got = ids(r);
+        want.iter().all(|w| got.binary_search(w).is_ok())
+    });
+    let got = ids(&seen);
+    let missing: Vec<&String> = want
+        .iter()
+        .filter(|w| got.binary_search(w).is_err())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} missing, e.g. {:?}\n{}",
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        logs()
+    );
+    let mut copies: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+    for r in &seen {
+        copies
+            .entry(r.json()["escalation_id"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(r.value.clone());
+    }
+    for (id, values) in &copies {
+        assert!(
+            values.iter().all(|v| v == &values[0]),
+            "{id} fired by two owners:\n{values:?}"
+        );
+    }
+    (copies.len(), seen.len())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebalance_storm_under_load_loses_nothing_and_fires_nothing_twice() {
+    let storm = Duration::from_secs(
+        std::env::var("FRAUD_SLA_STORM_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20),
+    );
+    let env = Env::new("storm", 4, FAST_SLA);
+    let mut instances: Vec<Processor> = (0..3).map(|_| env.processor()).collect();
+    for p in &instances {
+        p.wait_ready(WITHIN);
+    }
+    let count = 100;
+    let mut load = Command::new(bin())
+        .args(["simulate", "--config"])
+        .arg(env.config(free_port()))
+        .args([
+            "--rate",
+            "10",
+            "--count",
+            &count.to_string(),
+            "--missing",
+            "1.0",
+            "--quiet",
+            "--seed",
+            "3",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let mut rng = rand::rng();
+    let mut logs = Vec::new();
+    let (mut stops, started) = (0, Instant::now());
+    while started.elapsed() < storm {
+        std::thread::sleep(Duration::from_millis(rng.random_range(1_500..3_500)));
+        let mut victim = instances.remove(rng.random_range(0..instances.len()));
+        if rng.random_bool(0.5) {
+            victim.sigkill();
+        } else {
+            assert_eq!(victim.sigterm().code(), Some(0), "{}", victim.log_text());
+        }
+        logs.push(victim.log_text());
+        instances.push(env.processor());
+        stops += 1;
+    }
+    assert!(load.wait().unwrap().success());
+
+    let reader = env.broker.reader(&env.topics.alerts, env.topics.partitions);
+    let alerts: Vec<String> = collect_until(&reader, WITHIN, |r| r.len() >= count)
+        .into_iter()
+        .map(|r| r.key.unwrap())
+        .collect();
+    assert_eq!(alerts.len(), count);
+    let all_logs = || instances.iter().map(|p| p.log_text()).collect::<String>();
+    let (distinct, total) = check_escalations(
+        &env,
+        &required(&alerts, &["visit", "meet", "feedback"]),
+        &all_logs,
+    );
+    println!("storm: {stops} instances stopped in {storm:?}, {distinct} escalations checked, {} redelivered", total - distinct);
+    logs.extend(instances.iter().map(|p| p.log_text()));
+    assert_no_personal_data(&env, &logs, &[]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_owner_resumed_after_its_partitions_moved_cannot_overwrite_the_new_owner() {
+    let env = Env::new("paused", 2, FAST_SLA);
+    let stale = env.processor();
+    stale.wait_ready(WITHIN);
+    let owner = env.processor();
+    owner.wait_ready(WITHIN);
+    let owned = |p: &Processor| -> u64 {
+        p.get("/readyz")
+            .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["partitions_owned"].as_u64())
+            .unwrap_or(0)
+    };
+    wait_until(WITHIN, "one partition each", || {
+        owned(&stale) == 1 && owned(&owner) == 1
+    });
+
+    let prod = env.broker.producer();
+    let now = now_ms();
+    let alerts: Vec<String> = (0..10).map(|i| format!("PAUSE-{i}")).collect();
+    for a in &alerts {
+        produce(
+            &prod,
+            &env.topics.alerts,
+            Some(a),
+            &alert_json(a, now, "medium"),
+        )
+        .await;
+    }
+    wait_until(WITHIN, "both hold alerts", || {
+        stale.metric("fraud_sla_alerts_total", &[]) > 0.0
+            && owner.metric("fraud_sla_alerts_total", &[]) > 0.0
+    });
+
+    // Freeze the stale owner across its clocks' due times; its session expires and the other
+    // instance takes its partition (and bumps the epoch) meanwhile.
+    let pid = stale.proc.child.id().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    wait_until(WITHIN, "the other instance owns both partitions", || {
+        owned(&owner) == 2
+    });
+    std::thread::sleep(Duration::from_secs(3)); // let clocks come due while it is frozen
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+
+    let logs = || format!("{}\n--- owner ---\n{}", stale.log_text(), owner.log_text());
+    check_escalations(&env, &required(&alerts, &["visit", "meet"]), &logs);
+    let stale_log = stale.log_text();
+    assert!(
+        stale_log.contains("Fenced") || stale_log.contains("Partition released"),
+        "the resumed instance gives the partition up:\n{stale_log}"
+    );
+}
