@@ -247,3 +247,56 @@ async fn sigterm_exits_0_promptly_even_with_the_broker_gone() {
         "shutdown waits on the broker at most a few bounded steps"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_killed_with_appendfsync_everysec_loses_no_clock() {
+    let dir = tmpdir();
+    let aof = [
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+    ];
+    let redis = Redis::start_with(dir.path(), &aof);
+    let broker = Broker::start();
+    let topics = Topics::new("aof-everysec", 2);
+    topics.create(&broker);
+    let port = free_port();
+    let config = write_config(dir.path(), &broker, &redis, &topics, port, FAST_SLA);
+    let p = Processor::start(&config, port, &dir.path().join("everysec.log"));
+    p.wait_ready(WITHIN);
+    let prod = broker.producer();
+    let now = now_ms();
+    let alerts: Vec<String> = (0..8).map(|i| format!("AOF-{i}")).collect();
+    for a in &alerts {
+        produce(
+            &prod,
+            &topics.alerts,
+            Some(a),
+            &alert_json(a, now, "medium"),
+        )
+        .await;
+    }
+    wait_until(WITHIN, "alerts applied", || {
+        p.metric("fraud_sla_alerts_total", &[]) == alerts.len() as f64
+    });
+    // Killed within the fsync second: the last writes may be gone, state and applied offsets
+    // together. The processor re-reads from Redis's applied offsets and rebuilds them.
+    let redis_port = redis.port;
+    drop(redis);
+    let _redis = Redis::start_on(dir.path(), redis_port, &aof);
+    p.wait_ready(WITHIN);
+    let esc = broker.reader(&topics.escalations, topics.partitions);
+    let want = expected(&alerts);
+    let seen = collect_until(&esc, WITHIN, |r| covered(r, &want));
+    assert!(
+        covered(&seen, &want),
+        "missing: {:?}\n{}",
+        want.iter()
+            .filter(|w| !ids(&seen).contains(w))
+            .collect::<Vec<_>>(),
+        p.log_text()
+    );
+}

@@ -189,6 +189,7 @@ impl Worker {
                     return;
                 };
                 tracing::info!(partition = self.partition, epoch = claim.epoch, applied = ?claim.applied, "Partition owned.");
+                self.resume_after_applied(&claim.applied);
                 self.owned = Some(Owned {
                     epoch: claim.epoch,
                     applied: claim.applied,
@@ -432,6 +433,24 @@ impl Worker {
                 _ = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Reads on from the offsets Redis says were applied, not from Kafka's committed ones. They
+    /// agree, except when Redis lost its last writes (a crash with `appendfsync everysec`): its
+    /// state and its applied offsets then roll back together, and re-reading from there
+    /// rebuilds what was lost. Messages at or below `applied` are skipped anyway, so the seek
+    /// never applies anything twice.
+    fn resume_after_applied(&self, applied: &HashMap<String, i64>) {
+        for (topic, offset) in applied {
+            let from = Offset::Offset(offset + 1);
+            if let Err(e) = self
+                .shared
+                .consumer
+                .seek(topic, self.partition, from, Duration::ZERO)
+            {
+                tracing::debug!(partition = self.partition, topic, error = %e, "Seek to the applied offset failed; reading on from the committed one.");
+            }
         }
     }
 
