@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The long versions of the reliability tests (CI runs short ones through test.sh):
+#   - crash loop: 20 SIGKILLs under simulated load, 1000 alerts;
+#   - rebalance storm: 3 instances, one stopped every 1.5-3.5 s for 60 s;
+#   - decoder fuzzing: 1,000,000 arbitrary and near-valid messages per property.
+# Numbers are printed as the tests run (--nocapture).
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+"$ROOT/deploy/local/install.sh"
+export FRAUD_SLA_TANSU="${FRAUD_SLA_TANSU:-$BIN/tansu}"
+cd "$ROOT"
+log "crash loop: ${FRAUD_SLA_CHAOS_KILLS:=20} kills, ${FRAUD_SLA_CHAOS_ALERTS:=1000} alerts"
+FRAUD_SLA_CHAOS_KILLS=$FRAUD_SLA_CHAOS_KILLS FRAUD_SLA_CHAOS_ALERTS=$FRAUD_SLA_CHAOS_ALERTS \
+    cargo test --release --test chaos -- --nocapture
+log "rebalance storm: ${FRAUD_SLA_STORM_SECONDS:=60} s"
+FRAUD_SLA_STORM_SECONDS=$FRAUD_SLA_STORM_SECONDS cargo test --release --test rebalance -- --nocapture
+log "fuzzing the decoder: ${PROPTEST_CASES:=1000000} cases per property"
+PROPTEST_CASES=$PROPTEST_CASES cargo test --release --lib domain::validate::tests -- --nocapture
+log "everything else once more, in release"
+cargo test --release --test resilience --test mock_cluster --test redis_variants --test store
