@@ -10,6 +10,9 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
+log "cargo deny: licences, bans, sources"
+command -v cargo-deny >/dev/null || cargo install --locked --quiet cargo-deny@0.20.2
+cargo deny check licenses bans sources
 log "cargo test"
 cargo test --locked --lib --bins --tests -- "$@"
 log "benchmarks compile and run once (criterion --test mode)"
