@@ -156,6 +156,19 @@ pub fn tansu_bin() -> PathBuf {
     PathBuf::from("tansu")
 }
 
+/// tansu's log goes to `$FRAUD_SLA_TANSU_LOG` (appended) when set, for debugging the broker.
+fn tansu_log() -> Stdio {
+    match std::env::var("FRAUD_SLA_TANSU_LOG") {
+        Ok(path) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null()),
+        Err(_) => Stdio::null(),
+    }
+}
+
 pub struct Broker {
     pub port: u16,
     pub proc: Proc,
@@ -176,7 +189,7 @@ impl Broker {
                 "memory://tansu/",
             ])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(tansu_log())
             .spawn()
             .expect("tansu runs (deploy/local/install.sh installs it into .local/bin)");
         wait_port(port, Duration::from_secs(20));
