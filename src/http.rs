@@ -48,6 +48,8 @@ pub fn router(state: HttpState) -> Router {
 
 /// OpenMetrics when the scraper asks for it (Prometheus does), else the 0.0.4 text format.
 async fn metrics(State(s): State<HttpState>, headers: HeaderMap) -> Response {
+    s.metrics
+        .set_readiness(s.health.ready(), s.health.owned() as i64);
     let wants_openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

@@ -88,6 +88,8 @@ pub struct Metrics {
     publish_failures: Counter<u64, AtomicU64>,
     redis_errors: Counter<u64, AtomicU64>,
     alertmanager_failures: Counter<u64, AtomicU64>,
+    ready: Gauge,
+    partitions_owned: Gauge,
 }
 
 impl Default for Metrics {
@@ -119,6 +121,8 @@ impl Metrics {
             publish_failures: Counter::default(),
             redis_errors: Counter::default(),
             alertmanager_failures: Counter::default(),
+            ready: Gauge::default(),
+            partitions_owned: Gauge::default(),
             registry: Registry::default(),
         };
         // Counters are registered without `_total`: the encoder appends it.
@@ -187,6 +191,16 @@ impl Metrics {
             "fraud_sla_publish_failures",
             "Escalation deliveries that failed and were retried.",
             m.publish_failures.clone(),
+        );
+        registry.register(
+            "fraud_sla_ready",
+            "1 when /readyz answers 200: Kafka and Redis reachable and partitions owned.",
+            m.ready.clone(),
+        );
+        registry.register(
+            "fraud_sla_partitions_owned",
+            "Input partitions this process owns.",
+            m.partitions_owned.clone(),
         );
         registry.register(
             "fraud_sla_alertmanager_failures",
@@ -322,6 +336,12 @@ impl Metrics {
 
     pub fn publish_failed(&self) {
         self.publish_failures.inc();
+    }
+
+    /// Readiness as `/readyz` sees it, set at scrape time.
+    pub fn set_readiness(&self, ready: bool, partitions_owned: i64) {
+        self.ready.set(i64::from(ready));
+        self.partitions_owned.set(partitions_owned);
     }
 
     pub fn alertmanager_failed(&self) {
