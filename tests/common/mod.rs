@@ -323,6 +323,7 @@ deadletter_topic = "{deadletter}"
 "max.poll.interval.ms" = "6000"
 "heartbeat.interval.ms" = "500"
 "statistics.interval.ms" = "1000"
+{debug}
 
 [redis]
 url = "{redis}"
@@ -338,6 +339,10 @@ listen = "127.0.0.1:{http_port}"
         escalations = topics.escalations,
         deadletter = topics.deadletter,
         redis = redis.url(),
+        // FRAUD_SLA_KAFKA_DEBUG=cgrp (any librdkafka debug contexts) for debugging a test.
+        debug = std::env::var("FRAUD_SLA_KAFKA_DEBUG")
+            .map(|d| format!("\"debug\" = \"{d}\""))
+            .unwrap_or_default(),
     );
     let path = dir.join(format!("config-{http_port}.toml"));
     std::fs::File::create(&path)
@@ -391,7 +396,10 @@ impl Processor {
             .args(args)
             .env(
                 "FRAUD_SLA_LOG",
-                "debug,librdkafka=warn,rdkafka=warn,h2=warn,hyper=warn",
+                // FRAUD_SLA_TEST_LOG overrides the filter, e.g. to see librdkafka's debug lines.
+                std::env::var("FRAUD_SLA_TEST_LOG").unwrap_or_else(|_| {
+                    "debug,librdkafka=warn,rdkafka=warn,h2=warn,hyper=warn".into()
+                }),
             )
             .envs(env.iter().copied())
             .stdout(Stdio::null())
