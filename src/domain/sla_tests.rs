@@ -630,9 +630,11 @@ fn dispositions_strategy() -> impl Strategy<Value = Vec<Disposition>> {
 
 proptest! {
     #[test]
+    // Processed before the deadline too: one processed at or after a level's due time meets the
+    // outage rule instead (the level fires, then `resolved`).
     fn a_stage_satisfied_before_its_deadline_never_breaches(
-        offset in 0..=10 * S,
-        processed in 0..=10 * S,
+        offset in 0..10 * S,
+        processed in 0..10 * S,
         fire_times in prop::collection::vec(0..120 * S, 1..20),
     ) {
         let p = policy();
