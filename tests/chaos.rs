@@ -10,7 +10,6 @@
 mod common;
 use common::*;
 use rand::Rng;
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -69,54 +68,16 @@ async fn sigkill_under_load_loses_no_breach_and_applies_nothing_twice() {
         alerts.push(r.key.unwrap());
     }
     assert_eq!(alerts.len(), count);
-    let want: Vec<String> = {
-        let mut v: Vec<String> = alerts
-            .iter()
-            .flat_map(|a| {
-                ["visit", "meet", "feedback"]
-                    .into_iter()
-                    .flat_map(move |s| (1..3).map(move |l| format!("{a}:{s}:{l}")))
-            })
-            .collect();
-        v.sort();
-        v
-    };
+    let want = breach_ids(&alerts, &["visit", "meet", "feedback"]);
     // The last alerts' feedback ladders end 14 s after they were issued.
-    let esc = env.escalations();
-    let seen = collect_until(&esc, Duration::from_secs(120), |r| {
-        let got = ids(r);
-        want.iter().all(|w| got.binary_search(w).is_ok())
-    });
-    let got = ids(&seen);
-    let missing: Vec<&String> = want
-        .iter()
-        .filter(|w| got.binary_search(w).is_err())
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} missing, e.g. {:?}\n{}",
-        missing.len(),
-        &missing[..missing.len().min(5)],
+    let seen = collect_all(&env.escalations(), Duration::from_secs(120), &want, || {
         p.log_text()
-    );
-
-    let mut copies: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
-    for r in &seen {
-        copies
-            .entry(r.json()["escalation_id"].as_str().unwrap().to_owned())
-            .or_default()
-            .push(r.value.clone());
-    }
-    for (id, values) in &copies {
-        assert!(
-            values.iter().all(|v| v == &values[0]),
-            "{id} was fired twice with different content"
-        );
-    }
-    let duplicates = seen.len() - copies.len();
+    });
+    let distinct = assert_identical_copies(&seen);
+    let duplicates = seen.len() - distinct;
     println!(
         "chaos: {kills} kills, {count} alerts, {} escalations checked, {duplicates} redelivered duplicates",
-        copies.len()
+        distinct
     );
     logs.push(p.log_text());
     assert_no_personal_data(&env, &logs, &seen);

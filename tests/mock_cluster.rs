@@ -84,18 +84,7 @@ async fn request_errors_broker_loss_and_coordinator_moves_lose_nothing() {
         .unwrap();
     mock.broker_up(2).unwrap();
 
-    let want: Vec<String> = {
-        let mut v: Vec<String> = alerts
-            .iter()
-            .flat_map(|a| {
-                ["visit", "meet"]
-                    .into_iter()
-                    .flat_map(move |s| (1..3).map(move |l| format!("{a}:{s}:{l}")))
-            })
-            .collect();
-        v.sort();
-        v
-    };
+    let want = breach_ids(&alerts, &["visit", "meet"]);
     let reader: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", mock.bootstrap_servers())
         .set("group.id", "mock-reader")
@@ -104,16 +93,7 @@ async fn request_errors_broker_loss_and_coordinator_moves_lose_nothing() {
         .create()
         .unwrap();
     rdkafka::consumer::Consumer::subscribe(&reader, &[&topics.escalations]).unwrap();
-    let seen = collect_until(&reader, WITHIN, |r| {
-        let got = ids(r);
-        want.iter().all(|w| got.binary_search(w).is_ok())
-    });
-    let got = ids(&seen);
-    let missing: Vec<&String> = want
-        .iter()
-        .filter(|w| got.binary_search(w).is_err())
-        .collect();
-    assert!(missing.is_empty(), "missing {missing:?}\n{}", p.log_text());
+    collect_all(&reader, WITHIN, &want, || p.log_text());
     assert!(p.proc.child.try_wait().unwrap().is_none(), "still running");
     assert_eq!(p.sigterm().code(), Some(0));
 }

@@ -7,7 +7,6 @@
 mod common;
 use common::*;
 use rand::Rng;
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,52 +20,10 @@ fn owned(p: &Processor) -> u64 {
         .unwrap_or(0)
 }
 
-fn required(alerts: &[String], stages: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = alerts
-        .iter()
-        .flat_map(|a| {
-            stages
-                .iter()
-                .flat_map(move |s| (1..3).map(move |l| format!("{a}:{s}:{l}")))
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 /// Waits for every required id, then checks that copies are identical; returns (distinct, copies).
 fn check_escalations(env: &Env, want: &[String], logs: &dyn Fn() -> String) -> (usize, usize) {
-    let esc = env.escalations();
-    let seen = collect_until(&esc, WITHIN, |r| {
-        let got = ids(r);
-        want.iter().all(|w| got.binary_search(w).is_ok())
-    });
-    let got = ids(&seen);
-    let missing: Vec<&String> = want
-        .iter()
-        .filter(|w| got.binary_search(w).is_err())
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} missing, e.g. {:?}\n{}",
-        missing.len(),
-        &missing[..missing.len().min(5)],
-        logs()
-    );
-    let mut copies: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
-    for r in &seen {
-        copies
-            .entry(r.json()["escalation_id"].as_str().unwrap().to_owned())
-            .or_default()
-            .push(r.value.clone());
-    }
-    for (id, values) in &copies {
-        assert!(
-            values.iter().all(|v| v == &values[0]),
-            "{id} fired by two owners:\n{values:?}"
-        );
-    }
-    (copies.len(), seen.len())
+    let seen = collect_all(&env.escalations(), WITHIN, want, logs);
+    (assert_identical_copies(&seen), seen.len())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -146,7 +103,7 @@ async fn a_rebalance_storm_under_load_loses_nothing_and_fires_nothing_twice() {
     let all_logs = || instances.iter().map(|p| p.log_text()).collect::<String>();
     let (distinct, total) = check_escalations(
         &env,
-        &required(&alerts, &["visit", "meet", "feedback"]),
+        &breach_ids(&alerts, &["visit", "meet", "feedback"]),
         &all_logs,
     );
     println!("storm: {stops} instances stopped in {storm:?}, {distinct} escalations checked, {} redelivered", total - distinct);
@@ -193,7 +150,7 @@ async fn a_paused_owner_resumed_after_its_partitions_moved_cannot_overwrite_the_
     Command::new("kill").args(["-CONT", &pid]).status().unwrap();
 
     let logs = || format!("{}\n--- owner ---\n{}", stale.log_text(), owner.log_text());
-    check_escalations(&env, &required(&alerts, &["visit", "meet"]), &logs);
+    check_escalations(&env, &breach_ids(&alerts, &["visit", "meet"]), &logs);
     let stale_log = stale.log_text();
     assert!(
         stale_log.contains("Fenced") || stale_log.contains("Partition released"),

@@ -10,21 +10,6 @@ use std::time::Duration;
 
 const WITHIN: Duration = Duration::from_secs(90);
 
-/// Both breach levels of `visit` for each alert.
-fn breaches(alerts: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = alerts
-        .iter()
-        .flat_map(|a| (1..3).map(move |l| format!("{a}:visit:{l}")))
-        .collect();
-    v.sort();
-    v
-}
-
-fn covered(records: &[Record], want: &[String]) -> bool {
-    let got = ids(records);
-    want.iter().all(|w| got.binary_search(w).is_ok())
-}
-
 /// Rewrites the `[redis]` section of a harness config.
 fn with_redis(config: &Path, url: &str, extra: &str) {
     let text = std::fs::read_to_string(config).unwrap();
@@ -49,16 +34,14 @@ async fn silent_alerts_fire(env: &Env, processors: &[&Processor], alerts: &[&str
         )
         .await;
     }
-    let want = breaches(alerts);
+    let want = breach_ids(alerts, &["visit"]);
     let esc = env.escalations();
     let seen = collect_until(&esc, WITHIN, |r| covered(r, &want));
     let logs: String = processors.iter().map(|p| p.log_text()).collect();
     assert!(
         covered(&seen, &want),
         "missing {:?}\n{logs}",
-        want.iter()
-            .filter(|w| !ids(&seen).contains(w))
-            .collect::<Vec<_>>()
+        missing(&seen, &want)
     );
     assert!(!logs.contains("CROSSSLOT"), "{logs}");
 }

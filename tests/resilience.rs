@@ -7,20 +7,9 @@ use std::time::Duration;
 
 const WITHIN: Duration = Duration::from_secs(90);
 
-/// Both breach levels of `visit` and `meet` for each alert. Warnings are not required: one whose
-/// deadline passed while no instance owned the partition is superseded by the breach (§3).
-fn expected(alerts: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = alerts
-        .iter()
-        .flat_map(|a| {
-            ["visit", "meet"]
-                .into_iter()
-                .flat_map(move |s| (1..3).map(move |l| format!("{a}:{s}:{l}")))
-        })
-        .collect();
-    v.sort();
-    v
-}
+/// Both breach levels of `visit` and `meet` are required. Warnings are not: one whose deadline
+/// passed while no instance owned the partition is superseded by the breach (§3).
+const VISIT_MEET: &[&str] = &["visit", "meet"];
 
 /// No warning may fire once its deadline has passed (same-format UTC strings sort by time).
 fn assert_no_stale_warning(records: &[Record]) {
@@ -53,11 +42,6 @@ async fn silent_alerts(env: &Env, prefix: &str, n: usize) -> Vec<String> {
     alerts
 }
 
-fn covered(records: &[Record], want: &[String]) -> bool {
-    let got = ids(records);
-    want.iter().all(|w| got.binary_search(w).is_ok())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_mid_run_and_restart_loses_no_escalation_and_applies_nothing_twice() {
     let env = Env::new("sigkill", 4, FAST_SLA);
@@ -74,14 +58,12 @@ async fn sigkill_mid_run_and_restart_loses_no_escalation_and_applies_nothing_twi
     p.sigkill();
     let mut restarted = env.processor();
     restarted.wait_ready(WITHIN);
-    let want = expected(&alerts);
+    let want = breach_ids(&alerts, VISIT_MEET);
     seen.extend(collect_until(&esc, WITHIN, |r| covered(r, &want)));
     assert!(
         covered(&seen, &want),
         "missing: {:?}",
-        want.iter()
-            .filter(|w| !ids(&seen).contains(w))
-            .collect::<Vec<_>>()
+        missing(&seen, &want)
     );
     assert_no_stale_warning(&seen);
     // Re-read input is skipped by the applied offsets kept in Redis: no alert is opened twice.
@@ -147,14 +129,12 @@ async fn when_one_of_two_instances_stops_the_other_takes_over_its_clocks() {
     wait_until(WITHIN, "the survivor owns every partition", || {
         owned(&second) == 4
     });
-    let want = expected(&alerts);
+    let want = breach_ids(&alerts, VISIT_MEET);
     seen.extend(collect_until(&esc, WITHIN, |r| covered(r, &want)));
     assert!(
         covered(&seen, &want),
         "missing: {:?}",
-        want.iter()
-            .filter(|w| !ids(&seen).contains(w))
-            .collect::<Vec<_>>()
+        missing(&seen, &want)
     );
     assert_no_stale_warning(&seen);
     assert_no_personal_data(&env, &[first.log_text(), second.log_text()], &seen);
@@ -214,14 +194,12 @@ async fn a_redis_outage_pauses_the_processor_which_then_resumes_and_fires_everyt
     redis = Redis::start_on(dir.path(), redis_port, &aof);
     p.wait_ready(WITHIN);
     let esc = broker.reader(&topics.escalations, topics.partitions);
-    let want = expected(&["BEFORE-1".to_owned(), "DURING-1".to_owned()]);
+    let want = breach_ids(&["BEFORE-1", "DURING-1"], VISIT_MEET);
     let seen = collect_until(&esc, WITHIN, |r| covered(r, &want));
     assert!(
         covered(&seen, &want),
         "missing: {:?}\n{}",
-        want.iter()
-            .filter(|w| !ids(&seen).contains(w))
-            .collect::<Vec<_>>(),
+        missing(&seen, &want),
         p.log_text()
     );
     assert_no_stale_warning(&seen);
@@ -289,14 +267,12 @@ async fn redis_killed_with_appendfsync_everysec_loses_no_clock() {
     let _redis = Redis::start_on(dir.path(), redis_port, &aof);
     p.wait_ready(WITHIN);
     let esc = broker.reader(&topics.escalations, topics.partitions);
-    let want = expected(&alerts);
+    let want = breach_ids(&alerts, VISIT_MEET);
     let seen = collect_until(&esc, WITHIN, |r| covered(r, &want));
     assert!(
         covered(&seen, &want),
         "missing: {:?}\n{}",
-        want.iter()
-            .filter(|w| !ids(&seen).contains(w))
-            .collect::<Vec<_>>(),
+        missing(&seen, &want),
         p.log_text()
     );
 }

@@ -778,3 +778,68 @@ pub fn promtool_check_metrics(text: &str) -> String {
         format!("exit {}: {said}", out.status)
     }
 }
+
+/// `<alert>:<stage>:<level>` for breach levels 1 and 2 (the `FAST_SLA` ladder), sorted.
+pub fn breach_ids<A: AsRef<str>>(alerts: &[A], stages: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = alerts
+        .iter()
+        .flat_map(|a| {
+            stages
+                .iter()
+                .flat_map(move |s| (1..3).map(move |l| format!("{}:{s}:{l}", a.as_ref())))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The ids of `want` not among the escalation ids of `records`.
+pub fn missing(records: &[Record], want: &[String]) -> Vec<String> {
+    let got = ids(records);
+    want.iter()
+        .filter(|w| got.binary_search(w).is_err())
+        .cloned()
+        .collect()
+}
+
+pub fn covered(records: &[Record], want: &[String]) -> bool {
+    missing(records, want).is_empty()
+}
+
+/// Reads escalations until every id of `want` has arrived; fails with `context()` if one never does.
+pub fn collect_all(
+    c: &BaseConsumer,
+    within: Duration,
+    want: &[String],
+    context: impl Fn() -> String,
+) -> Vec<Record> {
+    let seen = collect_until(c, within, |r| covered(r, want));
+    let missing = missing(&seen, want);
+    assert!(
+        missing.is_empty(),
+        "{} missing, e.g. {:?}\n{}",
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        context()
+    );
+    seen
+}
+
+/// Asserts that every copy of an escalation id is byte-identical (a redelivery of one outbox
+/// entry, not a transition applied twice); returns the number of distinct ids.
+pub fn assert_identical_copies(records: &[Record]) -> usize {
+    let mut copies: HashMap<String, Vec<&[u8]>> = HashMap::new();
+    for r in records {
+        copies
+            .entry(r.json()["escalation_id"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(&r.value);
+    }
+    for (id, values) in &copies {
+        assert!(
+            values.iter().all(|v| v == &values[0]),
+            "{id} fired twice with different content"
+        );
+    }
+    copies.len()
+}
