@@ -9,6 +9,8 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use std::time::Duration;
 
 const WITHIN: Duration = Duration::from_secs(120);
+/// Longer than `session.timeout.ms` (6 s) and than the FAST_SLA ladder (10 s after the alert).
+const OUTAGE: Duration = Duration::from_secs(12);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn request_errors_broker_loss_and_coordinator_moves_lose_nothing() {
@@ -49,20 +51,22 @@ async fn request_errors_broker_loss_and_coordinator_moves_lose_nothing() {
         .set("bootstrap.servers", mock.bootstrap_servers())
         .create()
         .unwrap();
-    let now = now_ms();
-    let alerts: Vec<String> = (0..6).map(|i| format!("MOCK-{i}")).collect();
-    for a in &alerts {
-        produce(
-            &producer,
-            &topics.alerts,
-            Some(a),
-            &alert_json(a, now, "medium"),
-        )
-        .await;
-    }
+    let produce_alerts = |prefix: &'static str| {
+        let producer = &producer;
+        let topic = &topics.alerts;
+        async move {
+            let now = now_ms();
+            let alerts: Vec<String> = (0..6).map(|i| format!("{prefix}-{i}")).collect();
+            for a in &alerts {
+                produce(producer, topic, Some(a), &alert_json(a, now, "medium")).await;
+            }
+            alerts
+        }
+    };
+    let mut alerts = produce_alerts("MOCK").await;
 
-    // Faults while the clocks run: every produce, commit and fetch meets retriable errors first,
-    // one broker goes away for a while, and the group's coordinator moves.
+    // Request errors while the clocks run: every produce, commit and fetch meets retriable
+    // errors first. The processor still gets its escalations out.
     use RDKafkaRespErr::*;
     mock.request_errors(
         RDKafkaApiKey::Produce,
@@ -76,10 +80,21 @@ async fn request_errors_broker_loss_and_coordinator_moves_lose_nothing() {
         RDKafkaApiKey::Fetch,
         &[RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 3],
     );
-    mock.broker_down(2).unwrap();
-    wait_until(WITHIN, "the processor notices", || {
+    wait_until(WITHIN, "escalations despite request errors", || {
         p.metric("fraud_sla_escalations_total", &[]) > 0.0
     });
+
+    // A second set of alerts whose clocks come due while one broker is gone (it may lead
+    // partitions or coordinate the group: the session times out and the assignment is lost),
+    // then the group's coordinator moves. The outage lasts longer than the session timeout and
+    // than the whole ladder of the second set.
+    alerts.extend(produce_alerts("MOCKB").await);
+    mock.broker_down(2).unwrap();
+    std::thread::sleep(OUTAGE);
+    assert!(
+        p.proc.child.try_wait().unwrap().is_none(),
+        "up during the outage"
+    );
     mock.coordinator(MockCoordinator::Group("mock-group".into()), 3)
         .unwrap();
     mock.broker_up(2).unwrap();
