@@ -13,13 +13,6 @@ use rand::Rng;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_under_load_loses_no_breach_and_applies_nothing_twice() {
     let kills = env_or("FRAUD_SLA_CHAOS_KILLS", 3);

@@ -28,24 +28,14 @@ fn check_escalations(env: &Env, want: &[String], logs: &dyn Fn() -> String) -> (
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rebalance_storm_under_load_loses_nothing_and_fires_nothing_twice() {
-    let storm = Duration::from_secs(
-        std::env::var("FRAUD_SLA_STORM_SECONDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(20),
-    );
+    let storm = Duration::from_secs(env_or("FRAUD_SLA_STORM_SECONDS", 20));
     // Share of stops that are SIGKILL (the rest SIGTERM). Against tansu 0.6, storms made mostly
     // of clean leaves (SIGTERM, LeaveGroup) wedge its group coordinator: the group never
     // completes a rebalance again (RELIABILITY.md). Half and half converges in 20 s.
-    let kill_share: f64 = std::env::var("FRAUD_SLA_STORM_KILL_SHARE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.5);
+    let kill_share: f64 = env_or("FRAUD_SLA_STORM_KILL_SHARE", 0.5);
     // CI waits for the group to settle between stops (a rolling restart, which tansu handles);
     // FRAUD_SLA_STORM_SETTLE=0 stops without waiting, which tansu 0.6 does not survive.
-    let settle = std::env::var("FRAUD_SLA_STORM_SETTLE")
-        .map(|v| v != "0")
-        .unwrap_or(true);
+    let settle = env_or("FRAUD_SLA_STORM_SETTLE", 1) != 0;
     let env = Env::new("storm", 4, FAST_SLA);
     let mut instances: Vec<Processor> = (0..3).map(|_| env.processor()).collect();
     for p in &instances {

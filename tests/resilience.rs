@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const WITHIN: Duration = Duration::from_secs(90);
 
@@ -157,7 +157,7 @@ async fn a_redis_outage_pauses_the_processor_which_then_resumes_and_fires_everyt
     topics.create(&broker);
     let port = free_port();
     let config = write_config(dir.path(), &broker, &redis, &topics, port, FAST_SLA);
-    let p = Processor::start(&config, port, &dir.path().join("outage.log"));
+    let mut p = Processor::start(&config, port, &dir.path().join("outage.log"));
     p.wait_ready(WITHIN);
     let prod = broker.producer();
     let now = now_ms();
@@ -185,14 +185,39 @@ async fn a_redis_outage_pauses_the_processor_which_then_resumes_and_fires_everyt
         &alert_json("DURING-1", now, "medium"),
     )
     .await;
-    assert_eq!(
-        p.get("/healthz").map(|(c, _)| c),
-        Some(200),
-        "alive while Redis is down"
-    );
+    // For the whole outage (30 s unless FRAUD_SLA_REDIS_OUTAGE_SECONDS says otherwise): alive,
+    // not ready, nothing applied.
+    let outage = Duration::from_secs(env_or("FRAUD_SLA_REDIS_OUTAGE_SECONDS", 30));
+    let down_since = Instant::now();
+    while down_since.elapsed() < outage {
+        assert!(
+            p.proc.child.try_wait().unwrap().is_none(),
+            "exited during the outage"
+        );
+        assert_eq!(p.get("/healthz").map(|(c, _)| c), Some(200), "alive");
+        assert_eq!(p.get("/readyz").map(|(c, _)| c), Some(503), "not ready");
+        assert_eq!(
+            p.metric("fraud_sla_alerts_total", &[]),
+            1.0,
+            "nothing applied"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
 
     redis = Redis::start_on(dir.path(), redis_port, &aof);
+    let back = Instant::now();
     p.wait_ready(WITHIN);
+    // The retry backoff caps at 5 s: ready again within one step of it (plus start-up slack).
+    let resumed_after = back.elapsed();
+    eprintln!(
+        "Redis outage {:.1} s; ready again {:.1} s after Redis answered",
+        down_since.elapsed().as_secs_f64() - resumed_after.as_secs_f64(),
+        resumed_after.as_secs_f64()
+    );
+    assert!(
+        resumed_after < Duration::from_secs(10),
+        "resumed after {resumed_after:?}"
+    );
     let esc = broker.reader(&topics.escalations, topics.partitions);
     let want = breach_ids(&["BEFORE-1", "DURING-1"], VISIT_MEET);
     let seen = collect_until(&esc, WITHIN, |r| covered(r, &want));

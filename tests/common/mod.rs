@@ -668,6 +668,14 @@ impl Env {
     }
 }
 
+/// A test size from the environment (the long runs of `deploy/local/reliability.sh`), else `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Polls `cond` every 100 ms until it holds; panics with `what` after `within`.
 pub fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
