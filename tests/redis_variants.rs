@@ -10,6 +10,20 @@ use std::time::Duration;
 
 const WITHIN: Duration = Duration::from_secs(90);
 
+/// A cluster master that keeps every write (`appendfsync always`) so a restart loses nothing.
+const CLUSTER_NODE: &[&str] = &[
+    "--cluster-enabled",
+    "yes",
+    "--save",
+    "",
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "always",
+];
+/// How long the master stays down.
+const MASTER_DOWN: Duration = Duration::from_secs(6);
+
 /// Rewrites the `[redis]` section of a harness config.
 fn with_redis(config: &Path, url: &str, extra: &str) {
     let text = std::fs::read_to_string(config).unwrap();
@@ -47,23 +61,13 @@ async fn silent_alerts_fire(env: &Env, processors: &[&Processor], alerts: &[&str
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn two_processors_on_a_three_master_redis_cluster() {
+async fn two_processors_on_a_three_master_redis_cluster_survive_a_master_restart() {
     let env = Env::new("cluster", 4, FAST_SLA);
     let mut nodes = Vec::new();
     for i in 0..3 {
         let dir = env.dir.path().join(format!("node{i}"));
         std::fs::create_dir_all(&dir).unwrap();
-        nodes.push(Redis::start_with(
-            &dir,
-            &[
-                "--cluster-enabled",
-                "yes",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-        ));
+        nodes.push(Redis::start_with(&dir, CLUSTER_NODE));
     }
     let addrs: Vec<String> = nodes
         .iter()
@@ -92,7 +96,7 @@ async fn two_processors_on_a_three_master_redis_cluster() {
         },
     );
 
-    let mut processors = Vec::new();
+    let mut processors: Vec<Processor> = Vec::new();
     for _ in 0..2 {
         let port = free_port();
         let config = env.config(port);
@@ -122,6 +126,59 @@ async fn two_processors_on_a_three_master_redis_cluster() {
         })
         .count();
     assert!(used >= 2, "partitions' keys land on several masters");
+
+    // A master holding partition state goes down while new alerts' clocks come due, and comes
+    // back from its AOF with its nodes.conf (same node id and slots).
+    let victim = (0..nodes.len())
+        .max_by_key(|&i| {
+            redis::cmd("DBSIZE")
+                .query::<i64>(&mut nodes[i].client().get_connection().unwrap())
+                .unwrap()
+        })
+        .unwrap();
+    let (victim_dir, victim_port) = (
+        env.dir.path().join(format!("node{victim}")),
+        nodes[victim].port,
+    );
+    drop(nodes.remove(victim));
+    let during = ["CLR-01", "CLR-02", "CLR-03", "CLR-04", "CLR-05", "CLR-06"];
+    let prod = env.broker.producer();
+    let now = now_ms();
+    for a in during {
+        produce(
+            &prod,
+            &env.topics.alerts,
+            Some(a),
+            &alert_json(a, now, "medium"),
+        )
+        .await;
+    }
+    // Longer than the visit stage (4 s): its warnings and first breaches come due while down.
+    std::thread::sleep(MASTER_DOWN);
+    for p in &mut processors {
+        assert!(
+            p.proc.child.try_wait().unwrap().is_none(),
+            "up while a master is down"
+        );
+    }
+    nodes.push(Redis::start_on(&victim_dir, victim_port, CLUSTER_NODE));
+    let want = breach_ids(&during, &["visit", "meet"]);
+    let esc = env.escalations();
+    let seen = collect_until(&esc, WITHIN, |r| covered(r, &want));
+    let logs: String = processors.iter().map(|p| p.log_text()).collect();
+    assert!(
+        covered(&seen, &want),
+        "missing after the master restart {:?}\n{logs}",
+        missing(&seen, &want)
+    );
+    assert!(
+        processors
+            .iter()
+            .map(|p| p.metric("fraud_sla_redis_errors_total", &[]))
+            .sum::<f64>()
+            > 0.0,
+        "the restart was seen"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
