@@ -14,6 +14,13 @@ cargo clippy --all-targets --locked -- -D warnings
 log "cargo deny: licences, bans, sources"
 command -v cargo-deny >/dev/null || cargo install --locked --quiet cargo-deny@0.20.2
 cargo deny check licenses bans sources
+# Advisories need the RustSec database from GitHub: checked wherever GitHub answers.
+if curl -s -m 10 -o /dev/null https://github.com/rustsec/advisory-db; then
+    log "cargo deny: advisories"
+    cargo deny check advisories
+else
+    log "cargo deny: advisories skipped (github.com unreachable for the RustSec database)"
+fi
 log "cargo test"
 cargo test --locked --lib --bins --tests -- "$@"
 log "benchmarks compile and run once (criterion --test mode)"

@@ -183,11 +183,20 @@ pub struct Broker {
     pub proc: Proc,
     /// The SQLite broker's data directory; `None` for the in-memory broker.
     durable: Option<PathBuf>,
+    /// Owns that directory when the broker made it itself.
+    data: Option<tempfile::TempDir>,
 }
 
 impl Broker {
-    /// An in-memory broker: fast, and gone with the process.
+    /// An in-memory broker: fast, and gone with the process. `FRAUD_SLA_TEST_BROKER=sqlite`
+    /// makes every test use the SQLite one instead.
     pub fn start() -> Broker {
+        if std::env::var("FRAUD_SLA_TEST_BROKER").as_deref() == Ok("sqlite") {
+            let data = tmpdir();
+            let mut b = Self::start_durable(data.path());
+            b.data = Some(data);
+            return b;
+        }
         Self::spawn(free_port(), None)
     }
 
@@ -227,6 +236,7 @@ impl Broker {
                 name: "tansu".into(),
             },
             durable,
+            data: None,
         }
     }
 
@@ -239,7 +249,9 @@ impl Broker {
     /// Starts the broker again on the same port and data directory.
     pub fn restart(&mut self) {
         self.kill();
+        let data = self.data.take();
         *self = Self::spawn(self.port, self.durable.take());
+        self.data = data;
     }
 
     pub fn bootstrap(&self) -> String {
