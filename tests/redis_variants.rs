@@ -10,17 +10,6 @@ use std::time::Duration;
 
 const WITHIN: Duration = Duration::from_secs(90);
 
-/// A cluster master that keeps every write (`appendfsync always`) so a restart loses nothing.
-const CLUSTER_NODE: &[&str] = &[
-    "--cluster-enabled",
-    "yes",
-    "--save",
-    "",
-    "--appendonly",
-    "yes",
-    "--appendfsync",
-    "always",
-];
 /// How long the master stays down.
 const MASTER_DOWN: Duration = Duration::from_secs(6);
 
@@ -69,32 +58,11 @@ async fn two_processors_on_a_three_master_redis_cluster_survive_a_master_restart
         std::fs::create_dir_all(&dir).unwrap();
         nodes.push(Redis::start_with(&dir, CLUSTER_NODE));
     }
+    form_cluster(&nodes);
     let addrs: Vec<String> = nodes
         .iter()
         .map(|n| format!("127.0.0.1:{}", n.port))
         .collect();
-    let status = Command::new("redis-cli")
-        .args(["--cluster", "create"])
-        .args(&addrs)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("redis-cli runs");
-    assert!(status.success(), "redis-cli --cluster create");
-    wait_until(
-        Duration::from_secs(30),
-        "cluster_state:ok on every node",
-        || {
-            nodes.iter().all(|n| {
-                let info: String = redis::cmd("CLUSTER")
-                    .arg("INFO")
-                    .query(&mut n.client().get_connection().unwrap())
-                    .unwrap_or_default();
-                info.contains("cluster_state:ok")
-            })
-        },
-    );
 
     let mut processors: Vec<Processor> = Vec::new();
     for _ in 0..2 {

@@ -23,5 +23,7 @@ else
 fi
 log "cargo test"
 cargo test --locked --lib --bins --tests -- "$@"
+log "the integration scenarios again, unchanged, on a 3-master Redis Cluster"
+FRAUD_SLA_TEST_REDIS=cluster cargo test --locked --test scenarios -- "$@"
 log "benchmarks compile and run once (criterion --test mode)"
 cargo test --locked --bench domain

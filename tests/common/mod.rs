@@ -56,11 +56,50 @@ pub fn tmpdir() -> tempfile::TempDir {
 pub struct Redis {
     pub port: u16,
     pub proc: Proc,
+    /// The other masters when this is the first node of a cluster.
+    pub peers: Vec<Redis>,
 }
 
+/// A Redis Cluster master that keeps every write (`appendfsync always`), so a restart loses nothing.
+pub const CLUSTER_NODE: &[&str] = &[
+    "--cluster-enabled",
+    "yes",
+    "--save",
+    "",
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "always",
+];
+
 impl Redis {
+    /// One redis-server; `FRAUD_SLA_TEST_REDIS=cluster` makes it a 3-master Redis Cluster, so
+    /// a suite (CI: the scenarios) runs unchanged on both.
     pub fn start(dir: &Path) -> Redis {
+        if std::env::var("FRAUD_SLA_TEST_REDIS").as_deref() == Ok("cluster") {
+            return Self::start_cluster(dir, 3);
+        }
         Self::start_with(dir, &["--save", "", "--appendonly", "no"])
+    }
+
+    /// `masters` cluster nodes under `dir/node<i>`, the slots spread over them by
+    /// `redis-cli --cluster create`; the first node, with the others as its peers.
+    pub fn start_cluster(dir: &Path, masters: usize) -> Redis {
+        let mut nodes: Vec<Redis> = (0..masters)
+            .map(|i| {
+                let dir = dir.join(format!("node{i}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                Redis::start_with(&dir, CLUSTER_NODE)
+            })
+            .collect();
+        form_cluster(&nodes);
+        let mut first = nodes.remove(0);
+        first.peers = nodes;
+        first
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        !self.peers.is_empty()
     }
 
     pub fn start_with(dir: &Path, extra: &[&str]) -> Redis {
@@ -84,6 +123,7 @@ impl Redis {
                 child,
                 name: "redis".into(),
             },
+            peers: Vec::new(),
         }
     }
 
@@ -94,6 +134,33 @@ impl Redis {
     pub fn client(&self) -> redis::Client {
         redis::Client::open(self.url()).unwrap()
     }
+}
+
+/// Makes `nodes` (started with [`CLUSTER_NODE`]) one cluster of masters and waits until every
+/// node reports `cluster_state:ok`.
+pub fn form_cluster(nodes: &[Redis]) {
+    let status = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("redis-cli runs");
+    assert!(status.success(), "redis-cli --cluster create");
+    wait_until(
+        Duration::from_secs(30),
+        "cluster_state:ok on every node",
+        || {
+            nodes.iter().all(|n| {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut n.client().get_connection().unwrap())
+                    .unwrap_or_default();
+                info.contains("cluster_state:ok")
+            })
+        },
+    );
 }
 
 /// A Redis reply as text (bulk strings decoded as UTF-8, so scans see the real bytes).
@@ -114,8 +181,16 @@ fn value_text(v: &redis::Value) -> String {
 }
 
 impl Redis {
-    /// Every key and its value as text (strings, hashes, zsets, streams), for privacy scans.
+    /// Every key and its value as text (strings, hashes, zsets, streams), on every node, for
+    /// privacy scans.
     pub fn dump(&self) -> String {
+        std::iter::once(self)
+            .chain(&self.peers)
+            .map(Redis::dump_node)
+            .collect()
+    }
+
+    fn dump_node(&self) -> String {
         let mut c = self.client().get_connection().unwrap();
         let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
         let mut out = String::new();
@@ -380,7 +455,7 @@ deadletter_topic = "{deadletter}"
 [redis]
 url = "{redis}"
 key_prefix = "t"
-
+{cluster}
 [http]
 listen = "127.0.0.1:{http_port}"
 {sla}
@@ -391,6 +466,11 @@ listen = "127.0.0.1:{http_port}"
         escalations = topics.escalations,
         deadletter = topics.deadletter,
         redis = redis.url(),
+        cluster = if redis.is_cluster() {
+            "cluster = true"
+        } else {
+            ""
+        },
         // FRAUD_SLA_KAFKA_DEBUG=cgrp (any librdkafka debug contexts) for debugging a test.
         debug = std::env::var("FRAUD_SLA_KAFKA_DEBUG")
             .map(|d| format!("\"debug\" = \"{d}\""))
