@@ -17,6 +17,8 @@ use crate::domain::Millis;
 pub const ENV_REDIS_URL: &str = "FRAUD_SLA_REDIS_URL";
 pub const ENV_KAFKA_BROKERS: &str = "FRAUD_SLA_KAFKA_BROKERS";
 pub const ENV_HTTP_TOKEN: &str = "FRAUD_SLA_HTTP_TOKEN";
+/// The Kafka SASL password (`[kafka.client]."sasl.password"`), so it need not be in the file.
+pub const ENV_KAFKA_SASL_PASSWORD: &str = "FRAUD_SLA_KAFKA_SASL_PASSWORD";
 /// Alertmanager credentials, so they need not be in the file.
 pub const ENV_ALERTMANAGER_PASSWORD: &str = "FRAUD_SLA_ALERTMANAGER_PASSWORD";
 pub const ENV_ALERTMANAGER_TOKEN: &str = "FRAUD_SLA_ALERTMANAGER_TOKEN";
@@ -401,6 +403,9 @@ impl Config {
         if let Some(brokers) = var(ENV_KAFKA_BROKERS).filter(|v| !v.is_empty()) {
             self.kafka.brokers = brokers;
         }
+        if let Some(p) = var(ENV_KAFKA_SASL_PASSWORD).filter(|v| !v.is_empty()) {
+            self.kafka.client.insert("sasl.password".into(), p);
+        }
         self.http.token = var(ENV_HTTP_TOKEN).filter(|v| !v.is_empty());
         if let Some(am) = &mut self.alertmanager {
             if let Some(p) = var(ENV_ALERTMANAGER_PASSWORD).filter(|v| !v.is_empty()) {
@@ -710,9 +715,11 @@ mod tests {
             ENV_REDIS_URL => Some("redis://app:rpass@10.0.0.1:6379".into()),
             ENV_KAFKA_BROKERS => Some("k1:9092,k2:9092".into()),
             ENV_HTTP_TOKEN => Some("tok".into()),
+            ENV_KAFKA_SASL_PASSWORD => Some("envkpass".into()),
             _ => None,
         });
         c.validate().unwrap();
+        assert_eq!(c.kafka.client["sasl.password"], "envkpass");
         assert_eq!(c.redis.url, "redis://app:rpass@10.0.0.1:6379");
         assert_eq!(c.kafka.brokers, "k1:9092,k2:9092");
         assert_eq!(c.kafka.client["session.timeout.ms"], "6000");

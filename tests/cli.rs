@@ -131,6 +131,7 @@ fn secrets_from_the_environment_and_the_file_are_never_printed() {
             ),
             ("FRAUD_SLA_HTTP_TOKEN", "token-hunter2"),
             ("FRAUD_SLA_ALERTMANAGER_PASSWORD", "am-hunter2"),
+            ("FRAUD_SLA_KAFKA_SASL_PASSWORD", "sasl-hunter2"),
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -145,6 +146,7 @@ fn secrets_from_the_environment_and_the_file_are_never_printed() {
         "the URL is shown redacted: {shown}"
     );
     assert!(shown.contains("sasl.username = svc"), "{shown}");
+    assert!(shown.contains("sasl.password = ***"), "{shown}");
 }
 
 #[test]

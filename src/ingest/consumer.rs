@@ -204,7 +204,7 @@ pub enum TopologyError {
         dispositions: String,
         dispositions_n: usize,
     },
-    #[error("cannot read metadata from the brokers: {0}")]
+    #[error("cannot read metadata from the brokers (check kafka.brokers and the [kafka.client] security settings): {0}")]
     Unreachable(rdkafka::error::KafkaError),
 }
 

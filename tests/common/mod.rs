@@ -260,6 +260,8 @@ pub struct Broker {
     durable: Option<PathBuf>,
     /// Owns that directory when the broker made it itself.
     data: Option<tempfile::TempDir>,
+    /// Extra `tansu broker` arguments, kept across restarts.
+    args: Vec<String>,
 }
 
 impl Broker {
@@ -272,16 +274,16 @@ impl Broker {
             b.data = Some(data);
             return b;
         }
-        Self::spawn(free_port(), None)
+        Self::spawn(free_port(), None, Vec::new())
     }
 
     /// A broker keeping its log, groups and offsets in SQLite under `dir`.
     pub fn start_durable(dir: &Path) -> Broker {
         std::fs::create_dir_all(dir).unwrap();
-        Self::spawn(free_port(), Some(dir.to_owned()))
+        Self::spawn(free_port(), Some(dir.to_owned()), Vec::new())
     }
 
-    fn spawn(port: u16, durable: Option<PathBuf>) -> Broker {
+    fn spawn(port: u16, durable: Option<PathBuf>, args: Vec<String>) -> Broker {
         let url = format!("tcp://127.0.0.1:{port}");
         let mut cmd = match &durable {
             None => {
@@ -299,6 +301,7 @@ impl Broker {
         };
         let child = cmd
             .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(tansu_log())
             .spawn()
@@ -312,6 +315,7 @@ impl Broker {
             },
             durable,
             data: None,
+            args,
         }
     }
 
@@ -323,10 +327,33 @@ impl Broker {
 
     /// Starts the broker again on the same port and data directory.
     pub fn restart(&mut self) {
+        let args = std::mem::take(&mut self.args);
+        self.restart_with(args);
+    }
+
+    /// Starts the broker again with other extra arguments (e.g. `--authentication`).
+    pub fn restart_with(&mut self, args: Vec<String>) {
         self.kill();
         let data = self.data.take();
-        *self = Self::spawn(self.port, self.durable.take());
+        *self = Self::spawn(self.port, self.durable.take(), args);
         self.data = data;
+    }
+
+    /// Runs a `tansu` admin subcommand against this broker (same build), e.g. `user create`.
+    pub fn admin(&self, args: &[&str]) {
+        let bin = if self.durable.is_some() {
+            tansu_sqlite_bin()
+        } else {
+            tansu_bin()
+        };
+        let status = Command::new(bin)
+            .args(args)
+            .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "tansu {args:?}");
     }
 
     pub fn bootstrap(&self) -> String {
@@ -334,21 +361,13 @@ impl Broker {
     }
 
     pub fn create_topic(&self, name: &str, partitions: u32) {
-        let status = Command::new(tansu_bin())
-            .args([
-                "topic",
-                "create",
-                name,
-                "--partitions",
-                &partitions.to_string(),
-                "--broker",
-                &format!("tcp://127.0.0.1:{}", self.port),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "tansu topic create {name}");
+        self.admin(&[
+            "topic",
+            "create",
+            name,
+            "--partitions",
+            &partitions.to_string(),
+        ]);
     }
 
     pub fn producer(&self) -> FutureProducer {
