@@ -12,24 +12,6 @@ const WITHIN: Duration = Duration::from_secs(90);
 /// Longer than the session timeout (6 s) and than the `visit` ladder (6 s after the alert).
 const OUTAGE: Duration = Duration::from_secs(10);
 
-async fn silent_alerts(broker: &Broker, topics: &Topics, prefix: &str, n: usize) -> Vec<String> {
-    let prod = broker.producer();
-    let now = now_ms();
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let id = format!("{prefix}-{i:02}");
-        produce(
-            &prod,
-            &topics.alerts,
-            Some(&id),
-            &alert_json(&id, now, "medium"),
-        )
-        .await;
-        ids.push(id);
-    }
-    ids
-}
-
 /// The group's committed offset per partition of `topic`, read from the broker.
 fn committed(broker: &Broker, group: &str, topic: &str, partitions: u32) -> Vec<i64> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -72,7 +54,7 @@ async fn a_broker_restart_is_survived_and_reading_resumes_at_the_right_offsets()
     let mut p = env.processor();
     p.wait_ready(WITHIN);
 
-    let before = silent_alerts(&env.broker, &env.topics, "BEFORE", 6).await;
+    let before = produce_silent(&env.broker.producer(), &env.topics.alerts, "BEFORE", 6).await;
     wait_until(WITHIN, "the first alerts applied and committed", || {
         p.metric("fraud_sla_alerts_total", &[]) == 6.0
             && committed(&env.broker, &group, &alerts, parts) == ends(&env.broker, &alerts, parts)
@@ -80,18 +62,10 @@ async fn a_broker_restart_is_survived_and_reading_resumes_at_the_right_offsets()
 
     // The broker is killed; the first alerts' visit clocks come due while it is gone.
     env.broker.kill();
-    let down = Instant::now();
-    while down.elapsed() < OUTAGE {
-        assert!(
-            p.proc.child.try_wait().unwrap().is_none(),
-            "exited during the outage"
-        );
-        assert_eq!(p.get("/healthz").map(|(c, _)| c), Some(200), "alive");
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    p.stays_up_for(OUTAGE, |_| {});
     env.broker.restart();
     let back = Instant::now();
-    let after = silent_alerts(&env.broker, &env.topics, "AFTER", 6).await;
+    let after = produce_silent(&env.broker.producer(), &env.topics.alerts, "AFTER", 6).await;
 
     // The visit breaches that came due during the outage wait in the outbox: published once
     // the processor has reconnected. Then everything else, before and after the restart.

@@ -70,17 +70,7 @@ async fn scram_credentials_pass_through_kafka_client_and_a_wrong_password_is_nev
     pc.set("bootstrap.servers", env.broker.bootstrap());
     sasl(&mut pc, PASSWORD);
     let producer: FutureProducer = pc.create().unwrap();
-    let alerts = ["SASL-1", "SASL-2"];
-    let now = now_ms();
-    for a in alerts {
-        produce(
-            &producer,
-            &env.topics.alerts,
-            Some(a),
-            &alert_json(a, now, "medium"),
-        )
-        .await;
-    }
+    let alerts = produce_silent(&producer, &env.topics.alerts, "SASL", 2).await;
     let mut rc = rdkafka::ClientConfig::new();
     rc.set("bootstrap.servers", env.broker.bootstrap())
         .set("group.id", "sasl-reader")

@@ -112,18 +112,7 @@ async fn a_paused_owner_resumed_after_its_partitions_moved_cannot_overwrite_the_
         owned(&stale) == 1 && owned(&owner) == 1
     });
 
-    let prod = env.broker.producer();
-    let now = now_ms();
-    let alerts: Vec<String> = (0..10).map(|i| format!("PAUSE-{i}")).collect();
-    for a in &alerts {
-        produce(
-            &prod,
-            &env.topics.alerts,
-            Some(a),
-            &alert_json(a, now, "medium"),
-        )
-        .await;
-    }
+    let alerts = produce_silent(&env.broker.producer(), &env.topics.alerts, "PAUSE", 10).await;
     wait_until(WITHIN, "both hold alerts", || {
         stale.metric("fraud_sla_alerts_total", &[]) > 0.0
             && owner.metric("fraud_sla_alerts_total", &[]) > 0.0

@@ -22,22 +22,13 @@ fn with_redis(config: &Path, url: &str, extra: &str) {
     std::fs::write(config, text).unwrap();
 }
 
-async fn silent_alerts_fire(env: &Env, processors: &[&Processor], alerts: &[&str]) {
+/// `n` silent alerts `<prefix>-NN` through `processors`: every visit breach arrives, no CROSSSLOT.
+async fn silent_alerts_fire(env: &Env, processors: &[&Processor], prefix: &str, n: usize) {
     for p in processors {
         p.wait_ready(WITHIN);
     }
-    let prod = env.broker.producer();
-    let now = now_ms();
-    for a in alerts {
-        produce(
-            &prod,
-            &env.topics.alerts,
-            Some(a),
-            &alert_json(a, now, "medium"),
-        )
-        .await;
-    }
-    let want = breach_ids(alerts, &["visit"]);
+    let alerts = produce_silent(&env.broker.producer(), &env.topics.alerts, prefix, n).await;
+    let want = breach_ids(&alerts, &["visit"]);
     let esc = env.escalations();
     let seen = collect_until(&esc, WITHIN, |r| covered(r, &want));
     let logs: String = processors.iter().map(|p| p.log_text()).collect();
@@ -56,7 +47,7 @@ async fn two_processors_on_a_three_master_redis_cluster_survive_a_master_restart
     for i in 0..3 {
         let dir = env.dir.path().join(format!("node{i}"));
         std::fs::create_dir_all(&dir).unwrap();
-        nodes.push(Redis::start_with(&dir, CLUSTER_NODE));
+        nodes.push(Redis::start_with(&dir, &cluster_node()));
     }
     form_cluster(&nodes);
     let addrs: Vec<String> = nodes
@@ -77,12 +68,7 @@ async fn two_processors_on_a_three_master_redis_cluster_survive_a_master_restart
         processors.push(Processor::start(&config, port, &log));
     }
     let refs: Vec<&Processor> = processors.iter().collect();
-    silent_alerts_fire(
-        &env,
-        &refs,
-        &["CL-01", "CL-02", "CL-03", "CL-04", "CL-05", "CL-06"],
-    )
-    .await;
+    silent_alerts_fire(&env, &refs, "CL", 6).await;
     // The state is spread over the masters by partition tag.
     let used = nodes
         .iter()
@@ -109,18 +95,7 @@ async fn two_processors_on_a_three_master_redis_cluster_survive_a_master_restart
         nodes[victim].port,
     );
     drop(nodes.remove(victim));
-    let during = ["CLR-01", "CLR-02", "CLR-03", "CLR-04", "CLR-05", "CLR-06"];
-    let prod = env.broker.producer();
-    let now = now_ms();
-    for a in during {
-        produce(
-            &prod,
-            &env.topics.alerts,
-            Some(a),
-            &alert_json(a, now, "medium"),
-        )
-        .await;
-    }
+    let during = produce_silent(&env.broker.producer(), &env.topics.alerts, "CLR", 6).await;
     // Longer than the visit stage (4 s): its warnings and first breaches come due while down.
     std::thread::sleep(MASTER_DOWN);
     for p in &mut processors {
@@ -129,7 +104,7 @@ async fn two_processors_on_a_three_master_redis_cluster_survive_a_master_restart
             "up while a master is down"
         );
     }
-    nodes.push(Redis::start_on(&victim_dir, victim_port, CLUSTER_NODE));
+    nodes.push(Redis::start_on(&victim_dir, victim_port, &cluster_node()));
     let want = breach_ids(&during, &["visit", "meet"]);
     let esc = env.escalations();
     let seen = collect_until(&esc, WITHIN, |r| covered(r, &want));
@@ -177,7 +152,7 @@ async fn an_acl_user_with_a_password_and_a_wrong_password_is_not_ready() {
     // The password comes from the environment, as operators keep it out of files.
     let url = format!("redis://fraud:s3cret-pw@127.0.0.1:{}", redis.port);
     let p = Processor::start_with_env(&config, port, &log, &[("FRAUD_SLA_REDIS_URL", &url)]);
-    silent_alerts_fire(&env, &[&p], &["ACL-1"]).await;
+    silent_alerts_fire(&env, &[&p], "ACL", 1).await;
     assert!(
         !p.log_text().contains("s3cret-pw"),
         "the password is never logged"
@@ -319,5 +294,5 @@ async fn redis_over_tls_with_a_private_ca() {
         &env.dir.path().join("tls.log"),
         &[("SSL_CERT_FILE", &ca)],
     );
-    silent_alerts_fire(&env, &[&p], &["TLS-1"]).await;
+    silent_alerts_fire(&env, &[&p], "TLS", 1).await;
 }

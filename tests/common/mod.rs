@@ -60,10 +60,8 @@ pub struct Redis {
     pub peers: Vec<Redis>,
 }
 
-/// A Redis Cluster master that keeps every write (`appendfsync always`), so a restart loses nothing.
-pub const CLUSTER_NODE: &[&str] = &[
-    "--cluster-enabled",
-    "yes",
+/// Every write on disk before it is acknowledged: a restart loses nothing.
+pub const AOF_ALWAYS: &[&str] = &[
     "--save",
     "",
     "--appendonly",
@@ -71,6 +69,11 @@ pub const CLUSTER_NODE: &[&str] = &[
     "--appendfsync",
     "always",
 ];
+
+/// A Redis Cluster master with [`AOF_ALWAYS`].
+pub fn cluster_node() -> Vec<&'static str> {
+    [&["--cluster-enabled", "yes"][..], AOF_ALWAYS].concat()
+}
 
 impl Redis {
     /// One redis-server; `FRAUD_SLA_TEST_REDIS=cluster` makes it a 3-master Redis Cluster, so
@@ -89,7 +92,7 @@ impl Redis {
             .map(|i| {
                 let dir = dir.join(format!("node{i}"));
                 std::fs::create_dir_all(&dir).unwrap();
-                Redis::start_with(&dir, CLUSTER_NODE)
+                Redis::start_with(&dir, &cluster_node())
             })
             .collect();
         form_cluster(&nodes);
@@ -136,7 +139,7 @@ impl Redis {
     }
 }
 
-/// Makes `nodes` (started with [`CLUSTER_NODE`]) one cluster of masters and waits until every
+/// Makes `nodes` (started with [`cluster_node`]) one cluster of masters and waits until every
 /// node reports `cluster_state:ok`.
 pub fn form_cluster(nodes: &[Redis]) {
     let status = Command::new("redis-cli")
@@ -587,6 +590,17 @@ impl Processor {
         }
     }
 
+    /// For `how_long`, once a second: still running, `/healthz` 200, and `check` holds.
+    pub fn stays_up_for(&mut self, how_long: Duration, check: impl Fn(&Processor)) {
+        let start = Instant::now();
+        while start.elapsed() < how_long {
+            assert!(self.proc.child.try_wait().unwrap().is_none(), "exited");
+            assert_eq!(self.get("/healthz").map(|(c, _)| c), Some(200), "alive");
+            check(self);
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -665,6 +679,22 @@ pub async fn produce(p: &FutureProducer, topic: &str, key: Option<&str>, value: 
         .await
         .map_err(|(e, _)| e)
         .expect("produce");
+}
+
+/// Produces `n` medium-risk alerts `<prefix>-NN`, issued now and keyed by their ids, that get no
+/// disposition (silent: every level of every stage must fire); returns their ids.
+pub async fn produce_silent(
+    p: &FutureProducer,
+    topic: &str,
+    prefix: &str,
+    n: usize,
+) -> Vec<String> {
+    let now = now_ms();
+    let ids: Vec<String> = (0..n).map(|i| format!("{prefix}-{i:02}")).collect();
+    for id in &ids {
+        produce(p, topic, Some(id), &alert_json(id, now, "medium")).await;
+    }
+    ids
 }
 
 pub fn iso(ms: i64) -> String {
