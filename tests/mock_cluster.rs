@@ -51,19 +51,7 @@ async fn request_errors_broker_loss_and_coordinator_moves_lose_nothing() {
         .set("bootstrap.servers", mock.bootstrap_servers())
         .create()
         .unwrap();
-    let produce_alerts = |prefix: &'static str| {
-        let producer = &producer;
-        let topic = &topics.alerts;
-        async move {
-            let now = now_ms();
-            let alerts: Vec<String> = (0..6).map(|i| format!("{prefix}-{i}")).collect();
-            for a in &alerts {
-                produce(producer, topic, Some(a), &alert_json(a, now, "medium")).await;
-            }
-            alerts
-        }
-    };
-    let mut alerts = produce_alerts("MOCK").await;
+    let mut alerts = produce_silent(&producer, &topics.alerts, "MOCK", 6).await;
 
     // Request errors while the clocks run: every produce, commit and fetch meets retriable
     // errors first. The processor still gets its escalations out.
@@ -88,7 +76,7 @@ async fn request_errors_broker_loss_and_coordinator_moves_lose_nothing() {
     // partitions or coordinate the group: the session times out and the assignment is lost),
     // then the group's coordinator moves. The outage lasts longer than the session timeout and
     // than the whole ladder of the second set.
-    alerts.extend(produce_alerts("MOCKB").await);
+    alerts.extend(produce_silent(&producer, &topics.alerts, "MOCKB", 6).await);
     mock.broker_down(2).unwrap();
     std::thread::sleep(OUTAGE);
     assert!(

@@ -88,17 +88,27 @@ impl Redis {
     /// `masters` cluster nodes under `dir/node<i>`, the slots spread over them by
     /// `redis-cli --cluster create`; the first node, with the others as its peers.
     pub fn start_cluster(dir: &Path, masters: usize) -> Redis {
-        let mut nodes: Vec<Redis> = (0..masters)
-            .map(|i| {
-                let dir = dir.join(format!("node{i}"));
-                std::fs::create_dir_all(&dir).unwrap();
-                Redis::start_with(&dir, &cluster_node())
-            })
-            .collect();
-        form_cluster(&nodes);
+        let mut nodes = Self::cluster_nodes(dir, masters);
         let mut first = nodes.remove(0);
         first.peers = nodes;
         first
+    }
+
+    /// The nodes of a formed cluster of `masters` masters, each with its own `dir/node<i>`
+    /// (AOF and `nodes.conf`, so a node restarted there rejoins as itself).
+    pub fn cluster_nodes(dir: &Path, masters: usize) -> Vec<Redis> {
+        let nodes: Vec<Redis> = (0..masters)
+            .map(|i| Redis::start_with(&Self::node_dir(dir, i), &cluster_node()))
+            .collect();
+        form_cluster(&nodes);
+        nodes
+    }
+
+    /// Where cluster node `i` under `dir` keeps its files.
+    pub fn node_dir(dir: &Path, i: usize) -> PathBuf {
+        let d = dir.join(format!("node{i}"));
+        std::fs::create_dir_all(&d).unwrap();
+        d
     }
 
     pub fn is_cluster(&self) -> bool {
