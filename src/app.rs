@@ -3,7 +3,6 @@
 
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::ClientConfig;
 use rdkafka::Message;
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,12 +143,12 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
 
     let ctx = IngestContext::new(&config.kafka, metrics.clone(), health.clone());
     let consumer: Arc<IngestConsumer> =
-        Arc::new(consumer::consumer_config(&config.kafka).create_with_context(ctx)?);
+        Arc::new(crate::kafka::consumer_config(&config.kafka).create_with_context(ctx)?);
     let Some(partitions) = wait_for_topology(&consumer, &config, &cancel).await? else {
         return Ok(());
     };
     health.set_kafka(true);
-    let producer = consumer::producer(&config.kafka)?;
+    let producer = crate::kafka::producer(&config.kafka)?;
     tracing::info!(partitions, alerts = %config.kafka.alerts_topic, dispositions = %config.kafka.dispositions_topic, "Input topics are co-partitioned.");
     let _ = query.set((store.clone(), partitions as i32));
 
@@ -262,9 +261,4 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
     while http.join_next().await.is_some() {}
     tracing::info!("Stopped.");
     Ok(())
-}
-
-/// A client config for tools that talk to the same cluster.
-pub fn tool_client(config: &Config) -> ClientConfig {
-    consumer::client_config(&config.kafka)
 }

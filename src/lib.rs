@@ -3,6 +3,7 @@
 //! - [`domain`] — pure: message validation, the policy and the SLA state machine (CONTRACT §3).
 //! - [`config`] — the TOML configuration, strict, every error naming its key.
 //! - [`store`] — Redis: per-partition state, clocks and outbox, written by Lua scripts.
+//! - [`kafka`] — Kafka client settings shared by the processor and the tools.
 //! - [`ingest`] — Kafka in: the consumer, dead letters, and the per-partition worker.
 //! - [`escalate`] — Kafka out: escalations from the outbox, at least once.
 //! - [`http`], [`metrics`], [`health`] — what operators see.
@@ -16,6 +17,7 @@ pub mod escalate;
 pub mod health;
 pub mod http;
 pub mod ingest;
+pub mod kafka;
 pub mod metrics;
 pub mod policy_report;
 pub mod process_metrics;

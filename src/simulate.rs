@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, KafkaConfig};
 use crate::domain::time::format_utc;
 use crate::domain::{DispositionKind, Ladder, Millis, Outcome, Policy, Risk, Stage};
-use crate::ingest::consumer::producer_config;
+use crate::kafka::producer_config;
 
 /// Options of `fraud-sla simulate`.
 #[derive(Debug, Clone, clap::Args)]

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::domain::time::format_utc;
 use crate::domain::{Escalation, EscalationKind};
-use crate::ingest::consumer::client_config;
+use crate::kafka::client_config;
 
 /// Consumes the escalations topic until `cancel`, printing each escalation to stdout.
 pub async fn run(

@@ -1,10 +1,9 @@
-//! The group consumer: client settings, the co-partitioning check, and a context whose callbacks
+//! The group consumer: the co-partitioning check, and a context whose callbacks
 //! only *signal* (rebalances to the partition workers, statistics to the metrics).
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaResult;
-use rdkafka::producer::FutureProducer;
-use rdkafka::{ClientConfig, ClientContext, Statistics, TopicPartitionList};
+use rdkafka::{ClientContext, Statistics, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,66 +127,6 @@ impl ConsumerContext for IngestContext {
 
 pub type IngestConsumer = StreamConsumer<IngestContext>;
 
-/// Settings shared by every client; the user's `[kafka.client]` comes last but cannot override
-/// what correctness depends on.
-fn base(config: &KafkaConfig) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &config.brokers);
-    for (k, v) in &config.client {
-        c.set(k, v);
-    }
-    c
-}
-
-pub fn consumer_config(config: &KafkaConfig) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &config.brokers)
-        .set("statistics.interval.ms", "5000")
-        .set("session.timeout.ms", "10000")
-        .set("max.poll.interval.ms", "60000")
-        .set("auto.commit.interval.ms", "1000")
-        .set("auto.offset.reset", "earliest");
-    for (k, v) in &config.client {
-        c.set(k, v);
-    }
-    c.set("group.id", &config.group_id)
-        .set("enable.auto.commit", "true")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
-        // Range keeps partition p of both co-partitioned topics on the same member.
-        .set("partition.assignment.strategy", "range");
-    c
-}
-
-pub fn producer_config(config: &KafkaConfig) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &config.brokers)
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "60000");
-    for (k, v) in &config.client {
-        const CONSUMER_ONLY: [&str; 9] = [
-            "session.",
-            "max.poll",
-            "auto.",
-            "heartbeat.",
-            "group.",
-            "partition.assignment",
-            "fetch.",
-            "isolation.",
-            "enable.auto",
-        ];
-        if !CONSUMER_ONLY.iter().any(|p| k.starts_with(p)) {
-            c.set(k, v);
-        }
-    }
-    c.set("enable.idempotence", "true").set("acks", "all");
-    c
-}
-
-pub fn producer(config: &KafkaConfig) -> KafkaResult<FutureProducer> {
-    producer_config(config).create()
-}
-
 /// A reason not to start: the input topics are missing or not co-partitioned.
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
@@ -242,9 +181,4 @@ pub fn check_copartitioned<C: ConsumerContext>(
         });
     }
     Ok(a)
-}
-
-/// A plain client config for tools (simulator, tests).
-pub fn client_config(config: &KafkaConfig) -> ClientConfig {
-    base(config)
 }
