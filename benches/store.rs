@@ -1,14 +1,16 @@
 //! Redis store throughput and footprint, against a real `redis-server` started on a free port.
 //!
 //! Prints: alerts/s applied in batches through the Lua script (load + domain + write, as the
-//! worker does), firing throughput, and Redis bytes per open alert.
+//! partition does, through the same `partition::plan` functions), firing throughput, and Redis bytes per open alert.
 //! Run: `cargo bench --bench store` (ALERTS=100000 to change the size).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fraud_sla::domain::{Alert, AlertState, Policy, Risk};
-use fraud_sla::store::{AlertWrite, Batch, RedisConn, Store};
+use fraud_sla::domain::validate::{Limits, Source};
+use fraud_sla::domain::Policy;
+use fraud_sla::partition::plan::{self, Input, Offsets, Progress};
+use fraud_sla::store::{RedisConn, Store};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -26,16 +28,17 @@ fn used_memory(c: &mut redis::Connection) -> i64 {
         .unwrap()
 }
 
-fn alert(i: usize, now: i64) -> Alert {
-    Alert {
-        alert_id: format!("GA-620102-20261122-{i:06}"),
-        issued_at: now - (i as i64 % 600) * 1000,
-        jurisdiction: "620102-GWM".into(),
-        risk: [Risk::High, Risk::Medium, Risk::Low][i % 3],
-        channel: Some("96110".into()),
-        fraud_type: Some("impersonating_police".into()),
-        amount_cents: Some(5_000_000),
-    }
+/// Alert `i` as the alerts topic carries it: `(key, value)`.
+fn alert(i: usize, now: i64) -> (String, String) {
+    let id = format!("GA-620102-20261122-{i:06}");
+    let issued_at = chrono::DateTime::from_timestamp_millis(now - (i as i64 % 600) * 1000)
+        .unwrap()
+        .to_rfc3339();
+    let risk = ["high", "medium", "low"][i % 3];
+    let value = format!(
+        r#"{{"alert_id":"{id}","issued_at":"{issued_at}","jurisdiction":"620102-GWM","risk":"{risk}","channel":"96110","fraud_type":"impersonating_police","amount_cents":5000000}}"#
+    );
+    (id, value)
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -83,31 +86,41 @@ async fn main() {
         .unwrap();
     let store = Store::new(conn, "bench");
     let policy = Policy::default();
-    let epoch = store.claim(0).await.unwrap().epoch;
+    let mut fence = store.claim(0).await.unwrap().fence;
+    let limits = Limits {
+        max_message_bytes: 65536,
+        max_clock_skew_ms: 300_000,
+    };
     let before = used_memory(&mut sync);
     let now = chrono::Utc::now().timestamp_millis();
 
-    // Ingest: per batch, MGET the states, run the domain, write with one script call.
+    // Ingest, as a partition does it: sort the batch (skip applied, validate), load the states
+    // it touches, apply the domain, write with one script call.
+    let messages: Vec<(String, String)> = (0..total).map(|i| alert(i, now)).collect();
+    let mut applied = Offsets::new();
     let t = Instant::now();
-    for (b, chunk) in (0..total)
-        .collect::<Vec<_>>()
-        .chunks(batch_size)
-        .enumerate()
-    {
-        let ids: Vec<String> = chunk.iter().map(|i| alert(*i, now).alert_id).collect();
-        let states = store.load(0, &ids).await.unwrap();
-        let mut writes = Vec::with_capacity(chunk.len());
-        for (i, s) in chunk.iter().zip(states) {
-            let mut s = s.unwrap_or_default();
-            s.apply_alert(alert(*i, now), &policy, now);
-            writes.push(AlertWrite::from_state(&ids[writes.len()], &s, &policy));
-        }
-        let batch = Batch {
-            offsets: vec![("alerts".into(), (b * batch_size + chunk.len()) as i64)],
-            alerts: writes,
-            escalations: vec![],
+    for (b, chunk) in messages.chunks(batch_size).enumerate() {
+        let inputs: Vec<Input<'_>> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (key, value))| Input {
+                source: Source::Alerts,
+                topic: "alerts",
+                offset: (b * batch_size + i) as i64,
+                key: Some(key.as_bytes()),
+                payload: Some(value.as_bytes()),
+                timestamp: Some(now),
+            })
+            .collect();
+        let progress = Progress {
+            applied: &applied,
+            replay_to: None,
         };
-        store.apply(0, epoch, &batch).await.unwrap();
+        let sorted = plan::sort(&inputs, progress, now, limits);
+        let states = store.load(0, &sorted.alert_ids()).await.unwrap();
+        let outcome = plan::apply(sorted, states, &policy, now);
+        store.apply(0, &mut fence, &outcome.batch).await.unwrap();
+        applied.extend(outcome.batch.offsets);
     }
     let ingest = t.elapsed();
     let after = used_memory(&mut sync);
@@ -134,30 +147,9 @@ async fn main() {
             break;
         }
         let states = store.load(0, &ids).await.unwrap();
-        let mut writes = Vec::new();
-        let mut escalations = Vec::new();
-        for (id, s) in ids.iter().zip(states) {
-            let mut s: AlertState = s.unwrap();
-            for e in s.fire(&policy, fire_at) {
-                if let fraud_sla::domain::Effect::Escalate(e) = e {
-                    escalations.push((e.escalation_id.clone(), e.to_json()));
-                }
-            }
-            writes.push(AlertWrite::from_state(id, &s, &policy));
-        }
-        fired += escalations.len();
-        let entries = store
-            .apply(
-                0,
-                epoch,
-                &Batch {
-                    offsets: vec![],
-                    alerts: writes,
-                    escalations,
-                },
-            )
-            .await
-            .unwrap();
+        let outcome = plan::fire(&ids, states, &policy, fire_at);
+        fired += outcome.batch.escalations.len();
+        let entries = store.apply(0, &mut fence, &outcome.batch).await.unwrap();
         let stream_ids: Vec<String> = entries.into_iter().map(|e| e.stream_id).collect();
         store.ack(0, &stream_ids).await.unwrap();
     }

@@ -14,8 +14,10 @@ use crate::config::Config;
 use crate::escalate::alertmanager::Alertmanager;
 use crate::health::Health;
 use crate::ingest::consumer::{self, IngestConsumer, IngestContext, TopologyError};
-use crate::ingest::worker::{wall_clock, Shared, Worker};
+use crate::ingest::partition_input::PartitionInput;
 use crate::metrics::Metrics;
+use crate::partition::{wall_clock, Partition, Shared};
+use crate::retry::{retry, Backoff, GaveUp};
 use crate::store::{RedisConn, Store};
 
 /// A reason the processor could not run.
@@ -49,53 +51,43 @@ pub fn cancel_on_signal(token: CancellationToken) {
     });
 }
 
-async fn backoff_sleep(cancel: &CancellationToken, d: Duration) -> bool {
-    tokio::select! {
-        _ = cancel.cancelled() => false,
-        _ = tokio::time::sleep(d) => true,
-    }
-}
-
 /// Connects to Redis, retrying with backoff until it answers or shutdown.
 async fn connect_redis(config: &Config, cancel: &CancellationToken) -> Option<RedisConn> {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match RedisConn::connect(&config.redis.url, config.redis.cluster).await {
-            Ok(c) => return Some(c),
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "Redis unreachable; retrying.")
-            }
-        }
-        if !backoff_sleep(cancel, backoff).await {
-            return None;
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+    retry(
+        cancel,
+        Backoff::CONNECT,
+        || RedisConn::connect(&config.redis.url, config.redis.cluster),
+        |_| true,
+        |e, retry_in| tracing::warn!(error = %e, ?retry_in, "Redis unreachable; retrying."),
+    )
+    .await
+    .ok()
 }
 
-/// Waits for the brokers and the input topics; refuses at once if they are not co-partitioned.
+/// Waits for the brokers and the input topics; refuses at once if they are not co-partitioned,
+/// and after 30 s if a topic is still missing.
 async fn wait_for_topology(
     c: &IngestConsumer,
     config: &Config,
     cancel: &CancellationToken,
 ) -> Result<Option<usize>, AppError> {
-    let mut backoff = Duration::from_millis(200);
     let started = tokio::time::Instant::now();
-    loop {
-        match consumer::check_copartitioned(c, &config.kafka) {
-            Ok(n) => return Ok(Some(n)),
-            Err(e @ TopologyError::NotCoPartitioned { .. }) => return Err(e.into()),
-            Err(e @ TopologyError::Missing(_)) if started.elapsed() > Duration::from_secs(30) => {
-                return Err(e.into());
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "Waiting for the brokers and input topics.")
-            }
-        }
-        if !backoff_sleep(cancel, backoff).await {
-            return Ok(None);
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+    let found = retry(
+        cancel,
+        Backoff::CONNECT,
+        || async { consumer::check_copartitioned(c, &config.kafka) },
+        |e| match e {
+            TopologyError::NotCoPartitioned { .. } => false,
+            TopologyError::Missing(_) => started.elapsed() <= Duration::from_secs(30),
+            TopologyError::Unreachable(_) => true,
+        },
+        |e, retry_in| tracing::warn!(error = %e, ?retry_in, "Waiting for the brokers and input topics."),
+    )
+    .await;
+    match found {
+        Ok(n) => Ok(Some(n)),
+        Err(GaveUp::Cancelled) => Ok(None),
+        Err(GaveUp::Final(e)) => Err(e.into()),
     }
 }
 
@@ -152,17 +144,13 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
     tracing::info!(partitions, alerts = %config.kafka.alerts_topic, dispositions = %config.kafka.dispositions_topic, "Input topics are co-partitioned.");
     let _ = query.set((store.clone(), partitions as i32));
 
-    let sink_cancel = CancellationToken::new();
-    let (alertmanager, sink) = match &config.alertmanager {
-        Some(c) => {
-            let (am, task) = Alertmanager::start(c, metrics.clone(), sink_cancel.clone())
-                .map_err(AppError::Alertmanager)?;
-            (Some(am), Some(task))
-        }
-        None => (None, None),
-    };
+    let alertmanager = config
+        .alertmanager
+        .as_ref()
+        .map(|c| Alertmanager::new(c, metrics.clone()))
+        .transpose()
+        .map_err(AppError::Alertmanager)?;
     let shared = Shared {
-        consumer: consumer.clone(),
         producer: producer.clone(),
         store,
         policy: Arc::new(config.policy()),
@@ -170,13 +158,12 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
         metrics,
         health,
         alerts_topic: config.kafka.alerts_topic.clone(),
-        dispositions_topic: config.kafka.dispositions_topic.clone(),
         escalations_topic: config.kafka.escalations_topic.clone(),
         deadletter_topic: config.kafka.deadletter_topic.clone(),
         now: wall_clock,
         alertmanager,
     };
-    // Workers (and their partition queues) exist before the subscription, so no message of an
+    // Partition tasks (and their queues) exist before the subscription, so no message of an
     // assigned partition can reach the main queue.
     let workers_token = CancellationToken::new();
     let mut workers = JoinSet::new();
@@ -188,9 +175,15 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
             .write()
             .expect("worker map lock is never poisoned")
             .insert(p, tx);
-        let worker = Worker::new(p, shared.clone(), rx, workers_token.child_token())
-            .ok_or(AppError::Split(p))?;
-        workers.spawn(worker.run());
+        let input = PartitionInput::split(
+            consumer.clone(),
+            &config.kafka.alerts_topic,
+            &config.kafka.dispositions_topic,
+            p,
+        )
+        .ok_or(AppError::Split(p))?;
+        let task = Partition::new(p, input, shared.clone(), rx, workers_token.child_token());
+        workers.spawn(task.run());
     }
     consumer.subscribe(&[&config.kafka.alerts_topic, &config.kafka.dispositions_topic])?;
 
@@ -245,13 +238,6 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
     });
     let _ = tokio::time::timeout(SHUTDOWN_STEP + Duration::from_secs(1), flush).await;
     drop(shared);
-    // The sink stops once every handle is gone and its queue is posted, or after one step.
-    if let Some(task) = sink {
-        if tokio::time::timeout(SHUTDOWN_STEP, task).await.is_err() {
-            tracing::warn!("Alerts still queued for Alertmanager at shutdown; the new owner posts the firing ones again.");
-        }
-    }
-    sink_cancel.cancel();
     let close = tokio::task::spawn_blocking(move || drop(consumer));
     if tokio::time::timeout(SHUTDOWN_STEP, close).await.is_err() {
         tracing::warn!(

@@ -590,22 +590,19 @@ fn check_ladder(prefix: &str, l: &Ladder) -> Result<(), ConfigError> {
             return Err(ConfigError::key(key(name), "must be greater than 0s"));
         }
     }
-    if l.escalate_after.is_empty() {
+    // Levels are numbered 1..=255 in escalation ids and metrics; an empty ladder only warns.
+    if l.escalate_after.len() > usize::from(u8::MAX) {
         return Err(ConfigError::key(
             key("escalate_after"),
-            "needs at least one level",
+            "has more than 255 levels",
         ));
     }
-    if l.escalate_after.len() > 16 {
+    // Equal times page two levels together; a later level due before an earlier one would
+    // wait for it (levels fire in order), so its time would mean nothing.
+    if l.escalate_after.windows(2).any(|w| w[1] < w[0]) {
         return Err(ConfigError::key(
             key("escalate_after"),
-            "has more than 16 levels",
-        ));
-    }
-    if l.escalate_after.windows(2).any(|w| w[1] <= w[0]) {
-        return Err(ConfigError::key(
-            key("escalate_after"),
-            "must be strictly increasing",
+            "must not decrease (each level fires at or after the one before)",
         ));
     }
     if l.notify.len() != l.escalate_after.len() {
@@ -626,12 +623,8 @@ fn check_ladder(prefix: &str, l: &Ladder) -> Result<(), ConfigError> {
     {
         return Err(ConfigError::key(key("notify"), "names must not be empty"));
     }
-    if l.warn_before >= l.within.iter().copied().min().unwrap_or(0) {
-        return Err(ConfigError::key(
-            key("warn_before"),
-            "must be shorter than every stage's *_within",
-        ));
-    }
+    // `warn_before` may reach back to or before `issued_at` (CONTRACT §10.1): the warning is
+    // then due when the alert is processed, and fires if its deadline has not passed.
     Ok(())
 }
 
@@ -681,11 +674,6 @@ mod tests {
         assert!(e.starts_with("config key sla.escalate_after:"), "{e}");
         let e = err("[sla]\nnotify = [[\"a\"]]\n");
         assert!(e.starts_with("config key sla.notify:"), "{e}");
-        let e = err("[sla.risk.high]\nwarn_before = \"45m\"\nvisit_within = \"30m\"\n");
-        assert!(
-            e.starts_with("config key sla.risk.high.warn_before:"),
-            "{e}"
-        );
         let e = err("[http]\nlisten = \"nowhere\"\n");
         assert!(e.starts_with("config key http.listen:"), "{e}");
         let e = err("[redis]\nurl = \"http://x\"\n");
@@ -694,6 +682,26 @@ mod tests {
         assert!(e.contains("sla.max_message_bytes"), "{e}");
         let e = err("[kafka]\nalerts_topic = \"\"\n");
         assert!(e.starts_with("config key kafka.alerts_topic:"), "{e}");
+    }
+
+    #[test]
+    fn policies_the_contract_allows_are_accepted() {
+        for text in [
+            // The case: a 15 m visit with the global 15 m warning lead.
+            "[sla.risk.high]\nvisit_within = \"15m\"\n",
+            // A lead longer than a stage: the warning is due before issued_at.
+            "[sla]\nwarn_before = \"3h\"\n",
+            // Two levels paged together.
+            "[sla]\nescalate_after = [\"0s\", \"0s\", \"1h\"]\n",
+            // Warnings only.
+            "[sla]\nescalate_after = []\nnotify = []\n",
+        ] {
+            let c = Config::parse(text).unwrap();
+            c.validate()
+                .unwrap_or_else(|e| panic!("{text:?} is valid: {e}"));
+        }
+        let e = err("[sla]\nescalate_after = [\"1h\", \"30m\"]\nnotify = [[\"a\"], [\"b\"]]\n");
+        assert!(e.starts_with("config key sla.escalate_after:"), "{e}");
     }
 
     #[test]

@@ -1,20 +1,71 @@
 //! Readiness signals shared by the workers and the HTTP server.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// `/readyz` is 200 only when Kafka and Redis answer and partitions are assigned.
-#[derive(Debug, Default)]
+/// `/readyz` is 200 only when Kafka and Redis answer and partitions are assigned. An instance
+/// whose group gave it no partition (more members than partitions) is a *standby*: not ready,
+/// but not broken either.
+#[derive(Debug)]
 pub struct Health {
     kafka: AtomicBool,
     redis: AtomicBool,
     owned: AtomicUsize,
+    /// Partitions in the group's latest assignment to this member; -1 while none was received
+    /// (starting, or in a rebalance).
+    assigned: AtomicI64,
     /// Open alerts per owned partition; the gauge is their sum.
     open: Mutex<HashMap<i32, i64>>,
 }
 
+impl Default for Health {
+    fn default() -> Health {
+        Health {
+            kafka: AtomicBool::default(),
+            redis: AtomicBool::default(),
+            owned: AtomicUsize::default(),
+            assigned: AtomicI64::new(-1),
+            open: Mutex::default(),
+        }
+    }
+}
+
+/// What `/readyz` and `fraud_sla_ready` / `fraud_sla_standby` say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Healthy member of the group with no partition to own.
+    Standby,
+    NotReady,
+}
+
+impl Readiness {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Readiness::Ready => "ready",
+            Readiness::Standby => "standby",
+            Readiness::NotReady => "not_ready",
+        }
+    }
+}
+
 impl Health {
+    /// The group assigned this member `partitions` partitions (`None`: assignment revoked).
+    pub fn set_assigned(&self, partitions: Option<usize>) {
+        let n = partitions.map_or(-1, |n| n as i64);
+        self.assigned.store(n, Ordering::Relaxed);
+    }
+    pub fn readiness(&self) -> Readiness {
+        let reachable = self.kafka_ok() && self.redis_ok();
+        if reachable && self.owned() > 0 {
+            Readiness::Ready
+        } else if reachable && self.assigned.load(Ordering::Relaxed) == 0 {
+            Readiness::Standby
+        } else {
+            Readiness::NotReady
+        }
+    }
     pub fn set_kafka(&self, ok: bool) {
         self.kafka.store(ok, Ordering::Relaxed);
     }
@@ -48,6 +99,30 @@ impl Health {
         open.values().sum()
     }
     pub fn ready(&self) -> bool {
-        self.kafka_ok() && self.redis_ok() && self.owned() > 0
+        self.readiness() == Readiness::Ready
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_without_partitions_is_a_standby_not_a_failure() {
+        let h = Health::default();
+        h.set_kafka(true);
+        h.set_redis(true);
+        assert_eq!(h.readiness(), Readiness::NotReady, "no assignment yet");
+        h.set_assigned(Some(0));
+        assert_eq!(h.readiness(), Readiness::Standby);
+        h.set_redis(false);
+        assert_eq!(h.readiness(), Readiness::NotReady, "Redis down is broken");
+        h.set_redis(true);
+        h.set_assigned(Some(2));
+        h.partition_owned();
+        assert_eq!(h.readiness(), Readiness::Ready);
+        h.partition_released();
+        h.set_assigned(None);
+        assert_eq!(h.readiness(), Readiness::NotReady, "in a rebalance");
     }
 }

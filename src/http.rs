@@ -49,7 +49,7 @@ pub fn router(state: HttpState) -> Router {
 /// OpenMetrics when the scraper asks for it (Prometheus does), else the 0.0.4 text format.
 async fn metrics(State(s): State<HttpState>, headers: HeaderMap) -> Response {
     s.metrics
-        .set_readiness(s.health.ready(), s.health.owned() as i64);
+        .set_readiness(s.health.readiness(), s.health.owned() as i64);
     let wants_openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -68,12 +68,14 @@ async fn metrics(State(s): State<HttpState>, headers: HeaderMap) -> Response {
 }
 
 async fn readyz(State(s): State<HttpState>) -> Response {
+    let readiness = s.health.readiness();
     let body = json!({
+        "status": readiness.as_str(),
         "kafka": s.health.kafka_ok(),
         "redis": s.health.redis_ok(),
         "partitions_owned": s.health.owned(),
     });
-    let code = if s.health.ready() {
+    let code = if readiness == crate::health::Readiness::Ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -4,8 +4,11 @@
 //! - [`config`] — the TOML configuration, strict, every error naming its key.
 //! - [`store`] — Redis: per-partition state, clocks and outbox, written by Lua scripts.
 //! - [`kafka`] — Kafka client settings shared by the processor and the tools.
-//! - [`ingest`] — Kafka in: the consumer, dead letters, and the per-partition worker.
-//! - [`escalate`] — Kafka out: escalations from the outbox, at least once.
+//! - [`partition`] — one partition's life (claim, fence, rebuild after a Redis rollback, run),
+//!   and [`partition::plan`], its decisions as pure functions.
+//! - [`ingest`] — Kafka in: the consumer, each partition's input queues, dead letters.
+//! - [`escalate`] — out: the outbox relay to Kafka, at least once, and the Alertmanager sink.
+//! - [`retry`] — the one retry-with-backoff helper.
 //! - [`http`], [`metrics`], [`health`] — what operators see.
 //! - [`app`] — wiring and shutdown; [`simulate`] — the load generator; [`watch`] — prints
 //!   escalations for the demo.
@@ -19,8 +22,10 @@ pub mod http;
 pub mod ingest;
 pub mod kafka;
 pub mod metrics;
+pub mod partition;
 pub mod policy_report;
 pub mod process_metrics;
+pub mod retry;
 pub mod simulate;
 pub mod store;
 pub mod watch;

@@ -89,7 +89,10 @@ pub struct Metrics {
     redis_errors: Counter<u64, AtomicU64>,
     alertmanager_failures: Counter<u64, AtomicU64>,
     ready: Gauge,
+    standby: Gauge,
     partitions_owned: Gauge,
+    redis_rollbacks: Counter<u64, AtomicU64>,
+    already_applied: Family<TopicLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -122,7 +125,10 @@ impl Metrics {
             redis_errors: Counter::default(),
             alertmanager_failures: Counter::default(),
             ready: Gauge::default(),
+            standby: Gauge::default(),
             partitions_owned: Gauge::default(),
+            redis_rollbacks: Counter::default(),
+            already_applied: Family::default(),
             registry: Registry::default(),
         };
         // Counters are registered without `_total`: the encoder appends it.
@@ -198,13 +204,28 @@ impl Metrics {
             m.ready.clone(),
         );
         registry.register(
+            "fraud_sla_standby",
+            "1 when this member of the group has no partition (more members than partitions) and Kafka and Redis answer: idle, not broken.",
+            m.standby.clone(),
+        );
+        registry.register(
+            "fraud_sla_redis_rollbacks",
+            "Times a partition's state was found behind what this process had applied, and rebuilt.",
+            m.redis_rollbacks.clone(),
+        );
+        registry.register(
+            "fraud_sla_already_applied",
+            "Re-read messages skipped because Redis had applied them already, by topic.",
+            m.already_applied.clone(),
+        );
+        registry.register(
             "fraud_sla_partitions_owned",
             "Input partitions this process owns.",
             m.partitions_owned.clone(),
         );
         registry.register(
             "fraud_sla_alertmanager_failures",
-            "Alertmanager posts that failed and were retried, and alerts dropped over the backlog limit.",
+            "Alertmanager posts that failed and were retried.",
             m.alertmanager_failures.clone(),
         );
         registry.register(
@@ -339,9 +360,25 @@ impl Metrics {
     }
 
     /// Readiness as `/readyz` sees it, set at scrape time.
-    pub fn set_readiness(&self, ready: bool, partitions_owned: i64) {
-        self.ready.set(i64::from(ready));
+    pub fn set_readiness(&self, readiness: crate::health::Readiness, partitions_owned: i64) {
+        use crate::health::Readiness;
+        self.ready.set(i64::from(readiness == Readiness::Ready));
+        self.standby.set(i64::from(readiness == Readiness::Standby));
         self.partitions_owned.set(partitions_owned);
+    }
+
+    /// A partition was found behind in Redis and is being rebuilt.
+    pub fn redis_rollback(&self) {
+        self.redis_rollbacks.inc();
+    }
+
+    /// `n` re-read messages of `topic` were skipped as already applied.
+    pub fn already_applied(&self, topic: &str, n: u64) {
+        self.already_applied
+            .get_or_create(&TopicLabel {
+                topic: topic.to_owned(),
+            })
+            .inc_by(n);
     }
 
     pub fn alertmanager_failed(&self) {

@@ -29,6 +29,7 @@ fn batch(id: &str, offset: i64) -> Batch {
             format!("{id}:visit:1"),
             format!("{{\"escalation_id\":\"{id}:visit:1\"}}"),
         )],
+        notices: vec![],
     }
 }
 
@@ -43,23 +44,24 @@ async fn a_stale_owner_is_fenced_and_cannot_overwrite_the_new_owners_state() {
     let old_owner = store(&redis).await;
     let new_owner = store(&redis).await;
 
-    let old = old_owner.claim(3).await.unwrap();
+    let mut old = old_owner.claim(3).await.unwrap().fence;
     old_owner
-        .apply(3, old.epoch, &batch("A-1", 10))
+        .apply(3, &mut old, &batch("A-1", 10))
         .await
         .unwrap();
     // The partition moves: the new owner claims it and sees what the old one applied.
     let new = new_owner.claim(3).await.unwrap();
-    assert!(new.epoch > old.epoch);
+    assert!(new.epoch() > old.epoch);
     assert_eq!(new.applied.get("fraud.alerts"), Some(&10));
+    let mut fence = new.fence;
     new_owner
-        .apply(3, new.epoch, &batch("A-2", 11))
+        .apply(3, &mut fence, &batch("A-2", 11))
         .await
         .unwrap();
 
     // The old owner wakes up from a long pause and tries to write: refused, nothing changed.
     let before = redis.dump();
-    match old_owner.apply(3, old.epoch, &batch("A-3", 12)).await {
+    match old_owner.apply(3, &mut old, &batch("A-3", 12)).await {
         Err(StoreError::Fenced { .. }) => {}
         other => panic!("a stale epoch must be fenced, got {other:?}"),
     }
@@ -81,8 +83,8 @@ async fn state_offsets_and_outbox_are_written_together_under_one_hash_tag() {
     let dir = tmpdir();
     let redis = Redis::start(dir.path());
     let s = store(&redis).await;
-    let claim = s.claim(7).await.unwrap();
-    s.apply(7, claim.epoch, &batch("B-1", 41)).await.unwrap();
+    let mut fence = s.claim(7).await.unwrap().fence;
+    s.apply(7, &mut fence, &batch("B-1", 41)).await.unwrap();
 
     let entries = s.outbox(7).await.unwrap();
     assert_eq!(entries.len(), 1);
@@ -107,4 +109,77 @@ async fn state_offsets_and_outbox_are_written_together_under_one_hash_tag() {
         .unwrap();
     assert!(!keys.is_empty());
     assert!(keys.iter().all(|k| k.starts_with("{t:7}")), "{keys:?}");
+}
+
+fn owner_hash(redis: &Redis, partition: i32) -> Vec<(String, String)> {
+    redis::cmd("HGETALL")
+        .arg(format!("{{t:{partition}}}:owner"))
+        .query(&mut redis.client().get_connection().unwrap())
+        .unwrap()
+}
+
+fn set_owner_hash(redis: &Redis, partition: i32, fields: &[(String, String)]) {
+    let mut c = redis.client().get_connection().unwrap();
+    let key = format!("{{t:{partition}}}:owner");
+    let _: () = redis::cmd("DEL").arg(&key).query(&mut c).unwrap();
+    if !fields.is_empty() {
+        let _: () = redis::cmd("HSET")
+            .arg(&key)
+            .arg(fields)
+            .query(&mut c)
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_redis_that_lost_writes_refuses_the_owner_with_rollback_and_changes_nothing() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let s = store(&redis).await;
+    let mut fence = s.claim(5).await.unwrap().fence;
+    s.apply(5, &mut fence, &batch("C-1", 1)).await.unwrap();
+    let snapshot = owner_hash(&redis, 5);
+    s.apply(5, &mut fence, &batch("C-2", 2)).await.unwrap();
+    s.check(5, &mut fence).await.unwrap();
+
+    // Redis goes back to the state after the first write (a replica that lagged, promoted).
+    set_owner_hash(&redis, 5, &snapshot);
+    let before = redis.dump();
+    match s.apply(5, &mut fence.clone(), &batch("C-3", 3)).await {
+        Err(StoreError::Rollback { partition: 5, .. }) => {}
+        other => panic!("a lower write sequence must be a rollback, got {other:?}"),
+    }
+    assert!(matches!(
+        s.check(5, &mut fence.clone()).await,
+        Err(StoreError::Rollback { .. })
+    ));
+    assert_eq!(redis.dump(), before, "the refused write changed nothing");
+
+    // Redis lost everything: also a rollback, not a fence.
+    let _: () = redis::cmd("FLUSHALL")
+        .query(&mut redis.client().get_connection().unwrap())
+        .unwrap();
+    assert!(matches!(
+        s.check(5, &mut fence).await,
+        Err(StoreError::Rollback { .. })
+    ));
+}
+
+#[tokio::test]
+async fn two_owners_never_share_an_epoch_after_redis_forgot_a_claim() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let a = store(&redis).await;
+    let b = store(&redis).await;
+    let before_claim = owner_hash(&redis, 2);
+    let mut a_fence = a.claim(2).await.unwrap().fence;
+    // Redis forgets A's claim; B claims and gets the very same epoch number.
+    set_owner_hash(&redis, 2, &before_claim);
+    let mut b_fence = b.claim(2).await.unwrap().fence;
+    assert_eq!(a_fence.epoch, b_fence.epoch);
+    match a.apply(2, &mut a_fence, &batch("D-1", 1)).await {
+        Err(StoreError::Fenced { .. }) => {}
+        other => panic!("same epoch, other token: fenced, got {other:?}"),
+    }
+    b.apply(2, &mut b_fence, &batch("D-2", 1)).await.unwrap();
 }

@@ -140,6 +140,28 @@ fn a_warning_never_fires_once_its_deadline_has_passed() {
 }
 
 #[test]
+fn a_warning_lead_as_long_as_the_stage_fires_when_the_alert_is_processed() {
+    // visit 10 s with a 10 s lead (due at issued_at) and a 15 s lead (due before it): both
+    // valid (CONTRACT §10.1); the warning fires at processing while the deadline is ahead.
+    for lead in [10 * S, 15 * S] {
+        let p = Policy::uniform(
+            Ladder {
+                warn_before: lead,
+                ..ladder()
+            },
+            3_600 * S,
+        );
+        let mut s = opened(&p, T0 + S);
+        let fired = s.fire(&p, T0 + S);
+        assert!(ids(&fired).contains(&"A:visit:0".to_owned()), "{lead}");
+        assert_eq!(escalations(&fired)[0].due_at, Some(VISIT - lead));
+        // Processed after the deadline: the breach supersedes it, as ever.
+        let mut late = opened(&p, VISIT);
+        assert!(!ids(&late.fire(&p, VISIT)).contains(&"A:visit:0".to_owned()));
+    }
+}
+
+#[test]
 fn warn_before_zero_disables_warnings() {
     let p = Policy::uniform(
         Ladder {

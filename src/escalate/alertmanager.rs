@@ -4,17 +4,19 @@
 //! - breach level n → `FraudSlaBreach{level="n"}`, firing until the stage's `resolved`;
 //! - resolved → every level of that stage is posted again with `endsAt`.
 //!
-//! Alertmanager resolves an alert that is not posted again within its `resolve_timeout`, so each
-//! partition's owner re-posts its firing breaches every `resend_every`, read from Redis: nothing
-//! is kept in memory that a restart or a rebalance could lose. The sink runs on its own task with
-//! an unbounded queue, so it never blocks or slows the Kafka path; failed posts are retried with
-//! backoff and counted (`fraud_sla_alertmanager_failures_total`), never dropped silently.
+//! The alerts of an escalation are queued in Redis (`{prefix:p}:am`) by the same script that
+//! records the transition, and deleted only once Alertmanager accepted them: a crash or a
+//! rebalance loses none, and the queue is as long as Redis has room for. Alertmanager resolves
+//! an alert that is not posted again within its `resolve_timeout`, so each partition's sink also
+//! re-posts its firing breaches every `resend_every`, read from Redis. Each owned partition has
+//! its own sink task, so posting never blocks or slows the Kafka path; failed posts are retried
+//! with backoff and counted (`fraud_sla_alertmanager_failures_total`).
 
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{redact_url, AlertmanagerConfig};
@@ -22,11 +24,8 @@ use crate::domain::sla::StageStatus;
 use crate::domain::time::format_utc;
 use crate::domain::{AlertState, Escalation, EscalationKind, Millis, Policy, Stage};
 use crate::metrics::Metrics;
-
-/// Alerts waiting beyond this many are dropped oldest first, counted and logged.
-const QUEUE_LIMIT: usize = 100_000;
-/// Alerts per POST.
-const BATCH: usize = 500;
+use crate::retry::{retry, Backoff};
+use crate::store::Store;
 
 /// One alert in Alertmanager's v2 `postableAlert` shape.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -169,103 +168,112 @@ pub fn firing(state: &AlertState, policy: &Policy) -> Vec<AmAlert> {
         .collect()
 }
 
-/// Handle to the sink task; cheap to clone.
+/// The notices one batch queues for Alertmanager: one JSON array of alerts per escalation.
+pub fn notices<'a>(
+    escalations: impl IntoIterator<Item = &'a Escalation>,
+    policy: &Policy,
+) -> Vec<String> {
+    escalations
+        .into_iter()
+        .map(|e| {
+            serde_json::to_string(&from_escalation(e, policy)).expect("alerts always serialise")
+        })
+        .collect()
+}
+
+/// Joins notices (JSON arrays) into one array: the body of one POST.
+fn join(notices: &[(String, String)]) -> String {
+    let inner: Vec<&str> = notices
+        .iter()
+        .map(|(_, n)| {
+            n.trim()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .trim()
+        })
+        .filter(|n| !n.is_empty())
+        .collect();
+    format!("[{}]", inner.join(","))
+}
+
+/// The Alertmanager client, shared by the partitions' sinks; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Alertmanager {
-    tx: mpsc::UnboundedSender<Vec<AmAlert>>,
-    pub resend_every: Duration,
-}
-
-impl Alertmanager {
-    /// Starts the sink task; it stops after `cancel`, trying once more to post what is queued.
-    pub fn start(
-        config: &AlertmanagerConfig,
-        metrics: Arc<Metrics>,
-        cancel: CancellationToken,
-    ) -> Result<(Alertmanager, tokio::task::JoinHandle<()>), reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout.0)
-            .build()?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let poster = Poster {
-            client,
-            url: format!("{}/api/v2/alerts", config.url.trim_end_matches('/')),
-            config: config.clone(),
-            metrics,
-        };
-        let task = tokio::spawn(poster.run(rx, cancel));
-        Ok((
-            Alertmanager {
-                tx,
-                resend_every: config.resend_every.0,
-            },
-            task,
-        ))
-    }
-
-    /// Queues alerts for posting; never blocks.
-    pub fn post(&self, alerts: Vec<AmAlert>) {
-        if !alerts.is_empty() {
-            // The receiver lives until shutdown; a send after it is gone has nowhere to go.
-            let _ = self.tx.send(alerts);
-        }
-    }
-}
-
-struct Poster {
     client: reqwest::Client,
     url: String,
     config: AlertmanagerConfig,
     metrics: Arc<Metrics>,
 }
 
-impl Poster {
-    async fn run(self, mut rx: mpsc::UnboundedReceiver<Vec<AmAlert>>, cancel: CancellationToken) {
-        let mut queue: std::collections::VecDeque<AmAlert> = Default::default();
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            if queue.is_empty() {
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    batch = rx.recv() => match batch {
-                        Some(b) => queue.extend(b),
-                        None => return,
-                    },
-                }
-            }
-            while let Ok(b) = rx.try_recv() {
-                queue.extend(b);
-            }
-            if queue.len() > QUEUE_LIMIT {
-                let dropped = queue.len() - QUEUE_LIMIT;
-                queue.drain(..dropped);
-                for _ in 0..dropped {
-                    self.metrics.alertmanager_failed();
-                }
-                tracing::error!(dropped, "Alertmanager backlog over its limit; oldest alerts dropped (Kafka has them all).");
-            }
-            let n = queue.len().min(BATCH);
-            let batch: Vec<AmAlert> = queue.iter().take(n).cloned().collect();
-            match self.send(&batch).await {
-                Ok(()) => {
-                    queue.drain(..n);
-                    backoff = Duration::from_millis(200);
-                }
-                Err(problem) => {
-                    self.metrics.alertmanager_failed();
-                    tracing::warn!(url = %redact_url(&self.url), problem, retry_in = ?backoff, alerts = n, "Alertmanager post failed; retrying.");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
-            }
-        }
+/// One partition's sink task: stopped when the partition is released.
+#[derive(Debug)]
+pub struct Sink {
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+}
+
+impl Sink {
+    /// New notices were queued: post them now rather than at the next poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Alertmanager {
+    pub fn new(
+        config: &AlertmanagerConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Alertmanager, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout.0)
+            .build()?;
+        Ok(Alertmanager {
+            client,
+            url: format!("{}/api/v2/alerts", config.url.trim_end_matches('/')),
+            config: config.clone(),
+            metrics,
+        })
     }
 
-    async fn send(&self, batch: &[AmAlert]) -> Result<(), String> {
-        let mut request = self.client.post(&self.url).json(batch);
+    /// Starts the sink of `partition`: it posts the partition's queued notices oldest first,
+    /// deleting them only once Alertmanager accepted them, and re-posts the partition's firing
+    /// breaches every `resend_every`. It stops when the returned handle is dropped or `cancel`
+    /// fires; what is still queued stays in Redis for the next owner.
+    pub fn start(
+        &self,
+        store: Store,
+        partition: i32,
+        policy: Arc<Policy>,
+        cancel: &CancellationToken,
+    ) -> Sink {
+        let sink = Sink {
+            wake: Arc::new(Notify::new()),
+            cancel: cancel.child_token(),
+        };
+        let task = PartitionSink {
+            am: self.clone(),
+            store,
+            partition,
+            policy,
+            wake: sink.wake.clone(),
+            cancel: sink.cancel.clone(),
+        };
+        tokio::spawn(task.run());
+        sink
+    }
+
+    async fn post(&self, body: String) -> Result<(), String> {
+        let mut request = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
         if let Some(user) = &self.config.username {
             request = request.basic_auth(user, self.config.password.as_ref());
         } else if let Some(token) = &self.config.bearer_token {
@@ -279,6 +287,100 @@ impl Poster {
             Ok(())
         } else {
             Err(format!("HTTP {}", response.status()))
+        }
+    }
+
+    /// Posts until Alertmanager accepts, backing off; `false` if cancelled first.
+    async fn post_until_accepted(&self, body: String, cancel: &CancellationToken) -> bool {
+        let sent = retry(
+            cancel,
+            Backoff::PEER,
+            || self.post(body.clone()),
+            |_| true,
+            |problem, retry_in| {
+                self.metrics.alertmanager_failed();
+                tracing::warn!(url = %redact_url(&self.url), problem, ?retry_in, "Alertmanager post failed; retrying.");
+            },
+        )
+        .await;
+        sent.is_ok()
+    }
+}
+
+/// Notices read from Redis per POST.
+const NOTICES_PER_POST: usize = 200;
+/// How often the queue is looked at when nobody wakes the sink.
+const POLL: Duration = Duration::from_secs(1);
+
+struct PartitionSink {
+    am: Alertmanager,
+    store: Store,
+    partition: i32,
+    policy: Arc<Policy>,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+}
+
+impl PartitionSink {
+    async fn run(self) {
+        let mut reposted = tokio::time::Instant::now();
+        while !self.cancel.is_cancelled() {
+            match self.store.notices(self.partition, NOTICES_PER_POST).await {
+                Ok(queued) if !queued.is_empty() => {
+                    if !self
+                        .am
+                        .post_until_accepted(join(&queued), &self.cancel)
+                        .await
+                    {
+                        return;
+                    }
+                    let ids: Vec<String> = queued.into_iter().map(|(id, _)| id).collect();
+                    if let Err(e) = self.store.notices_posted(self.partition, &ids).await {
+                        // Posted again later: Alertmanager takes the same alert twice.
+                        tracing::warn!(partition = self.partition, error = %e, "Alertmanager queue not trimmed.");
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(partition = self.partition, error = %e, "Alertmanager queue unreadable; trying again.")
+                }
+            }
+            if reposted.elapsed() >= self.am.config.resend_every.0 {
+                reposted = tokio::time::Instant::now();
+                self.repost_firing().await;
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    /// Posts the partition's firing breaches again, so Alertmanager keeps them firing; read
+    /// from Redis, so a new owner takes over after a restart or a rebalance.
+    async fn repost_firing(&self) {
+        let Ok(overdue) = self.store.overdue(self.partition, 100_000).await else {
+            return;
+        };
+        let ids: Vec<String> = overdue.into_iter().map(|(id, _)| id).collect();
+        for chunk in ids.chunks(500) {
+            let Ok(states) = self.store.load(self.partition, chunk).await else {
+                return;
+            };
+            let firing: Vec<AmAlert> = states
+                .iter()
+                .flatten()
+                .flat_map(|s| firing(s, &self.policy))
+                .collect();
+            if firing.is_empty() {
+                continue;
+            }
+            let body = serde_json::to_string(&firing).expect("alerts always serialise");
+            if !self.am.post_until_accepted(body, &self.cancel).await {
+                return;
+            }
         }
     }
 }

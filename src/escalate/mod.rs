@@ -1,5 +1,6 @@
-//! Escalations out: from the Redis outbox to the escalations topic, at least once, and to
-//! Alertmanager when configured.
+//! Escalations out: the outbox relay to the escalations topic, at least once, and the
+//! Alertmanager sink driven from its durable queue in Redis.
 
 pub mod alertmanager;
 pub mod publisher;
+pub mod relay;

@@ -46,7 +46,8 @@ impl IngestContext {
         }
     }
 
-    fn signal(&self, tpl: &TopicPartitionList, control: Control) {
+    /// Tells each worker of `tpl` what happened; returns how many partition numbers it names.
+    fn signal(&self, tpl: &TopicPartitionList, control: Control) -> usize {
         let workers = self
             .workers
             .read()
@@ -70,6 +71,7 @@ impl IngestContext {
             }
         }
         tracing::info!(partitions = ?seen, ?control, "Rebalance.");
+        seen.len()
     }
 }
 
@@ -103,6 +105,7 @@ impl ConsumerContext for IngestContext {
         // Revocations are signalled before librdkafka drops the partitions, so the worker stops
         // taking input from them first; the new owner's epoch fences anything still in flight.
         if let Rebalance::Revoke(tpl) = rebalance {
+            self.health.set_assigned(None);
             self.signal(tpl, Control::Revoked);
         }
     }
@@ -111,7 +114,8 @@ impl ConsumerContext for IngestContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 self.health.set_kafka(true);
-                self.signal(tpl, Control::Assigned)
+                let partitions = self.signal(tpl, Control::Assigned);
+                self.health.set_assigned(Some(partitions));
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => tracing::warn!(error = %e, "Rebalance failed."),

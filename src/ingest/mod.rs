@@ -1,6 +1,6 @@
-//! Kafka in: the consumer and its rebalance signals, dead letters, and the per-partition worker
-//! that applies batches and fires clocks.
+//! Kafka in: the group consumer and its rebalance signals, each partition's input queues, and
+//! dead letters. It knows nothing of what goes out.
 
 pub mod consumer;
 pub mod deadletter;
-pub mod worker;
+pub mod partition_input;

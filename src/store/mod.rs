@@ -5,13 +5,14 @@
 //!
 //! | key                        | type   | holds                                              |
 //! |----------------------------|--------|----------------------------------------------------|
-//! | `{fsla:p}:epoch`           | string | fencing epoch, bumped by each new owner            |
+//! | `{fsla:p}:owner`           | hash   | `epoch` and `token` of the owner (fencing), `seq` its writes (rollback detection) |
 //! | `{fsla:p}:offsets`         | hash   | highest applied offset per input topic             |
 //! | `{fsla:p}:a:<alert_id>`    | string | the alert's [`AlertState`] as JSON                 |
 //! | `{fsla:p}:clock`           | zset   | one entry per open alert: its next due time (ms)   |
 //! | `{fsla:p}:open`            | zset   | open alerts by `issued_at`                         |
 //! | `{fsla:p}:overdue`         | zset   | open alerts with a breached stage, by deadline     |
 //! | `{fsla:p}:outbox`          | stream | escalations written with their transition, deleted once the broker acked |
+//! | `{fsla:p}:am`              | stream | Alertmanager alerts written with their transition, deleted once posted |
 
 mod conn;
 
@@ -27,6 +28,9 @@ use crate::domain::{AlertState, Millis};
 pub enum StoreError {
     #[error("partition {partition} is owned by a newer epoch: {message}")]
     Fenced { partition: i32, message: String },
+    /// Redis holds less than this owner wrote: it lost writes (replica promoted, crash, restore).
+    #[error("partition {partition} rolled back in Redis: {message}")]
+    Rollback { partition: i32, message: String },
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("stored state of alert {alert_id} is unreadable: {source}")]
@@ -37,7 +41,8 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Worth retrying with backoff (connection trouble), as opposed to fenced or corrupt.
+    /// Worth retrying with backoff (connection trouble), as opposed to fenced, rolled back or
+    /// corrupt.
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Redis(_))
     }
@@ -55,8 +60,8 @@ impl PartitionKeys {
             tag: format!("{{{prefix}:{partition}}}"),
         }
     }
-    pub fn epoch(&self) -> String {
-        format!("{}:epoch", self.tag)
+    pub fn owner(&self) -> String {
+        format!("{}:owner", self.tag)
     }
     pub fn offsets(&self) -> String {
         format!("{}:offsets", self.tag)
@@ -73,17 +78,37 @@ impl PartitionKeys {
     pub fn outbox(&self) -> String {
         format!("{}:outbox", self.tag)
     }
+    pub fn alertmanager(&self) -> String {
+        format!("{}:am", self.tag)
+    }
     pub fn alert(&self, alert_id: &str) -> String {
         format!("{}:a:{alert_id}", self.tag)
     }
 }
 
+/// The owner's side of the fence: every write carries it, and Redis refuses a stale owner
+/// (`FENCED`) or tells an owner it is ahead of Redis (`ROLLBACK`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub epoch: i64,
+    /// Random per claim, so two owners never share an epoch after Redis forgot a claim.
+    pub token: String,
+    /// Writes this owner knows Redis holds; one more after every non-empty batch.
+    pub seq: i64,
+}
+
 /// What one partition owner learns when it takes the partition.
 #[derive(Debug, Clone)]
 pub struct Claim {
-    pub epoch: i64,
+    pub fence: Fence,
     /// Highest applied offset per input topic name.
     pub applied: HashMap<String, i64>,
+}
+
+impl Claim {
+    pub fn epoch(&self) -> i64 {
+        self.fence.epoch
+    }
 }
 
 /// One alert record to write, with its index entries.
@@ -126,11 +151,16 @@ pub struct Batch {
     pub alerts: Vec<AlertWrite>,
     /// `(escalation_id, json)` in publishing order.
     pub escalations: Vec<(String, String)>,
+    /// Alertmanager alerts (a JSON array each), queued durably for the Alertmanager sink.
+    pub notices: Vec<String>,
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty() && self.alerts.is_empty() && self.escalations.is_empty()
+        self.offsets.is_empty()
+            && self.alerts.is_empty()
+            && self.escalations.is_empty()
+            && self.notices.is_empty()
     }
 }
 
@@ -182,14 +212,27 @@ impl Store {
     /// Takes ownership of `partition`, fencing out any previous owner.
     pub async fn claim(&self, partition: i32) -> Result<Claim, StoreError> {
         let k = self.keys(partition);
+        let token = format!("{:016x}", rand::random::<u64>());
         let mut c = self.conn.clone();
-        let (epoch, applied): (i64, HashMap<String, i64>) = self
+        let (epoch, seq, applied): (i64, i64, HashMap<String, i64>) = self
             .claim_partition
-            .key(k.epoch())
+            .key(k.owner())
             .key(k.offsets())
+            .arg(&token)
             .invoke_async(&mut c)
             .await?;
-        Ok(Claim { epoch, applied })
+        Ok(Claim {
+            fence: Fence { epoch, token, seq },
+            applied,
+        })
+    }
+
+    /// Checks, writing nothing, that `fence` still owns the partition and Redis still holds
+    /// everything it wrote.
+    pub async fn check(&self, partition: i32, fence: &mut Fence) -> Result<(), StoreError> {
+        self.apply(partition, fence, &Batch::default())
+            .await
+            .map(drop)
     }
 
     /// Loads the states of `alert_ids` (one `MGET`: they share a slot).
@@ -219,23 +262,28 @@ impl Store {
             .collect()
     }
 
-    /// Writes a batch atomically, if `epoch` still owns the partition; returns the batch's
-    /// escalations as outbox entries.
+    /// Writes a batch atomically, if `fence` still owns the partition and Redis holds all it
+    /// wrote (then `fence.seq` counts this write); returns the batch's escalations as outbox
+    /// entries.
     pub async fn apply(
         &self,
         partition: i32,
-        epoch: i64,
+        fence: &mut Fence,
         batch: &Batch,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let k = self.keys(partition);
         let mut inv = self.apply_batch.prepare_invoke();
-        inv.key(k.epoch())
+        inv.key(k.owner())
             .key(k.offsets())
             .key(k.clock())
             .key(k.open())
             .key(k.overdue())
-            .key(k.outbox());
-        inv.arg(epoch).arg(batch.offsets.len());
+            .key(k.outbox())
+            .key(k.alertmanager());
+        inv.arg(fence.epoch)
+            .arg(&fence.token)
+            .arg(fence.seq)
+            .arg(batch.offsets.len());
         for (topic, offset) in &batch.offsets {
             inv.arg(topic).arg(offset);
         }
@@ -254,18 +302,31 @@ impl Store {
         for (id, json) in &batch.escalations {
             inv.arg(id).arg(json);
         }
+        inv.arg(batch.notices.len());
+        for json in &batch.notices {
+            inv.arg(json);
+        }
         let mut c = self.conn.clone();
         match inv.invoke_async::<Vec<String>>(&mut c).await {
-            Ok(stream_ids) => Ok(stream_ids
-                .into_iter()
-                .zip(&batch.escalations)
-                .map(|(stream_id, (id, json))| OutboxEntry {
-                    stream_id,
-                    escalation_id: id.clone(),
-                    json: json.clone(),
-                })
-                .collect()),
-            Err(e) if is_fenced(&e) => Err(StoreError::Fenced {
+            Ok(stream_ids) => {
+                if !batch.is_empty() {
+                    fence.seq += 1;
+                }
+                Ok(stream_ids
+                    .into_iter()
+                    .zip(&batch.escalations)
+                    .map(|(stream_id, (id, json))| OutboxEntry {
+                        stream_id,
+                        escalation_id: id.clone(),
+                        json: json.clone(),
+                    })
+                    .collect())
+            }
+            Err(e) if has_code(&e, "FENCED") => Err(StoreError::Fenced {
+                partition,
+                message: e.to_string(),
+            }),
+            Err(e) if has_code(&e, "ROLLBACK") => Err(StoreError::Rollback {
                 partition,
                 message: e.to_string(),
             }),
@@ -332,6 +393,39 @@ impl Store {
         Ok(())
     }
 
+    /// The oldest `count` Alertmanager notices waiting: `(stream_id, JSON array of alerts)`.
+    pub async fn notices(
+        &self,
+        partition: i32,
+        count: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut c = self.conn.clone();
+        let reply: redis::streams::StreamRangeReply = c
+            .xrange_count(self.keys(partition).alertmanager(), "-", "+", count)
+            .await?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .filter_map(|entry| Some((entry.id.clone(), entry.get::<String>("a")?)))
+            .collect())
+    }
+
+    /// Removes notices Alertmanager accepted.
+    pub async fn notices_posted(
+        &self,
+        partition: i32,
+        stream_ids: &[String],
+    ) -> Result<(), StoreError> {
+        if stream_ids.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn.clone();
+        let _: i64 = c
+            .xdel(self.keys(partition).alertmanager(), stream_ids)
+            .await?;
+        Ok(())
+    }
+
     /// Open alerts with a breached stage across `partitions`, most overdue first.
     pub async fn overdue(
         &self,
@@ -365,6 +459,7 @@ impl Store {
     }
 }
 
-fn is_fenced(e: &redis::RedisError) -> bool {
-    e.code() == Some("FENCED") || e.to_string().contains("FENCED")
+/// The error code a script answered with (`redis.error_reply("CODE …")`).
+fn has_code(e: &redis::RedisError, code: &str) -> bool {
+    e.code() == Some(code) || e.to_string().contains(code)
 }

@@ -1,0 +1,181 @@
+//! One partition number's input: its alerts and dispositions queues, split off the group
+//! consumer, read in batches; where to read from (seek) and what was consumed (offsets).
+
+use futures::stream::{self, BoxStream, StreamExt};
+use futures::FutureExt;
+use rdkafka::consumer::Consumer;
+use rdkafka::message::OwnedMessage;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use sync_wrapper::SyncWrapper;
+
+use super::consumer::IngestConsumer;
+
+/// Most messages in one batch.
+pub const MAX_BATCH: usize = 500;
+
+/// Reads partition *p* of both input topics.
+pub struct PartitionInput {
+    partition: i32,
+    consumer: Arc<IngestConsumer>,
+    topics: [String; 2],
+    /// Both queues merged. Only `next_batch` (with `&mut self`) touches it, so the wrapper can
+    /// make the input `Sync` without a lock.
+    messages: SyncWrapper<BoxStream<'static, OwnedMessage>>,
+}
+
+impl std::fmt::Debug for PartitionInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionInput")
+            .field("partition", &self.partition)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartitionInput {
+    /// Splits partition `partition`'s queues off the main consumer queue. Call it before
+    /// subscribing, so no message of the partition can reach the main queue.
+    pub fn split(
+        consumer: Arc<IngestConsumer>,
+        alerts_topic: &str,
+        dispositions_topic: &str,
+        partition: i32,
+    ) -> Option<PartitionInput> {
+        let alerts = consumer.split_partition_queue(alerts_topic, partition)?;
+        let dispositions = consumer.split_partition_queue(dispositions_topic, partition)?;
+        let detach = |m: Result<
+            rdkafka::message::BorrowedMessage<'_>,
+            rdkafka::error::KafkaError,
+        >| {
+            match m {
+                Ok(m) => Some(m.detach()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Kafka consume error.");
+                    None
+                }
+            }
+        };
+        let alerts = stream::unfold(alerts, move |q| async move {
+            let m = q.recv().await;
+            Some((detach(m), q))
+        });
+        let dispositions = stream::unfold(dispositions, move |q| async move {
+            let m = q.recv().await;
+            Some((detach(m), q))
+        });
+        let messages = stream::select(alerts, dispositions)
+            .filter_map(|m| async move { m })
+            .boxed();
+        Some(PartitionInput {
+            partition,
+            consumer,
+            topics: [alerts_topic.to_owned(), dispositions_topic.to_owned()],
+            messages: SyncWrapper::new(messages),
+        })
+    }
+
+    /// The next batch: what is waiting, up to [`MAX_BATCH`] messages, at least one.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a message is taken off its queue only when the batch is returned.
+    pub async fn next_batch(&mut self) -> Vec<OwnedMessage> {
+        let Some(first) = self.messages.get_mut().next().await else {
+            return std::future::pending().await;
+        };
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match self.messages.get_mut().next().now_or_never() {
+                Some(Some(m)) => batch.push(m),
+                _ => break,
+            }
+        }
+        batch
+    }
+
+    /// Reads on after `applied` (the offsets Redis holds); a topic without one is read from
+    /// `from_time` (ms), the oldest record Redis could still need. librdkafka drops what it
+    /// fetched before the seek, so nothing older than the new position arrives after it.
+    pub async fn seek(&self, applied: &HashMap<String, i64>, from_time: i64) {
+        for topic in self.topics.clone() {
+            let topic = topic.as_str();
+            let to = match applied.get(topic) {
+                Some(offset) => Offset::Offset(offset + 1),
+                None => offset_at(&self.consumer, topic, self.partition, from_time).await,
+            };
+            if let Err(e) = self
+                .consumer
+                .seek(topic, self.partition, to, Duration::ZERO)
+            {
+                tracing::debug!(partition = self.partition, topic, error = %e, "Seek failed; reading on from the committed offset.");
+            }
+        }
+    }
+
+    /// The group's committed offsets as the last offset applied (committed − 1) per topic: a
+    /// lower bound of what this group applied to Redis before. Empty if the broker cannot say.
+    pub async fn committed(&self) -> HashMap<String, i64> {
+        let mut tpl = TopicPartitionList::new();
+        for topic in &self.topics {
+            let _ = tpl.add_partition(topic, self.partition);
+        }
+        let consumer = self.consumer.clone();
+        let asked = tokio::task::spawn_blocking(move || {
+            consumer.committed_offsets(tpl, Duration::from_secs(5))
+        })
+        .await;
+        let Ok(Ok(tpl)) = asked else {
+            return HashMap::new();
+        };
+        tpl.elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) if o > 0 => Some((e.topic().to_owned(), o - 1)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Offsets go to Kafka only after Redis has the batch (the next one to read is `last + 1`).
+    pub fn consumed(&self, last: &[(String, i64)]) {
+        let mut tpl = TopicPartitionList::new();
+        for (topic, offset) in last {
+            let _ = tpl.add_partition_offset(topic, self.partition, Offset::Offset(offset + 1));
+        }
+        if let Err(e) = self.consumer.store_offsets(&tpl) {
+            tracing::debug!(partition = self.partition, error = %e, "Offsets not stored (partition moved?).");
+        }
+    }
+}
+
+/// The first offset at or after `time`, or the beginning if the broker cannot say.
+async fn offset_at(
+    consumer: &Arc<IngestConsumer>,
+    topic: &str,
+    partition: i32,
+    time: i64,
+) -> Offset {
+    let mut tpl = TopicPartitionList::new();
+    if tpl
+        .add_partition_offset(topic, partition, Offset::Offset(time))
+        .is_err()
+    {
+        return Offset::Beginning;
+    }
+    let consumer = consumer.clone();
+    let looked_up = tokio::task::spawn_blocking(move || {
+        consumer.offsets_for_times(tpl, Duration::from_secs(5))
+    })
+    .await;
+    match looked_up {
+        Ok(Ok(found)) => found
+            .elements()
+            .first()
+            .map(|e| e.offset())
+            .filter(|o| matches!(o, Offset::Offset(_)))
+            .unwrap_or(Offset::Beginning),
+        _ => Offset::Beginning,
+    }
+}

@@ -1,0 +1,578 @@
+//! The life of one partition number *p* in this process: claim it when assigned (fencing any
+//! previous owner), apply its input in batches, fire its due clocks, notice when Redis forgot
+//! what was written and rebuild, release it when revoked. It decides nothing itself — the
+//! [`plan`] does, purely — and it calls the others: [`crate::ingest`] for input and dead
+//! letters, [`crate::store`] for state, [`crate::escalate`] for what goes out.
+//!
+//! Invariants (docs/design.md):
+//! - state, applied offsets, escalations and Alertmanager notices of a batch are written in one
+//!   script call, which refuses a stale owner (`FENCED`) and an owner ahead of Redis
+//!   (`ROLLBACK`);
+//! - Kafka offsets are stored only after that write, and re-read messages at or below the
+//!   applied offset are skipped, so every transition is applied once;
+//! - after a rollback nothing more fires for the partition until its input was re-applied up
+//!   to where this process had been;
+//! - an escalation leaves the outbox only after the broker acknowledged it.
+
+pub mod plan;
+
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::domain::validate::{Limits, Source};
+use crate::domain::{Millis, Policy, Rejection};
+use crate::escalate::alertmanager::{self, Alertmanager, Sink};
+use crate::escalate::relay::Relay;
+use crate::health::Health;
+use crate::ingest::consumer::Control;
+use crate::ingest::deadletter;
+use crate::ingest::partition_input::PartitionInput;
+use crate::metrics::Metrics;
+use crate::retry::{retry, Backoff, GaveUp};
+use crate::store::{Batch, Fence, Store, StoreError};
+use plan::{Input, Offsets, Progress};
+
+/// Most alerts fired in one script call.
+const MAX_FIRE: usize = 500;
+/// Longest sleep of the firing loop even when no clock is due (guards against missed wake-ups).
+const MAX_SLEEP: Duration = Duration::from_millis(1000);
+/// How often an idle owner checks that Redis still holds what it wrote.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How long shutdown waits for escalations in flight.
+const FLUSH_LIMIT: Duration = Duration::from_secs(10);
+
+/// Everything the partitions share with the rest of the process.
+#[derive(Clone)]
+pub struct Shared {
+    pub producer: FutureProducer,
+    pub store: Store,
+    pub policy: Arc<Policy>,
+    pub limits: Limits,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub alerts_topic: String,
+    pub escalations_topic: String,
+    pub deadletter_topic: String,
+    /// Wall clock in UTC milliseconds.
+    pub now: fn() -> Millis,
+    /// The optional Alertmanager sink.
+    pub alertmanager: Option<Alertmanager>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+pub fn wall_clock() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Ownership of the partition, valid while Redis accepts `fence`.
+#[derive(Debug)]
+struct Owned {
+    fence: Fence,
+    /// Highest offset per input topic that Redis applied.
+    applied: Offsets,
+    /// While rebuilding after a rollback: where this process had been. Nothing fires until
+    /// `applied` reaches it.
+    replay_to: Option<Offsets>,
+    /// The partition's Alertmanager sink; stops when dropped.
+    sink: Option<Sink>,
+}
+
+impl Owned {
+    fn rebuilding(&self) -> bool {
+        self.replay_to.is_some()
+    }
+}
+
+/// Why a batch or a firing round stopped before its end. Its work is redone: after restart
+/// (cancelled), by the new owner (fenced), or from the re-read input (rollback).
+#[derive(Debug)]
+enum Stop {
+    Cancelled,
+    Fenced,
+    Rollback,
+}
+
+/// One partition number's task.
+pub struct Partition {
+    partition: i32,
+    input: PartitionInput,
+    shared: Shared,
+    control: mpsc::UnboundedReceiver<Control>,
+    owned: Option<Owned>,
+    relay: Relay,
+    next_due: Option<Millis>,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partition")
+            .field("partition", &self.partition)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Partition {
+    pub fn new(
+        partition: i32,
+        input: PartitionInput,
+        shared: Shared,
+        control: mpsc::UnboundedReceiver<Control>,
+        cancel: CancellationToken,
+    ) -> Partition {
+        let relay = Relay::new(
+            partition,
+            shared.producer.clone(),
+            shared.escalations_topic.clone(),
+            shared.store.clone(),
+            shared.metrics.clone(),
+        );
+        Partition {
+            partition,
+            input,
+            shared,
+            control,
+            owned: None,
+            relay,
+            next_due: None,
+            cancel,
+        }
+    }
+
+    /// Runs until cancelled, then flushes escalations in flight.
+    pub async fn run(mut self) {
+        let mut check = tokio::time::interval(CHECK_EVERY);
+        loop {
+            let sleep = self.sleep_time();
+            let firing = self.owned.as_ref().is_some_and(|o| !o.rebuilding());
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break,
+                Some(control) = self.control.recv() => match control {
+                    Control::Assigned => self.claim().await,
+                    Control::Revoked => self.release("revoked"),
+                },
+                _ = self.relay.settle() => {}
+                batch = self.input.next_batch(), if self.owned.is_some() => self.on_batch(batch).await,
+                _ = tokio::time::sleep(sleep), if firing => self.fire_due().await,
+                _ = check.tick() => self.housekeeping().await,
+            }
+        }
+        self.relay.flush(FLUSH_LIMIT).await;
+    }
+
+    fn sleep_time(&self) -> Duration {
+        let now = (self.shared.now)();
+        match self.next_due {
+            Some(due) if due <= now => Duration::ZERO,
+            Some(due) => Duration::from_millis((due - now) as u64).min(MAX_SLEEP),
+            None => MAX_SLEEP,
+        }
+    }
+
+    /// Takes the partition: fences out any previous owner, reads on from what Redis applied,
+    /// and republishes what is left in the outbox. If Redis holds less than this process or the
+    /// group's committed offsets say was applied, Redis forgot writes: the input from there is
+    /// replayed before anything fires.
+    async fn claim(&mut self) {
+        let previous = self.owned.take();
+        let was_owned = previous.is_some();
+        let mut replay_to = Offsets::new();
+        if let Some(o) = previous {
+            raise(&mut replay_to, o.applied);
+            raise(&mut replay_to, o.replay_to.unwrap_or_default());
+        }
+        raise(&mut replay_to, self.input.committed().await);
+        let Some(claim) = self
+            .with_redis("claim partition", |s, p| async move { s.claim(p).await })
+            .await
+        else {
+            if was_owned {
+                self.shared.health.partition_released();
+            }
+            return;
+        };
+        let behind = replay_to
+            .iter()
+            .any(|(t, o)| claim.applied.get(t).is_none_or(|a| a < o));
+        if behind {
+            self.shared.metrics.redis_rollback();
+            tracing::warn!(partition = self.partition, applied = ?claim.applied, replay_to = ?replay_to, "Redis holds less than was applied (lost writes); re-reading the input before firing anything more.");
+        } else {
+            tracing::info!(partition = self.partition, epoch = claim.epoch(), applied = ?claim.applied, "Partition owned.");
+        }
+        let from_time = (self.shared.now)() - self.shared.policy.retention;
+        self.input.seek(&claim.applied, from_time).await;
+        if !was_owned {
+            self.shared.health.partition_owned();
+        }
+        let sink = self.shared.alertmanager.as_ref().map(|am| {
+            am.start(
+                self.shared.store.clone(),
+                self.partition,
+                self.shared.policy.clone(),
+                &self.cancel,
+            )
+        });
+        self.owned = Some(Owned {
+            fence: claim.fence,
+            applied: claim.applied,
+            replay_to: behind.then_some(replay_to),
+            sink,
+        });
+        // Whatever a previous owner (or this one, before Redis forgot) did not get acknowledged
+        // goes out now.
+        self.relay.clear();
+        if let Some(entries) = self
+            .with_redis("read outbox", |s, p| async move { s.outbox(p).await })
+            .await
+        {
+            self.relay.republish(entries);
+        }
+        self.refresh_next_due().await;
+    }
+
+    fn release(&mut self, why: &str) {
+        if self.owned.take().is_some() {
+            tracing::info!(partition = self.partition, why, "Partition released.");
+            self.shared.health.partition_released();
+            let total = self.shared.health.set_open(self.partition, None);
+            self.shared.metrics.set_open_alerts(total);
+            self.next_due = None;
+        }
+    }
+
+    /// Redis forgot what this owner wrote: claim again (a new fence), read on from what Redis
+    /// holds, and replay up to where this process had been before firing anything.
+    async fn rebuild(&mut self) {
+        self.claim().await;
+    }
+
+    /// Runs a store read until it succeeds, backing off while Redis is unreachable; `None` if
+    /// cancelled first.
+    async fn with_redis<T, F, Fut>(&self, what: &str, op: F) -> Option<T>
+    where
+        F: Fn(Store, i32) -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let (store, p) = (&self.shared.store, self.partition);
+        let done = retry(
+            &self.cancel,
+            Backoff::STORE,
+            || op(store.clone(), p),
+            StoreError::is_transient,
+            |e, retry_in| self.redis_failed(what, e, retry_in),
+        )
+        .await;
+        match done {
+            Ok(v) => {
+                self.shared.health.set_redis(true);
+                Some(v)
+            }
+            Err(GaveUp::Final(e)) => {
+                tracing::error!(partition = self.partition, error = %e, what, "Redis answered with an error that retrying cannot fix.");
+                None
+            }
+            Err(GaveUp::Cancelled) => None,
+        }
+    }
+
+    fn redis_failed(&self, what: &str, e: &StoreError, retry_in: Duration) {
+        self.shared.metrics.redis_error();
+        self.shared.health.set_redis(false);
+        tracing::warn!(partition = self.partition, error = %e, what, ?retry_in, "Redis operation failed; retrying.");
+    }
+
+    /// Writes a batch, retrying while Redis is unreachable, and hands its escalations to the
+    /// relay.
+    async fn write(&mut self, batch: &Batch) -> Result<(), Stop> {
+        let Some(owned) = self.owned.as_mut() else {
+            return Err(Stop::Fenced);
+        };
+        let mut fence = owned.fence.clone();
+        let (store, p) = (&self.shared.store, self.partition);
+        let (metrics, health) = (&self.shared.metrics, &self.shared.health);
+        let written = retry(
+            &self.cancel,
+            Backoff::STORE,
+            || {
+                let mut f = fence.clone();
+                async move { store.apply(p, &mut f, batch).await.map(|e| (e, f)) }
+            },
+            StoreError::is_transient,
+            |e, retry_in| {
+                metrics.redis_error();
+                health.set_redis(false);
+                tracing::warn!(partition = p, error = %e, ?retry_in, "Redis write failed; retrying.");
+            },
+        )
+        .await;
+        match written {
+            Ok((entries, f)) => {
+                fence = f;
+                owned.fence = fence;
+                self.shared.health.set_redis(true);
+                self.relay.send(entries);
+                if !batch.notices.is_empty() {
+                    if let Some(sink) = &owned.sink {
+                        sink.wake();
+                    }
+                }
+                Ok(())
+            }
+            Err(GaveUp::Cancelled) => Err(Stop::Cancelled),
+            Err(GaveUp::Final(e)) => Err(self.stopped_by(e).await),
+        }
+    }
+
+    /// Acts on a write the store refused.
+    async fn stopped_by(&mut self, e: StoreError) -> Stop {
+        match e {
+            StoreError::Rollback { message, .. } => {
+                tracing::warn!(
+                    partition = self.partition,
+                    message,
+                    "Redis lost writes of this partition; rebuilding it."
+                );
+                self.rebuild().await;
+                Stop::Rollback
+            }
+            StoreError::Fenced { message, .. } => {
+                tracing::warn!(
+                    partition = self.partition,
+                    message,
+                    "Fenced: another instance owns this partition now."
+                );
+                self.relay.clear();
+                self.release("fenced");
+                Stop::Fenced
+            }
+            e => {
+                // Not a refusal of the fence: the input is read again after a restart.
+                tracing::error!(partition = self.partition, error = %e, "Batch not written.");
+                Stop::Cancelled
+            }
+        }
+    }
+
+    async fn on_batch(&mut self, messages: Vec<OwnedMessage>) {
+        let first = messages.first().map(|m| m.offset()).unwrap_or(-1);
+        let last = messages.last().map(|m| m.offset()).unwrap_or(-1);
+        let span = tracing::info_span!(
+            "batch",
+            partition = self.partition,
+            messages = messages.len(),
+            first_offset = first,
+            last_offset = last
+        );
+        let _ = self.apply_batch(messages).instrument(span).await;
+    }
+
+    async fn apply_batch(&mut self, messages: Vec<OwnedMessage>) -> Result<(), Stop> {
+        let now = (self.shared.now)();
+        let Some(owned) = self.owned.as_ref() else {
+            return Ok(());
+        };
+        let inputs: Vec<Input<'_>> = messages.iter().map(|m| self.input_of(m)).collect();
+        let progress = Progress {
+            applied: &owned.applied,
+            replay_to: owned.replay_to.as_ref(),
+        };
+        let sorted = plan::sort(&inputs, progress, now, self.shared.limits);
+        for (topic, n) in &sorted.skipped {
+            self.shared.metrics.already_applied(topic, *n as u64);
+        }
+        for reject in &sorted.rejected {
+            let m = &messages[reject.index];
+            if reject.replayed {
+                continue; // dead-lettered before Redis forgot it
+            }
+            tracing::info!(topic = m.topic(), offset = m.offset(), reason = %reject.reason, "Message dead-lettered.");
+            self.dead_letter(m, reject.reason).await?;
+            self.shared
+                .metrics
+                .deadletter(m.topic(), reject.reason.class());
+        }
+        for v in sorted.valid.iter().filter(|v| !v.replayed) {
+            let event_time = match &v.decoded {
+                crate::domain::Decoded::Alert(a) => a.issued_at,
+                crate::domain::Decoded::Disposition(d) => d.occurred_at,
+            };
+            self.shared
+                .metrics
+                .ingest_delay(&v.topic, (now - event_time) as f64 / 1000.0);
+        }
+        let ids = sorted.alert_ids();
+        let states = self
+            .with_redis("load alerts", |s, p| {
+                let ids = ids.clone();
+                async move { s.load(p, &ids).await }
+            })
+            .await
+            .ok_or(Stop::Cancelled)?;
+        let mut outcome = plan::apply(sorted, states, &self.shared.policy, now);
+        self.add_notices(&mut outcome);
+        self.write(&outcome.batch).await?;
+        tracing::debug!(
+            alerts = outcome.batch.alerts.len(),
+            escalations = outcome.batch.escalations.len(),
+            "Batch applied."
+        );
+        for (topic, e) in &outcome.effects {
+            self.shared.metrics.effect(e, topic);
+        }
+        self.input.consumed(&outcome.batch.offsets);
+        if let Some(owned) = self.owned.as_mut() {
+            for (t, o) in &outcome.batch.offsets {
+                let applied = owned.applied.entry(t.clone()).or_insert(*o);
+                *applied = (*applied).max(*o);
+            }
+            let caught_up = owned.replay_to.as_ref().is_some_and(|r| {
+                r.iter()
+                    .all(|(t, o)| owned.applied.get(t).is_some_and(|a| a >= o))
+            });
+            if caught_up {
+                owned.replay_to = None;
+                tracing::info!(partition = self.partition, applied = ?owned.applied, "Partition rebuilt; its clocks fire again.");
+            }
+        }
+        self.refresh_next_due().await;
+        Ok(())
+    }
+
+    fn input_of<'m>(&self, m: &'m OwnedMessage) -> Input<'m> {
+        Input {
+            source: if m.topic() == self.shared.alerts_topic {
+                Source::Alerts
+            } else {
+                Source::Dispositions
+            },
+            topic: m.topic(),
+            offset: m.offset(),
+            key: m.key(),
+            payload: m.payload(),
+            timestamp: m.timestamp().to_millis(),
+        }
+    }
+
+    /// With Alertmanager configured, the batch also queues its escalations for it.
+    fn add_notices(&self, outcome: &mut plan::Outcome) {
+        if self.shared.alertmanager.is_some() {
+            outcome.batch.notices =
+                alertmanager::notices(outcome.escalations(), &self.shared.policy);
+        }
+    }
+
+    async fn dead_letter(&self, m: &OwnedMessage, reason: Rejection) -> Result<(), Stop> {
+        let (producer, topic) = (&self.shared.producer, &self.shared.deadletter_topic);
+        retry(
+            &self.cancel,
+            Backoff::STORE,
+            || deadletter::send(producer, topic, m, reason),
+            |_| true,
+            |e, retry_in| tracing::warn!(error = %e, ?retry_in, "Dead letter not delivered; retrying."),
+        )
+        .await
+        .map_err(|_| Stop::Cancelled)
+    }
+
+    async fn refresh_next_due(&mut self) {
+        if let Some(next) = self
+            .with_redis("read clock", |s, p| async move { s.next_due(p).await })
+            .await
+        {
+            self.next_due = next;
+        }
+    }
+
+    /// Fires every clock due now, in rounds of `MAX_FIRE` alerts.
+    async fn fire_due(&mut self) {
+        let span = tracing::debug_span!("fire", partition = self.partition);
+        async {
+            loop {
+                let now = (self.shared.now)();
+                let Some(ids) = self
+                    .with_redis("read due clocks", |s, p| async move {
+                        s.due(p, now, MAX_FIRE).await
+                    })
+                    .await
+                else {
+                    return;
+                };
+                if ids.is_empty() {
+                    self.refresh_next_due().await;
+                    return;
+                }
+                let full = ids.len() == MAX_FIRE;
+                if self.fire(ids, now).await.is_err() || !full {
+                    return;
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn fire(&mut self, ids: Vec<String>, now: Millis) -> Result<(), Stop> {
+        let states = self
+            .with_redis("load alerts", |s, p| {
+                let ids = ids.clone();
+                async move { s.load(p, &ids).await }
+            })
+            .await
+            .ok_or(Stop::Cancelled)?;
+        let mut outcome = plan::fire(&ids, states, &self.shared.policy, now);
+        self.add_notices(&mut outcome);
+        self.write(&outcome.batch).await?;
+        for (topic, e) in &outcome.effects {
+            self.shared.metrics.effect(e, topic);
+        }
+        self.refresh_next_due().await;
+        Ok(())
+    }
+
+    /// Every second: send what the producer refused, check that Redis still holds what this
+    /// owner wrote (an idle partition would not notice a rollback otherwise), count open alerts.
+    async fn housekeeping(&mut self) {
+        self.relay.retry();
+        let Some(owned) = self.owned.as_mut() else {
+            return;
+        };
+        let mut fence = owned.fence.clone();
+        match self.shared.store.check(self.partition, &mut fence).await {
+            Ok(()) => self.shared.health.set_redis(true),
+            Err(e) if e.is_transient() => {
+                self.shared.metrics.redis_error();
+                self.shared.health.set_redis(false);
+                tracing::warn!(partition = self.partition, error = %e, "Redis unreachable; input paused until it answers.");
+                return;
+            }
+            Err(e) => {
+                self.stopped_by(e).await;
+                return;
+            }
+        }
+        if let Ok(n) = self.shared.store.open_count(self.partition).await {
+            let total = self.shared.health.set_open(self.partition, Some(n as i64));
+            self.shared.metrics.set_open_alerts(total);
+        }
+    }
+}
+
+/// Raises each topic's offset in `into` to the one in `from`.
+fn raise(into: &mut Offsets, from: impl IntoIterator<Item = (String, i64)>) {
+    for (topic, offset) in from {
+        let o = into.entry(topic).or_insert(offset);
+        *o = (*o).max(offset);
+    }
+}

@@ -1,0 +1,241 @@
+//! What a partition does, decided by pure functions: what a batch of input does ([`sort`], then
+//! [`apply`]) and what a firing round does ([`fire`]). The partition task does the I/O around
+//! them (load states, write one store batch, send dead letters); `benches/store.rs` and the
+//! tests call the same functions.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::domain::validate::{self, Limits, Source};
+use crate::domain::{AlertState, Decoded, Effect, Millis, Policy, Rejection};
+use crate::store::{AlertWrite, Batch};
+
+/// One input message, as the plan needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub source: Source,
+    pub topic: &'a str,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    /// The record's timestamp: a replayed message is applied as of then.
+    pub timestamp: Option<Millis>,
+}
+
+/// Offsets per input topic name.
+pub type Offsets = HashMap<String, i64>;
+
+/// Where the partition stands when a batch arrives.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    /// Highest offset per topic that Redis has applied: anything at or below is skipped.
+    pub applied: &'a Offsets,
+    /// While rebuilding after a rollback: the highest offsets this process had applied before
+    /// Redis forgot them. Messages up to there are replays.
+    pub replay_to: Option<&'a Offsets>,
+}
+
+impl Progress<'_> {
+    fn applied(&self, topic: &str, offset: i64) -> bool {
+        self.applied.get(topic).is_some_and(|a| offset <= *a)
+    }
+    fn replayed(&self, topic: &str, offset: i64) -> bool {
+        self.replay_to
+            .and_then(|r| r.get(topic))
+            .is_some_and(|r| offset <= *r)
+    }
+}
+
+/// A valid message, with the processing time it is applied at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Valid {
+    pub topic: String,
+    pub decoded: Decoded,
+    /// Now, or for a replay the record's timestamp (never later than now).
+    pub at: Millis,
+    /// Applied once already, before Redis forgot it: its effects were counted then.
+    pub replayed: bool,
+}
+
+/// A message that failed validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reject {
+    /// Index into the batch's inputs.
+    pub index: usize,
+    pub reason: Rejection,
+    /// Dead-lettered already before a rollback: not sent again.
+    pub replayed: bool,
+}
+
+/// A batch of input, validated and sorted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sorted {
+    pub valid: Vec<Valid>,
+    pub rejected: Vec<Reject>,
+    /// Re-read messages that Redis had already applied, per topic: skipped.
+    pub skipped: BTreeMap<String, usize>,
+    /// Highest offset per topic in the batch: what Redis has applied once the batch is written.
+    pub offsets: BTreeMap<String, i64>,
+}
+
+impl Sorted {
+    /// Every alert id the valid messages touch, once each, sorted.
+    pub fn alert_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .valid
+            .iter()
+            .map(|v| v.decoded.alert_id().to_owned())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// Some message of the batch is a replay after a rollback.
+    pub fn replays(&self) -> bool {
+        self.valid.iter().any(|v| v.replayed) || self.rejected.iter().any(|r| r.replayed)
+    }
+}
+
+/// Rule: skip what Redis already applied, validate the rest in arrival order (CONTRACT §5), and
+/// apply a replay as of its record's time, so a disposition that was applied before its clock
+/// came due does not page on replay.
+pub fn sort(inputs: &[Input<'_>], progress: Progress<'_>, now: Millis, limits: Limits) -> Sorted {
+    let mut out = Sorted::default();
+    for (index, m) in inputs.iter().enumerate() {
+        let last = out.offsets.entry(m.topic.to_owned()).or_insert(m.offset);
+        *last = (*last).max(m.offset);
+        if progress.applied(m.topic, m.offset) {
+            *out.skipped.entry(m.topic.to_owned()).or_default() += 1;
+            continue;
+        }
+        let replayed = progress.replayed(m.topic, m.offset);
+        let at = match m.timestamp {
+            Some(ts) if replayed => ts.min(now),
+            _ => now,
+        };
+        match validate::decode(m.source, m.key, m.payload, at, limits) {
+            Ok(decoded) => out.valid.push(Valid {
+                topic: m.topic.to_owned(),
+                decoded,
+                at,
+                replayed,
+            }),
+            Err(reason) => out.rejected.push(Reject {
+                index,
+                reason,
+                replayed,
+            }),
+        }
+    }
+    out
+}
+
+/// What a batch or a firing round writes and what it means to the outside.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// One store batch: states, indexes, offsets and outbox, written atomically.
+    pub batch: Batch,
+    /// Effects to count, with the topic of the message that caused them (`""` for clocks).
+    /// Those of replays are left out, except escalations (they are published again).
+    pub effects: Vec<(String, Effect)>,
+}
+
+impl Outcome {
+    /// The escalations to publish, in order.
+    pub fn escalations(&self) -> impl Iterator<Item = &crate::domain::Escalation> {
+        self.effects.iter().filter_map(|(_, e)| match e {
+            Effect::Escalate(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    fn finish(mut self, states: &BTreeMap<String, AlertState>, policy: &Policy) -> Outcome {
+        self.batch.alerts = states
+            .iter()
+            .map(|(id, s)| AlertWrite::from_state(id, s, policy))
+            .collect();
+        self.batch.escalations = self
+            .escalations()
+            .map(|e| (e.escalation_id.clone(), e.to_json()))
+            .collect();
+        self
+    }
+}
+
+/// Rule: the valid messages apply in order to the states loaded for them (`states` holds every
+/// id of [`Sorted::alert_ids`]; `None` for an unknown id); then, unless the batch replays a
+/// rollback, the overdue clocks of what it touched fire at `now`.
+pub fn apply(
+    sorted: Sorted,
+    states: Vec<Option<AlertState>>,
+    policy: &Policy,
+    now: Millis,
+) -> Outcome {
+    let fire_touched = !sorted.replays();
+    let mut states: BTreeMap<String, AlertState> = sorted
+        .alert_ids()
+        .into_iter()
+        .zip(states)
+        .map(|(id, s)| (id, s.unwrap_or_default()))
+        .collect();
+    let mut out = Outcome::default();
+    for v in sorted.valid {
+        let Some(state) = states.get_mut(v.decoded.alert_id()) else {
+            continue; // not loaded: cannot happen when `states` follows `alert_ids`
+        };
+        let effects = match v.decoded {
+            Decoded::Alert(a) => state.apply_alert(a, policy, v.at),
+            Decoded::Disposition(d) => state.apply_disposition(d, policy, v.at),
+        };
+        out.effects.extend(
+            effects
+                .into_iter()
+                .filter(|e| !v.replayed || matches!(e, Effect::Escalate(_)))
+                .map(|e| (v.topic.clone(), e)),
+        );
+    }
+    if fire_touched {
+        for state in states.values_mut() {
+            out.effects.extend(
+                state
+                    .fire(policy, now)
+                    .into_iter()
+                    .map(|e| (String::new(), e)),
+            );
+        }
+    }
+    out.batch.offsets = sorted.offsets.into_iter().collect();
+    out.finish(&states, policy)
+}
+
+/// Rule: every clock of `ids` due at `now` fires. A clock without a record (cannot happen
+/// while records of open alerts never expire) is dropped by writing the empty state.
+pub fn fire(
+    ids: &[String],
+    states: Vec<Option<AlertState>>,
+    policy: &Policy,
+    now: Millis,
+) -> Outcome {
+    let mut states: BTreeMap<String, AlertState> = ids
+        .iter()
+        .cloned()
+        .zip(states)
+        .map(|(id, s)| (id, s.unwrap_or_default()))
+        .collect();
+    let mut out = Outcome::default();
+    for id in ids {
+        if let Some(state) = states.get_mut(id) {
+            out.effects.extend(
+                state
+                    .fire(policy, now)
+                    .into_iter()
+                    .map(|e| (String::new(), e)),
+            );
+        }
+    }
+    out.finish(&states, policy)
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
