@@ -17,6 +17,10 @@ struct Alertmanager {
 
 impl Alertmanager {
     fn start(dir: &std::path::Path) -> Alertmanager {
+        Self::start_on(dir, free_port())
+    }
+
+    fn start_on(dir: &std::path::Path, port: u16) -> Alertmanager {
         let config = dir.join("alertmanager.yml");
         // resolve_timeout 3 s: an alert not posted again within 3 s would resolve by itself.
         std::fs::write(
@@ -24,7 +28,6 @@ impl Alertmanager {
             "global:\n  resolve_timeout: 3s\nroute:\n  receiver: \"null\"\n  group_wait: 1s\nreceivers:\n  - name: \"null\"\n",
         )
         .unwrap();
-        let port = free_port();
         let child = Command::new("prometheus-alertmanager")
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.path={}", dir.join("am-data").display()))
@@ -64,6 +67,16 @@ impl Alertmanager {
                 && l["level"] == level
         })
     }
+}
+
+/// Alerts Alertmanager received through its API with `status` (`firing` or `resolved`).
+fn received(am: &Alertmanager, status: &str) -> f64 {
+    let (_, text) = http_get(am.port, "/metrics", None).expect("Alertmanager answers");
+    metric(
+        &text,
+        "alertmanager_alerts_received_total",
+        &[("status", status)],
+    )
 }
 
 fn millis(ts: &Value) -> i64 {
@@ -174,4 +187,60 @@ async fn an_unreachable_alertmanager_is_retried_and_counted_without_slowing_kafk
     wait_until(WITHIN, "failures counted", || {
         p.metric("fraud_sla_alertmanager_failures_total", &[]) > 0.0
     });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warnings_and_resolutions_not_yet_posted_survive_a_sigkill() {
+    let dir = tmpdir();
+    let port = free_port(); // Alertmanager is down while they fire
+    let sla = format!(
+        "{FAST_SLA}\n[alertmanager]\nurl = \"http://127.0.0.1:{port}\"\nresend_every = \"1h\"\n"
+    );
+    let env = Env::new("alertmanager-crash", 2, &sla);
+    let mut p = env.processor();
+    p.wait_ready(WITHIN);
+    let prod = env.broker.producer();
+    produce(
+        &prod,
+        &env.topics.alerts,
+        Some("AM-3"),
+        &alert_json("AM-3", now_ms(), "high"),
+    )
+    .await;
+    // The visit warning, both breach levels, then `met` (visit and meet) and visit's `resolved`.
+    let esc = env.escalations();
+    let mut seen = collect_until(&esc, WITHIN, |r| has(r, "AM-3:visit:2"));
+    produce(
+        &prod,
+        &env.topics.dispositions,
+        Some("AM-3"),
+        &disposition_json("ev-3", "AM-3", "met", now_ms()),
+    )
+    .await;
+    seen.extend(collect_until(&esc, WITHIN, |r| {
+        has(r, "AM-3:visit:resolved")
+    }));
+    for id in [
+        "AM-3:visit:0",
+        "AM-3:visit:1",
+        "AM-3:visit:2",
+        "AM-3:visit:resolved",
+    ] {
+        assert!(has(&seen, id), "{id} published");
+    }
+    assert!(p.metric("fraud_sla_alertmanager_failures_total", &[]) > 0.0);
+    p.sigkill();
+
+    // Alertmanager comes up, and so does the processor: what was queued is posted.
+    let am = Alertmanager::start_on(dir.path(), port);
+    let restarted = env.processor();
+    restarted.wait_ready(WITHIN);
+    // Resolved by now: the visit and meet warnings (their deadlines passed) and both visit
+    // levels (ended by `met`). Without the two resolutions at most the warnings count.
+    wait_until(WITHIN, "the queued warnings and resolutions posted", || {
+        received(&am, "resolved") >= 4.0
+    });
+    // `resend_every` is an hour, so nothing but the queue could have posted these.
+    assert!(received(&am, "firing") + received(&am, "resolved") >= 6.0);
+    assert!(am.find("FraudSlaBreach", "AM-3", "visit", "1").is_none());
 }

@@ -16,6 +16,15 @@ use super::consumer::IngestConsumer;
 /// Most messages in one batch.
 pub const MAX_BATCH: usize = 500;
 
+/// Where to read a topic from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// The message after this offset.
+    After(i64),
+    /// The first message at or after this time (ms); the beginning if the broker cannot say.
+    Time(i64),
+}
+
 /// Reads partition *p* of both input topics.
 pub struct PartitionInput {
     partition: i32,
@@ -95,22 +104,23 @@ impl PartitionInput {
         batch
     }
 
-    /// Reads on after `applied` (the offsets Redis holds); a topic without one is read from
-    /// `from_time` (ms), the oldest record Redis could still need. librdkafka drops what it
-    /// fetched before the seek, so nothing older than the new position arrives after it.
-    pub async fn seek(&self, applied: &HashMap<String, i64>, from_time: i64) {
-        for topic in self.topics.clone() {
-            let topic = topic.as_str();
-            let to = match applied.get(topic) {
-                Some(offset) => Offset::Offset(offset + 1),
-                None => offset_at(&self.consumer, topic, self.partition, from_time).await,
-            };
-            if let Err(e) = self
-                .consumer
-                .seek(topic, self.partition, to, Duration::ZERO)
-            {
-                tracing::debug!(partition = self.partition, topic, error = %e, "Seek failed; reading on from the committed offset.");
-            }
+    /// The two topics, alerts first.
+    pub fn topics(&self) -> &[String; 2] {
+        &self.topics
+    }
+
+    /// Moves the read position of `topic`. librdkafka drops what it fetched before the seek,
+    /// so nothing from the old position arrives after it.
+    pub async fn seek(&self, topic: &str, to: ReadFrom) {
+        let to = match to {
+            ReadFrom::After(offset) => Offset::Offset(offset + 1),
+            ReadFrom::Time(ms) => offset_at(&self.consumer, topic, self.partition, ms).await,
+        };
+        if let Err(e) = self
+            .consumer
+            .seek(topic, self.partition, to, Duration::ZERO)
+        {
+            tracing::warn!(partition = self.partition, topic, error = %e, "Seek failed; reading on from the committed offset.");
         }
     }
 

@@ -31,7 +31,7 @@ use crate::escalate::relay::Relay;
 use crate::health::Health;
 use crate::ingest::consumer::Control;
 use crate::ingest::deadletter;
-use crate::ingest::partition_input::PartitionInput;
+use crate::ingest::partition_input::{PartitionInput, ReadFrom};
 use crate::metrics::Metrics;
 use crate::retry::{retry, Backoff, GaveUp};
 use crate::store::{Batch, Fence, Store, StoreError};
@@ -192,7 +192,8 @@ impl Partition {
             raise(&mut replay_to, o.applied);
             raise(&mut replay_to, o.replay_to.unwrap_or_default());
         }
-        raise(&mut replay_to, self.input.committed().await);
+        let committed = self.input.committed().await;
+        raise(&mut replay_to, committed.clone());
         let Some(claim) = self
             .with_redis("claim partition", |s, p| async move { s.claim(p).await })
             .await
@@ -202,17 +203,34 @@ impl Partition {
             }
             return;
         };
-        let behind = replay_to
-            .iter()
-            .any(|(t, o)| claim.applied.get(t).is_none_or(|a| a < o));
+        // Per topic, where to read from: Redis behind what was applied (a rollback), or holding
+        // nothing, is rebuilt from what it holds; otherwise reading starts at the group's
+        // committed offset (or, with none, at the retention window), and what Redis applied
+        // since is re-read and skipped. The position is always set explicitly, never left to
+        // the consumer's reset policy.
+        let from_time = (self.shared.now)() - self.shared.policy.retention;
+        let mut behind = false;
+        for topic in self.input.topics().clone() {
+            let redis = claim.applied.get(&topic).copied();
+            let had = replay_to.get(&topic).copied();
+            let from = match (redis, had, committed.get(&topic)) {
+                (Some(r), Some(h), _) if r < h => ReadFrom::After(r),
+                (None, Some(_), _) => ReadFrom::Time(from_time),
+                (_, _, Some(c)) => ReadFrom::After(*c),
+                (_, _, None) => ReadFrom::Time(from_time),
+            };
+            behind |= match redis {
+                Some(r) => had.is_some_and(|h| r < h),
+                None => had.is_some(),
+            };
+            self.input.seek(&topic, from).await;
+        }
         if behind {
             self.shared.metrics.redis_rollback();
             tracing::warn!(partition = self.partition, applied = ?claim.applied, replay_to = ?replay_to, "Redis holds less than was applied (lost writes); re-reading the input before firing anything more.");
         } else {
             tracing::info!(partition = self.partition, epoch = claim.epoch(), applied = ?claim.applied, "Partition owned.");
         }
-        let from_time = (self.shared.now)() - self.shared.policy.retention;
-        self.input.seek(&claim.applied, from_time).await;
         if !was_owned {
             self.shared.health.partition_owned();
         }
