@@ -1,4 +1,4 @@
-//! Configuration: embedded defaults, then the TOML file, then the environment (CONTRACT §6).
+//! Configuration: embedded defaults, then the TOML file, then the environment (docs/contract.md §6).
 //!
 //! Parsing is strict (`deny_unknown_fields`); every error names the key it is about.
 
@@ -13,7 +13,7 @@ use crate::domain::policy::{Ladder, Policy};
 use crate::domain::validate::Limits;
 use crate::domain::Millis;
 
-/// The environment variables that may carry secrets (CONTRACT §6).
+/// The environment variables that may carry secrets (docs/contract.md §6).
 pub const ENV_REDIS_URL: &str = "FRAUD_SLA_REDIS_URL";
 pub const ENV_KAFKA_BROKERS: &str = "FRAUD_SLA_KAFKA_BROKERS";
 pub const ENV_HTTP_TOKEN: &str = "FRAUD_SLA_HTTP_TOKEN";
@@ -77,7 +77,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
-/// The whole file. Every section is optional; missing keys take the CONTRACT §6 defaults.
+/// The whole file. Every section is optional; missing keys take the docs/contract.md §6 defaults.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -395,7 +395,7 @@ impl Config {
         })
     }
 
-    /// Secrets from the environment override the file (CONTRACT §6).
+    /// Secrets from the environment override the file (docs/contract.md §6).
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
         if let Some(url) = var(ENV_REDIS_URL).filter(|v| !v.is_empty()) {
             self.redis.url = url;
@@ -623,7 +623,7 @@ fn check_ladder(prefix: &str, l: &Ladder) -> Result<(), ConfigError> {
     {
         return Err(ConfigError::key(key("notify"), "names must not be empty"));
     }
-    // `warn_before` may reach back to or before `issued_at` (CONTRACT §10.1): the warning is
+    // `warn_before` may reach back to or before `issued_at` (docs/contract.md §10.1): the warning is
     // then due when the alert is processed, and fires if its deadline has not passed.
     Ok(())
 }

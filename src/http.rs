@@ -1,4 +1,4 @@
-//! HTTP (CONTRACT §8): metrics, health, readiness, and the read-only query API.
+//! HTTP (docs/contract.md §8): metrics, health, readiness, and the read-only query API.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};

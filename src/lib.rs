@@ -1,6 +1,6 @@
 //! fraud-sla: SLA clocks for anti-fraud early-warning alerts.
 //!
-//! - [`domain`] — pure: message validation, the policy and the SLA state machine (CONTRACT §3).
+//! - [`domain`] — pure: message validation, the policy and the SLA state machine (docs/contract.md §3).
 //! - [`config`] — the TOML configuration, strict, every error naming its key.
 //! - [`store`] — Redis: per-partition state, clocks and outbox, written by Lua scripts.
 //! - [`kafka`] — Kafka client settings shared by the processor and the tools.

@@ -1,4 +1,4 @@
-//! Every metric of CONTRACT §9, behind one struct with a method per observable event, so call
+//! Every metric of docs/contract.md §9, behind one struct with a method per observable event, so call
 //! sites never spell a metric name or a label. No alert ids as labels (cardinality).
 
 use prometheus_client::encoding::{text::encode, EncodeLabelSet};

@@ -1,4 +1,4 @@
-//! The command line of CONTRACT §7: `check-config` output and exit codes, secrets never printed,
+//! The command line of docs/contract.md §7: `check-config` output and exit codes, secrets never printed,
 //! and `run` refusing topics that are not co-partitioned.
 
 mod common;

@@ -7,6 +7,7 @@
 mod common;
 use common::*;
 use rdkafka::producer::FutureProducer;
+use std::path::Path;
 use std::time::Duration;
 
 const WITHIN: Duration = Duration::from_secs(90);
@@ -149,4 +150,143 @@ async fn redis_emptied_under_load_rebuilds_every_clock_from_the_topics() {
     let (code, body) = p.get("/v1/alerts/BEFORE-H03").unwrap();
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"satisfied\""), "{body}");
+}
+
+fn query<T: redis::FromRedisValue>(node: &Redis, cmd: &mut redis::Cmd) -> T {
+    cmd.query(&mut node.client().get_connection().unwrap())
+        .unwrap()
+}
+
+fn node_id(node: &Redis) -> String {
+    query(node, redis::cmd("CLUSTER").arg("MYID"))
+}
+
+fn signal(node: &Redis, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &node.proc.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A replica of `master`, synced.
+fn replica_of(dir: &Path, master: &Redis) -> Redis {
+    let replica = Redis::start_with(dir, &cluster_node());
+    let _: () = query(
+        &replica,
+        redis::cmd("CLUSTER")
+            .arg("MEET")
+            .arg("127.0.0.1")
+            .arg(master.port),
+    );
+    let id = node_id(master);
+    wait_until(WITHIN, "the replica knows its master", || {
+        let nodes: String = query(&replica, redis::cmd("CLUSTER").arg("NODES"));
+        nodes.contains(&id)
+    });
+    let _: () = query(&replica, redis::cmd("CLUSTER").arg("REPLICATE").arg(&id));
+    wait_until(WITHIN, "the replica in sync", || {
+        let info: String = query(&replica, redis::cmd("INFO").arg("replication"));
+        info.contains("master_link_status:up")
+    });
+    replica
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lagging_replica_promoted_on_redis_cluster_pages_nobody_falsely_and_loses_no_clock() {
+    let env = Env::new("rollback-cluster", 4, FAST_SLA);
+    let mut nodes = Redis::cluster_nodes(env.dir.path(), 3);
+    // Partition 0's keys ({t:0}) live on one master; it gets a replica.
+    let slot: i64 = query(&nodes[0], redis::cmd("CLUSTER").arg("KEYSLOT").arg("{t:0}"));
+    let owner = (0..nodes.len())
+        .find(|&i| {
+            let slots: Vec<Vec<redis::Value>> =
+                query(&nodes[i], redis::cmd("CLUSTER").arg("SLOTS"));
+            let me = nodes[i].port as i64;
+            slots.iter().any(|range| {
+                let num = |v: &redis::Value| match v {
+                    redis::Value::Int(n) => *n,
+                    _ => -1,
+                };
+                let port = match &range[2] {
+                    redis::Value::Array(a) => num(&a[1]),
+                    _ => -1,
+                };
+                num(&range[0]) <= slot && slot <= num(&range[1]) && port == me
+            })
+        })
+        .expect("a master owns partition 0's slot");
+    let replica = replica_of(&Redis::node_dir(env.dir.path(), 9), &nodes[owner]);
+
+    let port = free_port();
+    let config = env.config(port);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("url = \"{}\"", env.redis.url()),
+        &format!(
+            "url = \"redis://127.0.0.1:{}\"\ncluster = true",
+            nodes[(owner + 1) % 3].port
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    let p = Processor::start(&config, port, &env.dir.path().join("cluster.log"));
+    p.wait_ready(WITHIN);
+    let prod = env.broker.producer();
+    let mut load = Load::default();
+    load.produce(&env, &prod, "BEFORE", 10).await;
+    wait_until(WITHIN, "first alerts applied", || {
+        p.metric("fraud_sla_alerts_total", &[]) == load.count()
+    });
+    wait_until(WITHIN, "the replica caught up", || {
+        let m: String = query(&nodes[owner], redis::cmd("INFO").arg("replication"));
+        let r: String = query(&replica, redis::cmd("INFO").arg("replication"));
+        let offset = |info: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("master_repl_offset:"))
+                .map(|v| v.trim().to_owned())
+        };
+        offset(&m) == offset(&r)
+    });
+
+    // Replication paused: the replica is stopped and its link cut, so it cannot reconnect and
+    // nothing written from now on reaches it.
+    signal(&replica, "-STOP");
+    let cut: i64 = query(
+        &nodes[owner],
+        redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica"),
+    );
+    assert_eq!(cut, 1, "the replica's link cut");
+    load.produce(&env, &prod, "LOST", 10).await;
+    wait_until(WITHIN, "lost alerts applied", || {
+        p.metric("fraud_sla_alerts_total", &[]) == load.count()
+            && p.metric("fraud_sla_dispositions_total", &[]) == load.count()
+    });
+    let last = format!("{}:visit:0", load.silent.last().unwrap());
+    let esc = env.escalations();
+    assert!(has(&collect_until(&esc, WITHIN, |r| has(r, &last)), &last));
+
+    // The master dies; the lagging replica takes over its slots.
+    drop(nodes.remove(owner));
+    signal(&replica, "-CONT");
+    let _: () = query(
+        &replica,
+        redis::cmd("CLUSTER").arg("FAILOVER").arg("TAKEOVER"),
+    );
+    wait_until(WITHIN, "the replica is a master", || {
+        let info: String = query(&replica, redis::cmd("INFO").arg("replication"));
+        info.contains("role:master")
+    });
+    let deadline = std::time::Instant::now() + WITHIN;
+    while p.metric("fraud_sla_redis_rollbacks_total", &[]) < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rollback was not noticed\n{}",
+            p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    load.produce(&env, &prod, "AFTER", 10).await;
+    let (expected, arrived) = load.check(&env, &p);
+    println!(
+        "cluster failover: {expected} breaches expected, {arrived} escalations arrived, 0 false"
+    );
 }

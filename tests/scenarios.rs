@@ -1,4 +1,4 @@
-//! The SLA rules of CONTRACT §3 end to end: the built binary against a real redis-server and a
+//! The SLA rules of docs/contract.md §3 end to end: the built binary against a real redis-server and a
 //! real Kafka-protocol broker (tansu), with deadlines compressed to seconds (`FAST_SLA`:
 //! visit 4 s, meet 8 s, feedback 12 s, warning 2 s before, breach levels at +0 s and +2 s).
 //!

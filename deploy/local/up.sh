@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts redis-server and the tansu broker on loopback (ports 6379 / 9092 unless overridden by
-# FRAUD_SLA_REDIS_PORT / FRAUD_SLA_KAFKA_PORT) and creates the four topics of CONTRACT §2.
+# FRAUD_SLA_REDIS_PORT / FRAUD_SLA_KAFKA_PORT) and creates the four topics of docs/contract.md §2.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 "$ROOT/deploy/local/install.sh"
 TANSU="${FRAUD_SLA_TANSU:-$BIN/tansu}"

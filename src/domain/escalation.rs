@@ -1,4 +1,4 @@
-//! The escalation record of CONTRACT §4, exactly as published.
+//! The escalation record of docs/contract.md §4, exactly as published.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! Validated input messages and the closed vocabularies of CONTRACT §2–§3.
+//! Validated input messages and the closed vocabularies of docs/contract.md §2–§3.
 //!
 //! These types hold only what the SLA needs: `subject` and `note` are personal data and are never
 //! decoded into them, so they cannot reach logs, Redis or escalations by accident.
@@ -104,7 +104,7 @@ impl DispositionKind {
         DispositionKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// The stages this kind satisfies (CONTRACT §2: `met` also satisfies `visit`).
+    /// The stages this kind satisfies (docs/contract.md §2: `met` also satisfies `visit`).
     pub fn satisfies(self) -> &'static [Stage] {
         match self {
             DispositionKind::Visited => &[Stage::Visit],

@@ -1,7 +1,7 @@
 //! The pure core: message types and their validation, the SLA policy, and the state machine.
 //!
 //! Nothing here does I/O or reads a clock: time is always an argument, so every rule of
-//! CONTRACT.md §3 can be tested exhaustively in place and benchmarked without servers.
+//! docs/contract.md §3 can be tested exhaustively in place and benchmarked without servers.
 
 pub mod escalation;
 pub mod event;

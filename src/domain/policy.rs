@@ -87,7 +87,7 @@ impl Policy {
 }
 
 impl Default for Policy {
-    /// CONTRACT §6 defaults: 1 h / 2 h / 6 h, warn 15 m before, ladder 0 s / 30 m / 2 h.
+    /// docs/contract.md §6 defaults: 1 h / 2 h / 6 h, warn 15 m before, ladder 0 s / 30 m / 2 h.
     fn default() -> Policy {
         const MIN: Millis = 60_000;
         const HOUR: Millis = 60 * MIN;

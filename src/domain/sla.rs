@@ -1,5 +1,5 @@
 //! The SLA state machine: one [`AlertState`] per alert, changed only by [`AlertState::apply_alert`],
-//! [`AlertState::apply_disposition`] and [`AlertState::fire`]. Each rule of CONTRACT §3 lives in
+//! [`AlertState::apply_disposition`] and [`AlertState::fire`]. Each rule of docs/contract.md §3 lives in
 //! exactly one function here; time is always an argument.
 
 use serde::{Deserialize, Serialize};

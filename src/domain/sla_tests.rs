@@ -1,4 +1,4 @@
-//! One test per rule of CONTRACT §3 (and the disposition table of §2), then properties.
+//! One test per rule of docs/contract.md §3 (and the disposition table of §2), then properties.
 //! Time is an argument, so every rule is checked to the millisecond without a clock.
 
 use proptest::prelude::*;
@@ -142,7 +142,7 @@ fn a_warning_never_fires_once_its_deadline_has_passed() {
 #[test]
 fn a_warning_lead_as_long_as_the_stage_fires_when_the_alert_is_processed() {
     // visit 10 s with a 10 s lead (due at issued_at) and a 15 s lead (due before it): both
-    // valid (CONTRACT §10.1); the warning fires at processing while the deadline is ahead.
+    // valid (docs/contract.md §10.1); the warning fires at processing while the deadline is ahead.
     for lead in [10 * S, 15 * S] {
         let p = Policy::uniform(
             Ladder {

@@ -1,4 +1,4 @@
-//! Timestamps as UTC milliseconds: compact in Redis, exact in comparisons, printed per CONTRACT §4.
+//! Timestamps as UTC milliseconds: compact in Redis, exact in comparisons, printed per docs/contract.md §4.
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 

@@ -1,4 +1,4 @@
-//! Decoding and validation of input messages, in the exact check order of CONTRACT §5.
+//! Decoding and validation of input messages, in the exact check order of docs/contract.md §5.
 //!
 //! Pure: bytes, the Kafka key and `now` in; a typed message or the dead-letter reason out.
 
@@ -47,7 +47,7 @@ impl Decoded {
     }
 }
 
-/// Why a message went to the dead-letter topic (CONTRACT §5).
+/// Why a message went to the dead-letter topic (docs/contract.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rejection {
     TooLarge,
@@ -208,7 +208,7 @@ fn alert_id(o: &Map<String, Value>) -> Result<&str, Rejection> {
         .ok_or(Rejection::InvalidField("alert_id"))
 }
 
-/// 1–128 characters of `[A-Za-z0-9._:-]` (CONTRACT §2).
+/// 1–128 characters of `[A-Za-z0-9._:-]` (docs/contract.md §2).
 pub fn is_identifier(s: &str) -> bool {
     (1..=128).contains(&s.len())
         && s.bytes()

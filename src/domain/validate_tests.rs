@@ -1,4 +1,4 @@
-//! CONTRACT §2 schemas and §5 reasons, in their order; plus arbitrary input never panics.
+//! docs/contract.md §2 schemas and §5 reasons, in their order; plus arbitrary input never panics.
 
 use proptest::prelude::*;
 use serde_json::{json, Value};

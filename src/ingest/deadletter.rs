@@ -1,4 +1,4 @@
-//! Dead letters (CONTRACT §5): the original key and value, with the reason and source headers.
+//! Dead letters (docs/contract.md §5): the original key and value, with the reason and source headers.
 
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};

@@ -96,7 +96,7 @@ impl Sorted {
     }
 }
 
-/// Rule: skip what Redis already applied, validate the rest in arrival order (CONTRACT §5), and
+/// Rule: skip what Redis already applied, validate the rest in arrival order (docs/contract.md §5), and
 /// apply a replay as of its record's time, so a disposition that was applied before its clock
 /// came due does not page on replay.
 pub fn sort(inputs: &[Input<'_>], progress: Progress<'_>, now: Millis, limits: Limits) -> Sorted {

@@ -143,7 +143,7 @@ impl Plan {
     }
 }
 
-/// What the alert platform sends (CONTRACT §2), personal data included on purpose: the
+/// What the alert platform sends (docs/contract.md §2), personal data included on purpose: the
 /// processor must drop `subject`.
 #[derive(Serialize)]
 struct AlertJson<'a> {
