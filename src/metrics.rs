@@ -20,6 +20,10 @@ struct KindLabel {
     kind: &'static str,
 }
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TopicLabel {
     topic: String,
 }
@@ -91,6 +95,7 @@ pub struct Metrics {
     ready: Gauge,
     standby: Gauge,
     partitions_owned: Gauge,
+    outcomes: Family<OutcomeLabel, Counter>,
     redis_rollbacks: Counter<u64, AtomicU64>,
     already_applied: Family<TopicLabel, Counter>,
 }
@@ -127,6 +132,7 @@ impl Metrics {
             ready: Gauge::default(),
             standby: Gauge::default(),
             partitions_owned: Gauge::default(),
+            outcomes: Family::default(),
             redis_rollbacks: Counter::default(),
             already_applied: Family::default(),
             registry: Registry::default(),
@@ -209,6 +215,11 @@ impl Metrics {
             m.standby.clone(),
         );
         registry.register(
+            "fraud_sla_outcomes",
+            "Outcomes reported by feedback dispositions applied (dissuaded share = dissuasion rate).",
+            m.outcomes.clone(),
+        );
+        registry.register(
             "fraud_sla_redis_rollbacks",
             "Times a partition's state was found behind what this process had applied, and rebuilt.",
             m.redis_rollbacks.clone(),
@@ -255,7 +266,16 @@ impl Metrics {
         match effect {
             Effect::AlertOpened { risk } => self.alert(*risk),
             Effect::DuplicateAlert | Effect::DuplicateDisposition => self.duplicate(topic),
-            Effect::DispositionApplied { kind } => self.disposition(*kind),
+            Effect::DispositionApplied { kind, outcome } => {
+                self.disposition(*kind);
+                if let Some(outcome) = outcome {
+                    self.outcomes
+                        .get_or_create(&OutcomeLabel {
+                            outcome: outcome.as_str(),
+                        })
+                        .inc();
+                }
+            }
             Effect::StageCompleted {
                 stage,
                 on_time,
@@ -435,6 +455,14 @@ mod tests {
         m.effect(
             &Effect::DispositionApplied {
                 kind: DispositionKind::Met,
+                outcome: None,
+            },
+            "fraud.dispositions",
+        );
+        m.effect(
+            &Effect::DispositionApplied {
+                kind: DispositionKind::Feedback,
+                outcome: Some(crate::domain::Outcome::Dissuaded),
             },
             "fraud.dispositions",
         );

@@ -47,6 +47,7 @@ const CONTRACT: &[(&str, Kind)] = &[
 
 /// Exported beyond §9: §10.6, the extras of docs/contract.md, and Prometheus's own `up`.
 const EXTRA: &[(&str, Kind)] = &[
+    ("fraud_sla_outcomes_total", Kind::Counter),
     ("fraud_sla_redis_rollbacks_total", Kind::Counter),
     ("fraud_sla_already_applied_total", Kind::Counter),
     ("fraud_sla_standby", Kind::Gauge),

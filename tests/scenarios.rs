@@ -132,6 +132,12 @@ async fn a_stage_satisfied_on_time_never_warns_or_escalates() {
         .map(|t| t["what"].as_str().unwrap())
         .collect();
     assert_eq!(timeline, ["alert", "acknowledged", "met", "feedback"]);
+    // §10.6: the feedback's outcome is counted.
+    assert_eq!(
+        run.p
+            .metric("fraud_sla_outcomes_total", &[("outcome", "dissuaded")]),
+        1.0
+    );
     run.assert_private(&seen);
 }
 

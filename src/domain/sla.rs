@@ -105,9 +105,11 @@ pub enum Effect {
     },
     DuplicateAlert,
     DuplicateDisposition,
-    /// A disposition was applied (or recorded on a closed alert's timeline).
+    /// A disposition was applied (or recorded on a closed alert's timeline), with the outcome
+    /// a `feedback` reports.
     DispositionApplied {
         kind: DispositionKind,
+        outcome: Option<Outcome>,
     },
     /// A disposition is held until its alert arrives.
     DispositionHeld,
@@ -196,7 +198,10 @@ impl AlertState {
             outcome: d.outcome,
             ..TimelineEntry::at(d.occurred_at, d.kind.as_str())
         });
-        out.push(Effect::DispositionApplied { kind: d.kind });
+        out.push(Effect::DispositionApplied {
+            kind: d.kind,
+            outcome: d.outcome,
+        });
         if self.closed_at.is_some() {
             return;
         }

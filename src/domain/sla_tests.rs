@@ -338,7 +338,8 @@ fn acknowledged_is_recorded_on_the_timeline_only() {
     assert_eq!(
         effects,
         [Effect::DispositionApplied {
-            kind: DispositionKind::Acknowledged
+            kind: DispositionKind::Acknowledged,
+            outcome: None
         }]
     );
     assert_eq!(s.stages, before);
@@ -580,7 +581,8 @@ fn events_for_a_closed_alert_reach_the_timeline_and_change_nothing_else() {
     assert_eq!(
         effects,
         [Effect::DispositionApplied {
-            kind: DispositionKind::Visited
+            kind: DispositionKind::Visited,
+            outcome: None
         }]
     );
     assert_eq!(s.stages, stages);
