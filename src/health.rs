@@ -8,7 +8,7 @@ use std::sync::Mutex;
 /// whose group gave it no partition (more members than partitions) is a *standby*: not ready,
 /// but not broken either.
 #[derive(Debug)]
-pub struct Health {
+pub(crate) struct Health {
     kafka: AtomicBool,
     redis: AtomicBool,
     owned: AtomicUsize,
@@ -33,7 +33,7 @@ impl Default for Health {
 
 /// What `/readyz` and `fraud_sla_ready` / `fraud_sla_standby` say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Readiness {
+pub(crate) enum Readiness {
     Ready,
     /// Healthy member of the group with no partition to own.
     Standby,
@@ -41,7 +41,7 @@ pub enum Readiness {
 }
 
 impl Readiness {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Readiness::Ready => "ready",
             Readiness::Standby => "standby",
@@ -52,11 +52,11 @@ impl Readiness {
 
 impl Health {
     /// The group assigned this member `partitions` partitions (`None`: assignment revoked).
-    pub fn set_assigned(&self, partitions: Option<usize>) {
+    pub(crate) fn set_assigned(&self, partitions: Option<usize>) {
         let n = partitions.map_or(-1, |n| n as i64);
         self.assigned.store(n, Ordering::Relaxed);
     }
-    pub fn readiness(&self) -> Readiness {
+    pub(crate) fn readiness(&self) -> Readiness {
         let reachable = self.kafka_ok() && self.redis_ok();
         if reachable && self.owned() > 0 {
             Readiness::Ready
@@ -66,40 +66,37 @@ impl Health {
             Readiness::NotReady
         }
     }
-    pub fn set_kafka(&self, ok: bool) {
+    pub(crate) fn set_kafka(&self, ok: bool) {
         self.kafka.store(ok, Ordering::Relaxed);
     }
-    pub fn set_redis(&self, ok: bool) {
+    pub(crate) fn set_redis(&self, ok: bool) {
         self.redis.store(ok, Ordering::Relaxed);
     }
-    pub fn partition_owned(&self) {
+    pub(crate) fn partition_owned(&self) {
         self.owned.fetch_add(1, Ordering::Relaxed);
     }
-    pub fn partition_released(&self) {
+    pub(crate) fn partition_released(&self) {
         let _ = self
             .owned
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
-    pub fn owned(&self) -> usize {
+    pub(crate) fn owned(&self) -> usize {
         self.owned.load(Ordering::Relaxed)
     }
-    pub fn kafka_ok(&self) -> bool {
+    pub(crate) fn kafka_ok(&self) -> bool {
         self.kafka.load(Ordering::Relaxed)
     }
-    pub fn redis_ok(&self) -> bool {
+    pub(crate) fn redis_ok(&self) -> bool {
         self.redis.load(Ordering::Relaxed)
     }
     /// Records a partition's open-alert count (`None` when released); returns the total.
-    pub fn set_open(&self, partition: i32, count: Option<i64>) -> i64 {
+    pub(crate) fn set_open(&self, partition: i32, count: Option<i64>) -> i64 {
         let mut open = self.open.lock().expect("open map lock is never poisoned");
         match count {
             Some(n) => open.insert(partition, n),
             None => open.remove(&partition),
         };
         open.values().sum()
-    }
-    pub fn ready(&self) -> bool {
-        self.readiness() == Readiness::Ready
     }
 }
 

@@ -20,23 +20,23 @@ use crate::store::Store;
 
 /// What the handlers need.
 #[derive(Debug, Clone)]
-pub struct HttpState {
-    pub metrics: Arc<Metrics>,
-    pub health: Arc<Health>,
+pub(crate) struct HttpState {
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) health: Arc<Health>,
     /// The store and the partition count, once Redis and the topics are known; `/v1` answers
     /// 503 until then, while `/healthz`, `/readyz` and `/metrics` answer from the start.
-    pub query: Arc<OnceLock<(Store, i32)>>,
-    pub token: Option<String>,
+    pub(crate) query: Arc<OnceLock<(Store, i32)>>,
+    pub(crate) token: Option<String>,
 }
 
 /// Only `/metrics`, for `[http].metrics_listen` (a separate scrape address).
-pub fn metrics_router(state: HttpState) -> Router {
+pub(crate) fn metrics_router(state: HttpState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .with_state(state)
 }
 
-pub fn router(state: HttpState) -> Router {
+pub(crate) fn router(state: HttpState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -152,7 +152,7 @@ async fn alert(
 }
 
 /// The public view of an alert: stages and timeline, never personal data.
-pub fn alert_view(state: &AlertState) -> Value {
+pub(crate) fn alert_view(state: &AlertState) -> Value {
     let Some(a) = &state.alert else {
         return Value::Null;
     };

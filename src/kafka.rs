@@ -9,7 +9,7 @@ use crate::config::KafkaConfig;
 
 /// Settings shared by every client; the user's `[kafka.client]` comes last but cannot override
 /// what correctness depends on.
-pub fn client_config(config: &KafkaConfig) -> ClientConfig {
+pub(crate) fn client_config(config: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers);
     for (k, v) in &config.client {
@@ -18,7 +18,7 @@ pub fn client_config(config: &KafkaConfig) -> ClientConfig {
     c
 }
 
-pub fn consumer_config(config: &KafkaConfig) -> ClientConfig {
+pub(crate) fn consumer_config(config: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers)
         .set("statistics.interval.ms", "5000")
@@ -38,7 +38,7 @@ pub fn consumer_config(config: &KafkaConfig) -> ClientConfig {
     c
 }
 
-pub fn producer_config(config: &KafkaConfig) -> ClientConfig {
+pub(crate) fn producer_config(config: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers)
         .set("linger.ms", "5")
@@ -63,6 +63,6 @@ pub fn producer_config(config: &KafkaConfig) -> ClientConfig {
     c
 }
 
-pub fn producer(config: &KafkaConfig) -> KafkaResult<FutureProducer> {
+pub(crate) fn producer(config: &KafkaConfig) -> KafkaResult<FutureProducer> {
     producer_config(config).create()
 }

@@ -75,7 +75,7 @@ fn delay_histogram() -> Histogram {
 
 /// The process's metrics.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     alerts: Family<RiskLabel, Counter>,
     dispositions: Family<KindLabel, Counter>,
@@ -107,7 +107,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
             alerts: Family::default(),
@@ -249,7 +249,7 @@ impl Metrics {
 
     /// The OpenMetrics text exposition.
     /// OpenMetrics text (what Prometheus asks for first).
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
@@ -257,12 +257,12 @@ impl Metrics {
 
     /// The classic Prometheus text format 0.0.4, for scrapers and tools that do not ask for
     /// OpenMetrics (`curl`, `promtool check metrics`).
-    pub fn encode_prometheus_text(&self) -> String {
+    pub(crate) fn encode_prometheus_text(&self) -> String {
         openmetrics_to_prometheus_text(&self.encode())
     }
 
     /// Counts what a domain transition did.
-    pub fn effect(&self, effect: &Effect, topic: &str) {
+    pub(crate) fn effect(&self, effect: &Effect, topic: &str) {
         match effect {
             Effect::AlertOpened { risk } => self.alert(*risk),
             Effect::DuplicateAlert | Effect::DuplicateDisposition => self.duplicate(topic),
@@ -323,7 +323,7 @@ impl Metrics {
     }
 
     /// An escalation was durably recorded (it will be published at least once).
-    pub fn escalation(&self, e: &Escalation) {
+    pub(crate) fn escalation(&self, e: &Escalation) {
         self.escalations
             .get_or_create(&EscalationLabels {
                 stage: e.stage.as_str(),
@@ -345,7 +345,7 @@ impl Metrics {
         }
     }
 
-    pub fn deadletter(&self, topic: &str, reason: &'static str) {
+    pub(crate) fn deadletter(&self, topic: &str, reason: &'static str) {
         self.deadletters
             .get_or_create(&DeadletterLabels {
                 topic: topic.to_owned(),
@@ -354,7 +354,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn ingest_delay(&self, topic: &str, seconds: f64) {
+    pub(crate) fn ingest_delay(&self, topic: &str, seconds: f64) {
         self.ingest_delay
             .get_or_create(&TopicLabel {
                 topic: topic.to_owned(),
@@ -362,11 +362,11 @@ impl Metrics {
             .observe(seconds.max(0.0));
     }
 
-    pub fn set_open_alerts(&self, n: i64) {
+    pub(crate) fn set_open_alerts(&self, n: i64) {
         self.open_alerts.set(n);
     }
 
-    pub fn set_consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
+    pub(crate) fn set_consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
         self.consumer_lag
             .get_or_create(&LagLabels {
                 topic: topic.to_owned(),
@@ -375,12 +375,12 @@ impl Metrics {
             .set(lag);
     }
 
-    pub fn publish_failed(&self) {
+    pub(crate) fn publish_failed(&self) {
         self.publish_failures.inc();
     }
 
     /// Readiness as `/readyz` sees it, set at scrape time.
-    pub fn set_readiness(&self, readiness: crate::health::Readiness, partitions_owned: i64) {
+    pub(crate) fn set_readiness(&self, readiness: crate::health::Readiness, partitions_owned: i64) {
         use crate::health::Readiness;
         self.ready.set(i64::from(readiness == Readiness::Ready));
         self.standby.set(i64::from(readiness == Readiness::Standby));
@@ -388,12 +388,12 @@ impl Metrics {
     }
 
     /// A partition was found behind in Redis and is being rebuilt.
-    pub fn redis_rollback(&self) {
+    pub(crate) fn redis_rollback(&self) {
         self.redis_rollbacks.inc();
     }
 
     /// `n` re-read messages of `topic` were skipped as already applied.
-    pub fn already_applied(&self, topic: &str, n: u64) {
+    pub(crate) fn already_applied(&self, topic: &str, n: u64) {
         self.already_applied
             .get_or_create(&TopicLabel {
                 topic: topic.to_owned(),
@@ -401,11 +401,11 @@ impl Metrics {
             .inc_by(n);
     }
 
-    pub fn alertmanager_failed(&self) {
+    pub(crate) fn alertmanager_failed(&self) {
         self.alertmanager_failures.inc();
     }
 
-    pub fn redis_error(&self) {
+    pub(crate) fn redis_error(&self) {
         self.redis_errors.inc();
     }
 }

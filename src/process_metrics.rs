@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 const USER_HZ: f64 = 100.0;
 
 #[derive(Debug, Default)]
-pub struct ProcessCollector;
+pub(crate) struct ProcessCollector;
 
 /// What one scrape reads; `None` fields are left out.
 #[derive(Debug, Default, PartialEq)]

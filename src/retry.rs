@@ -8,24 +8,24 @@ use tokio_util::sync::CancellationToken;
 
 /// How long to wait between attempts.
 #[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    pub first: Duration,
-    pub max: Duration,
+pub(crate) struct Backoff {
+    pub(crate) first: Duration,
+    pub(crate) max: Duration,
 }
 
 impl Backoff {
     /// Redis and broker calls: 50 ms doubling to 5 s.
-    pub const STORE: Backoff = Backoff {
+    pub(crate) const STORE: Backoff = Backoff {
         first: Duration::from_millis(50),
         max: Duration::from_secs(5),
     };
     /// Connecting at start-up: 200 ms doubling to 5 s.
-    pub const CONNECT: Backoff = Backoff {
+    pub(crate) const CONNECT: Backoff = Backoff {
         first: Duration::from_millis(200),
         max: Duration::from_secs(5),
     };
     /// An HTTP peer (Alertmanager): 200 ms doubling to 30 s.
-    pub const PEER: Backoff = Backoff {
+    pub(crate) const PEER: Backoff = Backoff {
         first: Duration::from_millis(200),
         max: Duration::from_secs(30),
     };
@@ -41,7 +41,7 @@ impl Backoff {
 
 /// Why [`retry`] gave up.
 #[derive(Debug, PartialEq, Eq)]
-pub enum GaveUp<E> {
+pub(crate) enum GaveUp<E> {
     /// Shutdown came first.
     Cancelled,
     /// `retryable` said this error is final.
@@ -54,7 +54,7 @@ pub enum GaveUp<E> {
 /// # Cancel safety
 /// Returns [`GaveUp::Cancelled`] as soon as `cancel` fires, dropping the attempt in progress:
 /// use it only for operations that are safe to abandon midway (idempotent, or atomic in Redis).
-pub async fn retry<T, E, Op, Fut>(
+pub(crate) async fn retry<T, E, Op, Fut>(
     cancel: &CancellationToken,
     backoff: Backoff,
     op: Op,

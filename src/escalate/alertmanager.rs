@@ -30,16 +30,16 @@ use crate::store::Store;
 /// One alert in Alertmanager's v2 `postableAlert` shape.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AmAlert {
-    pub labels: BTreeMap<&'static str, String>,
-    pub annotations: BTreeMap<&'static str, String>,
-    pub starts_at: String,
+pub(crate) struct AmAlert {
+    pub(crate) labels: BTreeMap<&'static str, String>,
+    pub(crate) annotations: BTreeMap<&'static str, String>,
+    pub(crate) starts_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ends_at: Option<String>,
+    pub(crate) ends_at: Option<String>,
 }
 
 /// `severity` label by level: the warning informs, the first breach warns, later ones page.
-pub fn severity(level: u8) -> &'static str {
+pub(crate) fn severity(level: u8) -> &'static str {
     match level {
         0 => "info",
         1 => "warning",
@@ -88,7 +88,7 @@ fn alert(
 }
 
 /// The alerts one escalation posts.
-pub fn from_escalation(e: &Escalation, policy: &Policy) -> Vec<AmAlert> {
+pub(crate) fn from_escalation(e: &Escalation, policy: &Policy) -> Vec<AmAlert> {
     let risk = e.risk.as_str();
     match e.kind {
         EscalationKind::Warning => vec![alert(
@@ -140,7 +140,7 @@ pub fn from_escalation(e: &Escalation, policy: &Policy) -> Vec<AmAlert> {
 
 /// The breaches of one stored alert that are firing now: every fired level of every stage
 /// still open. Posted again periodically to keep them firing.
-pub fn firing(state: &AlertState, policy: &Policy) -> Vec<AmAlert> {
+pub(crate) fn firing(state: &AlertState, policy: &Policy) -> Vec<AmAlert> {
     let Some(a) = state.alert.as_ref().filter(|_| state.is_open()) else {
         return Vec::new();
     };
@@ -169,7 +169,7 @@ pub fn firing(state: &AlertState, policy: &Policy) -> Vec<AmAlert> {
 }
 
 /// The notices one batch queues for Alertmanager: one JSON array of alerts per escalation.
-pub fn notices<'a>(
+pub(crate) fn notices<'a>(
     escalations: impl IntoIterator<Item = &'a Escalation>,
     policy: &Policy,
 ) -> Vec<String> {
@@ -198,7 +198,7 @@ fn join(notices: &[(String, String)]) -> String {
 
 /// The Alertmanager client, shared by the partitions' sinks; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Alertmanager {
+pub(crate) struct Alertmanager {
     client: reqwest::Client,
     url: String,
     config: AlertmanagerConfig,
@@ -207,14 +207,14 @@ pub struct Alertmanager {
 
 /// One partition's sink task: stopped when the partition is released.
 #[derive(Debug)]
-pub struct Sink {
+pub(crate) struct Sink {
     wake: Arc<Notify>,
     cancel: CancellationToken,
 }
 
 impl Sink {
     /// New notices were queued: post them now rather than at the next poll.
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.wake.notify_one();
     }
 }
@@ -226,7 +226,7 @@ impl Drop for Sink {
 }
 
 impl Alertmanager {
-    pub fn new(
+    pub(crate) fn new(
         config: &AlertmanagerConfig,
         metrics: Arc<Metrics>,
     ) -> Result<Alertmanager, reqwest::Error> {
@@ -245,7 +245,7 @@ impl Alertmanager {
     /// deleting them only once Alertmanager accepted them, and re-posts the partition's firing
     /// breaches every `resend_every`. It stops when the returned handle is dropped or `cancel`
     /// fires; what is still queued stays in Redis for the next owner.
-    pub fn start(
+    pub(crate) fn start(
         &self,
         store: Store,
         partition: i32,

@@ -15,7 +15,7 @@ use crate::store::OutboxEntry;
 type Delivery = Pin<Box<dyn Future<Output = (OutboxEntry, Result<(), KafkaError>)> + Send + Sync>>;
 
 /// One partition's publisher.
-pub struct Publisher {
+pub(crate) struct Publisher {
     producer: FutureProducer,
     topic: String,
     in_flight: FuturesUnordered<Delivery>,
@@ -44,7 +44,7 @@ fn alert_id_of(escalation_id: &str) -> &str {
 }
 
 impl Publisher {
-    pub fn new(producer: FutureProducer, topic: String) -> Publisher {
+    pub(crate) fn new(producer: FutureProducer, topic: String) -> Publisher {
         Publisher {
             producer,
             topic,
@@ -55,7 +55,7 @@ impl Publisher {
     }
 
     /// Hands entries to librdkafka in order (its idempotent producer keeps that order).
-    pub fn send(&mut self, entries: impl IntoIterator<Item = OutboxEntry>) {
+    pub(crate) fn send(&mut self, entries: impl IntoIterator<Item = OutboxEntry>) {
         for entry in entries {
             if self.pending.contains(&entry.stream_id) {
                 continue;
@@ -90,7 +90,7 @@ impl Publisher {
     }
 
     /// Sends what librdkafka refused before, in order.
-    pub fn retry(&mut self) {
+    pub(crate) fn retry(&mut self) {
         let backlog = std::mem::take(&mut self.backlog);
         for (i, entry) in backlog.iter().enumerate() {
             self.enqueue(entry.clone());
@@ -105,7 +105,7 @@ impl Publisher {
     ///
     /// # Cancel safety
     /// Cancel safe: a delivery not yet returned stays in flight.
-    pub async fn settled(&mut self) -> (OutboxEntry, Result<(), KafkaError>) {
+    pub(crate) async fn settled(&mut self) -> (OutboxEntry, Result<(), KafkaError>) {
         match self.in_flight.next().await {
             Some((entry, result)) => {
                 if result.is_ok() {
@@ -118,7 +118,7 @@ impl Publisher {
     }
 
     /// Re-sends an entry whose delivery failed.
-    pub fn resend(&mut self, entry: OutboxEntry) {
+    pub(crate) fn resend(&mut self, entry: OutboxEntry) {
         if self.backlog.is_empty() {
             self.enqueue(entry);
         } else {
@@ -126,12 +126,12 @@ impl Publisher {
         }
     }
 
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.len() + self.backlog.len()
     }
 
     /// Forgets everything in flight (the partition moved; the new owner republishes its outbox).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.in_flight = FuturesUnordered::new();
         self.pending.clear();
         self.backlog.clear();

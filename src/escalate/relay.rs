@@ -13,7 +13,7 @@ use crate::store::{OutboxEntry, Store};
 
 /// One partition's relay.
 #[derive(Debug)]
-pub struct Relay {
+pub(crate) struct Relay {
     partition: i32,
     publisher: Publisher,
     store: Store,
@@ -21,7 +21,7 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(
+    pub(crate) fn new(
         partition: i32,
         producer: FutureProducer,
         topic: String,
@@ -37,12 +37,12 @@ impl Relay {
     }
 
     /// Publishes entries just written to the outbox, in order.
-    pub fn send(&mut self, entries: Vec<OutboxEntry>) {
+    pub(crate) fn send(&mut self, entries: Vec<OutboxEntry>) {
         self.publisher.send(entries);
     }
 
     /// Publishes what a previous owner (or this one, before Redis forgot) left in the outbox.
-    pub fn republish(&mut self, entries: Vec<OutboxEntry>) {
+    pub(crate) fn republish(&mut self, entries: Vec<OutboxEntry>) {
         if !entries.is_empty() {
             tracing::info!(
                 partition = self.partition,
@@ -59,7 +59,7 @@ impl Relay {
     /// # Cancel safety
     /// Cancel safe while waiting; once a delivery settled, the acknowledgement runs to its end
     /// or is dropped, which only means the entry is published again later.
-    pub async fn settle(&mut self) {
+    pub(crate) async fn settle(&mut self) {
         let mut settled = vec![self.publisher.settled().await];
         while let Some(next) = self.publisher.settled().now_or_never() {
             settled.push(next);
@@ -82,18 +82,18 @@ impl Relay {
     }
 
     /// Sends again what the producer's queue refused before.
-    pub fn retry(&mut self) {
+    pub(crate) fn retry(&mut self) {
         self.publisher.retry();
     }
 
     /// Forgets everything in flight: the partition moved, or Redis forgot the entries (whoever
     /// owns the partition republishes its outbox).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.publisher.clear();
     }
 
     /// On shutdown: waits up to `limit` for escalations in flight, acknowledging them.
-    pub async fn flush(&mut self, limit: Duration) {
+    pub(crate) async fn flush(&mut self, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         while self.publisher.in_flight() > 0 {
             self.publisher.retry();

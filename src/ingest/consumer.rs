@@ -15,13 +15,13 @@ use crate::metrics::Metrics;
 
 /// What a partition worker is told about its partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
+pub(crate) enum Control {
     Assigned,
     Revoked,
 }
 
 /// Rebalance and statistics callbacks. They run on librdkafka's thread: never block here.
-pub struct IngestContext {
+pub(crate) struct IngestContext {
     pub(crate) workers: std::sync::RwLock<HashMap<i32, mpsc::UnboundedSender<Control>>>,
     pub(crate) alerts_topic: String,
     pub(crate) dispositions_topic: String,
@@ -36,7 +36,11 @@ impl std::fmt::Debug for IngestContext {
 }
 
 impl IngestContext {
-    pub fn new(config: &KafkaConfig, metrics: Arc<Metrics>, health: Arc<Health>) -> IngestContext {
+    pub(crate) fn new(
+        config: &KafkaConfig,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+    ) -> IngestContext {
         IngestContext {
             workers: Default::default(),
             alerts_topic: config.alerts_topic.clone(),
@@ -129,7 +133,7 @@ impl ConsumerContext for IngestContext {
     }
 }
 
-pub type IngestConsumer = StreamConsumer<IngestContext>;
+pub(crate) type IngestConsumer = StreamConsumer<IngestContext>;
 
 /// A reason not to start: the input topics are missing or not co-partitioned.
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +156,7 @@ pub enum TopologyError {
 }
 
 /// Partition count of `topic`, or `None` if the broker does not know it.
-pub fn partition_count<C: ConsumerContext>(
+pub(crate) fn partition_count<C: ConsumerContext>(
     consumer: &impl Consumer<C>,
     topic: &str,
 ) -> Result<Option<usize>, TopologyError> {
@@ -168,7 +172,7 @@ pub fn partition_count<C: ConsumerContext>(
 }
 
 /// Checks that both input topics exist with the same partition count; returns the count.
-pub fn check_copartitioned<C: ConsumerContext>(
+pub(crate) fn check_copartitioned<C: ConsumerContext>(
     consumer: &impl Consumer<C>,
     config: &KafkaConfig,
 ) -> Result<usize, TopologyError> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::domain::Rejection;
 
 /// Publishes one dead letter and waits for the broker's acknowledgement.
-pub async fn send(
+pub(crate) async fn send(
     producer: &FutureProducer,
     topic: &str,
     msg: &OwnedMessage,

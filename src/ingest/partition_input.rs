@@ -14,11 +14,11 @@ use sync_wrapper::SyncWrapper;
 use super::consumer::IngestConsumer;
 
 /// Most messages in one batch.
-pub const MAX_BATCH: usize = 500;
+pub(crate) const MAX_BATCH: usize = 500;
 
 /// Where to read a topic from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadFrom {
+pub(crate) enum ReadFrom {
     /// The message after this offset.
     After(i64),
     /// The first message at or after this time (ms); the beginning if the broker cannot say.
@@ -26,7 +26,7 @@ pub enum ReadFrom {
 }
 
 /// Reads partition *p* of both input topics.
-pub struct PartitionInput {
+pub(crate) struct PartitionInput {
     partition: i32,
     consumer: Arc<IngestConsumer>,
     topics: [String; 2],
@@ -46,7 +46,7 @@ impl std::fmt::Debug for PartitionInput {
 impl PartitionInput {
     /// Splits partition `partition`'s queues off the main consumer queue. Call it before
     /// subscribing, so no message of the partition can reach the main queue.
-    pub fn split(
+    pub(crate) fn split(
         consumer: Arc<IngestConsumer>,
         alerts_topic: &str,
         dispositions_topic: &str,
@@ -89,7 +89,7 @@ impl PartitionInput {
     ///
     /// # Cancel safety
     /// Cancel safe: a message is taken off its queue only when the batch is returned.
-    pub async fn next_batch(&mut self) -> Vec<OwnedMessage> {
+    pub(crate) async fn next_batch(&mut self) -> Vec<OwnedMessage> {
         let Some(first) = self.messages.get_mut().next().await else {
             return std::future::pending().await;
         };
@@ -105,13 +105,13 @@ impl PartitionInput {
     }
 
     /// The two topics, alerts first.
-    pub fn topics(&self) -> &[String; 2] {
+    pub(crate) fn topics(&self) -> &[String; 2] {
         &self.topics
     }
 
     /// Moves the read position of `topic`. librdkafka drops what it fetched before the seek,
     /// so nothing from the old position arrives after it.
-    pub async fn seek(&self, topic: &str, to: ReadFrom) {
+    pub(crate) async fn seek(&self, topic: &str, to: ReadFrom) {
         let to = match to {
             ReadFrom::After(offset) => Offset::Offset(offset + 1),
             ReadFrom::Time(ms) => offset_at(&self.consumer, topic, self.partition, ms).await,
@@ -126,7 +126,7 @@ impl PartitionInput {
 
     /// The group's committed offsets as the last offset applied (committed − 1) per topic: a
     /// lower bound of what this group applied to Redis before. Empty if the broker cannot say.
-    pub async fn committed(&self) -> HashMap<String, i64> {
+    pub(crate) async fn committed(&self) -> HashMap<String, i64> {
         let mut tpl = TopicPartitionList::new();
         for topic in &self.topics {
             let _ = tpl.add_partition(topic, self.partition);
@@ -149,7 +149,7 @@ impl PartitionInput {
     }
 
     /// Offsets go to Kafka only after Redis has the batch (the next one to read is `last + 1`).
-    pub fn consumed(&self, last: &[(String, i64)]) {
+    pub(crate) fn consumed(&self, last: &[(String, i64)]) {
         let mut tpl = TopicPartitionList::new();
         for (topic, offset) in last {
             let _ = tpl.add_partition_offset(topic, self.partition, Offset::Offset(offset + 1));

@@ -48,20 +48,20 @@ const FLUSH_LIMIT: Duration = Duration::from_secs(10);
 
 /// Everything the partitions share with the rest of the process.
 #[derive(Clone)]
-pub struct Shared {
-    pub producer: FutureProducer,
-    pub store: Store,
-    pub policy: Arc<Policy>,
-    pub limits: Limits,
-    pub metrics: Arc<Metrics>,
-    pub health: Arc<Health>,
-    pub alerts_topic: String,
-    pub escalations_topic: String,
-    pub deadletter_topic: String,
+pub(crate) struct Shared {
+    pub(crate) producer: FutureProducer,
+    pub(crate) store: Store,
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) limits: Limits,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) health: Arc<Health>,
+    pub(crate) alerts_topic: String,
+    pub(crate) escalations_topic: String,
+    pub(crate) deadletter_topic: String,
     /// Wall clock in UTC milliseconds.
-    pub now: fn() -> Millis,
+    pub(crate) now: fn() -> Millis,
     /// The optional Alertmanager sink.
-    pub alertmanager: Option<Alertmanager>,
+    pub(crate) alertmanager: Option<Alertmanager>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -70,7 +70,7 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-pub fn wall_clock() -> Millis {
+pub(crate) fn wall_clock() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -103,7 +103,7 @@ enum Stop {
 }
 
 /// One partition number's task.
-pub struct Partition {
+pub(crate) struct Partition {
     partition: i32,
     input: PartitionInput,
     shared: Shared,
@@ -123,7 +123,7 @@ impl std::fmt::Debug for Partition {
 }
 
 impl Partition {
-    pub fn new(
+    pub(crate) fn new(
         partition: i32,
         input: PartitionInput,
         shared: Shared,
@@ -150,7 +150,7 @@ impl Partition {
     }
 
     /// Runs until cancelled, then flushes escalations in flight.
-    pub async fn run(mut self) {
+    pub(crate) async fn run(mut self) {
         let mut check = tokio::time::interval(CHECK_EVERY);
         loop {
             let sleep = self.sleep_time();

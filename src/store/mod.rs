@@ -203,12 +203,6 @@ impl Store {
         PartitionKeys::new(&self.prefix, partition)
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
-        redis::cmd("PING").query_async::<()>(&mut c).await?;
-        Ok(())
-    }
-
     /// Takes ownership of `partition`, fencing out any previous owner.
     pub async fn claim(&self, partition: i32) -> Result<Claim, StoreError> {
         let k = self.keys(partition);
