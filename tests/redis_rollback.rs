@@ -57,6 +57,22 @@ impl Load {
         (self.silent.len() + self.handled.len()) as f64
     }
 
+    /// Waits until `p` applied every alert and disposition produced so far.
+    fn wait_applied(&self, p: &Processor) {
+        wait_until(WITHIN, "everything produced applied", || {
+            p.metric("fraud_sla_alerts_total", &[]) == self.count()
+                && p.metric("fraud_sla_dispositions_total", &[]) == self.count()
+        });
+    }
+
+    /// Waits until the clocks of everything produced so far came due: the last silent alert's
+    /// visit warning is out.
+    fn wait_clocks_due(&self, env: &Env) {
+        let last = format!("{}:visit:0", self.silent.last().unwrap());
+        let esc = env.escalations();
+        assert!(has(&collect_until(&esc, WITHIN, |r| has(r, &last)), &last));
+    }
+
     /// Every breach of the silent alerts arrives; nothing at all for the handled ones.
     fn check(&self, env: &Env, p: &Processor) -> (usize, usize) {
         let want = breach_ids(&self.silent, ALL_STAGES);
@@ -88,25 +104,18 @@ async fn redis_restored_from_an_older_snapshot_mid_run_pages_nobody_falsely_and_
     let mut load = Load::default();
 
     load.produce(&env, &prod, "BEFORE", 10).await;
-    wait_until(WITHIN, "first alerts applied", || {
-        p.metric("fraud_sla_alerts_total", &[]) == load.count()
-    });
+    load.wait_applied(&p);
     let mut c = env.redis.client().get_connection().unwrap();
     let _: () = redis::cmd("SAVE").query(&mut c).unwrap();
     drop(c);
 
     // Applied after the snapshot: these writes are what Redis will forget.
     load.produce(&env, &prod, "LOST", 10).await;
-    wait_until(WITHIN, "lost alerts applied", || {
-        p.metric("fraud_sla_alerts_total", &[]) == load.count()
-            && p.metric("fraud_sla_dispositions_total", &[]) == load.count()
-    });
+    load.wait_applied(&p);
 
-    // A few seconds later, when the lost alerts' first clocks are due (the last silent one's
-    // warning is out), the server dies and comes back from the snapshot (dump.rdb).
-    let last = format!("{}:visit:0", load.silent.last().unwrap());
-    let esc = env.escalations();
-    assert!(has(&collect_until(&esc, WITHIN, |r| has(r, &last)), &last));
+    // A few seconds later, when the lost alerts' first clocks are due, the server dies and
+    // comes back from the snapshot (dump.rdb).
+    load.wait_clocks_due(&env);
     let port = env.redis.port;
     let _ = env.redis.proc.child.kill();
     let _ = env.redis.proc.child.wait();
@@ -132,10 +141,7 @@ async fn redis_emptied_under_load_rebuilds_every_clock_from_the_topics() {
     let mut load = Load::default();
 
     load.produce(&env, &prod, "BEFORE", 15).await;
-    wait_until(WITHIN, "alerts applied", || {
-        p.metric("fraud_sla_alerts_total", &[]) == load.count()
-            && p.metric("fraud_sla_dispositions_total", &[]) == load.count()
-    });
+    load.wait_applied(&p);
     let mut c = env.redis.client().get_connection().unwrap();
     let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
     drop(c);
@@ -233,9 +239,7 @@ async fn a_lagging_replica_promoted_on_redis_cluster_pages_nobody_falsely_and_lo
     let prod = env.broker.producer();
     let mut load = Load::default();
     load.produce(&env, &prod, "BEFORE", 10).await;
-    wait_until(WITHIN, "first alerts applied", || {
-        p.metric("fraud_sla_alerts_total", &[]) == load.count()
-    });
+    load.wait_applied(&p);
     wait_until(WITHIN, "the replica caught up", || {
         let m: String = query(&nodes[owner], redis::cmd("INFO").arg("replication"));
         let r: String = query(&replica, redis::cmd("INFO").arg("replication"));
@@ -256,13 +260,8 @@ async fn a_lagging_replica_promoted_on_redis_cluster_pages_nobody_falsely_and_lo
     );
     assert_eq!(cut, 1, "the replica's link cut");
     load.produce(&env, &prod, "LOST", 10).await;
-    wait_until(WITHIN, "lost alerts applied", || {
-        p.metric("fraud_sla_alerts_total", &[]) == load.count()
-            && p.metric("fraud_sla_dispositions_total", &[]) == load.count()
-    });
-    let last = format!("{}:visit:0", load.silent.last().unwrap());
-    let esc = env.escalations();
-    assert!(has(&collect_until(&esc, WITHIN, |r| has(r, &last)), &last));
+    load.wait_applied(&p);
+    load.wait_clocks_due(&env);
 
     // The master dies; the lagging replica takes over its slots.
     drop(nodes.remove(owner));

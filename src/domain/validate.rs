@@ -45,6 +45,14 @@ impl Decoded {
             Decoded::Disposition(d) => &d.alert_id,
         }
     }
+
+    /// When it happened: `issued_at` or `occurred_at`.
+    pub fn event_time(&self) -> Millis {
+        match self {
+            Decoded::Alert(a) => a.issued_at,
+            Decoded::Disposition(d) => d.occurred_at,
+        }
+    }
 }
 
 /// Why a message went to the dead-letter topic (docs/contract.md §5).

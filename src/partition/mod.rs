@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::domain::validate::{Limits, Source};
-use crate::domain::{Millis, Policy, Rejection};
+use crate::domain::{AlertState, Millis, Policy, Rejection};
 use crate::escalate::alertmanager::{self, Alertmanager, Sink};
 use crate::escalate::relay::Relay;
 use crate::health::Health;
@@ -422,33 +422,17 @@ impl Partition {
                 .deadletter(m.topic(), reject.reason.class());
         }
         for v in sorted.valid.iter().filter(|v| !v.replayed) {
-            let event_time = match &v.decoded {
-                crate::domain::Decoded::Alert(a) => a.issued_at,
-                crate::domain::Decoded::Disposition(d) => d.occurred_at,
-            };
-            self.shared
-                .metrics
-                .ingest_delay(&v.topic, (now - event_time) as f64 / 1000.0);
+            let delay = (now - v.decoded.event_time()) as f64 / 1000.0;
+            self.shared.metrics.ingest_delay(&v.topic, delay);
         }
-        let ids = sorted.alert_ids();
-        let states = self
-            .with_redis("load alerts", |s, p| {
-                let ids = ids.clone();
-                async move { s.load(p, &ids).await }
-            })
-            .await
-            .ok_or(Stop::Cancelled)?;
-        let mut outcome = plan::apply(sorted, states, &self.shared.policy, now);
-        self.add_notices(&mut outcome);
-        self.write(&outcome.batch).await?;
+        let states = self.load(sorted.alert_ids()).await?;
+        let outcome = plan::apply(sorted, states, &self.shared.policy, now);
+        let outcome = self.commit(outcome).await?;
         tracing::debug!(
             alerts = outcome.batch.alerts.len(),
             escalations = outcome.batch.escalations.len(),
             "Batch applied."
         );
-        for (topic, e) in &outcome.effects {
-            self.shared.metrics.effect(e, topic);
-        }
         self.input.consumed(&outcome.batch.offsets);
         if let Some(owned) = self.owned.as_mut() {
             for (t, o) in &outcome.batch.offsets {
@@ -480,14 +464,6 @@ impl Partition {
             key: m.key(),
             payload: m.payload(),
             timestamp: m.timestamp().to_millis(),
-        }
-    }
-
-    /// With Alertmanager configured, the batch also queues its escalations for it.
-    fn add_notices(&self, outcome: &mut plan::Outcome) {
-        if self.shared.alertmanager.is_some() {
-            outcome.batch.notices =
-                alertmanager::notices(outcome.escalations(), &self.shared.policy);
         }
     }
 
@@ -542,21 +518,35 @@ impl Partition {
     }
 
     async fn fire(&mut self, ids: Vec<String>, now: Millis) -> Result<(), Stop> {
-        let states = self
-            .with_redis("load alerts", |s, p| {
-                let ids = ids.clone();
-                async move { s.load(p, &ids).await }
-            })
-            .await
-            .ok_or(Stop::Cancelled)?;
-        let mut outcome = plan::fire(&ids, states, &self.shared.policy, now);
-        self.add_notices(&mut outcome);
+        let states = self.load(ids.clone()).await?;
+        self.commit(plan::fire(&ids, states, &self.shared.policy, now))
+            .await?;
+        self.refresh_next_due().await;
+        Ok(())
+    }
+
+    /// The stored states of `ids`, in order, retried while Redis is unreachable.
+    async fn load(&self, ids: Vec<String>) -> Result<Vec<Option<AlertState>>, Stop> {
+        self.with_redis("load alerts", |s, p| {
+            let ids = ids.clone();
+            async move { s.load(p, &ids).await }
+        })
+        .await
+        .ok_or(Stop::Cancelled)
+    }
+
+    /// Writes what the plan decided (with its Alertmanager notices when configured) and counts
+    /// its effects.
+    async fn commit(&mut self, mut outcome: plan::Outcome) -> Result<plan::Outcome, Stop> {
+        if self.shared.alertmanager.is_some() {
+            outcome.batch.notices =
+                alertmanager::notices(outcome.escalations(), &self.shared.policy);
+        }
         self.write(&outcome.batch).await?;
         for (topic, e) in &outcome.effects {
             self.shared.metrics.effect(e, topic);
         }
-        self.refresh_next_due().await;
-        Ok(())
+        Ok(outcome)
     }
 
     /// Every second: send what the producer refused, check that Redis still holds what this
