@@ -314,35 +314,28 @@ impl Partition {
     /// Writes a batch, retrying while Redis is unreachable, and hands its escalations to the
     /// relay.
     async fn write(&mut self, batch: &Batch) -> Result<(), Stop> {
-        let Some(owned) = self.owned.as_mut() else {
+        let Some(fence) = self.owned.as_ref().map(|o| o.fence.clone()) else {
             return Err(Stop::Fenced);
         };
-        let mut fence = owned.fence.clone();
         let (store, p) = (&self.shared.store, self.partition);
-        let (metrics, health) = (&self.shared.metrics, &self.shared.health);
         let written = retry(
             &self.cancel,
             Backoff::STORE,
             || {
-                let mut f = fence.clone();
-                async move { store.apply(p, &mut f, batch).await.map(|e| (e, f)) }
+                let mut fence = fence.clone();
+                async move { store.apply(p, &mut fence, batch).await.map(|e| (e, fence)) }
             },
             StoreError::is_transient,
-            |e, retry_in| {
-                metrics.redis_error();
-                health.set_redis(false);
-                tracing::warn!(partition = p, error = %e, ?retry_in, "Redis write failed; retrying.");
-            },
+            |e, retry_in| self.redis_failed("write batch", e, retry_in),
         )
         .await;
         match written {
-            Ok((entries, f)) => {
-                fence = f;
-                owned.fence = fence;
+            Ok((entries, fence)) => {
                 self.shared.health.set_redis(true);
                 self.relay.send(entries);
-                if !batch.notices.is_empty() {
-                    if let Some(sink) = &owned.sink {
+                if let Some(owned) = self.owned.as_mut() {
+                    owned.fence = fence;
+                    if let Some(sink) = owned.sink.as_ref().filter(|_| !batch.notices.is_empty()) {
                         sink.wake();
                     }
                 }
