@@ -102,8 +102,12 @@ impl Sorted {
 pub fn sort(inputs: &[Input<'_>], progress: Progress<'_>, now: Millis, limits: Limits) -> Sorted {
     let mut out = Sorted::default();
     for (index, m) in inputs.iter().enumerate() {
-        let last = out.offsets.entry(m.topic.to_owned()).or_insert(m.offset);
-        *last = (*last).max(m.offset);
+        match out.offsets.get_mut(m.topic) {
+            Some(last) => *last = (*last).max(m.offset),
+            None => {
+                out.offsets.insert(m.topic.to_owned(), m.offset);
+            }
+        }
         if progress.applied(m.topic, m.offset) {
             *out.skipped.entry(m.topic.to_owned()).or_default() += 1;
             continue;
