@@ -31,7 +31,7 @@ use crate::escalate::relay::Relay;
 use crate::health::Health;
 use crate::ingest::consumer::Control;
 use crate::ingest::deadletter;
-use crate::ingest::partition_input::{PartitionInput, ReadFrom};
+use crate::ingest::partition_input::PartitionInput;
 use crate::metrics::Metrics;
 use crate::retry::{retry, Backoff, GaveUp};
 use crate::store::{Batch, Fence, Store, StoreError};
@@ -203,26 +203,16 @@ impl Partition {
             }
             return;
         };
-        // Per topic, where to read from: Redis behind what was applied (a rollback), or holding
-        // nothing, is rebuilt from what it holds; otherwise reading starts at the group's
-        // committed offset (or, with none, at the retention window), and what Redis applied
-        // since is re-read and skipped. The position is always set explicitly, never left to
-        // the consumer's reset policy.
         let from_time = (self.shared.now)() - self.shared.policy.retention;
         let mut behind = false;
         for topic in self.input.topics().clone() {
-            let redis = claim.applied.get(&topic).copied();
-            let had = replay_to.get(&topic).copied();
-            let from = match (redis, had, committed.get(&topic)) {
-                (Some(r), Some(h), _) if r < h => ReadFrom::After(r),
-                (None, Some(_), _) => ReadFrom::Time(from_time),
-                (_, _, Some(c)) => ReadFrom::After(*c),
-                (_, _, None) => ReadFrom::Time(from_time),
-            };
-            behind |= match redis {
-                Some(r) => had.is_some_and(|h| r < h),
-                None => had.is_some(),
-            };
+            let (from, lost) = plan::read_from(
+                claim.applied.get(&topic).copied(),
+                replay_to.get(&topic).copied(),
+                committed.get(&topic).copied(),
+                from_time,
+            );
+            behind |= lost;
             self.input.seek(&topic, from).await;
         }
         if behind {

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::domain::validate::{self, Limits, Source};
 use crate::domain::{AlertState, Decoded, Effect, Millis, Policy, Rejection};
+use crate::ingest::partition_input::ReadFrom;
 use crate::store::{AlertWrite, Batch};
 
 /// One input message, as the plan needs it.
@@ -238,6 +239,27 @@ pub fn fire(
         }
     }
     out.finish(&states, policy)
+}
+
+/// Rule: where a claim reads a topic from, and whether Redis lost writes of it. `redis` is the
+/// offset Redis says was applied, `had` the highest this process or the group's commits say was
+/// applied, `committed` the group's last applied offset (committed − 1). Redis behind `had`, or
+/// holding nothing of a topic that was applied, lost writes: read again from what it holds (the
+/// retention window if nothing). Otherwise read from the committed offset (the retention window
+/// without one), re-reading and skipping what Redis applied since, so the position never depends
+/// on the consumer's reset policy.
+pub(crate) fn read_from(
+    redis: Option<i64>,
+    had: Option<i64>,
+    committed: Option<i64>,
+    retention_start: Millis,
+) -> (ReadFrom, bool) {
+    match (redis, had, committed) {
+        (Some(r), Some(h), _) if r < h => (ReadFrom::After(r), true),
+        (None, Some(_), _) => (ReadFrom::Time(retention_start), true),
+        (_, _, Some(c)) => (ReadFrom::After(c), false),
+        (_, _, None) => (ReadFrom::Time(retention_start), false),
+    }
 }
 
 #[cfg(test)]

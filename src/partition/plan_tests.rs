@@ -211,3 +211,33 @@ fn a_firing_round_fires_every_due_level_and_drops_a_clock_without_a_record() {
         .unwrap();
     assert_eq!(gone.next_due, None, "its clock is removed");
 }
+
+#[test]
+fn a_claim_reads_from_what_redis_holds_after_a_rollback_and_from_the_commit_otherwise() {
+    const FROM: Millis = T0 - 60 * MIN;
+    // Redis behind what this process (or the group) applied: lost writes, re-read from Redis.
+    assert_eq!(
+        read_from(Some(5), Some(9), Some(9), FROM),
+        (ReadFrom::After(5), true)
+    );
+    // Redis emptied: re-read the retention window.
+    assert_eq!(
+        read_from(None, Some(9), Some(9), FROM),
+        (ReadFrom::Time(FROM), true)
+    );
+    // A restart: Redis ahead of the commit; re-read from the commit, skipping what Redis has.
+    assert_eq!(
+        read_from(Some(9), Some(7), Some(7), FROM),
+        (ReadFrom::After(7), false)
+    );
+    // Nothing committed: the retention window, skipping what Redis has.
+    assert_eq!(
+        read_from(Some(9), None, None, FROM),
+        (ReadFrom::Time(FROM), false)
+    );
+    // A new deployment.
+    assert_eq!(
+        read_from(None, None, None, FROM),
+        (ReadFrom::Time(FROM), false)
+    );
+}
