@@ -183,7 +183,15 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
             p,
         )
         .ok_or(AppError::Split(p))?;
-        let task = Partition::new(p, input, shared.clone(), rx, workers_token.child_token());
+        let committed = input.committed().await;
+        let task = Partition::new(
+            p,
+            input,
+            committed,
+            shared.clone(),
+            rx,
+            workers_token.child_token(),
+        );
         workers.spawn(task.run());
     }
     consumer.subscribe(&[&config.kafka.alerts_topic, &config.kafka.dispositions_topic])?;

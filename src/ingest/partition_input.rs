@@ -126,6 +126,7 @@ impl PartitionInput {
 
     /// The group's committed offsets as the last offset applied (committed − 1) per topic: a
     /// lower bound of what this group applied to Redis before. Empty if the broker cannot say.
+    /// Asked before subscribing: during a rebalance the coordinator is busy.
     pub(crate) async fn committed(&self) -> HashMap<String, i64> {
         let mut tpl = TopicPartitionList::new();
         for topic in &self.topics {

@@ -111,6 +111,9 @@ pub(crate) struct Partition {
     owned: Option<Owned>,
     relay: Relay,
     next_due: Option<Millis>,
+    /// The group's committed offsets (last applied, per topic) when this process started; used
+    /// by the first claim only.
+    committed_at_start: Option<Offsets>,
     cancel: CancellationToken,
 }
 
@@ -126,6 +129,7 @@ impl Partition {
     pub(crate) fn new(
         partition: i32,
         input: PartitionInput,
+        committed_at_start: Offsets,
         shared: Shared,
         control: mpsc::UnboundedReceiver<Control>,
         cancel: CancellationToken,
@@ -145,6 +149,7 @@ impl Partition {
             owned: None,
             relay,
             next_due: None,
+            committed_at_start: Some(committed_at_start),
             cancel,
         }
     }
@@ -192,8 +197,8 @@ impl Partition {
             raise(&mut replay_to, o.applied);
             raise(&mut replay_to, o.replay_to.unwrap_or_default());
         }
-        let committed = self.input.committed().await;
-        raise(&mut replay_to, committed.clone());
+        // The claim comes first and at once: anything slow before it would widen the window in
+        // which a revoked owner, still catching up with its signals, fences the new one.
         let Some(claim) = self
             .with_redis("claim partition", |s, p| async move { s.claim(p).await })
             .await
@@ -203,13 +208,21 @@ impl Partition {
             }
             return;
         };
+        // The group's commits say what was applied before this process started; asked once, at
+        // start-up (asking during a rebalance storm upset the broker's group coordinator).
+        // Later claims read on from what Redis applied.
+        let committed = self.committed_at_start.take();
+        raise(&mut replay_to, committed.clone().unwrap_or_default());
         let from_time = (self.shared.now)() - self.shared.policy.retention;
         let mut behind = false;
         for topic in self.input.topics().clone() {
             let (from, lost) = plan::read_from(
                 claim.applied.get(&topic).copied(),
                 replay_to.get(&topic).copied(),
-                committed.get(&topic).copied(),
+                match &committed {
+                    Some(c) => c.get(&topic).copied(),
+                    None => claim.applied.get(&topic).copied(),
+                },
                 from_time,
             );
             behind |= lost;

@@ -243,11 +243,12 @@ pub fn fire(
 
 /// Rule: where a claim reads a topic from, and whether Redis lost writes of it. `redis` is the
 /// offset Redis says was applied, `had` the highest this process or the group's commits say was
-/// applied, `committed` the group's last applied offset (committed − 1). Redis behind `had`, or
-/// holding nothing of a topic that was applied, lost writes: read again from what it holds (the
-/// retention window if nothing). Otherwise read from the committed offset (the retention window
-/// without one), re-reading and skipping what Redis applied since, so the position never depends
-/// on the consumer's reset policy.
+/// applied, `committed` where to read on from when nothing was lost (the group's last applied
+/// offset, committed − 1, at a process's first claim; Redis's applied offset at later ones).
+/// Redis behind `had`, or holding nothing of a topic that was applied, lost writes: read again
+/// from what it holds (the retention window if nothing). Otherwise read on from `committed` (the
+/// retention window without one), re-reading and skipping what Redis applied since, so the
+/// position never depends on the consumer's reset policy.
 pub(crate) fn read_from(
     redis: Option<i64>,
     had: Option<i64>,
