@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use sync_wrapper::SyncWrapper;
 
-use super::consumer::IngestConsumer;
+use super::consumer::{IngestConsumer, IngestContext};
+
+/// One topic-partition's queue, split off the group consumer.
+type Queue = rdkafka::consumer::stream_consumer::StreamPartitionQueue<IngestContext>;
 
 /// Most messages in one batch.
 pub(crate) const MAX_BATCH: usize = 500;
@@ -54,29 +57,7 @@ impl PartitionInput {
     ) -> Option<PartitionInput> {
         let alerts = consumer.split_partition_queue(alerts_topic, partition)?;
         let dispositions = consumer.split_partition_queue(dispositions_topic, partition)?;
-        let detach = |m: Result<
-            rdkafka::message::BorrowedMessage<'_>,
-            rdkafka::error::KafkaError,
-        >| {
-            match m {
-                Ok(m) => Some(m.detach()),
-                Err(e) => {
-                    tracing::warn!(error = %e, "Kafka consume error.");
-                    None
-                }
-            }
-        };
-        let alerts = stream::unfold(alerts, move |q| async move {
-            let m = q.recv().await;
-            Some((detach(m), q))
-        });
-        let dispositions = stream::unfold(dispositions, move |q| async move {
-            let m = q.recv().await;
-            Some((detach(m), q))
-        });
-        let messages = stream::select(alerts, dispositions)
-            .filter_map(|m| async move { m })
-            .boxed();
+        let messages = stream::select(messages_of(alerts), messages_of(dispositions)).boxed();
         Some(PartitionInput {
             partition,
             consumer,
@@ -189,4 +170,17 @@ async fn offset_at(
             .unwrap_or(Offset::Beginning),
         _ => Offset::Beginning,
     }
+}
+
+/// A partition queue as a stream of owned messages; consume errors are logged and skipped
+/// (librdkafka retries them itself).
+fn messages_of(queue: Queue) -> impl futures::Stream<Item = OwnedMessage> + Send + 'static {
+    stream::unfold(queue, |q| async move {
+        let m = q.recv().await.map(|m| m.detach());
+        Some((m, q))
+    })
+    .filter_map(|m| async move {
+        m.inspect_err(|e| tracing::warn!(error = %e, "Kafka consume error."))
+            .ok()
+    })
 }

@@ -431,10 +431,7 @@ impl Partition {
         );
         self.input.consumed(&outcome.batch.offsets);
         if let Some(owned) = self.owned.as_mut() {
-            for (t, o) in &outcome.batch.offsets {
-                let applied = owned.applied.entry(t.clone()).or_insert(*o);
-                *applied = (*applied).max(*o);
-            }
+            raise(&mut owned.applied, outcome.batch.offsets.iter().cloned());
             let caught_up = owned.replay_to.as_ref().is_some_and(|r| {
                 r.iter()
                     .all(|(t, o)| owned.applied.get(t).is_some_and(|a| a >= o))
@@ -549,16 +546,14 @@ impl Partition {
     /// owner wrote (an idle partition would not notice a rollback otherwise), count open alerts.
     async fn housekeeping(&mut self) {
         self.relay.retry();
-        let Some(owned) = self.owned.as_mut() else {
+        let Some(mut fence) = self.owned.as_ref().map(|o| o.fence.clone()) else {
             return;
         };
-        let mut fence = owned.fence.clone();
         match self.shared.store.check(self.partition, &mut fence).await {
             Ok(()) => self.shared.health.set_redis(true),
             Err(e) if e.is_transient() => {
-                self.shared.metrics.redis_error();
-                self.shared.health.set_redis(false);
-                tracing::warn!(partition = self.partition, error = %e, "Redis unreachable; input paused until it answers.");
+                // Input waits until Redis answers; the next check is the retry.
+                self.redis_failed("check partition", &e, CHECK_EVERY);
                 return;
             }
             Err(e) => {

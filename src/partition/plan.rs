@@ -177,12 +177,7 @@ pub fn apply(
     now: Millis,
 ) -> Outcome {
     let fire_touched = !sorted.replays();
-    let mut states: BTreeMap<String, AlertState> = sorted
-        .alert_ids()
-        .into_iter()
-        .zip(states)
-        .map(|(id, s)| (id, s.unwrap_or_default()))
-        .collect();
+    let mut states = by_id(sorted.alert_ids(), states);
     let mut out = Outcome::default();
     for v in sorted.valid {
         let Some(state) = states.get_mut(v.decoded.alert_id()) else {
@@ -201,12 +196,7 @@ pub fn apply(
     }
     if fire_touched {
         for state in states.values_mut() {
-            out.effects.extend(
-                state
-                    .fire(policy, now)
-                    .into_iter()
-                    .map(|e| (String::new(), e)),
-            );
+            fire_one(state, policy, now, &mut out);
         }
     }
     out.batch.offsets = sorted.offsets.into_iter().collect();
@@ -221,24 +211,36 @@ pub fn fire(
     policy: &Policy,
     now: Millis,
 ) -> Outcome {
-    let mut states: BTreeMap<String, AlertState> = ids
-        .iter()
-        .cloned()
-        .zip(states)
-        .map(|(id, s)| (id, s.unwrap_or_default()))
-        .collect();
+    let mut states = by_id(ids.iter().cloned(), states);
     let mut out = Outcome::default();
+    // In the order of `ids` (due order), not of the map.
     for id in ids {
         if let Some(state) = states.get_mut(id) {
-            out.effects.extend(
-                state
-                    .fire(policy, now)
-                    .into_iter()
-                    .map(|e| (String::new(), e)),
-            );
+            fire_one(state, policy, now, &mut out);
         }
     }
     out.finish(&states, policy)
+}
+
+/// The loaded states by alert id; an id Redis has no record of starts empty.
+fn by_id(
+    ids: impl IntoIterator<Item = String>,
+    states: Vec<Option<AlertState>>,
+) -> BTreeMap<String, AlertState> {
+    ids.into_iter()
+        .zip(states)
+        .map(|(id, s)| (id, s.unwrap_or_default()))
+        .collect()
+}
+
+/// Fires what is due at `now` in `state`, adding the effects (caused by no message) to `out`.
+fn fire_one(state: &mut AlertState, policy: &Policy, now: Millis, out: &mut Outcome) {
+    out.effects.extend(
+        state
+            .fire(policy, now)
+            .into_iter()
+            .map(|e| (String::new(), e)),
+    );
 }
 
 /// Rule: where a claim reads a topic from, and whether Redis lost writes of it. `redis` is the
