@@ -5,7 +5,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use std::hint::black_box;
 
 use fraud_sla::domain::validate::{decode, Limits, Source};
-use fraud_sla::domain::{Alert, AlertState, Disposition, DispositionKind, Policy, Risk};
+use fraud_sla::domain::{Alert, AlertState, Disposition, DispositionKind, Policies, Risk};
 
 const NOW: i64 = 1_795_000_000_000;
 const LIMITS: Limits = Limits {
@@ -39,14 +39,14 @@ fn met(at: i64) -> Disposition {
     }
 }
 
-fn opened(policy: &Policy) -> AlertState {
+fn opened(policy: &Policies) -> AlertState {
     let mut s = AlertState::default();
     s.apply_alert(alert(), policy, NOW);
     s
 }
 
 fn bench(c: &mut Criterion) {
-    let policy = Policy::default();
+    let policy = Policies::default();
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(1));
     g.bench_function("alert", |b| {

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fraud_sla::domain::validate::{Limits, Source};
-use fraud_sla::domain::Policy;
+use fraud_sla::domain::Policies;
 use fraud_sla::partition::plan::{self, Input, Offsets, Progress};
 use fraud_sla::store::{RedisConn, Store};
 
@@ -85,7 +85,7 @@ async fn main() {
         .get_connection()
         .unwrap();
     let store = Store::new(conn, "bench");
-    let policy = Policy::default();
+    let policy = Policies::default();
     let mut fence = store.claim(0).await.unwrap().fence;
     let limits = Limits {
         max_message_bytes: 65536,

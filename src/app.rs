@@ -18,6 +18,7 @@ use crate::ingest::consumer::{self, IngestConsumer, IngestContext};
 use crate::ingest::partition_input::PartitionInput;
 use crate::metrics::Metrics;
 use crate::partition::{wall_clock, Partition, Shared};
+use crate::reload::Reloader;
 use crate::retry::{retry, Backoff, GaveUp};
 use crate::store::{RedisConn, Store};
 
@@ -95,10 +96,17 @@ async fn wait_for_topology(
 /// The longest any one step of shutdown may wait for the broker.
 const SHUTDOWN_STEP: Duration = Duration::from_secs(5);
 
-/// Runs the processor until `cancel`.
-pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppError> {
+/// Runs the processor until `cancel`; `SIGHUP` reloads the policy from `config_path`.
+pub async fn run(
+    config: Config,
+    config_path: Option<std::path::PathBuf>,
+    cancel: CancellationToken,
+) -> Result<(), AppError> {
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
+    let (reloader, policies) =
+        Reloader::start(config_path, config.clone(), metrics.clone(), health.clone());
+    reloader.spawn(cancel.clone());
 
     // HTTP first: /healthz answers while Redis or the brokers are still being reached.
     let query = Arc::new(std::sync::OnceLock::new());
@@ -107,6 +115,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
         health: health.clone(),
         query: query.clone(),
         token: config.http.token.clone(),
+        policies: policies.clone(),
     };
     let mut servers = vec![(
         config.http.listen.clone(),
@@ -154,7 +163,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), AppErr
     let shared = Shared {
         producer: producer.clone(),
         store,
-        policy: Arc::new(config.policy()),
+        policies,
         limits: config.limits(),
         metrics,
         health,

@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::domain::policy::{Ladder, Policy};
+use crate::domain::policy::{Ladder, Ladders, Policy, StageRule};
 use crate::domain::validate::Limits;
-use crate::domain::Millis;
+use crate::domain::{DispositionKind, Millis, Risk, Stage};
 
 /// The environment variables that may carry secrets (docs/contract.md §6).
 pub const ENV_REDIS_URL: &str = "FRAUD_SLA_REDIS_URL";
@@ -85,6 +85,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub http: HttpConfig,
     pub sla: SlaConfig,
+    pub display: DisplayConfig,
     /// Optional second sink: every escalation also goes to Alertmanager.
     pub alertmanager: Option<AlertmanagerConfig>,
 }
@@ -300,16 +301,17 @@ impl fmt::Debug for HttpConfig {
 
 /// Keys that may differ per risk class (`[sla.risk.<risk>]`).
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LadderOverride {
-    pub visit_within: Option<HumanDuration>,
-    pub meet_within: Option<HumanDuration>,
-    pub feedback_within: Option<HumanDuration>,
+    /// The stages this risk requires, a subset of `sla.stages` (docs/contract.md §10.1).
+    pub stages: Option<Vec<String>>,
     pub warn_before: Option<HumanDuration>,
     pub escalate_after: Option<Vec<HumanDuration>>,
     pub notify: Option<Vec<Vec<String>>>,
     pub warn_notify: Option<Vec<String>>,
     pub grace: Option<HumanDuration>,
+    /// `<stage>_within` overrides; any other key is refused by [`Config::validate`].
+    #[serde(flatten)]
+    pub within: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -320,12 +322,22 @@ pub struct RiskOverrides {
     pub low: Option<LadderOverride>,
 }
 
+/// `[sla.stage.<name>]`: what satisfies a stage and how people read its name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// Disposition kinds that satisfy the stage; required for a stage beyond the three defaults.
+    pub satisfied_by: Option<Vec<String>>,
+    /// Display names (docs/contract.md §10.3); defaults for the known stages.
+    pub label_zh: Option<String>,
+    pub label_en: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct SlaConfig {
-    pub visit_within: HumanDuration,
-    pub meet_within: HumanDuration,
-    pub feedback_within: HumanDuration,
+    /// The stage list, in order (docs/contract.md §10.1).
+    pub stages: Vec<String>,
     pub warn_before: HumanDuration,
     pub escalate_after: Vec<HumanDuration>,
     pub notify: Vec<Vec<String>>,
@@ -335,6 +347,10 @@ pub struct SlaConfig {
     pub max_clock_skew: HumanDuration,
     pub max_message_bytes: usize,
     pub risk: RiskOverrides,
+    pub stage: BTreeMap<String, StageConfig>,
+    /// `<stage>_within` for every stage; any other key is refused by [`Config::validate`].
+    #[serde(flatten)]
+    pub within: BTreeMap<String, toml::Value>,
 }
 
 impl Default for SlaConfig {
@@ -342,9 +358,7 @@ impl Default for SlaConfig {
         let mins = |m: u64| HumanDuration(Duration::from_secs(m * 60));
         let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         SlaConfig {
-            visit_within: mins(60),
-            meet_within: mins(120),
-            feedback_within: mins(360),
+            stages: names(&Stage::DEFAULTS),
             warn_before: mins(15),
             escalate_after: vec![mins(0), mins(30), mins(120)],
             notify: vec![
@@ -358,7 +372,64 @@ impl Default for SlaConfig {
             max_clock_skew: mins(5),
             max_message_bytes: 65536,
             risk: RiskOverrides::default(),
+            stage: BTreeMap::new(),
+            within: BTreeMap::new(),
         }
+    }
+}
+
+/// docs/contract.md §1's deadlines of the default stages, used when `<stage>_within` is absent.
+fn default_within(stage: &str) -> Option<Duration> {
+    let hours = match stage {
+        "visit" => 1,
+        "meet" => 2,
+        "feedback" => 6,
+        _ => return None,
+    };
+    Some(Duration::from_secs(hours * 3600))
+}
+
+/// Display names of the stages people already know (docs/contract.md §10.3).
+fn default_labels(stage: &str) -> Option<(&'static str, &'static str)> {
+    Some(match stage {
+        "visit" => ("上门", "Visit"),
+        "meet" => ("见面", "Meet"),
+        "feedback" => ("反馈", "Feedback"),
+        "sign_for" => ("签收", "Sign for"),
+        _ => return None,
+    })
+}
+
+/// A stage's display names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageLabel {
+    pub zh: String,
+    pub en: String,
+}
+
+/// `[display]`: how people read times and names (docs/contract.md §10.3).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DisplayConfig {
+    /// IANA time zone of every time shown to people; machine-readable output stays UTC.
+    pub timezone: String,
+    /// `zh-CN` or `en`.
+    pub language: String,
+}
+
+impl Default for DisplayConfig {
+    fn default() -> Self {
+        DisplayConfig {
+            timezone: "Asia/Shanghai".into(),
+            language: "zh-CN".into(),
+        }
+    }
+}
+
+impl DisplayConfig {
+    /// The display zone; [`Config::validate`] checked the name.
+    pub fn zone(&self) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get(&self.timezone).unwrap_or(jiff::tz::TimeZone::UTC)
     }
 }
 
@@ -490,21 +561,20 @@ impl Config {
         if s.retention.0.is_zero() {
             return Err(ConfigError::key("sla.retention", "must be greater than 0s"));
         }
-        for (risk, o) in [
-            ("", None),
-            ("high", s.risk.high.as_ref()),
-            ("medium", s.risk.medium.as_ref()),
-            ("low", s.risk.low.as_ref()),
-        ] {
-            if risk.is_empty() || o.is_some() {
-                let ladder = self.ladder_with(o);
-                let prefix = if risk.is_empty() {
-                    "sla".to_string()
-                } else {
-                    format!("sla.risk.{risk}")
-                };
-                check_ladder(&prefix, &ladder)?;
-            }
+        self.build_policy()?;
+        self.stage_labels()?;
+        let d = &self.display;
+        if jiff::tz::TimeZone::get(&d.timezone).is_err() {
+            return Err(ConfigError::key(
+                "display.timezone",
+                format!("{:?} is not an IANA time zone name", d.timezone),
+            ));
+        }
+        if !["zh-CN", "en"].contains(&d.language.as_str()) {
+            return Err(ConfigError::key(
+                "display.language",
+                format!("{:?} is not zh-CN or en", d.language),
+            ));
         }
         if let Some(am) = &self.alertmanager {
             if !(am.url.starts_with("http://") || am.url.starts_with("https://"))
@@ -539,37 +609,147 @@ impl Config {
         Ok(())
     }
 
-    fn ladder_with(&self, o: Option<&LadderOverride>) -> Ladder {
-        let s = &self.sla;
-        let o = o.cloned().unwrap_or_default();
-        Ladder {
-            within: [
-                o.visit_within.unwrap_or(s.visit_within).millis(),
-                o.meet_within.unwrap_or(s.meet_within).millis(),
-                o.feedback_within.unwrap_or(s.feedback_within).millis(),
-            ],
-            warn_before: o.warn_before.unwrap_or(s.warn_before).millis(),
-            escalate_after: o
-                .escalate_after
-                .unwrap_or_else(|| s.escalate_after.clone())
-                .iter()
-                .map(|d| d.millis())
-                .collect(),
-            notify: o.notify.unwrap_or_else(|| s.notify.clone()),
-            warn_notify: o.warn_notify.unwrap_or_else(|| s.warn_notify.clone()),
-            grace: o.grace.unwrap_or(s.grace).millis(),
-        }
+    /// The effective policy, overrides applied. [`Config::validate`] has checked it.
+    pub fn policy(&self) -> Policy {
+        self.build_policy()
+            .expect("Config::validate checked the policy")
     }
 
-    /// The effective policy, overrides applied.
-    pub fn policy(&self) -> Policy {
-        let r = &self.sla.risk;
-        Policy {
-            high: self.ladder_with(r.high.as_ref()),
-            medium: self.ladder_with(r.medium.as_ref()),
-            low: self.ladder_with(r.low.as_ref()),
-            retention: self.sla.retention.millis(),
+    /// Builds the policy of `[sla]`, naming the key of the first problem (docs/contract.md §10.1).
+    pub fn build_policy(&self) -> Result<Policy, ConfigError> {
+        let s = &self.sla;
+        let stages = stage_list("sla.stages", &s.stages, None)?;
+        for name in s.stage.keys() {
+            if !stages.iter().any(|st| st == name.as_str()) {
+                return Err(ConfigError::key(
+                    format!("sla.stage.{name}"),
+                    "names a stage that is not in sla.stages",
+                ));
+            }
         }
+        let mut rules = Vec::with_capacity(stages.len());
+        let within = within_keys("sla", &s.within, &stages)?;
+        for stage in &stages {
+            let key = format!("sla.stage.{stage}.satisfied_by");
+            let satisfied_by = match s
+                .stage
+                .get(stage.as_str())
+                .and_then(|c| c.satisfied_by.as_ref())
+            {
+                Some(kinds) => satisfied_by(&key, kinds)?,
+                None => StageRule::default_satisfied_by(stage.as_str()).ok_or_else(|| {
+                    ConfigError::key(
+                        &key,
+                        "is required for a stage other than visit, meet and feedback",
+                    )
+                })?,
+            };
+            let within = within
+                .get(stage.as_str())
+                .copied()
+                .or_else(|| default_within(stage.as_str()))
+                .ok_or_else(|| {
+                    ConfigError::key(
+                        format!("sla.{stage}_within"),
+                        "is required for every stage of sla.stages",
+                    )
+                })?;
+            rules.push(StageRule {
+                stage: stage.clone(),
+                within: HumanDuration(within).millis(),
+                satisfied_by,
+            });
+        }
+        let base = Ladder {
+            stages: rules,
+            warn_before: s.warn_before.millis(),
+            escalate_after: s.escalate_after.iter().map(|d| d.millis()).collect(),
+            notify: s.notify.clone(),
+            warn_notify: s.warn_notify.clone(),
+            grace: s.grace.millis(),
+        };
+        check_ladder("sla", &base)?;
+        let r = &s.risk;
+        let ladder = |risk: Risk, o: Option<&LadderOverride>| -> Result<Ladder, ConfigError> {
+            let Some(o) = o else {
+                return Ok(base.clone());
+            };
+            let prefix = format!("sla.risk.{risk}");
+            let required = match &o.stages {
+                Some(list) => stage_list(&format!("{prefix}.stages"), list, Some(&stages))?,
+                None => stages.clone(),
+            };
+            let within = within_keys(&prefix, &o.within, &stages)?;
+            let ladder = Ladder {
+                stages: base
+                    .stages
+                    .iter()
+                    .filter(|r| required.contains(&r.stage))
+                    .map(|r| StageRule {
+                        within: within
+                            .get(r.stage.as_str())
+                            .map(|d| HumanDuration(*d).millis())
+                            .unwrap_or(r.within),
+                        ..r.clone()
+                    })
+                    .collect(),
+                warn_before: o.warn_before.map_or(base.warn_before, |d| d.millis()),
+                escalate_after: o.escalate_after.as_ref().map_or_else(
+                    || base.escalate_after.clone(),
+                    |v| v.iter().map(|d| d.millis()).collect(),
+                ),
+                notify: o.notify.clone().unwrap_or_else(|| base.notify.clone()),
+                warn_notify: o
+                    .warn_notify
+                    .clone()
+                    .unwrap_or_else(|| base.warn_notify.clone()),
+                grace: o.grace.map_or(base.grace, |d| d.millis()),
+            };
+            check_ladder(&prefix, &ladder)?;
+            Ok(ladder)
+        };
+        Ok(Policy::new(Ladders {
+            high: ladder(Risk::High, r.high.as_ref())?,
+            medium: ladder(Risk::Medium, r.medium.as_ref())?,
+            low: ladder(Risk::Low, r.low.as_ref())?,
+        }))
+    }
+
+    /// Each configured stage's display names: `[sla.stage.<name>]` labels, else the known
+    /// names of docs/contract.md §10.3, else the stage name itself.
+    pub fn stage_labels(&self) -> Result<BTreeMap<String, StageLabel>, ConfigError> {
+        let mut out = BTreeMap::new();
+        for stage in &self.sla.stages {
+            let c = self.sla.stage.get(stage).cloned().unwrap_or_default();
+            let (zh, en) = default_labels(stage).unwrap_or((stage.as_str(), stage.as_str()));
+            for (lang, label) in [("label_zh", &c.label_zh), ("label_en", &c.label_en)] {
+                if label
+                    .as_ref()
+                    .is_some_and(|l| l.trim().is_empty() || l.chars().count() > 32)
+                {
+                    return Err(ConfigError::key(
+                        format!("sla.stage.{stage}.{lang}"),
+                        "must be 1-32 characters",
+                    ));
+                }
+            }
+            out.insert(
+                stage.clone(),
+                StageLabel {
+                    zh: c.label_zh.unwrap_or_else(|| zh.to_owned()),
+                    en: c.label_en.unwrap_or_else(|| en.to_owned()),
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// The policy in force and the retention of closed records.
+    pub fn policies(&self) -> crate::domain::Policies {
+        crate::domain::Policies::new(
+            std::sync::Arc::new(self.policy()),
+            self.sla.retention.millis(),
+        )
     }
 
     pub fn limits(&self) -> Limits {
@@ -580,14 +760,102 @@ impl Config {
     }
 }
 
+/// A stage list (`sla.stages` or a risk's `stages`): non-empty, valid unique names, and for a
+/// risk only stages of `sla.stages`.
+fn stage_list(
+    key: &str,
+    names: &[String],
+    all: Option<&[Stage]>,
+) -> Result<Vec<Stage>, ConfigError> {
+    if names.is_empty() {
+        return Err(ConfigError::key(key, "must name at least one stage"));
+    }
+    let mut out: Vec<Stage> = Vec::with_capacity(names.len());
+    for name in names {
+        let stage = Stage::new(name).map_err(|e| ConfigError::key(key, e))?;
+        if out.contains(&stage) {
+            return Err(ConfigError::key(key, format!("names {name:?} twice")));
+        }
+        if all.is_some_and(|all| !all.contains(&stage)) {
+            return Err(ConfigError::key(
+                key,
+                format!("names {name:?}, which is not in sla.stages"),
+            ));
+        }
+        out.push(stage);
+    }
+    Ok(out)
+}
+
+/// The `<stage>_within` keys of a section. A key naming no stage of `stages` is refused, except
+/// the three of version 1 (`visit_within`, …), which stay valid keys when their stage is left out.
+fn within_keys(
+    prefix: &str,
+    keys: &BTreeMap<String, toml::Value>,
+    stages: &[Stage],
+) -> Result<BTreeMap<String, Duration>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (key, value) in keys {
+        let full = format!("{prefix}.{key}");
+        let Some(stage) = key.strip_suffix("_within") else {
+            return Err(ConfigError::key(full, "unknown key"));
+        };
+        if !stages.iter().any(|s| s == stage) && !Stage::DEFAULTS.contains(&stage) {
+            return Err(ConfigError::key(
+                full,
+                format!("unknown key: {stage:?} is not a stage of sla.stages"),
+            ));
+        }
+        let d = value
+            .as_str()
+            .ok_or_else(|| format!("expected a duration string, found {}", value.type_str()))
+            .and_then(|v| {
+                humantime::parse_duration(v).map_err(|e| format!("{v:?} is not a duration ({e})"))
+            })
+            .map_err(|problem| ConfigError::key(&full, problem))?;
+        out.insert(stage.to_owned(), d);
+    }
+    Ok(out)
+}
+
+/// A stage's `satisfied_by`: known kinds, at least one, never `closed` (it closes an alert
+/// without satisfying anything).
+fn satisfied_by(key: &str, kinds: &[String]) -> Result<Vec<DispositionKind>, ConfigError> {
+    if kinds.is_empty() {
+        return Err(ConfigError::key(
+            key,
+            "must name at least one disposition kind",
+        ));
+    }
+    let mut out = Vec::with_capacity(kinds.len());
+    for k in kinds {
+        let kind = DispositionKind::parse(k).ok_or_else(|| {
+            ConfigError::key(
+                key,
+                format!("{k:?} is not a disposition kind (acknowledged, visited, met, feedback)"),
+            )
+        })?;
+        if kind == DispositionKind::Closed {
+            return Err(ConfigError::key(
+                key,
+                "\"closed\" closes an alert without satisfying any stage",
+            ));
+        }
+        if !out.contains(&kind) {
+            out.push(kind);
+        }
+    }
+    Ok(out)
+}
+
 fn check_ladder(prefix: &str, l: &Ladder) -> Result<(), ConfigError> {
     let key = |k: &str| format!("{prefix}.{k}");
-    for (name, within) in ["visit_within", "meet_within", "feedback_within"]
-        .iter()
-        .zip(l.within)
-    {
-        if within <= 0 {
-            return Err(ConfigError::key(key(name), "must be greater than 0s"));
+    for r in &l.stages {
+        if r.within <= 0 {
+            return Err(ConfigError::key(
+                key(&format!("{}_within", r.stage)),
+                "must be greater than 0s",
+            ));
         }
     }
     // Levels are numbered 1..=255 in escalation ids and metrics; an empty ladder only warns.
@@ -709,8 +977,17 @@ mod tests {
         let c = Config::parse("[sla.risk.high]\nvisit_within = \"30m\"\n").unwrap();
         c.validate().unwrap();
         let p = c.policy();
-        assert_eq!(p.high.within, [30 * 60_000, 2 * 3_600_000, 6 * 3_600_000]);
-        assert_eq!(p.medium, Policy::default().medium);
+        let within: Vec<Millis> = p
+            .for_risk(Risk::High)
+            .stages
+            .iter()
+            .map(|r| r.within)
+            .collect();
+        assert_eq!(within, [30 * 60_000, 2 * 3_600_000, 6 * 3_600_000]);
+        assert_eq!(
+            p.for_risk(Risk::Medium),
+            Policy::default().for_risk(Risk::Medium)
+        );
     }
 
     #[test]
@@ -762,7 +1039,8 @@ mod tests {
     fn default_toml_is_the_contract_policy() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
         let c = Config::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
-        assert_eq!(c.policy().medium, Policy::default().medium);
-        assert_eq!(c.policy().low, Policy::default().low);
+        for risk in [Risk::Medium, Risk::Low] {
+            assert_eq!(c.policy().for_risk(risk), Policy::default().for_risk(risk));
+        }
     }
 }

@@ -17,6 +17,26 @@ pub(crate) struct Health {
     assigned: AtomicI64,
     /// Open alerts per owned partition; the gauge is their sum.
     open: Mutex<HashMap<i32, i64>>,
+    /// The policy in force and what the last `SIGHUP` reload did, for `/readyz`.
+    config: Mutex<ConfigStatus>,
+}
+
+/// The policy in force and the outcome of the last reload.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub(crate) struct ConfigStatus {
+    pub(crate) policy_version: String,
+    /// `None` until a reload is asked for.
+    pub(crate) last_reload: Option<ReloadOutcome>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct ReloadOutcome {
+    pub(crate) ok: bool,
+    /// UTC, RFC 3339.
+    pub(crate) at: String,
+    /// Why the file was refused, naming the key; the old policy stays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
 }
 
 impl Default for Health {
@@ -27,6 +47,7 @@ impl Default for Health {
             owned: AtomicUsize::default(),
             assigned: AtomicI64::new(-1),
             open: Mutex::default(),
+            config: Mutex::default(),
         }
     }
 }
@@ -88,6 +109,18 @@ impl Health {
     }
     pub(crate) fn redis_ok(&self) -> bool {
         self.redis.load(Ordering::Relaxed)
+    }
+    pub(crate) fn config(&self) -> ConfigStatus {
+        self.config
+            .lock()
+            .expect("config status lock is never poisoned")
+            .clone()
+    }
+    pub(crate) fn set_config(&self, status: ConfigStatus) {
+        *self
+            .config
+            .lock()
+            .expect("config status lock is never poisoned") = status;
     }
     /// Records a partition's open-alert count (`None` when released); returns the total.
     pub(crate) fn set_open(&self, partition: i32, count: Option<i64>) -> i64 {

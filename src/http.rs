@@ -7,13 +7,15 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use subtle::ConstantTimeEq;
+use tokio::sync::watch;
 
 use crate::domain::sla::StageStatus;
 use crate::domain::time::format_utc;
 use crate::domain::validate::is_identifier;
-use crate::domain::{AlertState, Stage};
+use crate::domain::{AlertState, Policies, Policy};
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -27,6 +29,8 @@ pub(crate) struct HttpState {
     /// 503 until then, while `/healthz`, `/readyz` and `/metrics` answer from the start.
     pub(crate) query: Arc<OnceLock<(Store, i32)>>,
     pub(crate) token: Option<String>,
+    /// The policy in force; an alert is shown with the snapshot it keeps.
+    pub(crate) policies: watch::Receiver<Arc<Policies>>,
 }
 
 /// Only `/metrics`, for `[http].metrics_listen` (a separate scrape address).
@@ -74,6 +78,7 @@ async fn readyz(State(s): State<HttpState>) -> Response {
         "kafka": s.health.kafka_ok(),
         "redis": s.health.redis_ok(),
         "partitions_owned": s.health.owned(),
+        "config": s.health.config(),
     });
     let code = if readiness == crate::health::Readiness::Ready {
         StatusCode::OK
@@ -110,13 +115,13 @@ fn unauthorised() -> Response {
 }
 
 /// The alert id does not say which partition the producer chose, so every partition is asked.
-async fn find(s: &HttpState, alert_id: &str) -> Result<Option<AlertState>, Response> {
+async fn find(s: &HttpState, alert_id: &str) -> Result<Option<(i32, AlertState)>, Response> {
     let Some((store, partitions)) = s.query.get() else {
         return Err(starting());
     };
     for p in 0..*partitions {
         match store.get(p, alert_id).await {
-            Ok(Some(state)) if state.alert.is_some() => return Ok(Some(state)),
+            Ok(Some(state)) if state.alert.is_some() => return Ok(Some((p, state))),
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "Query failed.");
@@ -147,19 +152,61 @@ async fn alert(
     match find(&s, &alert_id).await {
         Err(r) => r,
         Ok(None) => error(StatusCode::NOT_FOUND, "unknown alert"),
-        Ok(Some(state)) => Json(alert_view(&state)).into_response(),
+        Ok(Some((p, state))) => {
+            let policy = Snapshots::new(&s).for_state(p, &state).await;
+            Json(alert_view(&state, &policy)).into_response()
+        }
+    }
+}
+
+/// The policy snapshots alerts keep, read from Redis as the answer needs them.
+struct Snapshots<'a> {
+    s: &'a HttpState,
+    policies: Arc<Policies>,
+    read: HashMap<String, Arc<Policy>>,
+}
+
+impl<'a> Snapshots<'a> {
+    fn new(s: &'a HttpState) -> Snapshots<'a> {
+        Snapshots {
+            s,
+            policies: s.policies.borrow().clone(),
+            read: HashMap::new(),
+        }
+    }
+
+    /// The alert's snapshot; the policy in force if it names none or Redis lost it.
+    async fn for_state(&mut self, partition: i32, state: &AlertState) -> Arc<Policy> {
+        let Some(version) = state.policy_version.as_deref() else {
+            return self.policies.current().clone();
+        };
+        if let Some(p) = self.policies.get(version).or(self.read.get(version)) {
+            return p.clone();
+        }
+        if let Some((store, _)) = self.s.query.get() {
+            if let Ok(stored) = store.policies(partition).await {
+                for (v, json) in stored {
+                    if let Ok(p) = Policy::from_snapshot(&v, &json) {
+                        self.read.insert(v, Arc::new(p));
+                    }
+                }
+            }
+        }
+        self.read
+            .get(version)
+            .cloned()
+            .unwrap_or_else(|| self.policies.current().clone())
     }
 }
 
 /// The public view of an alert: stages and timeline, never personal data.
-pub(crate) fn alert_view(state: &AlertState) -> Value {
+pub(crate) fn alert_view(state: &AlertState, policy: &Policy) -> Value {
     let Some(a) = &state.alert else {
         return Value::Null;
     };
-    let stages: serde_json::Map<String, Value> = Stage::ALL
-        .iter()
-        .filter_map(|&st| state.stage(st).map(|c| (st, c)))
-        .map(|(st, c)| {
+    let stages: serde_json::Map<String, Value> = state
+        .clocks(policy)
+        .map(|(rule, c)| {
             let (status, satisfied_at, on_time) = match c.status {
                 StageStatus::Open => ("open", None, None),
                 StageStatus::Satisfied { at, on_time } => {
@@ -169,7 +216,7 @@ pub(crate) fn alert_view(state: &AlertState) -> Value {
             };
             let levels: Vec<u8> = (1..=c.level).collect();
             (
-                st.as_str().to_owned(),
+                rule.stage.as_str().to_owned(),
                 json!({
                     "deadline": format_utc(c.deadline),
                     "status": status,
@@ -197,7 +244,7 @@ pub(crate) fn alert_view(state: &AlertState) -> Value {
             if let Some(o) = t.outcome {
                 m.insert("outcome".into(), json!(o.as_str()));
             }
-            if let Some(st) = t.stage {
+            if let Some(st) = &t.stage {
                 m.insert("stage".into(), json!(st.as_str()));
             }
             if let Some(l) = t.level {
@@ -215,6 +262,8 @@ pub(crate) fn alert_view(state: &AlertState) -> Value {
         "fraud_type": a.fraud_type,
         "status": if state.is_open() { "open" } else { "closed" },
         "closed_at": state.closed_at.map(format_utc),
+        "policy_version": state.policy_version.as_deref().unwrap_or(policy.version()),
+        "stage_order": state.clocks(policy).map(|(r, _)| r.stage.as_str()).collect::<Vec<_>>(),
         "stages": stages,
         "timeline": timeline,
     })
@@ -264,6 +313,7 @@ async fn overdue(
     }
     rows.sort();
     let now = chrono::Utc::now().timestamp_millis();
+    let mut snapshots = Snapshots::new(&s);
     let mut out = Vec::new();
     for (since, p, id) in rows {
         if out.len() >= limit {
@@ -280,11 +330,11 @@ async fn overdue(
         {
             continue;
         }
-        let breached: Vec<Value> = Stage::ALL
-            .iter()
-            .filter_map(|&st| state.stage(st).map(|c| (st, c)))
+        let policy = snapshots.for_state(p, &state).await;
+        let breached: Vec<Value> = state
+            .clocks(&policy)
             .filter(|(_, c)| c.status == StageStatus::Open && c.level > 0)
-            .map(|(st, c)| json!({ "stage": st.as_str(), "deadline": format_utc(c.deadline), "level": c.level }))
+            .map(|(r, c)| json!({ "stage": r.stage.as_str(), "deadline": format_utc(c.deadline), "level": c.level }))
             .collect();
         out.push(json!({
             "alert_id": a.alert_id,

@@ -9,7 +9,7 @@
 //! - [`ingest`] — Kafka in: the consumer, each partition's input queues, dead letters.
 //! - [`escalate`] — out: the outbox relay to Kafka, at least once, and the Alertmanager sink.
 //! - [`retry`] — the one retry-with-backoff helper.
-//! - [`http`], [`metrics`], [`health`] — what operators see.
+//! - [`http`], [`metrics`], [`health`] — what operators see; [`reload`] — `SIGHUP`.
 //! - [`app`] — wiring and shutdown; [`simulate`] — the load generator; [`watch`] — prints
 //!   escalations for the demo.
 
@@ -25,6 +25,7 @@ mod metrics;
 pub mod partition;
 pub mod policy_report;
 mod process_metrics;
+mod reload;
 mod retry;
 pub mod simulate;
 pub mod store;

@@ -120,7 +120,7 @@ fn main() -> ExitCode {
         Command::Run { log_format, .. } => {
             init_tracing(log_format);
             on_runtime(|cancel| async move {
-                match fraud_sla::app::run(config, cancel).await {
+                match fraud_sla::app::run(config, path, cancel).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         tracing::error!(error = %e, "Cannot run.");

@@ -34,23 +34,31 @@ struct DeadletterLabels {
 }
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CompletionLabels {
-    stage: &'static str,
+    stage: String,
     result: &'static str,
 }
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageLabel {
-    stage: &'static str,
+    stage: String,
 }
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EscalationLabels {
-    stage: &'static str,
+    stage: String,
     kind: &'static str,
     level: String,
 }
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BreachLabels {
-    stage: &'static str,
+    stage: String,
     jurisdiction: String,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabel {
+    policy_version: String,
 }
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LagLabels {
@@ -61,7 +69,7 @@ struct LagLabels {
 type Hist<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn completion_histogram() -> Histogram {
-    // 1 minute to 12 hours: the SLA is 1 h / 2 h / 6 h.
+    // 1 minute to 12 hours: a sign-for in minutes to the default 6 h feedback, and late ones.
     Histogram::new([
         60.0, 300.0, 600.0, 900.0, 1800.0, 2700.0, 3600.0, 5400.0, 7200.0, 10800.0, 14400.0,
         21600.0, 28800.0, 43200.0,
@@ -98,6 +106,9 @@ pub(crate) struct Metrics {
     outcomes: Family<OutcomeLabel, Counter>,
     redis_rollbacks: Counter<u64, AtomicU64>,
     already_applied: Family<TopicLabel, Counter>,
+    config_reloads: Family<ResultLabel, Counter>,
+    config_last_reload_successful: Gauge,
+    policy_info: Family<PolicyLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -135,6 +146,9 @@ impl Metrics {
             outcomes: Family::default(),
             redis_rollbacks: Counter::default(),
             already_applied: Family::default(),
+            config_reloads: Family::default(),
+            config_last_reload_successful: Gauge::default(),
+            policy_info: Family::default(),
             registry: Registry::default(),
         };
         // Counters are registered without `_total`: the encoder appends it.
@@ -244,7 +258,46 @@ impl Metrics {
             "Redis operations that failed and were retried.",
             m.redis_errors.clone(),
         );
+        registry.register(
+            "fraud_sla_config_reloads",
+            "Reloads of the configuration file on SIGHUP, by result (success, failure).",
+            m.config_reloads.clone(),
+        );
+        registry.register(
+            "fraud_sla_config_last_reload_successful",
+            "1 if the last reload of the configuration succeeded (or none was asked for), else 0.",
+            m.config_last_reload_successful.clone(),
+        );
+        registry.register(
+            "fraud_sla_policy_info",
+            "The policy in force for new alerts: 1, labelled with its policy_version.",
+            m.policy_info.clone(),
+        );
+        m.config_last_reload_successful.set(1);
         Metrics { registry, ..m }
+    }
+
+    /// The policy `version` is in force from now on (at start-up, or after a reload).
+    pub(crate) fn policy_in_force(&self, version: &str, previous: Option<&str>) {
+        if let Some(previous) = previous.filter(|p| *p != version) {
+            self.policy_info.remove(&PolicyLabel {
+                policy_version: previous.to_owned(),
+            });
+        }
+        self.policy_info
+            .get_or_create(&PolicyLabel {
+                policy_version: version.to_owned(),
+            })
+            .set(1);
+    }
+
+    /// A `SIGHUP` reload succeeded or failed.
+    pub(crate) fn config_reloaded(&self, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.config_reloads
+            .get_or_create(&ResultLabel { result })
+            .inc();
+        self.config_last_reload_successful.set(i64::from(ok));
     }
 
     /// The OpenMetrics text exposition.
@@ -280,7 +333,7 @@ impl Metrics {
                 stage,
                 on_time,
                 seconds,
-            } => self.stage_completed(*stage, *on_time, *seconds),
+            } => self.stage_completed(stage, *on_time, *seconds),
             Effect::Escalate(e) => self.escalation(e),
             Effect::DispositionHeld | Effect::AlertClosed => {}
         }
@@ -307,17 +360,17 @@ impl Metrics {
             })
             .inc();
     }
-    fn stage_completed(&self, stage: Stage, on_time: bool, seconds: f64) {
+    fn stage_completed(&self, stage: &Stage, on_time: bool, seconds: f64) {
         let result = if on_time { "on_time" } else { "late" };
         self.completions
             .get_or_create(&CompletionLabels {
-                stage: stage.as_str(),
+                stage: stage.as_str().to_owned(),
                 result,
             })
             .inc();
         self.completion_seconds
             .get_or_create(&StageLabel {
-                stage: stage.as_str(),
+                stage: stage.as_str().to_owned(),
             })
             .observe(seconds);
     }
@@ -326,7 +379,7 @@ impl Metrics {
     pub(crate) fn escalation(&self, e: &Escalation) {
         self.escalations
             .get_or_create(&EscalationLabels {
-                stage: e.stage.as_str(),
+                stage: e.stage.as_str().to_owned(),
                 kind: e.kind.as_str(),
                 level: e.level.to_string(),
             })
@@ -334,7 +387,7 @@ impl Metrics {
         if e.kind == EscalationKind::Breach && e.level == 1 {
             self.breaches
                 .get_or_create(&BreachLabels {
-                    stage: e.stage.as_str(),
+                    stage: e.stage.as_str().to_owned(),
                     jurisdiction: e.jurisdiction.clone(),
                 })
                 .inc();
@@ -469,7 +522,7 @@ mod tests {
         m.effect(&Effect::DuplicateAlert, "fraud.alerts");
         m.effect(
             &Effect::StageCompleted {
-                stage: Stage::Visit,
+                stage: Stage::new("visit").unwrap(),
                 on_time: false,
                 seconds: 4000.0,
             },
@@ -480,7 +533,7 @@ mod tests {
             &Effect::Escalate(Escalation {
                 escalation_id: "A:visit:1".into(),
                 alert_id: "A".into(),
-                stage: Stage::Visit,
+                stage: Stage::new("visit").unwrap(),
                 level: 1,
                 kind: EscalationKind::Breach,
                 jurisdiction: "620102-GWM".into(),

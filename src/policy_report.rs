@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::config::{redact_url, Config};
-use crate::domain::{Risk, Stage};
+use crate::domain::Risk;
 
 fn dur(ms: i64) -> String {
     humantime::format_duration(std::time::Duration::from_millis(ms.max(0) as u64)).to_string()
@@ -69,31 +69,47 @@ pub fn render(c: &Config) -> String {
         s.retention, s.max_clock_skew, s.max_message_bytes
     );
     let policy = c.policy();
+    let labels = c.stage_labels().unwrap_or_default();
+    let _ = writeln!(out, "policy_version = {}\n", policy.version());
     for risk in Risk::ALL {
         let l = policy.for_risk(risk);
         let _ = writeln!(out, "risk {risk}:");
-        for stage in Stage::ALL {
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<24} {:<26} satisfied by",
+            "stage", "label", "deadline"
+        );
+        for r in &l.stages {
+            let label = labels
+                .get(r.stage.as_str())
+                .map(|l| format!("{} / {}", l.zh, l.en))
+                .unwrap_or_default();
+            let kinds: Vec<&str> = r.satisfied_by.iter().map(|k| k.as_str()).collect();
             let _ = writeln!(
                 out,
-                "  {:<9} deadline issued_at + {}",
-                stage.as_str(),
-                dur(l.within(stage))
+                "  {:<12} {:<w$} {:<26} {}",
+                r.stage.as_str(),
+                label,
+                format!("issued_at + {}", dur(r.within)),
+                kinds.join(", "),
+                // CJK characters take two columns.
+                w = 24usize.saturating_sub(label.chars().filter(|c| !c.is_ascii()).count()),
             );
         }
         if l.warn_before > 0 {
             let _ = writeln!(
                 out,
-                "  warning   {} before the deadline -> {}",
+                "  warning      {} before each deadline -> {}",
                 dur(l.warn_before),
                 l.warn_notify.join(", ")
             );
         } else {
-            let _ = writeln!(out, "  warning   disabled");
+            let _ = writeln!(out, "  warning      disabled");
         }
         for (i, after) in l.escalate_after.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "  level {}   deadline + {} -> {}",
+                "  level {:<6} deadline + {} -> {}",
                 i + 1,
                 dur(*after),
                 l.notify[i].join(", ")
@@ -102,10 +118,16 @@ pub fn render(c: &Config) -> String {
         if l.grace > 0 {
             let _ = writeln!(
                 out,
-                "  grace     {} added to every warning and breach",
+                "  grace        {} added to every warning and breach",
                 dur(l.grace)
             );
         }
     }
+    let d = &c.display;
+    let _ = writeln!(
+        out,
+        "\ndisplay: times in {}, language {}",
+        d.timezone, d.language
+    );
     out
 }

@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use fraud_sla::domain::{Alert, AlertState, Policy, Risk};
+use fraud_sla::domain::{Alert, AlertState, Policies, Risk};
 use fraud_sla::store::{AlertWrite, Batch, RedisConn, Store, StoreError};
 
 fn opened(id: &str) -> AlertState {
@@ -17,19 +17,24 @@ fn opened(id: &str) -> AlertState {
         fraud_type: None,
         amount_cents: None,
     };
-    s.apply_alert(alert, &Policy::default(), 1_795_000_000_000);
+    s.apply_alert(alert, &Policies::default(), 1_795_000_000_000);
     s
 }
 
 fn batch(id: &str, offset: i64) -> Batch {
     Batch {
         offsets: vec![("fraud.alerts".into(), offset)],
-        alerts: vec![AlertWrite::from_state(id, &opened(id), &Policy::default())],
+        alerts: vec![AlertWrite::from_state(
+            id,
+            &opened(id),
+            &Policies::default(),
+        )],
         escalations: vec![(
             format!("{id}:visit:1"),
             format!("{{\"escalation_id\":\"{id}:visit:1\"}}"),
         )],
         notices: vec![],
+        policies: vec![],
     }
 }
 

@@ -44,7 +44,7 @@ pub struct Escalation {
 
 impl Escalation {
     /// `<alert_id>:<stage>:<level>` or `<alert_id>:<stage>:resolved`: stable across redelivery.
-    pub fn id_for(alert_id: &str, stage: Stage, kind: EscalationKind, level: u8) -> String {
+    pub fn id_for(alert_id: &str, stage: &Stage, kind: EscalationKind, level: u8) -> String {
         match kind {
             EscalationKind::Resolved => format!("{alert_id}:{stage}:resolved"),
             _ => format!("{alert_id}:{stage}:{level}"),

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 use super::time::Millis;
 
@@ -39,34 +40,64 @@ impl fmt::Display for Risk {
     }
 }
 
-/// One SLA stage; each alert has a clock for each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stage {
-    Visit,
-    Meet,
-    Feedback,
-}
+/// One SLA stage, by its configured name (docs/contract.md §10.1): 1–32 chars of `[a-z0-9_]`.
+/// Cheap to clone: escalations, effects and metrics share one allocation per name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Stage(Arc<str>);
 
 impl Stage {
-    pub const ALL: [Stage; 3] = [Stage::Visit, Stage::Meet, Stage::Feedback];
+    /// The stages of docs/contract.md §1, in order: the default stage list.
+    pub const DEFAULTS: [&'static str; 3] = ["visit", "meet", "feedback"];
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Visit => "visit",
-            Stage::Meet => "meet",
-            Stage::Feedback => "feedback",
+    /// A stage name, if it is one (1–32 chars of `[a-z0-9_]`).
+    pub fn new(name: &str) -> Result<Stage, String> {
+        let valid = (1..=32).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if valid {
+            Ok(Stage(name.into()))
+        } else {
+            Err(format!(
+                "{name:?} is not a stage name (1-32 characters of a-z, 0-9 and _)"
+            ))
         }
     }
 
-    pub fn index(self) -> usize {
-        self as usize
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Stage {
+    type Error = String;
+    fn try_from(s: String) -> Result<Stage, String> {
+        Stage::new(&s)
+    }
+}
+
+impl From<Stage> for String {
+    fn from(s: Stage) -> String {
+        s.0.to_string()
+    }
+}
+
+impl PartialEq<str> for Stage {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Stage {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
     }
 }
 
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.0)
     }
 }
 
@@ -104,17 +135,7 @@ impl DispositionKind {
         DispositionKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// The stages this kind satisfies (docs/contract.md §2: `met` also satisfies `visit`).
-    pub fn satisfies(self) -> &'static [Stage] {
-        match self {
-            DispositionKind::Visited => &[Stage::Visit],
-            DispositionKind::Met => &[Stage::Visit, Stage::Meet],
-            DispositionKind::Feedback => &[Stage::Feedback],
-            DispositionKind::Acknowledged | DispositionKind::Closed => &[],
-        }
-    }
-
-    /// Whether this kind closes the alert.
+    /// Whether this kind closes the alert (docs/contract.md §10.1: `feedback` and `closed`, always).
     pub fn closes(self) -> bool {
         matches!(self, DispositionKind::Feedback | DispositionKind::Closed)
     }

@@ -12,7 +12,7 @@ pub mod validate;
 
 pub use escalation::{Escalation, EscalationKind};
 pub use event::{Alert, Disposition, DispositionKind, Outcome, Risk, Stage};
-pub use policy::{Ladder, Policy};
+pub use policy::{Ladder, Ladders, Policies, Policy, StageRule};
 pub use sla::{AlertState, Effect, StageStatus};
 pub use time::Millis;
 pub use validate::{Decoded, Rejection};

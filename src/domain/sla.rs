@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::escalation::{Escalation, EscalationKind};
 use super::event::{Alert, Disposition, DispositionKind, Outcome, Risk, Stage};
-use super::policy::{Ladder, Policy};
+use super::policy::{Ladder, Policies, Policy, StageRule};
 use super::time::Millis;
 
 /// Longest timeline kept per alert; older entries are dropped first.
@@ -26,24 +26,88 @@ pub enum StageStatus {
     Cancelled,
 }
 
-/// One stage's clock.
+/// One stage's clock; its stage is the entry at the same position of the alert's ladder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ClockRecord", into = "ClockRecord")]
 pub struct StageClock {
     pub deadline: Millis,
-    #[serde(flatten)]
     pub status: StageStatus,
     /// The warning fired, or was superseded by the deadline passing.
-    #[serde(default, skip_serializing_if = "is_false")]
     pub warned: bool,
     /// Highest breach level fired (0: none).
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub level: u8,
     /// The `resolved` escalation was emitted.
-    #[serde(default, skip_serializing_if = "is_false")]
     pub resolved: bool,
 }
 
-// Defaults are left out of the stored JSON: it is kept per open alert in Redis.
+/// A [`StageClock`] as stored: kept per open alert in Redis, so defaults (an open stage, no
+/// warning, no level) are left out.
+#[derive(Serialize, Deserialize)]
+struct ClockRecord {
+    deadline: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<StatusRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    on_time: Option<bool>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    warned: bool,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    level: u8,
+    #[serde(default, skip_serializing_if = "is_false")]
+    resolved: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StatusRecord {
+    Open,
+    Satisfied,
+    Cancelled,
+}
+
+impl From<StageClock> for ClockRecord {
+    fn from(c: StageClock) -> ClockRecord {
+        let (status, at, on_time) = match c.status {
+            StageStatus::Open => (None, None, None),
+            StageStatus::Satisfied { at, on_time } => {
+                (Some(StatusRecord::Satisfied), Some(at), Some(on_time))
+            }
+            StageStatus::Cancelled => (Some(StatusRecord::Cancelled), None, None),
+        };
+        ClockRecord {
+            deadline: c.deadline,
+            status,
+            at,
+            on_time,
+            warned: c.warned,
+            level: c.level,
+            resolved: c.resolved,
+        }
+    }
+}
+
+impl From<ClockRecord> for StageClock {
+    fn from(r: ClockRecord) -> StageClock {
+        let status = match r.status {
+            None | Some(StatusRecord::Open) => StageStatus::Open,
+            Some(StatusRecord::Satisfied) => StageStatus::Satisfied {
+                at: r.at.unwrap_or(r.deadline),
+                on_time: r.on_time.unwrap_or(false),
+            },
+            Some(StatusRecord::Cancelled) => StageStatus::Cancelled,
+        };
+        StageClock {
+            deadline: r.deadline,
+            status,
+            warned: r.warned,
+            level: r.level,
+            resolved: r.resolved,
+        }
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -81,7 +145,10 @@ pub struct TimelineEntry {
 pub struct AlertState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<Alert>,
-    /// Indexed by [`Stage::index`]; empty until the alert arrives.
+    /// The [`Policy::version`] in force when the alert was first processed: its ladder for life.
+    #[serde(rename = "policy", default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<String>,
+    /// One per stage of the alert's ladder, in its order; empty until the alert arrives.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageClock>,
     /// Processing time at which the alert closed.
@@ -128,20 +195,44 @@ impl AlertState {
         self.alert.is_some() && self.closed_at.is_none()
     }
 
-    pub fn stage(&self, stage: Stage) -> Option<&StageClock> {
-        self.stages.get(stage.index())
+    /// The alert's ladder in `policy` (its snapshot, see [`Policies::for_state`]).
+    pub fn ladder<'p>(&self, policy: &'p Policy) -> Option<&'p Ladder> {
+        self.alert.as_ref().map(|a| policy.for_risk(a.risk))
     }
 
-    /// Rule: first alert wins; dispositions held for it are applied before any clock is evaluated.
-    pub fn apply_alert(&mut self, alert: Alert, policy: &Policy, now: Millis) -> Vec<Effect> {
+    /// Each stage of the alert with its clock, in ladder order.
+    pub fn clocks<'a>(
+        &'a self,
+        policy: &'a Policy,
+    ) -> impl Iterator<Item = (&'a StageRule, &'a StageClock)> + 'a {
+        self.ladder(policy)
+            .map(|l| l.stages.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .zip(&self.stages)
+    }
+
+    /// The clock of the stage named `stage`, if the alert has one.
+    pub fn stage<'a>(&'a self, policy: &'a Policy, stage: &str) -> Option<&'a StageClock> {
+        self.clocks(policy)
+            .find(|(r, _)| r.stage == stage)
+            .map(|(_, c)| c)
+    }
+
+    /// Rule: first alert wins; it takes the policy in force and keeps it (docs/contract.md §10.2);
+    /// dispositions held for it are applied before any clock is evaluated.
+    pub fn apply_alert(&mut self, alert: Alert, policies: &Policies, now: Millis) -> Vec<Effect> {
         if self.alert.is_some() {
             return vec![Effect::DuplicateAlert];
         }
+        let policy = policies.current();
         let ladder = policy.for_risk(alert.risk);
-        self.stages = Stage::ALL
+        self.policy_version = Some(policy.version().to_owned());
+        self.stages = ladder
+            .stages
             .iter()
-            .map(|&s| StageClock {
-                deadline: alert.issued_at + ladder.within(s),
+            .map(|r| StageClock {
+                deadline: alert.issued_at + r.within,
                 status: StageStatus::Open,
                 warned: false,
                 level: 0,
@@ -165,7 +256,7 @@ impl AlertState {
     pub fn apply_disposition(
         &mut self,
         d: Disposition,
-        policy: &Policy,
+        policies: &Policies,
         now: Millis,
     ) -> Vec<Effect> {
         if self.events.contains(&d.event_id) {
@@ -178,13 +269,15 @@ impl AlertState {
         };
         // Rule: whatever is overdue at `now` fires before a later event is applied, so the
         // outcome does not depend on whether the clock or the backlog is processed first.
-        let mut effects = self.fire(policy, now);
-        self.apply_known(&d, policy.for_risk(risk), now, &mut effects);
+        let mut effects = self.fire(policies, now);
+        let ladder = policies.for_state(self).for_risk(risk);
+        self.apply_known(&d, ladder, now, &mut effects);
         effects
     }
 
-    /// Rule: `visited`/`met`/`feedback` satisfy their stages (on time by event time);
-    /// `feedback`/`closed` close the alert; events for a closed alert only reach the timeline.
+    /// Rule: a disposition satisfies the stages whose `satisfied_by` lists its kind (on time by
+    /// event time), and none if no stage of the alert lists it; `feedback`/`closed` close the
+    /// alert; events for a closed alert only reach the timeline.
     fn apply_known(
         &mut self,
         d: &Disposition,
@@ -205,8 +298,8 @@ impl AlertState {
         if self.closed_at.is_some() {
             return;
         }
-        for &stage in d.kind.satisfies() {
-            self.satisfy(stage, d.occurred_at, ladder, now, out);
+        for i in ladder.satisfied_by(d.kind) {
+            self.satisfy(i, d.occurred_at, ladder, now, out);
         }
         if d.kind.closes() {
             self.close(ladder, now, out);
@@ -215,7 +308,7 @@ impl AlertState {
 
     fn satisfy(
         &mut self,
-        stage: Stage,
+        i: usize,
         at: Millis,
         ladder: &Ladder,
         now: Millis,
@@ -224,40 +317,40 @@ impl AlertState {
         let Some(issued_at) = self.alert.as_ref().map(|a| a.issued_at) else {
             return;
         };
-        let clock = &mut self.stages[stage.index()];
-        if !clock.is_open() {
+        let Some(clock) = self.stages.get_mut(i).filter(|c| c.is_open()) else {
             return;
-        }
+        };
         let on_time = at <= clock.deadline;
         clock.status = StageStatus::Satisfied { at, on_time };
         out.push(Effect::StageCompleted {
-            stage,
+            stage: ladder.stages[i].stage.clone(),
             on_time,
             seconds: (at - issued_at).max(0) as f64 / 1000.0,
         });
-        self.resolve(stage, ladder, now, out);
+        self.resolve(i, ladder, now, out);
     }
 
     /// Rule: closing cancels every open stage; no more warnings or breaches for it.
     fn close(&mut self, ladder: &Ladder, now: Millis, out: &mut Vec<Effect>) {
         self.closed_at = Some(now);
-        for stage in Stage::ALL {
-            if self.stages[stage.index()].is_open() {
-                self.stages[stage.index()].status = StageStatus::Cancelled;
-                self.resolve(stage, ladder, now, out);
+        for i in 0..self.stages.len().min(ladder.stages.len()) {
+            if self.stages[i].is_open() {
+                self.stages[i].status = StageStatus::Cancelled;
+                self.resolve(i, ladder, now, out);
             }
         }
         out.push(Effect::AlertClosed);
     }
 
     /// Rule: a stage that had a breach fired gets one `resolved` when it stops being open.
-    fn resolve(&mut self, stage: Stage, ladder: &Ladder, now: Millis, out: &mut Vec<Effect>) {
-        let clock = &mut self.stages[stage.index()];
+    fn resolve(&mut self, i: usize, ladder: &Ladder, now: Millis, out: &mut Vec<Effect>) {
+        let clock = &mut self.stages[i];
         if clock.level == 0 || clock.resolved {
             return;
         }
         clock.resolved = true;
         let (level, deadline) = (clock.level, clock.deadline);
+        let stage = &ladder.stages[i].stage;
         let esc = self.escalation(
             stage,
             EscalationKind::Resolved,
@@ -268,15 +361,16 @@ impl AlertState {
             ladder,
         );
         self.record(TimelineEntry {
-            stage: Some(stage),
+            stage: Some(stage.clone()),
             level: Some(level),
             ..TimelineEntry::at(now, "resolved")
         });
         out.push(Effect::Escalate(esc));
     }
 
-    /// Fires every warning and breach level due at `now`, in due order, each once.
-    pub fn fire(&mut self, policy: &Policy, now: Millis) -> Vec<Effect> {
+    /// Fires every warning and breach level due at `now`, in due order (ties in ladder order,
+    /// then level), each once.
+    pub fn fire(&mut self, policies: &Policies, now: Millis) -> Vec<Effect> {
         let Some(risk) = self
             .alert
             .as_ref()
@@ -285,48 +379,55 @@ impl AlertState {
         else {
             return Vec::new();
         };
-        let ladder = policy.for_risk(risk);
+        let ladder = policies.for_state(self).for_risk(risk);
         let mut fired = Vec::new();
-        for stage in Stage::ALL {
-            if self.stages[stage.index()].is_open() {
-                self.fire_stage(stage, ladder, now, &mut fired);
+        for i in 0..self.stages.len().min(ladder.stages.len()) {
+            if self.stages[i].is_open() {
+                self.fire_stage(i, ladder, now, &mut fired);
             }
         }
-        fired.sort_by_key(|e: &Escalation| (e.due_at, e.stage, e.level));
-        for e in &fired {
+        fired.sort_by_key(|(i, e): &(usize, Escalation)| (e.due_at, *i, e.level));
+        for (_, e) in &fired {
             self.record(TimelineEntry {
-                stage: Some(e.stage),
+                stage: Some(e.stage.clone()),
                 level: Some(e.level),
                 ..TimelineEntry::at(now, e.kind.as_str())
             });
         }
-        fired.into_iter().map(Effect::Escalate).collect()
+        fired
+            .into_iter()
+            .map(|(_, e)| Effect::Escalate(e))
+            .collect()
     }
 
     /// Rule: the warning fires at `deadline - warn_before + grace` unless the deadline has passed;
     /// every breach level whose time has passed fires, in order.
     fn fire_stage(
         &mut self,
-        stage: Stage,
+        i: usize,
         ladder: &Ladder,
         now: Millis,
-        out: &mut Vec<Escalation>,
+        out: &mut Vec<(usize, Escalation)>,
     ) {
-        let clock = self.stages[stage.index()];
+        let clock = self.stages[i];
+        let stage = &ladder.stages[i].stage;
         let mut warned = clock.warned;
         if !warned {
             match ladder.warning_due(clock.deadline) {
                 Some(due) if now >= clock.deadline || due >= clock.deadline => warned = true,
                 Some(due) if now >= due => {
                     warned = true;
-                    out.push(self.escalation(
-                        stage,
-                        EscalationKind::Warning,
-                        0,
-                        clock.deadline,
-                        Some(due),
-                        now,
-                        ladder,
+                    out.push((
+                        i,
+                        self.escalation(
+                            stage,
+                            EscalationKind::Warning,
+                            0,
+                            clock.deadline,
+                            Some(due),
+                            now,
+                            ladder,
+                        ),
                     ));
                 }
                 Some(_) => {}
@@ -339,25 +440,28 @@ impl AlertState {
                 break;
             }
             level += 1;
-            out.push(self.escalation(
-                stage,
-                EscalationKind::Breach,
-                level,
-                clock.deadline,
-                Some(due),
-                now,
-                ladder,
+            out.push((
+                i,
+                self.escalation(
+                    stage,
+                    EscalationKind::Breach,
+                    level,
+                    clock.deadline,
+                    Some(due),
+                    now,
+                    ladder,
+                ),
             ));
         }
-        let clock = &mut self.stages[stage.index()];
+        let clock = &mut self.stages[i];
         clock.warned = warned;
         clock.level = level;
     }
 
     /// The earliest time [`AlertState::fire`] has something to do, if any.
-    pub fn next_due(&self, policy: &Policy) -> Option<Millis> {
+    pub fn next_due(&self, policies: &Policies) -> Option<Millis> {
         let alert = self.alert.as_ref().filter(|_| self.is_open())?;
-        let ladder = policy.for_risk(alert.risk);
+        let ladder = policies.for_state(self).for_risk(alert.risk);
         self.stages
             .iter()
             .filter(|c| c.is_open())
@@ -386,7 +490,7 @@ impl AlertState {
     #[allow(clippy::too_many_arguments)]
     fn escalation(
         &self,
-        stage: Stage,
+        stage: &Stage,
         kind: EscalationKind,
         level: u8,
         deadline: Millis,
@@ -401,7 +505,7 @@ impl AlertState {
         Escalation {
             escalation_id: Escalation::id_for(&alert.alert_id, stage, kind, level),
             alert_id: alert.alert_id.clone(),
-            stage,
+            stage: stage.clone(),
             level,
             kind,
             jurisdiction: alert.jurisdiction.clone(),

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::domain::escalation::EscalationKind;
 use crate::domain::event::{Alert, Disposition, DispositionKind, Outcome, Risk, Stage};
-use crate::domain::policy::{Ladder, Policy};
+use crate::domain::policy::{Ladder, Ladders, Policies, Policy, StageRule};
 
 const S: Millis = 1_000;
 /// issued_at of every test alert.
@@ -22,7 +22,7 @@ fn names(n: &[&str]) -> Vec<String> {
 /// visit 10 s, meet 20 s, feedback 60 s; warn 2 s before; levels at +0 s, +5 s, +10 s.
 fn ladder() -> Ladder {
     Ladder {
-        within: [10 * S, 20 * S, 60 * S],
+        stages: StageRule::defaults([10 * S, 20 * S, 60 * S]),
         warn_before: 2 * S,
         escalate_after: vec![0, 5 * S, 10 * S],
         notify: vec![names(&["l1"]), names(&["l2"]), names(&["l3"])],
@@ -31,8 +31,8 @@ fn ladder() -> Ladder {
     }
 }
 
-fn policy() -> Policy {
-    Policy::uniform(ladder(), 3_600 * S)
+fn policy() -> Policies {
+    Policies::from(Policy::uniform(ladder()))
 }
 
 fn alert(id: &str, risk: Risk) -> Alert {
@@ -59,7 +59,7 @@ fn disp(event_id: &str, kind: DispositionKind, at: Millis) -> Disposition {
 }
 
 /// A state with alert `A` (medium risk) applied at `now`.
-fn opened(policy: &Policy, now: Millis) -> AlertState {
+fn opened(policy: &Policies, now: Millis) -> AlertState {
     let mut s = AlertState::default();
     s.apply_alert(alert("A", Risk::Medium), policy, now);
     s
@@ -82,18 +82,20 @@ fn ids(effects: &[Effect]) -> Vec<String> {
         .collect()
 }
 
-fn completed(effects: &[Effect]) -> Vec<(Stage, bool)> {
+fn completed(effects: &[Effect]) -> Vec<(&str, bool)> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::StageCompleted { stage, on_time, .. } => Some((*stage, *on_time)),
+            Effect::StageCompleted { stage, on_time, .. } => Some((stage.as_str(), *on_time)),
             _ => None,
         })
         .collect()
 }
 
-fn status(s: &AlertState, stage: Stage) -> StageStatus {
-    s.stage(stage).unwrap().status
+/// The status of a stage of [`ladder`] (the default stage order).
+fn status(s: &AlertState, stage: &str) -> StageStatus {
+    let i = Stage::DEFAULTS.iter().position(|d| *d == stage).unwrap();
+    s.stages[i].status
 }
 
 // --- warnings -------------------------------------------------------------------------------
@@ -144,13 +146,10 @@ fn a_warning_lead_as_long_as_the_stage_fires_when_the_alert_is_processed() {
     // visit 10 s with a 10 s lead (due at issued_at) and a 15 s lead (due before it): both
     // valid (docs/contract.md §10.1); the warning fires at processing while the deadline is ahead.
     for lead in [10 * S, 15 * S] {
-        let p = Policy::uniform(
-            Ladder {
-                warn_before: lead,
-                ..ladder()
-            },
-            3_600 * S,
-        );
+        let p = Policies::from(Policy::uniform(Ladder {
+            warn_before: lead,
+            ..ladder()
+        }));
         let mut s = opened(&p, T0 + S);
         let fired = s.fire(&p, T0 + S);
         assert!(ids(&fired).contains(&"A:visit:0".to_owned()), "{lead}");
@@ -163,13 +162,10 @@ fn a_warning_lead_as_long_as_the_stage_fires_when_the_alert_is_processed() {
 
 #[test]
 fn warn_before_zero_disables_warnings() {
-    let p = Policy::uniform(
-        Ladder {
-            warn_before: 0,
-            ..ladder()
-        },
-        3_600 * S,
-    );
+    let p = Policies::from(Policy::uniform(Ladder {
+        warn_before: 0,
+        ..ladder()
+    }));
     let mut s = opened(&p, T0);
     let all = ids(&s.fire(&p, FEEDBACK + 100 * S));
     assert!(all.iter().all(|id| !id.ends_with(":0")), "{all:?}");
@@ -190,7 +186,7 @@ fn breach_level_i_fires_at_deadline_plus_escalate_after_i_minus_1() {
         let fired = s.fire(&p, VISIT + after);
         let e = escalations(&fired)
             .into_iter()
-            .find(|e| e.stage == Stage::Visit)
+            .find(|e| e.stage == "visit")
             .unwrap();
         assert_eq!((e.kind, e.level), (EscalationKind::Breach, level));
         assert_eq!(
@@ -263,7 +259,7 @@ fn a_breached_stage_satisfied_later_gets_one_resolved_for_its_highest_level() {
         (e[0].due_at, e[0].fired_at, e[0].deadline),
         (None, now, VISIT)
     );
-    assert_eq!(completed(&effects), [(Stage::Visit, false)]);
+    assert_eq!(completed(&effects), [("visit", false)]);
     // Another satisfying event changes nothing.
     let again = s.apply_disposition(disp("e2", DispositionKind::Met, now), &p, now);
     assert!(ids(&again).iter().all(|id| id != "A:visit:resolved"));
@@ -291,7 +287,7 @@ fn closing_resolves_every_breached_stage_and_cancels_the_rest() {
     let effects = s.apply_disposition(disp("c", DispositionKind::Closed, now), &p, now);
     assert_eq!(ids(&effects), ["A:visit:resolved", "A:meet:resolved"]);
     assert!(completed(&effects).is_empty(), "closed satisfies nothing");
-    for stage in Stage::ALL {
+    for stage in Stage::DEFAULTS {
         assert_eq!(status(&s, stage), StageStatus::Cancelled);
     }
     assert!(
@@ -308,11 +304,8 @@ fn met_satisfies_visit_and_meet() {
     let p = policy();
     let mut s = opened(&p, T0);
     let effects = s.apply_disposition(disp("e1", DispositionKind::Met, T0 + S), &p, T0 + S);
-    assert_eq!(
-        completed(&effects),
-        [(Stage::Visit, true), (Stage::Meet, true)]
-    );
-    assert_eq!(status(&s, Stage::Feedback), StageStatus::Open);
+    assert_eq!(completed(&effects), [("visit", true), ("meet", true)]);
+    assert_eq!(status(&s, "feedback"), StageStatus::Open);
     assert!(s.is_open());
 }
 
@@ -321,8 +314,8 @@ fn visited_satisfies_only_visit() {
     let p = policy();
     let mut s = opened(&p, T0);
     let effects = s.apply_disposition(disp("e1", DispositionKind::Visited, T0 + S), &p, T0 + S);
-    assert_eq!(completed(&effects), [(Stage::Visit, true)]);
-    assert_eq!(status(&s, Stage::Meet), StageStatus::Open);
+    assert_eq!(completed(&effects), [("visit", true)]);
+    assert_eq!(status(&s, "meet"), StageStatus::Open);
 }
 
 #[test]
@@ -351,10 +344,10 @@ fn feedback_satisfies_feedback_and_closes_the_alert() {
     let p = policy();
     let mut s = opened(&p, T0);
     let effects = s.apply_disposition(disp("e1", DispositionKind::Feedback, T0 + S), &p, T0 + S);
-    assert_eq!(completed(&effects), [(Stage::Feedback, true)]);
+    assert_eq!(completed(&effects), [("feedback", true)]);
     assert!(effects.contains(&Effect::AlertClosed));
-    assert_eq!(status(&s, Stage::Visit), StageStatus::Cancelled);
-    assert_eq!(status(&s, Stage::Meet), StageStatus::Cancelled);
+    assert_eq!(status(&s, "visit"), StageStatus::Cancelled);
+    assert_eq!(status(&s, "meet"), StageStatus::Cancelled);
     assert!(!s.is_open());
     assert!(s.fire(&p, FEEDBACK + 100 * S).is_empty());
 }
@@ -379,11 +372,11 @@ fn on_time_is_judged_by_event_time_against_the_deadline() {
         let effects = s.apply_disposition(disp("e1", DispositionKind::Visited, occurred), &p, now);
         assert_eq!(
             completed(&effects),
-            [(Stage::Visit, on_time)],
+            [("visit", on_time)],
             "occurred {occurred}"
         );
         assert_eq!(
-            status(&s, Stage::Visit),
+            status(&s, "visit"),
             StageStatus::Satisfied {
                 at: occurred,
                 on_time
@@ -396,13 +389,10 @@ fn on_time_is_judged_by_event_time_against_the_deadline() {
 
 #[test]
 fn grace_delays_warnings_and_breaches() {
-    let p = Policy::uniform(
-        Ladder {
-            grace: S,
-            ..ladder()
-        },
-        3_600 * S,
-    );
+    let p = Policies::from(Policy::uniform(Ladder {
+        grace: S,
+        ..ladder()
+    }));
     let mut s = opened(&p, T0);
     assert!(s.fire(&p, VISIT - 2 * S).is_empty());
     assert_eq!(ids(&s.fire(&p, VISIT - S)), ["A:visit:0"]);
@@ -422,13 +412,10 @@ fn grace_delays_warnings_and_breaches() {
 
 #[test]
 fn a_disposition_in_flight_during_the_grace_cancels_the_breach() {
-    let p = Policy::uniform(
-        Ladder {
-            grace: 2 * S,
-            ..ladder()
-        },
-        3_600 * S,
-    );
+    let p = Policies::from(Policy::uniform(Ladder {
+        grace: 2 * S,
+        ..ladder()
+    }));
     let mut s = opened(&p, T0);
     s.fire(&p, VISIT);
     let effects = s.apply_disposition(
@@ -444,13 +431,10 @@ fn a_disposition_in_flight_during_the_grace_cancels_the_breach() {
 
 #[test]
 fn grace_never_lets_a_warning_fire_after_its_deadline() {
-    let p = Policy::uniform(
-        Ladder {
-            grace: 3 * S,
-            ..ladder()
-        },
-        3_600 * S,
-    );
+    let p = Policies::from(Policy::uniform(Ladder {
+        grace: 3 * S,
+        ..ladder()
+    }));
     let mut s = opened(&p, T0);
     let mut all = Vec::new();
     for t in (T0..=VISIT + 10 * S).step_by(250) {
@@ -535,10 +519,7 @@ fn a_disposition_before_its_alert_is_held_then_applied_before_any_clock() {
     // The alert arrives after both deadlines: the held `met` counts first, nothing breaches.
     let now = MEET + 10 * S;
     let effects = s.apply_alert(alert("A", Risk::Medium), &p, now);
-    assert_eq!(
-        completed(&effects),
-        [(Stage::Visit, true), (Stage::Meet, true)]
-    );
+    assert_eq!(completed(&effects), [("visit", true), ("meet", true)]);
     let fired = ids(&s.fire(&p, now));
     assert!(
         fired.iter().all(|id| id.starts_with("A:feedback")),
@@ -563,7 +544,7 @@ fn held_dispositions_apply_in_event_time_order() {
         T0 + 4 * S,
     );
     let effects = s.apply_alert(alert("A", Risk::Medium), &p, T0 + 5 * S);
-    assert_eq!(completed(&effects), [(Stage::Visit, true)]);
+    assert_eq!(completed(&effects), [("visit", true)]);
     assert!(!s.is_open());
 }
 
@@ -593,16 +574,19 @@ fn events_for_a_closed_alert_reach_the_timeline_and_change_nothing_else() {
 
 #[test]
 fn a_risk_override_applies_to_its_risk_class_only() {
-    let mut p = policy();
-    p.high = Ladder {
-        within: [5 * S, 20 * S, 60 * S],
-        ..ladder()
-    };
+    let p = Policies::from(Policy::new(Ladders {
+        high: Ladder {
+            stages: StageRule::defaults([5 * S, 20 * S, 60 * S]),
+            ..ladder()
+        },
+        medium: ladder(),
+        low: ladder(),
+    }));
     let mut high = AlertState::default();
     high.apply_alert(alert("H", Risk::High), &p, T0);
     let mut medium = opened(&p, T0);
-    assert_eq!(high.stage(Stage::Visit).unwrap().deadline, T0 + 5 * S);
-    assert_eq!(medium.stage(Stage::Visit).unwrap().deadline, VISIT);
+    assert_eq!(high.stages[0].deadline, T0 + 5 * S);
+    assert_eq!(medium.stages[0].deadline, VISIT);
     assert_eq!(ids(&high.fire(&p, T0 + 5 * S)), ["H:visit:1"]);
     assert_eq!(ids(&medium.fire(&p, T0 + 5 * S)), Vec::<String>::new());
 }
@@ -694,7 +678,7 @@ proptest! {
         let breaches: Vec<String> =
             fired.iter().filter(|e| e.level > 0).map(|e| e.escalation_id.clone()).collect();
         let mut expected = Vec::new();
-        for stage in Stage::ALL {
+        for stage in Stage::DEFAULTS {
             for level in 1..=3 {
                 expected.push(format!("A:{stage}:{level}"));
             }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{redact_url, AlertmanagerConfig};
 use crate::domain::sla::StageStatus;
 use crate::domain::time::format_utc;
-use crate::domain::{AlertState, Escalation, EscalationKind, Millis, Policy, Stage};
+use crate::domain::{AlertState, Escalation, EscalationKind, Millis, Policies, Policy, Stage};
 use crate::metrics::Metrics;
 use crate::retry::{retry, Backoff};
 use crate::store::Store;
@@ -51,7 +51,7 @@ pub(crate) fn severity(level: u8) -> &'static str {
 fn alert(
     name: &'static str,
     alert_id: &str,
-    stage: Stage,
+    stage: &Stage,
     level: u8,
     jurisdiction: &str,
     risk: &str,
@@ -94,7 +94,7 @@ pub(crate) fn from_escalation(e: &Escalation, policy: &Policy) -> Vec<AmAlert> {
         EscalationKind::Warning => vec![alert(
             "FraudSlaWarning",
             &e.alert_id,
-            e.stage,
+            &e.stage,
             0,
             &e.jurisdiction,
             risk,
@@ -106,7 +106,7 @@ pub(crate) fn from_escalation(e: &Escalation, policy: &Policy) -> Vec<AmAlert> {
         EscalationKind::Breach => vec![alert(
             "FraudSlaBreach",
             &e.alert_id,
-            e.stage,
+            &e.stage,
             e.level,
             &e.jurisdiction,
             risk,
@@ -123,7 +123,7 @@ pub(crate) fn from_escalation(e: &Escalation, policy: &Policy) -> Vec<AmAlert> {
                     alert(
                         "FraudSlaBreach",
                         &e.alert_id,
-                        e.stage,
+                        &e.stage,
                         level,
                         &e.jurisdiction,
                         risk,
@@ -145,16 +145,15 @@ pub(crate) fn firing(state: &AlertState, policy: &Policy) -> Vec<AmAlert> {
         return Vec::new();
     };
     let ladder = policy.for_risk(a.risk);
-    Stage::ALL
-        .iter()
-        .filter_map(|&stage| state.stage(stage).map(|c| (stage, c)))
+    state
+        .clocks(policy)
         .filter(|(_, c)| c.status == StageStatus::Open && c.level > 0)
-        .flat_map(|(stage, c)| {
+        .flat_map(|(rule, c)| {
             (1..=c.level).map(move |level| {
                 alert(
                     "FraudSlaBreach",
                     &a.alert_id,
-                    stage,
+                    &rule.stage,
                     level,
                     &a.jurisdiction,
                     a.risk.as_str(),
@@ -168,15 +167,17 @@ pub(crate) fn firing(state: &AlertState, policy: &Policy) -> Vec<AmAlert> {
         .collect()
 }
 
-/// The notices one batch queues for Alertmanager: one JSON array of alerts per escalation.
-pub(crate) fn notices<'a>(
+/// The notices one batch queues for Alertmanager: one JSON array of alerts per escalation,
+/// each with the policy its alert keeps.
+pub(crate) fn notices<'a, 'p>(
     escalations: impl IntoIterator<Item = &'a Escalation>,
-    policy: &Policy,
+    policy_of: impl Fn(&Escalation) -> &'p Policy,
 ) -> Vec<String> {
     escalations
         .into_iter()
         .map(|e| {
-            serde_json::to_string(&from_escalation(e, policy)).expect("alerts always serialise")
+            serde_json::to_string(&from_escalation(e, policy_of(e)))
+                .expect("alerts always serialise")
         })
         .collect()
 }
@@ -249,7 +250,7 @@ impl Alertmanager {
         &self,
         store: Store,
         partition: i32,
-        policy: Arc<Policy>,
+        policies: Policies,
         cancel: &CancellationToken,
     ) -> Sink {
         let sink = Sink {
@@ -260,7 +261,7 @@ impl Alertmanager {
             am: self.clone(),
             store,
             partition,
-            policy,
+            policies,
             wake: sink.wake.clone(),
             cancel: sink.cancel.clone(),
         };
@@ -316,13 +317,14 @@ struct PartitionSink {
     am: Alertmanager,
     store: Store,
     partition: i32,
-    policy: Arc<Policy>,
+    /// The policy in force when the partition was claimed, and snapshots read from Redis.
+    policies: Policies,
     wake: Arc<Notify>,
     cancel: CancellationToken,
 }
 
 impl PartitionSink {
-    async fn run(self) {
+    async fn run(mut self) {
         let mut reposted = tokio::time::Instant::now();
         while !self.cancel.is_cancelled() {
             match self.store.notices(self.partition, NOTICES_PER_POST).await {
@@ -360,10 +362,19 @@ impl PartitionSink {
 
     /// Posts the partition's firing breaches again, so Alertmanager keeps them firing; read
     /// from Redis, so a new owner takes over after a restart or a rebalance.
-    async fn repost_firing(&self) {
+    async fn repost_firing(&mut self) {
         let Ok(overdue) = self.store.overdue(self.partition, 100_000).await else {
             return;
         };
+        if let Ok(snapshots) = self.store.policies(self.partition).await {
+            for (version, json) in snapshots {
+                if self.policies.get(&version).is_none() {
+                    if let Ok(p) = Policy::from_snapshot(&version, &json) {
+                        self.policies.insert(Arc::new(p));
+                    }
+                }
+            }
+        }
         let ids: Vec<String> = overdue.into_iter().map(|(id, _)| id).collect();
         for chunk in ids.chunks(500) {
             let Ok(states) = self.store.load(self.partition, chunk).await else {
@@ -372,7 +383,7 @@ impl PartitionSink {
             let firing: Vec<AmAlert> = states
                 .iter()
                 .flatten()
-                .flat_map(|s| firing(s, &self.policy))
+                .flat_map(|s| firing(s, self.policies.for_state(s)))
                 .collect();
             if firing.is_empty() {
                 continue;
@@ -394,7 +405,7 @@ mod tests {
         Escalation {
             escalation_id: "A:visit:1".into(),
             alert_id: "A".into(),
-            stage: Stage::Visit,
+            stage: Stage::new("visit").unwrap(),
             level,
             kind,
             jurisdiction: "620102-GWM".into(),
@@ -459,7 +470,8 @@ mod tests {
 
     #[test]
     fn firing_lists_fired_levels_of_open_stages_only() {
-        let policy = Policy::default();
+        let policies = Policies::default();
+        let policy = policies.current().clone();
         let mut s = AlertState::default();
         let alert = Alert {
             alert_id: "A".into(),
@@ -470,10 +482,10 @@ mod tests {
             fraud_type: None,
             amount_cents: None,
         };
-        s.apply_alert(alert, &policy, 0);
+        s.apply_alert(alert, &policies, 0);
         assert!(firing(&s, &policy).is_empty());
         // At 3 h: visit (1 h) levels at 1 h, 1.5 h, 3 h; meet (2 h) at 2 h, 2.5 h; feedback open.
-        s.fire(&policy, 3 * 3_600_000);
+        s.fire(&policies, 3 * 3_600_000);
         let keys: Vec<String> = firing(&s, &policy)
             .iter()
             .map(|a| format!("{}:{}", a.labels["stage"], a.labels["level"]))
@@ -488,7 +500,7 @@ mod tests {
                 officer_id: None,
                 outcome: None,
             },
-            &policy,
+            &policies,
             3 * 3_600_000,
         );
         let keys: Vec<String> = firing(&s, &policy)

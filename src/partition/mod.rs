@@ -18,14 +18,15 @@ pub mod plan;
 
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::domain::validate::{Limits, Source};
-use crate::domain::{AlertState, Millis, Policy, Rejection};
+use crate::domain::{AlertState, Millis, Policies, Policy, Rejection};
 use crate::escalate::alertmanager::{self, Alertmanager, Sink};
 use crate::escalate::relay::Relay;
 use crate::health::Health;
@@ -51,7 +52,8 @@ const FLUSH_LIMIT: Duration = Duration::from_secs(10);
 pub(crate) struct Shared {
     pub(crate) producer: FutureProducer,
     pub(crate) store: Store,
-    pub(crate) policy: Arc<Policy>,
+    /// The policy in force for new alerts (changed by `SIGHUP`) and the retention.
+    pub(crate) policies: watch::Receiver<Arc<Policies>>,
     pub(crate) limits: Limits,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) health: Arc<Health>,
@@ -85,6 +87,8 @@ struct Owned {
     replay_to: Option<Offsets>,
     /// The partition's Alertmanager sink; stops when dropped.
     sink: Option<Sink>,
+    /// Policy versions whose snapshot Redis holds for this partition.
+    stored: HashSet<String>,
 }
 
 impl Owned {
@@ -110,6 +114,8 @@ pub(crate) struct Partition {
     control: mpsc::UnboundedReceiver<Control>,
     owned: Option<Owned>,
     relay: Relay,
+    /// The policy in force and every snapshot this partition's alerts name.
+    policies: Policies,
     next_due: Option<Millis>,
     /// The group's committed offsets (last applied, per topic) when this process started; used
     /// by the first claim only.
@@ -141,6 +147,7 @@ impl Partition {
             shared.store.clone(),
             shared.metrics.clone(),
         );
+        let policies = Policies::clone(&shared.policies.borrow());
         Partition {
             partition,
             input,
@@ -148,6 +155,7 @@ impl Partition {
             control,
             owned: None,
             relay,
+            policies,
             next_due: None,
             committed_at_start: Some(committed_at_start),
             cancel,
@@ -213,7 +221,8 @@ impl Partition {
         // Later claims read on from what Redis applied.
         let committed = self.committed_at_start.take();
         raise(&mut replay_to, committed.clone().unwrap_or_default());
-        let from_time = (self.shared.now)() - self.shared.policy.retention;
+        let stored = self.read_snapshots().await;
+        let from_time = (self.shared.now)() - self.policies.retention;
         let mut behind = false;
         for topic in self.input.topics().clone() {
             let (from, lost) = plan::read_from(
@@ -241,7 +250,7 @@ impl Partition {
             am.start(
                 self.shared.store.clone(),
                 self.partition,
-                self.shared.policy.clone(),
+                self.policies.clone(),
                 &self.cancel,
             )
         });
@@ -250,6 +259,7 @@ impl Partition {
             applied: claim.applied,
             replay_to: behind.then_some(replay_to),
             sink,
+            stored,
         });
         // Whatever a previous owner (or this one, before Redis forgot) did not get acknowledged
         // goes out now.
@@ -261,6 +271,42 @@ impl Partition {
             self.relay.republish(entries);
         }
         self.refresh_next_due().await;
+    }
+
+    /// Makes the policy snapshots stored for this partition known; returns their versions.
+    /// A snapshot that does not parse is left out (and logged): its alerts are judged by the
+    /// policy in force, and it is written again with the next alert of that version.
+    async fn read_snapshots(&mut self) -> HashSet<String> {
+        let Some(stored) = self
+            .with_redis("read policy snapshots", |s, p| async move {
+                s.policies(p).await
+            })
+            .await
+        else {
+            return HashSet::new();
+        };
+        let mut versions = HashSet::new();
+        for (version, json) in stored {
+            match Policy::from_snapshot(&version, &json) {
+                Ok(p) => {
+                    self.policies.insert(Arc::new(p));
+                    versions.insert(version);
+                }
+                Err(e) => {
+                    tracing::error!(partition = self.partition, version, error = %e, "Stored policy snapshot is unreadable; its alerts follow the policy in force.")
+                }
+            }
+        }
+        versions
+    }
+
+    /// Takes the policy put in force by a reload, for alerts processed from now on.
+    fn follow_reload(&mut self) {
+        if self.shared.policies.has_changed().unwrap_or(false) {
+            let latest = self.shared.policies.borrow_and_update().clone();
+            self.policies.set_current(latest.current().clone());
+            self.policies.retention = latest.retention;
+        }
     }
 
     fn release(&mut self, why: &str) {
@@ -422,7 +468,8 @@ impl Partition {
             self.shared.metrics.ingest_delay(&v.topic, delay);
         }
         let states = self.load(sorted.alert_ids()).await?;
-        let outcome = plan::apply(sorted, states, &self.shared.policy, now);
+        self.follow_reload();
+        let outcome = plan::apply(sorted, states, &self.policies, now);
         let outcome = self.commit(outcome).await?;
         tracing::debug!(
             alerts = outcome.batch.alerts.len(),
@@ -512,30 +559,70 @@ impl Partition {
 
     async fn fire(&mut self, ids: Vec<String>, now: Millis) -> Result<(), Stop> {
         let states = self.load(ids.clone()).await?;
-        self.commit(plan::fire(&ids, states, &self.shared.policy, now))
+        self.commit(plan::fire(&ids, states, &self.policies, now))
             .await?;
         self.refresh_next_due().await;
         Ok(())
     }
 
-    /// The stored states of `ids`, in order, retried while Redis is unreachable.
-    async fn load(&self, ids: Vec<String>) -> Result<Vec<Option<AlertState>>, Stop> {
-        self.with_redis("load alerts", |s, p| {
-            let ids = ids.clone();
-            async move { s.load(p, &ids).await }
-        })
-        .await
-        .ok_or(Stop::Cancelled)
+    /// The stored states of `ids`, in order, retried while Redis is unreachable, with the
+    /// snapshots they name.
+    async fn load(&mut self, ids: Vec<String>) -> Result<Vec<Option<AlertState>>, Stop> {
+        let states = self
+            .with_redis("load alerts", |s, p| {
+                let ids = ids.clone();
+                async move { s.load(p, &ids).await }
+            })
+            .await
+            .ok_or(Stop::Cancelled)?;
+        let unknown = states
+            .iter()
+            .flatten()
+            .filter_map(|s| s.policy_version.as_deref())
+            .any(|v| self.policies.get(v).is_none());
+        if unknown {
+            // Written by another owner since this one read the snapshots, or lost.
+            let stored = self.read_snapshots().await;
+            if let Some(owned) = self.owned.as_mut() {
+                owned.stored.extend(stored);
+            }
+        }
+        Ok(states)
     }
 
     /// Writes what the plan decided (with its Alertmanager notices when configured) and counts
     /// its effects.
     async fn commit(&mut self, mut outcome: plan::Outcome) -> Result<plan::Outcome, Stop> {
         if self.shared.alertmanager.is_some() {
-            outcome.batch.notices =
-                alertmanager::notices(outcome.escalations(), &self.shared.policy);
+            let policies = &self.policies;
+            let policy_of = |e: &crate::domain::Escalation| {
+                outcome
+                    .policy_of
+                    .get(&e.alert_id)
+                    .and_then(|v| policies.get(v))
+                    .unwrap_or(policies.current())
+                    .as_ref()
+            };
+            outcome.batch.notices = alertmanager::notices(outcome.escalations(), policy_of);
         }
+        let stored = self.owned.as_ref().map(|o| &o.stored);
+        let mut new_versions: Vec<&String> = outcome
+            .policy_of
+            .values()
+            .filter(|v| stored.is_some_and(|s| !s.contains(*v)))
+            .collect();
+        new_versions.sort();
+        new_versions.dedup();
+        outcome.batch.policies = new_versions
+            .into_iter()
+            .filter_map(|v| Some((v.clone(), self.policies.get(v)?.snapshot_json())))
+            .collect();
         self.write(&outcome.batch).await?;
+        if let Some(owned) = self.owned.as_mut() {
+            owned
+                .stored
+                .extend(outcome.batch.policies.iter().map(|(v, _)| v.clone()));
+        }
         for (topic, e) in &outcome.effects {
             self.shared.metrics.effect(e, topic);
         }

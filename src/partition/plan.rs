@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::domain::validate::{self, Limits, Source};
-use crate::domain::{AlertState, Decoded, Effect, Millis, Policy, Rejection};
+use crate::domain::{AlertState, Decoded, Effect, Millis, Policies, Rejection};
 use crate::ingest::partition_input::ReadFrom;
 use crate::store::{AlertWrite, Batch};
 
@@ -143,6 +143,8 @@ pub struct Outcome {
     /// Effects to count, with the topic of the message that caused them (`""` for clocks).
     /// Those of replays are left out, except escalations (they are published again).
     pub effects: Vec<(String, Effect)>,
+    /// The policy version each written alert keeps: its snapshot must be in Redis with it.
+    pub policy_of: BTreeMap<String, String>,
 }
 
 impl Outcome {
@@ -154,10 +156,14 @@ impl Outcome {
         })
     }
 
-    fn finish(mut self, states: &BTreeMap<String, AlertState>, policy: &Policy) -> Outcome {
+    fn finish(mut self, states: &BTreeMap<String, AlertState>, policies: &Policies) -> Outcome {
         self.batch.alerts = states
             .iter()
-            .map(|(id, s)| AlertWrite::from_state(id, s, policy))
+            .map(|(id, s)| AlertWrite::from_state(id, s, policies))
+            .collect();
+        self.policy_of = states
+            .iter()
+            .filter_map(|(id, s)| Some((id.clone(), s.policy_version.clone()?)))
             .collect();
         self.batch.escalations = self
             .escalations()
@@ -173,7 +179,7 @@ impl Outcome {
 pub fn apply(
     sorted: Sorted,
     states: Vec<Option<AlertState>>,
-    policy: &Policy,
+    policies: &Policies,
     now: Millis,
 ) -> Outcome {
     let fire_touched = !sorted.replays();
@@ -184,8 +190,8 @@ pub fn apply(
             continue; // not loaded: cannot happen when `states` follows `alert_ids`
         };
         let effects = match v.decoded {
-            Decoded::Alert(a) => state.apply_alert(a, policy, v.at),
-            Decoded::Disposition(d) => state.apply_disposition(d, policy, v.at),
+            Decoded::Alert(a) => state.apply_alert(a, policies, v.at),
+            Decoded::Disposition(d) => state.apply_disposition(d, policies, v.at),
         };
         out.effects.extend(
             effects
@@ -196,11 +202,11 @@ pub fn apply(
     }
     if fire_touched {
         for state in states.values_mut() {
-            fire_one(state, policy, now, &mut out);
+            fire_one(state, policies, now, &mut out);
         }
     }
     out.batch.offsets = sorted.offsets.into_iter().collect();
-    out.finish(&states, policy)
+    out.finish(&states, policies)
 }
 
 /// Rule: every clock of `ids` due at `now` fires. A clock without a record (cannot happen
@@ -208,7 +214,7 @@ pub fn apply(
 pub fn fire(
     ids: &[String],
     states: Vec<Option<AlertState>>,
-    policy: &Policy,
+    policies: &Policies,
     now: Millis,
 ) -> Outcome {
     let mut states = by_id(ids.iter().cloned(), states);
@@ -216,10 +222,10 @@ pub fn fire(
     // In the order of `ids` (due order), not of the map.
     for id in ids {
         if let Some(state) = states.get_mut(id) {
-            fire_one(state, policy, now, &mut out);
+            fire_one(state, policies, now, &mut out);
         }
     }
-    out.finish(&states, policy)
+    out.finish(&states, policies)
 }
 
 /// The loaded states by alert id; an id Redis has no record of starts empty.
@@ -234,10 +240,10 @@ fn by_id(
 }
 
 /// Fires what is due at `now` in `state`, adding the effects (caused by no message) to `out`.
-fn fire_one(state: &mut AlertState, policy: &Policy, now: Millis, out: &mut Outcome) {
+fn fire_one(state: &mut AlertState, policies: &Policies, now: Millis, out: &mut Outcome) {
     out.effects.extend(
         state
-            .fire(policy, now)
+            .fire(policies, now)
             .into_iter()
             .map(|e| (String::new(), e)),
     );

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::domain::time::format_utc;
-use crate::domain::{EscalationKind, Policy};
+use crate::domain::{EscalationKind, Policies};
 
 const MIN: Millis = 60_000;
 /// issued_at of the test alerts.
@@ -96,7 +96,7 @@ fn a_batch_writes_states_offsets_and_the_overdue_escalations_of_what_it_touched(
         replay_to: None,
     };
     let sorted = sort(&inputs(&msgs), progress, now, LIMITS);
-    let outcome = apply(sorted, vec![None], &Policy::default(), now);
+    let outcome = apply(sorted, vec![None], &Policies::default(), now);
     assert_eq!(escalation_ids(&outcome), ["A:visit:1"]);
     assert_eq!(outcome.batch.offsets, [("alerts".to_owned(), 0)]);
     assert_eq!(outcome.batch.alerts.len(), 1);
@@ -106,7 +106,7 @@ fn a_batch_writes_states_offsets_and_the_overdue_escalations_of_what_it_touched(
 
 #[test]
 fn a_replay_applies_each_message_as_of_its_record_time_and_fires_nothing_else() {
-    let policy = Policy::default();
+    let policy = Policies::default();
     let a = alert("A");
     // Originally: alert at T0, visited at T0+50m (on time), both applied before the deadline.
     let v = visited("A", "e1", T0 + 50 * MIN);
@@ -174,7 +174,7 @@ fn a_replayed_record_is_never_applied_later_than_now() {
 
 #[test]
 fn a_firing_round_fires_every_due_level_and_drops_a_clock_without_a_record() {
-    let policy = Policy::default();
+    let policy = Policies::default();
     let mut state = AlertState::default();
     let a = alert("A");
     let decoded = validate::decode(

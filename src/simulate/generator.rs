@@ -7,7 +7,7 @@ use rand::Rng;
 use serde::Serialize;
 
 use crate::domain::time::format_utc;
-use crate::domain::{DispositionKind, Ladder, Millis, Outcome, Policy, Risk, Stage};
+use crate::domain::{DispositionKind, Ladder, Millis, Outcome, Policy, Risk};
 
 const JURISDICTIONS: [&str; 12] = [
     "620102-GWM",
@@ -395,9 +395,14 @@ fn late_by<R: Rng + ?Sized>(rng: &mut R, of: Millis) -> Millis {
 
 /// The dispositions of an alert that gets any, as offsets from `issued_at`.
 fn steps<R: Rng + ?Sized>(rng: &mut R, fate: Fate, ladder: &Ladder) -> Vec<Step> {
-    let visit_within = ladder.within(Stage::Visit);
-    let meet_within = ladder.within(Stage::Meet);
-    let feedback_within = ladder.within(Stage::Feedback);
+    // The officers' workflow of docs/contract.md §1; a policy that leaves a stage out still
+    // sees its events, on the timeline only.
+    let feedback_within = ladder
+        .within("feedback")
+        .or(ladder.stages.iter().map(|r| r.within).max())
+        .unwrap_or(6 * 3_600_000);
+    let visit_within = ladder.within("visit").unwrap_or(feedback_within / 6);
+    let meet_within = ladder.within("meet").unwrap_or(visit_within * 2);
     let step = |kind, occurred| Step {
         kind,
         occurred,
@@ -513,7 +518,7 @@ mod tests {
     use super::*;
     use crate::domain::time::parse_rfc3339;
     use crate::domain::validate::{decode, is_identifier, Limits, Source};
-    use crate::domain::{Alert, Decoded, Disposition};
+    use crate::domain::{Alert, Decoded, Disposition, Ladders, Stage, StageRule};
     use rand::rngs::StdRng;
     use rand::SeedableRng;
     use std::collections::{HashMap, HashSet};
@@ -526,13 +531,16 @@ mod tests {
 
     /// The demo policy: seconds instead of hours, high risk tighter.
     fn demo_policy() -> Policy {
-        let mut p = Policy::default();
-        for ladder in [&mut p.high, &mut p.medium, &mut p.low] {
-            ladder.within = [20 * SEC, 40 * SEC, 120 * SEC];
-            ladder.warn_before = 10 * SEC;
-        }
-        p.high.within[0] = 15 * SEC;
-        p
+        let ladder = |visit| Ladder {
+            stages: StageRule::defaults([visit, 40 * SEC, 120 * SEC]),
+            warn_before: 10 * SEC,
+            ..Ladder::default()
+        };
+        Policy::new(Ladders {
+            high: ladder(15 * SEC),
+            medium: ladder(20 * SEC),
+            low: ladder(20 * SEC),
+        })
     }
 
     fn limits() -> Limits {
@@ -587,9 +595,10 @@ mod tests {
     /// When each stage was first satisfied, by event time.
     fn satisfied(dispositions: &[Disposition]) -> [Option<Millis>; 3] {
         let mut at = [None; 3];
+        let ladder = Ladder::default();
         for d in dispositions {
-            for stage in d.kind.satisfies() {
-                let slot: &mut Option<Millis> = &mut at[stage.index()];
+            for i in ladder.satisfied_by(d.kind) {
+                let slot: &mut Option<Millis> = &mut at[i];
                 *slot = Some(slot.map_or(d.occurred_at, |t: Millis| t.min(d.occurred_at)));
             }
         }
@@ -717,8 +726,8 @@ mod tests {
                     let closed = dispositions
                         .iter()
                         .any(|d| d.kind == DispositionKind::Closed);
-                    for (stage, at) in Stage::ALL.into_iter().zip(satisfied(&dispositions)) {
-                        let deadline = alert.issued_at + ladder.within(stage);
+                    for (stage, at) in Stage::DEFAULTS.into_iter().zip(satisfied(&dispositions)) {
+                        let deadline = alert.issued_at + ladder.within(stage).unwrap();
                         match at {
                             Some(at) => assert!(at <= deadline, "{stage} late in {plan:?}"),
                             None => assert!(closed, "{stage} never satisfied in {plan:?}"),
@@ -728,12 +737,12 @@ mod tests {
                     // `visited` no longer counts for `visit`).
                     for d in &dispositions {
                         let stage = match d.kind {
-                            DispositionKind::Visited => Stage::Visit,
-                            DispositionKind::Met => Stage::Meet,
-                            DispositionKind::Feedback => Stage::Feedback,
+                            DispositionKind::Visited => "visit",
+                            DispositionKind::Met => "meet",
+                            DispositionKind::Feedback => "feedback",
                             _ => continue,
                         };
-                        assert!(d.occurred_at <= alert.issued_at + ladder.within(stage));
+                        assert!(d.occurred_at <= alert.issued_at + ladder.within(stage).unwrap());
                     }
                 }
             }
@@ -746,11 +755,13 @@ mod tests {
             for plan in plans(policy.clone(), 1.0, 0.0, 2000, false) {
                 assert_eq!(plan.fate, Fate::Late);
                 let (alert, dispositions) = decoded(&plan);
-                let deadline = alert.issued_at + policy.for_risk(alert.risk).within[0];
+                let deadline = alert.issued_at + policy.for_risk(alert.risk).stages[0].within;
                 if let Some(visit) = satisfied(&dispositions)[0] {
                     assert!(visit > deadline, "visit on time in {plan:?}");
                     assert!(
-                        visit <= alert.issued_at + policy.for_risk(alert.risk).within[0] * 3 / 2
+                        visit
+                            <= alert.issued_at
+                                + policy.for_risk(alert.risk).stages[0].within * 3 / 2
                     );
                 }
             }

@@ -13,6 +13,7 @@
 //! | `{fsla:p}:overdue`         | zset   | open alerts with a breached stage, by deadline     |
 //! | `{fsla:p}:outbox`          | stream | escalations written with their transition, deleted once the broker acked |
 //! | `{fsla:p}:am`              | stream | Alertmanager alerts written with their transition, deleted once posted |
+//! | `{fsla:p}:policy`          | hash   | policy snapshots by version, written with the first alert that names one |
 
 mod conn;
 
@@ -21,7 +22,7 @@ pub use conn::RedisConn;
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
 
-use crate::domain::{AlertState, Millis};
+use crate::domain::{AlertState, Millis, Policies};
 
 /// A Redis failure, or the fence refusing a stale owner.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,9 @@ impl PartitionKeys {
     pub fn alertmanager(&self) -> String {
         format!("{}:am", self.tag)
     }
+    pub fn policies(&self) -> String {
+        format!("{}:policy", self.tag)
+    }
     pub fn alert(&self, alert_id: &str) -> String {
         format!("{}:a:{alert_id}", self.tag)
     }
@@ -124,22 +128,18 @@ pub struct AlertWrite {
 }
 
 impl AlertWrite {
-    pub fn from_state(
-        alert_id: &str,
-        state: &AlertState,
-        policy: &crate::domain::Policy,
-    ) -> AlertWrite {
+    pub fn from_state(alert_id: &str, state: &AlertState, policies: &Policies) -> AlertWrite {
         AlertWrite {
             alert_id: alert_id.to_owned(),
             state: serde_json::to_string(state).expect("alert state always serialises"),
-            next_due: state.next_due(policy),
+            next_due: state.next_due(policies),
             open_since: state
                 .alert
                 .as_ref()
                 .filter(|_| state.is_open())
                 .map(|a| a.issued_at),
             overdue_since: state.overdue_since(),
-            ttl_ms: (!state.is_open()).then_some(policy.retention),
+            ttl_ms: (!state.is_open()).then_some(policies.retention),
         }
     }
 }
@@ -153,6 +153,8 @@ pub struct Batch {
     pub escalations: Vec<(String, String)>,
     /// Alertmanager alerts (a JSON array each), queued durably for the Alertmanager sink.
     pub notices: Vec<String>,
+    /// `(version, snapshot JSON)` of policies the batch's alerts name and Redis may not hold yet.
+    pub policies: Vec<(String, String)>,
 }
 
 impl Batch {
@@ -161,6 +163,7 @@ impl Batch {
             && self.alerts.is_empty()
             && self.escalations.is_empty()
             && self.notices.is_empty()
+            && self.policies.is_empty()
     }
 }
 
@@ -273,7 +276,8 @@ impl Store {
             .key(k.open())
             .key(k.overdue())
             .key(k.outbox())
-            .key(k.alertmanager());
+            .key(k.alertmanager())
+            .key(k.policies());
         inv.arg(fence.epoch)
             .arg(&fence.token)
             .arg(fence.seq)
@@ -299,6 +303,10 @@ impl Store {
         inv.arg(batch.notices.len());
         for json in &batch.notices {
             inv.arg(json);
+        }
+        inv.arg(batch.policies.len());
+        for (version, json) in &batch.policies {
+            inv.arg(version).arg(json);
         }
         let mut c = self.conn.clone();
         match inv.invoke_async::<Vec<String>>(&mut c).await {
@@ -326,6 +334,12 @@ impl Store {
             }),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The policy snapshots the partition's alerts name: `(version, JSON)`.
+    pub async fn policies(&self, partition: i32) -> Result<Vec<(String, String)>, StoreError> {
+        let mut c = self.conn.clone();
+        Ok(c.hgetall(self.keys(partition).policies()).await?)
     }
 
     /// Alert ids whose clock is due at `now`, earliest first.

@@ -1,5 +1,5 @@
--- Applies one partition batch atomically: applied offsets, alert records, the clock, open and
--- overdue indexes, the escalation outbox and the Alertmanager queue.
+-- Applies one partition batch atomically: applied offsets, policy snapshots, alert records, the
+-- clock, open and overdue indexes, the escalation outbox and the Alertmanager queue.
 --
 -- First the owner check, the one place both rules live:
 -- - FENCED: another owner claimed the partition (its epoch is newer, or as new with another token);
@@ -10,12 +10,13 @@
 -- Returns the outbox stream ids of the escalations, in order.
 --
 -- KEYS: 1 owner, 2 offsets, 3 clock, 4 open, 5 overdue, 6 outbox, 7 alertmanager queue,
---       8.. one per alert record
+--       8 policy snapshots, 9.. one per alert record
 -- ARGV: epoch, token, seq,
 --       n_offsets, (topic, offset)*,
 --       n_alerts, (alert_id, state, next_due, open_score, overdue_score, ttl_ms)*  ('' = none),
 --       n_escalations, (escalation_id, json)*,
---       n_notices, (json)*
+--       n_notices, (json)*,
+--       n_policies, (version, json)*  (a snapshot is written once: the alerts it names keep it)
 local owner = redis.call('HMGET', KEYS[1], 'epoch', 'token', 'seq')
 local epoch, token, seq = tonumber(owner[1] or '0'), owner[2], tonumber(owner[3] or '0')
 local mine, my_seq = tonumber(ARGV[1]), tonumber(ARGV[3])
@@ -53,9 +54,9 @@ for k = 1, n do
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   i = i + 6
   if ttl == '' then
-    redis.call('SET', KEYS[7 + k], state)
+    redis.call('SET', KEYS[8 + k], state)
   else
-    redis.call('SET', KEYS[7 + k], state, 'PX', ttl)
+    redis.call('SET', KEYS[8 + k], state, 'PX', ttl)
   end
   index(KEYS[3], next_due, id)
   index(KEYS[4], open, id)
@@ -73,6 +74,12 @@ n = tonumber(ARGV[i]); i = i + 1
 writes = writes + n
 for _ = 1, n do
   redis.call('XADD', KEYS[7], '*', 'a', ARGV[i]); i = i + 1
+end
+
+n = tonumber(ARGV[i]); i = i + 1
+writes = writes + n
+for _ = 1, n do
+  redis.call('HSETNX', KEYS[8], ARGV[i], ARGV[i + 1]); i = i + 2
 end
 
 if writes > 0 then

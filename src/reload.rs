@@ -1,0 +1,140 @@
+//! `SIGHUP`: read the configuration file again and put its policy in force for alerts processed
+//! from then on (docs/contract.md §10.2). Open alerts keep the policy they started with. A file
+//! that does not load changes nothing: the error (naming the key) goes to the log, to
+//! `fraud_sla_config_last_reload_successful` and to `/readyz`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::domain::Policies;
+use crate::health::{ConfigStatus, Health, ReloadOutcome};
+use crate::metrics::Metrics;
+
+/// What a reload changes while running: the `[sla]` policy and retention. Everything else is
+/// read at start-up only.
+#[derive(Debug)]
+pub(crate) struct Reloader {
+    pub(crate) path: Option<PathBuf>,
+    /// The configuration in force.
+    pub(crate) running: Config,
+    pub(crate) policies: watch::Sender<Arc<Policies>>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) health: Arc<Health>,
+}
+
+impl Reloader {
+    /// Publishes the policy in force at start-up.
+    pub(crate) fn start(
+        path: Option<PathBuf>,
+        running: Config,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+    ) -> (Reloader, watch::Receiver<Arc<Policies>>) {
+        let policies = running.policies();
+        let version = policies.current().version().to_owned();
+        metrics.policy_in_force(&version, None);
+        health.set_config(ConfigStatus {
+            policy_version: version,
+            last_reload: None,
+        });
+        let (tx, rx) = watch::channel(Arc::new(policies));
+        let r = Reloader {
+            path,
+            running,
+            policies: tx,
+            metrics,
+            health,
+        };
+        (r, rx)
+    }
+
+    /// Reloads on every `SIGHUP` until `cancel`.
+    pub(crate) fn spawn(mut self, cancel: CancellationToken) {
+        tokio::spawn(async move {
+            let mut hup = match tokio::signal::unix::signal(
+                tokio::signal::unix::SignalKind::hangup(),
+            ) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "Cannot listen for SIGHUP; the configuration is not reloadable.");
+                    return;
+                }
+            };
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    Some(()) = hup.recv() => self.reload(),
+                }
+            }
+        });
+    }
+
+    /// Loads the file again; on success puts its policy in force, else keeps the old one.
+    pub(crate) fn reload(&mut self) {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let loaded = Config::load(self.path.as_deref());
+        let mut status = self.health.config();
+        match loaded {
+            Err(e) => {
+                tracing::error!(error = %e, "Configuration reload failed; the policy in force is unchanged.");
+                self.metrics.config_reloaded(false);
+                status.last_reload = Some(ReloadOutcome {
+                    ok: false,
+                    at,
+                    error: Some(e.to_string()),
+                });
+            }
+            Ok(new) => {
+                for section in restart_only_changes(&self.running, &new) {
+                    tracing::warn!(section, "Configuration changed in a section read at start-up only; it takes effect at the next restart.");
+                }
+                let policies = new.policies();
+                let old = status.policy_version.clone();
+                let version = policies.current().version().to_owned();
+                if version != old || policies.retention != self.policies.borrow().retention {
+                    tracing::info!(policy_version = %version, previous = %old, "Policy in force for alerts processed from now on; open alerts keep theirs.");
+                    self.metrics.policy_in_force(&version, Some(&old));
+                    self.policies.send_replace(Arc::new(policies));
+                } else {
+                    tracing::info!(policy_version = %version, "Configuration reloaded; the policy is unchanged.");
+                }
+                self.metrics.config_reloaded(true);
+                status.policy_version = version;
+                status.last_reload = Some(ReloadOutcome {
+                    ok: true,
+                    at,
+                    error: None,
+                });
+                self.running.sla = new.sla.clone();
+                self.running.display = new.display.clone();
+            }
+        }
+        self.health.set_config(status);
+    }
+}
+
+/// Sections (or keys) that differ between `a` and `b` but are only read at start-up.
+fn restart_only_changes(a: &Config, b: &Config) -> Vec<&'static str> {
+    let differs =
+        |x: &dyn std::fmt::Debug, y: &dyn std::fmt::Debug| format!("{x:?}") != format!("{y:?}");
+    let mut out = Vec::new();
+    if differs(&a.kafka, &b.kafka) {
+        out.push("kafka");
+    }
+    if differs(&a.redis, &b.redis) || a.redis.url != b.redis.url {
+        out.push("redis");
+    }
+    if differs(&a.http, &b.http) || a.http.token != b.http.token {
+        out.push("http");
+    }
+    if differs(&a.alertmanager, &b.alertmanager) {
+        out.push("alertmanager");
+    }
+    if a.limits() != b.limits() {
+        out.push("sla.max_message_bytes / sla.max_clock_skew");
+    }
+    out
+}
