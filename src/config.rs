@@ -1017,9 +1017,12 @@ mod tests {
 
     #[test]
     fn shipped_config_files_load() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
         let mut seen = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
+        let entries = std::fs::read_dir(&root)
+            .unwrap()
+            .chain(std::fs::read_dir(root.join("examples")).unwrap());
+        for entry in entries {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
                 let text = std::fs::read_to_string(&path).unwrap();
@@ -1030,8 +1033,8 @@ mod tests {
             }
         }
         assert!(
-            seen >= 2,
-            "config/default.toml and config/demo.toml are shipped"
+            seen >= 4,
+            "config/default.toml, config/demo.toml and config/examples/*.toml are shipped"
         );
     }
 
@@ -1041,6 +1044,154 @@ mod tests {
         let c = Config::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
         for risk in [Risk::Medium, Risk::Low] {
             assert_eq!(c.policy().for_risk(risk), Policy::default().for_risk(risk));
+        }
+    }
+
+    fn load(text: &str) -> Config {
+        let c = Config::parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        c.validate().unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        c
+    }
+
+    fn stage_names(p: &Policy, risk: Risk) -> Vec<String> {
+        p.for_risk(risk)
+            .stages
+            .iter()
+            .map(|r| r.stage.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_v1_configuration_is_the_default_stage_list() {
+        let p = load("[sla]\nvisit_within = \"1h\"\n").policy();
+        assert_eq!(p, Policy::default());
+        assert_eq!(stage_names(&p, Risk::Low), ["visit", "meet", "feedback"]);
+        let visit = &p.for_risk(Risk::High).stages[0];
+        assert_eq!(
+            visit.satisfied_by,
+            [DispositionKind::Visited, DispositionKind::Met]
+        );
+    }
+
+    #[test]
+    fn every_stage_error_names_its_key() {
+        for (text, key) in [
+            ("[sla]\nstages = []\n", "sla.stages"),
+            ("[sla]\nstages = [\"Visit\"]\n", "sla.stages"),
+            ("[sla]\nstages = [\"visit\", \"visit\"]\n", "sla.stages"),
+            (
+                "[sla]\nstages = [\"a_very_long_stage_name_of_33_chars\"]\n",
+                "sla.stages",
+            ),
+            // A stage beyond the three without its deadline or what satisfies it.
+            (
+                "[sla]\nstages = [\"sign_for\"]\n[sla.stage.sign_for]\nsatisfied_by = [\"acknowledged\"]\n",
+                "sla.sign_for_within",
+            ),
+            (
+                "[sla]\nstages = [\"sign_for\"]\nsign_for_within = \"10m\"\n",
+                "sla.stage.sign_for.satisfied_by",
+            ),
+            (
+                "[sla]\nstages = [\"visit\"]\n[sla.stage.visit]\nsatisfied_by = [\"called\"]\n",
+                "sla.stage.visit.satisfied_by",
+            ),
+            (
+                "[sla]\nstages = [\"visit\"]\n[sla.stage.visit]\nsatisfied_by = []\n",
+                "sla.stage.visit.satisfied_by",
+            ),
+            (
+                "[sla]\nstages = [\"visit\"]\n[sla.stage.visit]\nsatisfied_by = [\"closed\"]\n",
+                "sla.stage.visit.satisfied_by",
+            ),
+            ("[sla.stage.sign_for]\nlabel_zh = \"签收\"\n", "sla.stage.sign_for"),
+            ("[sla.stage.visit]\nlabel_zh = \"\"\n", "sla.stage.visit.label_zh"),
+            ("[sla.stage.visit]\ncolour = \"red\"\n", "sla.stage.visit.colour"),
+            ("[sla.risk.low]\nstages = [\"sign_for\"]\n", "sla.risk.low.stages"),
+            ("[sla.risk.low]\nstages = []\n", "sla.risk.low.stages"),
+            ("[sla.risk.low]\nsign_for_within = \"1m\"\n", "sla.risk.low.sign_for_within"),
+            ("[sla.risk.low]\nfeedback_within = \"0s\"\n", "sla.risk.low.feedback_within"),
+            ("[sla.risk.low]\nfeedback_within = \"soon\"\n", "sla.risk.low.feedback_within"),
+            ("[sla.risk.low]\nfeedbak = \"1h\"\n", "sla.risk.low.feedbak"),
+            ("[sla]\nsign_for_within = \"10m\"\n", "sla.sign_for_within"),
+            ("[sla]\nvisit_within = 3600\n", "sla.visit_within"),
+            ("[display]\ntimezone = \"Mars/Olympus\"\n", "display.timezone"),
+            ("[display]\nlanguage = \"fr\"\n", "display.language"),
+        ] {
+            let e = err(text);
+            assert!(
+                e.starts_with(&format!("config key {key}:")),
+                "{text:?} gave {e:?}, want key {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sign_for_policy_and_a_feedback_only_risk() {
+        let c = load(
+            "[sla]\nstages = [\"sign_for\", \"visit\", \"meet\", \"feedback\"]\n\
+             sign_for_within = \"10m\"\n\
+             [sla.stage.sign_for]\nsatisfied_by = [\"acknowledged\", \"met\"]\n\
+             [sla.risk.low]\nstages = [\"feedback\"]\nfeedback_within = \"3h\"\n",
+        );
+        let p = c.policy();
+        assert_eq!(
+            stage_names(&p, Risk::High),
+            ["sign_for", "visit", "meet", "feedback"]
+        );
+        let sign_for = &p.for_risk(Risk::High).stages[0];
+        assert_eq!(sign_for.within, 10 * 60_000);
+        assert_eq!(
+            sign_for.satisfied_by,
+            [DispositionKind::Acknowledged, DispositionKind::Met]
+        );
+        assert_eq!(stage_names(&p, Risk::Low), ["feedback"]);
+        assert_eq!(p.for_risk(Risk::Low).stages[0].within, 3 * 3_600_000);
+        assert_eq!(p.for_risk(Risk::Medium).stages[3].within, 6 * 3_600_000);
+        let labels = c.stage_labels().unwrap();
+        assert_eq!(labels["sign_for"].zh, "签收");
+        assert_eq!(labels["visit"].en, "Visit");
+    }
+
+    #[test]
+    fn a_risk_lists_its_stages_in_the_order_of_sla_stages() {
+        let p = load("[sla.risk.high]\nstages = [\"feedback\", \"visit\"]\n").policy();
+        assert_eq!(stage_names(&p, Risk::High), ["visit", "feedback"]);
+    }
+
+    #[test]
+    fn the_v1_deadline_keys_stay_valid_when_their_stage_is_left_out() {
+        let p = load("[sla]\nstages = [\"feedback\"]\nvisit_within = \"1h\"\n").policy();
+        assert_eq!(stage_names(&p, Risk::Medium), ["feedback"]);
+    }
+
+    #[test]
+    fn the_policy_version_follows_the_effective_policy_only() {
+        let base = load("").policy();
+        assert_eq!(base.version().len(), 16);
+        assert!(base.version().bytes().all(|b| b.is_ascii_hexdigit()));
+        // The same policy written differently, and keys outside the policy: same version.
+        let same = load(
+            "[sla]\nstages = [\"visit\", \"meet\", \"feedback\"]\nvisit_within = \"60m\"\n\
+             retention = \"1d\"\nmax_message_bytes = 1000\n[display]\nlanguage = \"en\"\n\
+             [sla.stage.visit]\nlabel_en = \"Door\"\n",
+        );
+        assert_eq!(same.policy().version(), base.version());
+        for changed in [
+            "[sla]\nvisit_within = \"59m\"\n",
+            "[sla]\nwarn_before = \"10m\"\n",
+            "[sla]\ngrace = \"1s\"\n",
+            "[sla]\nwarn_notify = [\"someone_else\"]\n",
+            "[sla]\nescalate_after = [\"0s\", \"30m\", \"3h\"]\n",
+            "[sla]\nnotify = [[\"a\"], [\"b\"], [\"c\"]]\n",
+            "[sla.stage.visit]\nsatisfied_by = [\"visited\"]\n",
+            "[sla.risk.low]\nstages = [\"visit\", \"feedback\"]\n",
+        ] {
+            assert_ne!(
+                load(changed).policy().version(),
+                base.version(),
+                "{changed}"
+            );
         }
     }
 }

@@ -138,3 +138,80 @@ fn restart_only_changes(a: &Config, b: &Config) -> Vec<&'static str> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Risk;
+
+    fn write(path: &std::path::Path, text: &str) {
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn a_valid_file_puts_its_policy_in_force_and_an_invalid_one_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fraud-sla.toml");
+        write(
+            &path,
+            "[sla]\nescalate_after = [\"0s\", \"1h\"]\nnotify = [[\"a\"], [\"b\"]]\n",
+        );
+        let config = Config::load(Some(&path)).unwrap();
+        let (metrics, health) = (Arc::new(Metrics::new()), Arc::new(Health::default()));
+        let (mut reloader, mut rx) =
+            Reloader::start(Some(path.clone()), config, metrics.clone(), health.clone());
+        let first = rx.borrow_and_update().current().clone();
+        assert_eq!(health.config().policy_version, first.version());
+
+        write(
+            &path,
+            "[sla]\nescalate_after = [\"0s\", \"5m\"]\nnotify = [[\"a\"], [\"b\"]]\n",
+        );
+        reloader.reload();
+        assert!(rx.has_changed().unwrap());
+        let second = rx.borrow_and_update().current().clone();
+        assert_ne!(second.version(), first.version());
+        assert_eq!(second.for_risk(Risk::High).escalate_after, [0, 300_000]);
+        let status = health.config();
+        assert_eq!(status.policy_version, second.version());
+        assert!(status.last_reload.as_ref().unwrap().ok);
+
+        write(
+            &path,
+            "[sla]\nescalate_after = [\"1h\", \"5m\"]\nnotify = [[\"a\"], [\"b\"]]\n",
+        );
+        reloader.reload();
+        assert!(
+            !rx.has_changed().unwrap(),
+            "an invalid file changes nothing"
+        );
+        let status = health.config();
+        assert_eq!(status.policy_version, second.version());
+        let failed = status.last_reload.unwrap();
+        assert!(!failed.ok);
+        assert!(
+            failed
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("sla.escalate_after"),
+            "{failed:?}"
+        );
+        let text = metrics.encode_prometheus_text();
+        for line in [
+            "fraud_sla_config_reloads_total{result=\"success\"} 1",
+            "fraud_sla_config_reloads_total{result=\"failure\"} 1",
+            "fraud_sla_config_last_reload_successful 0",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        assert!(text.contains(&format!(
+            "fraud_sla_policy_info{{policy_version=\"{}\"}} 1",
+            second.version()
+        )));
+        assert!(
+            !text.contains(&format!("policy_version=\"{}\"", first.version())),
+            "the replaced policy is no longer exported"
+        );
+    }
+}

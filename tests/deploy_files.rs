@@ -4,6 +4,8 @@
 //!
 //! - every metric a query or rule uses is one the processor exports, and every docs/contract.md §9 family
 //!   is on the dashboard;
+//! - stages are configuration (CONTRACT.md §10.1): no query or rule names a stage; the dashboard's
+//!   stage panels filter on its `stage` variable;
 //! - `promtool check config`, `promtool check rules`, `promtool test rules` (and `amtool
 //!   check-config`) pass; the dashboard's queries parse too. The tools come from Debian's
 //!   `prometheus` and `prometheus-alertmanager` packages (deploy/local/install.sh); a missing tool
@@ -45,10 +47,14 @@ const CONTRACT: &[(&str, Kind)] = &[
     ("fraud_sla_consumer_lag", Kind::Gauge),
 ];
 
-/// Exported beyond §9: §10.6, the extras of docs/contract.md, and Prometheus's own `up`.
+/// Exported beyond §9: §10.6, the extras of docs/contract.md, the config reloads and the policy in
+/// force (§10.2), and Prometheus's own `up`.
 const EXTRA: &[(&str, Kind)] = &[
     ("fraud_sla_outcomes_total", Kind::Counter),
     ("fraud_sla_redis_rollbacks_total", Kind::Counter),
+    ("fraud_sla_config_reloads_total", Kind::Counter),
+    ("fraud_sla_config_last_reload_successful", Kind::Gauge),
+    ("fraud_sla_policy_info", Kind::Gauge),
     ("fraud_sla_already_applied_total", Kind::Counter),
     ("fraud_sla_standby", Kind::Gauge),
     ("fraud_sla_publish_failures_total", Kind::Counter),
@@ -61,6 +67,14 @@ const EXTRA: &[(&str, Kind)] = &[
     ("process_open_fds", Kind::Gauge),
     ("process_start_time_seconds", Kind::Gauge),
     ("up", Kind::Gauge),
+];
+
+/// The families with a `stage` label (§9), whose values are the configured stage names.
+const STAGED: &[&str] = &[
+    "fraud_sla_stage_completions_total",
+    "fraud_sla_stage_completion_seconds",
+    "fraud_sla_escalations_total",
+    "fraud_sla_breaches_total",
 ];
 
 fn families() -> impl Iterator<Item = (&'static str, Kind)> {
@@ -195,6 +209,27 @@ fn dashboard_is_well_formed() {
     assert_eq!(query, def);
     assert_eq!(j["datasource"]["uid"], "${datasource}");
 
+    // The stages are whatever the processor is configured with: read from its metrics, not listed.
+    let s = variable(&dash, "stage");
+    assert_eq!(s["type"], "query");
+    let def = "label_values(fraud_sla_stage_completions_total, stage)";
+    assert_eq!(s["definition"], def);
+    let query = s["query"].get("query").unwrap_or(&s["query"]);
+    assert_eq!(query, def);
+    assert_eq!(s["datasource"]["uid"], "${datasource}");
+    assert_eq!(s["multi"], true);
+    assert_eq!(s["includeAll"], true);
+    assert_eq!(s["allValue"], ".*");
+    assert_eq!(
+        s["regex"].as_str().unwrap_or(""),
+        "",
+        "the stage variable filters no stage"
+    );
+    assert!(
+        s["options"].as_array().is_none_or(Vec::is_empty),
+        "the stage variable lists no stages of its own"
+    );
+
     let mut ids = BTreeSet::new();
     for p in all_panels(&dash) {
         let title = p["title"].as_str().expect("every panel has a title");
@@ -265,7 +300,12 @@ fn dashboard_uses_known_metrics_and_shows_every_family() {
         "max by (topic, partition) (fraud_sla_consumer_lag",
         "sum by (topic, reason) (increase(fraud_sla_deadletters_total",
         "jurisdiction=~\"$jurisdiction\"",
+        "stage=~\"$stage\"",
         "up{job=\"fraud-sla\"}",
+        "fraud_sla_outcomes_total{job=\"fraud-sla\", outcome=\"dissuaded\"}",
+        "sum by (outcome) (increase(fraud_sla_outcomes_total",
+        "by (policy_version) (fraud_sla_policy_info",
+        "fraud_sla_config_last_reload_successful{job=\"fraud-sla\"}",
     ] {
         assert!(all.contains(needle), "no dashboard query contains {needle}");
     }
@@ -280,7 +320,8 @@ fn dashboard_queries_are_valid_promql() {
         let expr = expr
             .replace("$__rate_interval", "1m")
             .replace("$__range", "6h")
-            .replace("$jurisdiction", ".*");
+            .replace("$jurisdiction", ".*")
+            .replace("$stage", ".*");
         rules.push_str(&format!(
             "      - record: dashboard:query_{i}\n        expr: |\n"
         ));
@@ -292,6 +333,76 @@ fn dashboard_queries_are_valid_promql() {
     let file = dir.path().join("dashboard.rules.yml");
     std::fs::write(&file, rules).unwrap();
     tool("promtool", &["check", "rules", file.to_str().unwrap()]);
+}
+
+#[test]
+fn no_query_or_rule_names_a_stage_and_stage_panels_follow_the_variable() {
+    // CONTRACT.md §10.1: the stage list is configuration, so a matcher on a stage name would
+    // silently show nothing (or miss a stage) under another configuration.
+    let dash = dashboard();
+    let mut exprs: Vec<(String, String)> = dashboard_exprs(&dash)
+        .into_iter()
+        .map(|(title, expr)| (format!("panel {title:?}"), expr))
+        .collect();
+    for v in dash["templating"]["list"].as_array().unwrap() {
+        let query = v["query"].get("query").unwrap_or(&v["query"]);
+        for q in [query, &v["definition"]] {
+            if let Some(q) = q.as_str() {
+                exprs.push((format!("variable {}", v["name"]), q.to_string()));
+            }
+        }
+    }
+    let mut staged_selectors = 0;
+    for (what, expr) in &exprs {
+        for (metric, matchers) in selectors(expr) {
+            for (label, op, value) in &matchers {
+                assert!(
+                    label != "stage" || (op == "=~" && is_stage_variable(value)),
+                    "{what}: {label}{op}\"{value}\" names a stage; filter with stage=~\"$stage\" \
+                     (the stages are configuration): {expr}"
+                );
+            }
+            let family = series_names().get(&metric).copied();
+            if family.is_some_and(|f| STAGED.contains(&f)) {
+                staged_selectors += 1;
+                assert!(
+                    matchers
+                        .iter()
+                        .any(|(l, op, v)| l == "stage" && op == "=~" && is_stage_variable(v)),
+                    "{what}: {metric} is not filtered by the stage variable: {expr}"
+                );
+            }
+        }
+    }
+    assert!(
+        staged_selectors > 0,
+        "no dashboard query selects a staged metric"
+    );
+
+    let rules = yaml_file(&root().join(RULES));
+    for group in rules["groups"].as_array().expect("groups") {
+        for rule in group["rules"].as_array().expect("rules") {
+            let name = rule["alert"].as_str().unwrap();
+            let expr = rule["expr"].as_str().unwrap();
+            for (_, matchers) in selectors(expr) {
+                for (label, op, value) in matchers {
+                    assert!(
+                        label != "stage",
+                        "{name}: {label}{op}\"{value}\"; a rule holds for any stage list: {expr}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `$stage`, `${stage}` or `${stage:format}`: the dashboard's stage variable, nothing more.
+fn is_stage_variable(value: &str) -> bool {
+    value == "$stage"
+        || value == "${stage}"
+        || value
+            .strip_prefix("${stage:")
+            .is_some_and(|rest| rest.ends_with('}') && !rest.contains(['|', '$']))
 }
 
 #[test]
@@ -339,6 +450,7 @@ const RULE_TESTS: &str = "deploy/prometheus/tests/fraud-sla.rules.test.yml";
 const ALERTS: &[&str] = &[
     "FraudSlaProcessorDown",
     "FraudSlaNotReady",
+    "FraudSlaConfigReloadFailed",
     "FraudSlaConsumerLagGrowing",
     "FraudSlaTimerLatenessHigh",
     "FraudSlaDeadLettersRising",
@@ -985,6 +1097,148 @@ fn metric_names_skips_functions_labels_and_keywords() {
         and topk(10, d) / e[1h:1m] + sum(rate(f[$__rate_interval])) > bool 1e3"#;
     let names: Vec<String> = metric_names(expr).into_iter().collect();
     assert_eq!(names, ["a_bucket", "b_total", "c", "d", "e", "f", "up"]);
+}
+
+/// `(label, op, value)` of a label matcher, the value as written between its quotes.
+type Matcher = (String, String, String);
+
+/// Every `{…}` selector of a PromQL expression: the metric name written before it (empty for
+/// none) and its `(label, op, value)` matchers. Quoted label names (`{"stage"="x"}`) count as
+/// labels; a quoted name without an operator (`{"metric.name"}`) is the metric. Grafana's
+/// `${var}` is not a selector. Strings and comments outside selectors are skipped, so a label
+/// named in `by (…)`, `label_values(…)` or `label_replace(…)` is no matcher.
+fn selectors(expr: &str) -> Vec<(String, Vec<Matcher>)> {
+    let chars: Vec<char> = expr.chars().collect();
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let skip_ws = |mut j: usize| {
+        while j < chars.len() && chars[j].is_whitespace() {
+            j += 1;
+        }
+        j
+    };
+    // A quoted string starting at `j`: its content (escapes kept) and the index after it.
+    let string = |j: usize| -> (String, usize) {
+        let q = chars[j];
+        let mut k = j + 1;
+        let mut out = String::new();
+        while k < chars.len() && chars[k] != q {
+            if chars[k] == '\\' && q != '`' {
+                out.push(chars[k]);
+                k += 1;
+            }
+            out.push(chars[k]);
+            k += 1;
+        }
+        assert!(k < chars.len(), "unterminated string in {expr}");
+        (out, k + 1)
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if "\"'`".contains(c) {
+            i = string(i).1;
+        } else if c == '#' {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '{' && i > 0 && chars[i - 1] == '$' {
+            while i < chars.len() && chars[i] != '}' {
+                i += 1;
+            }
+        } else if c == '{' {
+            let mut b = i;
+            while b > 0 && chars[b - 1].is_whitespace() {
+                b -= 1;
+            }
+            let mut a = b;
+            while a > 0 && ident(chars[a - 1]) {
+                a -= 1;
+            }
+            let mut metric: String = chars[a..b].iter().collect();
+            let mut matchers = Vec::new();
+            let mut j = skip_ws(i + 1);
+            while j < chars.len() && chars[j] != '}' {
+                let (label, after) = if "\"'`".contains(chars[j]) {
+                    string(j)
+                } else {
+                    let start = j;
+                    while j < chars.len() && ident(chars[j]) {
+                        j += 1;
+                    }
+                    assert!(j > start, "cannot read the selector at {i} of {expr}");
+                    (chars[start..j].iter().collect(), j)
+                };
+                j = skip_ws(after);
+                let op: String = match (chars.get(j), chars.get(j + 1)) {
+                    (Some('=' | '!'), Some('~')) | (Some('!'), Some('=')) => {
+                        chars[j..j + 2].iter().collect()
+                    }
+                    (Some('='), _) => "=".into(),
+                    _ => {
+                        metric = label; // {"metric.name", …}
+                        j = skip_ws(j);
+                        if chars.get(j) == Some(&',') {
+                            j = skip_ws(j + 1);
+                        }
+                        continue;
+                    }
+                };
+                j = skip_ws(j + op.len());
+                assert!(
+                    j < chars.len() && "\"'`".contains(chars[j]),
+                    "{label}{op}: no quoted value in {expr}"
+                );
+                let (value, after) = string(j);
+                matchers.push((label, op, value));
+                j = skip_ws(after);
+                if chars.get(j) == Some(&',') {
+                    j = skip_ws(j + 1);
+                }
+            }
+            out.push((metric, matchers));
+            i = j + 1;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn selectors_find_every_stage_matcher() {
+    let m = |l: &str, op: &str, v: &str| (l.to_string(), op.to_string(), v.to_string());
+    let expr = r#"sum by (stage) (rate(a_total{job="x", stage="visit"}[5m]))
+        / on (stage) b {stage =~ 'meet|feedback' , le!="1"} unless c{"stage"!~"sign_for"}
+        or label_replace(d{x="}{"}, "stage", "$1", "y", "(.*)") + e{stage=~"$stage"}[${__range}]
+        and {"f.g", stage!="x"} # h{stage="visit"}
+        + label_values(i, stage)"#;
+    let got = selectors(expr);
+    let expected = vec![
+        (
+            "a_total".to_string(),
+            vec![m("job", "=", "x"), m("stage", "=", "visit")],
+        ),
+        (
+            "b".to_string(),
+            vec![m("stage", "=~", "meet|feedback"), m("le", "!=", "1")],
+        ),
+        ("c".to_string(), vec![m("stage", "!~", "sign_for")]),
+        ("d".to_string(), vec![m("x", "=", "}{")]),
+        ("e".to_string(), vec![m("stage", "=~", "$stage")]),
+        ("f.g".to_string(), vec![m("stage", "!=", "x")]),
+    ];
+    assert_eq!(got, expected);
+    assert!(is_stage_variable("$stage") && is_stage_variable("${stage:regex}"));
+    for not in [
+        "visit",
+        "$stage|visit",
+        "${stage:regex}|visit",
+        "$stages",
+        ".*",
+    ] {
+        assert!(!is_stage_variable(not), "{not}");
+    }
 }
 
 // ---- YAML ------------------------------------------------------------------------------------

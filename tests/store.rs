@@ -188,3 +188,41 @@ async fn two_owners_never_share_an_epoch_after_redis_forgot_a_claim() {
     }
     b.apply(2, &mut b_fence, &batch("D-2", 1)).await.unwrap();
 }
+
+/// docs/contract.md §10.2: a policy snapshot is stored once per version, with the first batch whose
+/// alerts name it, and never overwritten; the alert records only name it.
+#[tokio::test]
+async fn a_policy_snapshot_is_stored_once_per_version_and_alerts_only_name_it() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let s = store(&redis).await;
+    let policies = Policies::default();
+    let policy = policies.current().clone();
+    let mut fence = s.claim(0).await.unwrap().fence;
+    let mut first = batch("A-1", 1);
+    first.policies = vec![(policy.version().to_owned(), policy.snapshot_json())];
+    s.apply(0, &mut fence, &first).await.unwrap();
+    // A later batch naming the same version with other content cannot replace it.
+    let mut again = batch("A-2", 2);
+    again.policies = vec![(policy.version().to_owned(), "{}".into())];
+    s.apply(0, &mut fence, &again).await.unwrap();
+
+    let stored = s.policies(0).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0],
+        (policy.version().to_owned(), policy.snapshot_json())
+    );
+    let back = fraud_sla::domain::Policy::from_snapshot(&stored[0].0, &stored[0].1).unwrap();
+    assert_eq!(&back, policy.as_ref());
+    let a = s.get(0, "A-1").await.unwrap().unwrap();
+    assert_eq!(a.policy_version.as_deref(), Some(policy.version()));
+    let raw: String = redis::cmd("GET")
+        .arg("{t:0}:a:A-1")
+        .query(&mut redis.client().get_connection().unwrap())
+        .unwrap();
+    assert!(
+        !raw.contains("escalate_after") && raw.len() < 400,
+        "the alert record names its policy, it does not copy it: {raw}"
+    );
+}
