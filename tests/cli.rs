@@ -42,21 +42,22 @@ fn check_config_prints_the_effective_policy_of_the_shipped_files() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let shown = text(&out);
+    let rows: Vec<Vec<&str>> = shown
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let has_row = |want: &[&str]| rows.iter().any(|r| r.as_slice() == want);
+    for want in [
+        &["visit", "上门", "/", "Visit", "issued_at", "+", "1h", "visited,", "met"][..],
+        &["visit", "上门", "/", "Visit", "issued_at", "+", "30m", "visited,", "met"],
+        &["feedback", "反馈", "/", "Feedback", "issued_at", "+", "6h", "feedback"],
+        &["level", "3", "deadline", "+", "2h", "->", "sub_bureau_command"],
+    ] {
+        assert!(has_row(want), "{want:?} not in\n{shown}");
+    }
     assert!(
-        shown.contains("visit     deadline issued_at + 1h"),
-        "{shown}"
-    );
-    assert!(
-        shown.contains("visit     deadline issued_at + 30m"),
-        "high-risk override shown: {shown}"
-    );
-    assert!(
-        shown.contains("feedback  deadline issued_at + 6h"),
-        "{shown}"
-    );
-    assert!(
-        shown.contains("level 3   deadline + 2h -> sub_bureau_command"),
-        "{shown}"
+        policy_version(&shown).is_some(),
+        "policy_version printed: {shown}"
     );
     let demo = fraud_sla(
         &[
@@ -67,6 +68,55 @@ fn check_config_prints_the_effective_policy_of_the_shipped_files() {
         &[],
     );
     assert_eq!(demo.status.code(), Some(0), "{}", text(&demo));
+}
+
+/// The `policy_version = <hex>` line of check-config's output.
+fn policy_version(shown: &str) -> Option<String> {
+    shown
+        .lines()
+        .find_map(|l| l.strip_prefix("policy_version = "))
+        .filter(|v| v.len() == 16 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned)
+}
+
+#[test]
+fn check_config_prints_the_policy_version_and_each_risks_stage_table() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let show = |file: &str| {
+        let out = fraud_sla(&["check-config", "--config", file], &[]);
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", text(&out));
+        text(&out)
+    };
+    let sign_for = show(&format!("{root}/config/examples/sign-for.toml"));
+    let tables: Vec<&str> = sign_for.split("risk ").skip(1).collect();
+    assert_eq!(tables.len(), 3, "{sign_for}");
+    for table in &tables {
+        let stages: Vec<&str> = table
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|w| ["sign_for", "visit", "meet", "feedback"].contains(w))
+            .collect();
+        assert_eq!(stages, ["sign_for", "visit", "meet", "feedback"], "{table}");
+    }
+    assert!(
+        tables[0].contains("签收 / Sign for") && tables[0].contains("issued_at + 5m"),
+        "{}",
+        tables[0]
+    );
+    let low = show(&format!("{root}/config/examples/low-risk-feedback-only.toml"));
+    let low_table = low.split("risk low:").nth(1).unwrap();
+    assert!(!low_table.contains("visit") && low_table.contains("feedback"), "{low}");
+    // Same policy written differently: same version; another policy: another one.
+    let dir = tmpdir();
+    let a = write(&dir, "[sla]\nvisit_within = \"60m\"\n");
+    let v1 = policy_version(&show(&a));
+    let default = policy_version(&show(&format!("{root}/config/demo.toml")));
+    let v2 = policy_version(&show(&write(&dir, "[display]\nlanguage = \"en\"\n")));
+    assert!(v1.is_some());
+    assert_eq!(v1, v2, "labels and display do not change the policy");
+    assert_ne!(v1, default);
+    assert_ne!(v1, policy_version(&sign_for));
 }
 
 #[test]
@@ -97,6 +147,15 @@ fn bad_keys_and_values_exit_2_naming_the_key() {
             "alertmanager.username",
         ),
         ("[alertmanager]\nresend_every = \"1m\"\n", "url"),
+        (
+            "[sla]\nstages = [\"sign_for\", \"visit\"]\n[sla.stage.sign_for]\nsatisfied_by = [\"acknowledged\"]\n",
+            "sla.sign_for_within",
+        ),
+        (
+            "[sla.risk.low]\nstages = [\"phone_call\"]\n",
+            "sla.risk.low.stages",
+        ),
+        ("[display]\ntimezone = \"Beijing\"\n", "display.timezone"),
     ] {
         let out = fraud_sla(&["check-config", "--config", &write(&dir, body)], &[]);
         assert_eq!(out.status.code(), Some(2), "{body}: {}", text(&out));
