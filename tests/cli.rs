@@ -48,10 +48,47 @@ fn check_config_prints_the_effective_policy_of_the_shipped_files() {
         .collect();
     let has_row = |want: &[&str]| rows.iter().any(|r| r.as_slice() == want);
     for want in [
-        &["visit", "上门", "/", "Visit", "issued_at", "+", "1h", "visited,", "met"][..],
-        &["visit", "上门", "/", "Visit", "issued_at", "+", "30m", "visited,", "met"],
-        &["feedback", "反馈", "/", "Feedback", "issued_at", "+", "6h", "feedback"],
-        &["level", "3", "deadline", "+", "2h", "->", "sub_bureau_command"],
+        &[
+            "visit",
+            "上门",
+            "/",
+            "Visit",
+            "issued_at",
+            "+",
+            "1h",
+            "visited,",
+            "met",
+        ][..],
+        &[
+            "visit",
+            "上门",
+            "/",
+            "Visit",
+            "issued_at",
+            "+",
+            "30m",
+            "visited,",
+            "met",
+        ],
+        &[
+            "feedback",
+            "反馈",
+            "/",
+            "Feedback",
+            "issued_at",
+            "+",
+            "6h",
+            "feedback",
+        ],
+        &[
+            "level",
+            "3",
+            "deadline",
+            "+",
+            "2h",
+            "->",
+            "sub_bureau_command",
+        ],
     ] {
         assert!(has_row(want), "{want:?} not in\n{shown}");
     }
@@ -104,9 +141,14 @@ fn check_config_prints_the_policy_version_and_each_risks_stage_table() {
         "{}",
         tables[0]
     );
-    let low = show(&format!("{root}/config/examples/low-risk-feedback-only.toml"));
+    let low = show(&format!(
+        "{root}/config/examples/low-risk-feedback-only.toml"
+    ));
     let low_table = low.split("risk low:").nth(1).unwrap();
-    assert!(!low_table.contains("visit") && low_table.contains("feedback"), "{low}");
+    assert!(
+        !low_table.contains("visit") && low_table.contains("feedback"),
+        "{low}"
+    );
     // Same policy written differently: same version; another policy: another one.
     let dir = tmpdir();
     let a = write(&dir, "[sla]\nvisit_within = \"60m\"\n");

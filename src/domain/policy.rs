@@ -79,12 +79,13 @@ impl Ladder {
         self.position(stage).map(|i| self.stages[i].within)
     }
 
-    /// Positions of the stages `kind` satisfies.
+    /// Positions of the stages `kind` satisfies; none for `closed`, whatever `satisfied_by` says
+    /// (docs/contract.md §10.1: it closes the alert without satisfying anything).
     pub fn satisfied_by(&self, kind: DispositionKind) -> impl Iterator<Item = usize> + '_ {
         self.stages
             .iter()
             .enumerate()
-            .filter(move |(_, r)| r.satisfied_by.contains(&kind))
+            .filter(move |(_, r)| kind != DispositionKind::Closed && r.satisfied_by.contains(&kind))
             .map(|(i, _)| i)
     }
 

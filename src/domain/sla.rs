@@ -542,3 +542,7 @@ impl TimelineEntry {
 #[cfg(test)]
 #[path = "sla_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "stages_tests.rs"]
+mod stages_tests;
