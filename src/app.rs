@@ -114,8 +114,17 @@ pub async fn run(
         metrics: metrics.clone(),
         health: health.clone(),
         query: query.clone(),
-        token: config.http.token.clone(),
+        tokens: Arc::new(crate::http::Tokens::new(
+            config.http.token.clone(),
+            config.http.scoped_tokens().unwrap_or_default(),
+        )),
         policies: policies.clone(),
+        display: Arc::new(crate::http::Display {
+            timezone: config.display.timezone.clone(),
+            language: config.display.language.clone(),
+            labels: config.stage_labels().unwrap_or_default(),
+        }),
+        events: crate::http::events::Hub::default(),
     };
     let mut servers = vec![(
         config.http.listen.clone(),

@@ -277,6 +277,9 @@ pub struct HttpConfig {
     /// Bearer token for `/v1/*`; only from `FRAUD_SLA_HTTP_TOKEN`, never from the file.
     #[serde(skip)]
     pub token: Option<String>,
+    /// Scoped tokens (docs/contract.md §10.4): a TOML file of `[[token]]` entries with `sha256`,
+    /// `name` and `jurisdictions` (prefixes).
+    pub tokens_file: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -285,6 +288,7 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:9898".into(),
             metrics_listen: None,
             token: None,
+            tokens_file: None,
         }
     }
 }
@@ -295,8 +299,94 @@ impl fmt::Debug for HttpConfig {
             .field("listen", &self.listen)
             .field("metrics_listen", &self.metrics_listen)
             .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("tokens_file", &self.tokens_file)
             .finish()
     }
+}
+
+/// One `[[token]]` of `[http] tokens_file`: a station's token, by its hash, and the
+/// jurisdiction prefixes it may see.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScopedToken {
+    /// SHA-256 of the token: the file never holds a token itself.
+    pub sha256: [u8; 32],
+    pub name: String,
+    pub jurisdictions: Vec<String>,
+}
+
+impl fmt::Debug for ScopedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopedToken")
+            .field("name", &self.name)
+            .field("jurisdictions", &self.jurisdictions)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenEntry {
+    sha256: String,
+    name: String,
+    jurisdictions: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    #[serde(default)]
+    token: Vec<TokenEntry>,
+}
+
+impl HttpConfig {
+    /// The scoped tokens of `tokens_file` (none without one), naming the entry and field of any
+    /// problem.
+    pub fn scoped_tokens(&self) -> Result<Vec<ScopedToken>, ConfigError> {
+        let Some(path) = &self.tokens_file else {
+            return Ok(Vec::new());
+        };
+        let bad =
+            |problem: String| ConfigError::key("http.tokens_file", format!("{path}: {problem}"));
+        let text =
+            std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it ({e})")))?;
+        let file: TokensFile = toml::from_str(&text).map_err(|e| bad(e.message().to_owned()))?;
+        let mut out: Vec<ScopedToken> = Vec::with_capacity(file.token.len());
+        for (i, t) in file.token.into_iter().enumerate() {
+            let at = |field: &str, problem: &str| bad(format!("token[{i}].{field}: {problem}"));
+            let sha256 = decode_sha256(&t.sha256)
+                .ok_or_else(|| at("sha256", "must be 64 hex digits (the SHA-256 of the token)"))?;
+            if t.name.trim().is_empty() {
+                return Err(at("name", "must not be empty"));
+            }
+            if t.jurisdictions.is_empty() || t.jurisdictions.iter().any(|j| j.trim().is_empty()) {
+                return Err(at(
+                    "jurisdictions",
+                    "must list at least one non-empty jurisdiction prefix",
+                ));
+            }
+            if out.iter().any(|o| o.sha256 == sha256) {
+                return Err(at("sha256", "is the same token as an earlier entry"));
+            }
+            out.push(ScopedToken {
+                sha256,
+                name: t.name,
+                jurisdictions: t.jurisdictions,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn decode_sha256(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// Keys that may differ per risk class (`[sla.risk.<risk>]`).
@@ -545,6 +635,7 @@ impl Config {
             addr.parse::<SocketAddr>()
                 .map_err(|e| ConfigError::key(key, format!("{addr:?} is not an address ({e})")))?;
         }
+        self.http.scoped_tokens()?;
         if self.http.metrics_listen.as_ref() == Some(&self.http.listen) {
             return Err(ConfigError::key(
                 "http.metrics_listen",
@@ -1193,5 +1284,51 @@ mod tests {
                 "{changed}"
             );
         }
+    }
+
+    #[test]
+    fn a_bad_tokens_file_names_the_entry_and_field() {
+        use sha2::Digest;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.toml");
+        let sha: String = sha2::Sha256::digest(b"a")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let config = format!("[http]\ntokens_file = \"{}\"\n", path.display());
+        std::fs::write(
+            &path,
+            format!(
+                "[[token]]\nsha256 = \"{sha}\"\nname = \"gwm\"\njurisdictions = [\"620102\"]\n"
+            ),
+        )
+        .unwrap();
+        let tokens = load(&config).http.scoped_tokens().unwrap();
+        assert_eq!(tokens[0].jurisdictions, ["620102"]);
+        for (body, want) in [
+            (
+                "[[token]]\nsha256 = \"abc\"\nname = \"x\"\njurisdictions = [\"6201\"]\n"
+                    .to_owned(),
+                "token[0].sha256",
+            ),
+            (
+                format!("[[token]]\nsha256 = \"{sha}\"\nname = \"\"\njurisdictions = [\"6201\"]\n"),
+                "token[0].name",
+            ),
+            (
+                format!("[[token]]\nsha256 = \"{sha}\"\nname = \"x\"\njurisdictions = []\n"),
+                "token[0].jurisdictions",
+            ),
+            ("[[token]]\nsha = 1\n".to_owned(), "unknown field"),
+        ] {
+            std::fs::write(&path, body).unwrap();
+            let e = err(&config);
+            assert!(
+                e.starts_with("config key http.tokens_file:") && e.contains(want),
+                "{e}"
+            );
+        }
+        std::fs::remove_file(&path).unwrap();
+        assert!(err(&config).contains("cannot read it"));
     }
 }

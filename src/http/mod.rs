@@ -1,0 +1,167 @@
+//! HTTP (docs/contract.md §8, §10.4): metrics, health, readiness, the query API and the
+//! operators' board.
+//!
+//! - [`auth`]: who sees what (`FRAUD_SLA_HTTP_TOKEN`, scoped tokens);
+//! - [`alerts`]: one alert (`/v1/alerts/{id}`);
+//! - [`lists`]: `/v1/open` and `/v1/overdue`, from the indexes the batch script keeps;
+//! - [`stations`]: per jurisdiction and stage, today;
+//! - [`events`]: `/v1/events`, server-sent events;
+//! - [`board`]: the board's page and assets, compiled into the binary.
+
+pub(crate) mod alerts;
+pub(crate) mod auth;
+pub(crate) mod board;
+pub(crate) mod events;
+pub(crate) mod lists;
+pub(crate) mod stations;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::watch;
+
+use crate::config::StageLabel;
+use crate::domain::Policies;
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::store::Store;
+pub(crate) use auth::{Access, Tokens};
+
+/// What people read: the display zone and language, and the stages' names (§10.3).
+#[derive(Debug, Clone)]
+pub(crate) struct Display {
+    /// IANA name.
+    pub(crate) timezone: String,
+    /// `zh-CN` or `en`: the board's default.
+    pub(crate) language: String,
+    pub(crate) labels: BTreeMap<String, StageLabel>,
+}
+
+/// What the handlers need.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpState {
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) health: Arc<Health>,
+    /// The store and the partition count, once Redis and the topics are known; `/v1` answers
+    /// 503 until then, while `/healthz`, `/readyz` and `/metrics` answer from the start.
+    pub(crate) query: Arc<OnceLock<(Store, i32)>>,
+    pub(crate) tokens: Arc<Tokens>,
+    /// The policy in force; an alert is shown with the snapshot it keeps.
+    pub(crate) policies: watch::Receiver<Arc<Policies>>,
+    pub(crate) display: Arc<Display>,
+    /// Where the board's live events come from.
+    #[allow(dead_code)] // the live events, being built
+    pub(crate) events: events::Hub,
+}
+
+/// Only `/metrics`, for `[http].metrics_listen` (a separate scrape address).
+pub(crate) fn metrics_router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+pub(crate) fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/v1/alerts/{alert_id}", get(alerts::alert))
+        .route("/v1/open", get(lists::open))
+        .route("/v1/overdue", get(lists::overdue))
+        .route("/v1/stations", get(stations::stations))
+        .route("/v1/events", get(events::events))
+        .route("/v1/display", get(display))
+        .merge(board::routes())
+        .with_state(state)
+}
+
+/// Rejects a request without a valid token with 401 (for the board's data as for `/v1`).
+impl FromRequestParts<HttpState> for Access {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &HttpState) -> Result<Access, Response> {
+        s.tokens
+            .access(&parts.headers)
+            .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+    }
+}
+
+/// The display settings and the stages' names, for the board (and who the token is).
+async fn display(State(s): State<HttpState>, access: Access) -> Response {
+    let labels: serde_json::Map<String, serde_json::Value> = s
+        .display
+        .labels
+        .iter()
+        .map(|(stage, l)| (stage.clone(), json!({ "zh": l.zh, "en": l.en })))
+        .collect();
+    let policy = s.policies.borrow().current().clone();
+    let scope = match &access {
+        Access::All => json!({ "name": null, "jurisdictions": null }),
+        Access::Scoped { name, prefixes } => json!({ "name": name, "jurisdictions": prefixes }),
+    };
+    Json(json!({
+        "timezone": s.display.timezone,
+        "language": s.display.language,
+        "stages": policy.stages().iter().map(|st| st.as_str()).collect::<Vec<_>>(),
+        "labels": labels,
+        "policy_version": policy.version(),
+        "scope": scope,
+    }))
+    .into_response()
+}
+
+/// OpenMetrics when the scraper asks for it (Prometheus does), else the 0.0.4 text format.
+async fn metrics(State(s): State<HttpState>, headers: HeaderMap) -> Response {
+    s.metrics
+        .set_readiness(s.health.readiness(), s.health.owned() as i64);
+    let wants_openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+        ([(header::CONTENT_TYPE, content_type)], s.metrics.encode()).into_response()
+    } else {
+        let content_type = "text/plain; version=0.0.4; charset=utf-8";
+        (
+            [(header::CONTENT_TYPE, content_type)],
+            s.metrics.encode_prometheus_text(),
+        )
+            .into_response()
+    }
+}
+
+async fn readyz(State(s): State<HttpState>) -> Response {
+    let readiness = s.health.readiness();
+    let body = json!({
+        "status": readiness.as_str(),
+        "kafka": s.health.kafka_ok(),
+        "redis": s.health.redis_ok(),
+        "partitions_owned": s.health.owned(),
+        "config": s.health.config(),
+    });
+    let code = if readiness == crate::health::Readiness::Ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+pub(crate) fn error(code: StatusCode, reason: &str) -> Response {
+    (code, Json(json!({ "error": reason }))).into_response()
+}
+
+pub(crate) fn starting() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "starting: Redis or the input topics not reached yet",
+    )
+}
