@@ -35,6 +35,7 @@ curl -fsS "http://127.0.0.1:9898/readyz" >/dev/null || { echo "processor not rea
 cat <<INFO
 
   fraud-sla is running (demo policy: visit 20 s, high risk 15 s, meet 40 s, feedback 2 min).
+    the board        http://127.0.0.1:9898/          (值班看板: at-risk, overdue, stations; 中文 / English)
     metrics          http://127.0.0.1:9898/metrics
     overdue alerts   http://127.0.0.1:9898/v1/overdue?limit=20
     one alert        http://127.0.0.1:9898/v1/alerts/<alert_id>
