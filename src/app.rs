@@ -166,7 +166,10 @@ pub async fn run(
     let alertmanager = config
         .alertmanager
         .as_ref()
-        .map(|c| Alertmanager::new(c, metrics.clone()))
+        .map(|c| {
+            let readable = crate::watch::Readable::new(&config);
+            Alertmanager::new(c, readable, metrics.clone())
+        })
         .transpose()
         .map_err(AppError::Alertmanager)?;
     let shared = Shared {
