@@ -3,14 +3,23 @@
 //! Prints: alerts/s applied in batches through the Lua script (load + domain + write, as the
 //! partition does, through the same `partition::plan` functions), firing throughput, and Redis bytes per open alert.
 //! Run: `cargo bench --bench store` (ALERTS=100000 to change the size).
+//!
+//! With `BOARD_ALERTS=<n>` it measures the board's lists instead (`deploy/local/board-bench.sh`):
+//! n open alerts' index entries written through the batch script over `BOARD_PARTITIONS`
+//! partitions (default 8), then `/v1/open` and `/v1/overdue` pages read exactly as the handler
+//! reads them (one `list_stages.lua` call per partition, all at once, merged), timed: p50/p99
+//! per page and Redis bytes per open alert for the new keys.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fraud_sla::domain::validate::{Limits, Source};
-use fraud_sla::domain::Policies;
+use fraud_sla::domain::{Alert, AlertState, Millis, Policies, Risk};
 use fraud_sla::partition::plan::{self, Input, Offsets, Progress};
-use fraud_sla::store::{RedisConn, Store};
+use fraud_sla::store::{
+    merge_pages, Batch, BoardWrite, IndexQuery, ListedStage, RedisConn, StageList, Store,
+    StoreError,
+};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -85,6 +94,19 @@ async fn main() {
         .get_connection()
         .unwrap();
     let store = Store::new(conn, "bench");
+    if let Some(n) = std::env::var("BOARD_ALERTS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let partitions = std::env::var("BOARD_PARTITIONS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(8);
+        board(&store, &mut sync, n, partitions).await;
+        let _ = server.kill();
+        let _ = server.wait();
+        return;
+    }
     let policy = Policies::default();
     let mut fence = store.claim(0).await.unwrap().fence;
     let limits = Limits {
@@ -118,7 +140,7 @@ async fn main() {
         };
         let sorted = plan::sort(&inputs, progress, now, limits);
         let states = store.load(0, &sorted.alert_ids()).await.unwrap();
-        let outcome = plan::apply(sorted, states, &policy, now);
+        let outcome = plan::apply(sorted, states, &policy, now, &jiff::tz::TimeZone::UTC);
         store.apply(0, &mut fence, &outcome.batch).await.unwrap();
         applied.extend(outcome.batch.offsets);
     }
@@ -147,7 +169,7 @@ async fn main() {
             break;
         }
         let states = store.load(0, &ids).await.unwrap();
-        let outcome = plan::fire(&ids, states, &policy, fire_at);
+        let outcome = plan::fire(&ids, states, &policy, fire_at, &jiff::tz::TimeZone::UTC);
         fired += outcome.batch.escalations.len();
         let entries = store.apply(0, &mut fence, &outcome.batch).await.unwrap();
         let stream_ids: Vec<String> = entries.into_iter().map(|e| e.stream_id).collect();
@@ -177,4 +199,193 @@ async fn main() {
     );
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// The jurisdiction of synthetic alert `i`: 30 districts (`620100`…`620129`) of 10 stations.
+fn jurisdiction(i: usize) -> String {
+    format!("{}-S{:02}", 620_100 + i % 30, (i / 30) % 10)
+}
+
+/// Writes `n` open alerts' board entries over `partitions` partitions through the batch script
+/// (no records: the lists never read them), then times list pages as `/v1/open` and
+/// `/v1/overdue` read them.
+async fn board(store: &Store, sync: &mut redis::Connection, n: usize, partitions: i32) {
+    let policies = Policies::default();
+    let now = chrono::Utc::now().timestamp_millis();
+    let before = used_memory(sync);
+    let t = Instant::now();
+    // Issued evenly over the last 6 h: visits of alerts older than 1 h are breached (late),
+    // every feedback still due; warnings fired where due.
+    let span: Millis = 6 * 3_600_000;
+    let mut entries = 0usize;
+    for p in 0..partitions {
+        let mut fence = store.claim(p).await.unwrap().fence;
+        let mut board = BoardWrite::default();
+        for i in (p as usize..n).step_by(partitions as usize) {
+            let mut state = AlertState::default();
+            let alert = Alert {
+                alert_id: format!("GA-{i:08}"),
+                issued_at: now - (i as Millis * span / n as Millis),
+                jurisdiction: jurisdiction(i),
+                risk: Risk::ALL[i % 3],
+                channel: None,
+                fraud_type: None,
+                amount_cents: None,
+            };
+            state.apply_alert(alert, &policies, now);
+            state.fire(&policies, now);
+            plan::board_diff(&AlertState::default(), &state, &policies, &mut board);
+            if board.add.len() >= 30_000 {
+                entries += board.add.len();
+                write_board(store, p, &mut fence, std::mem::take(&mut board)).await;
+            }
+        }
+        entries += board.add.len();
+        write_board(store, p, &mut fence, board).await;
+    }
+    let load = t.elapsed();
+    let after = used_memory(sync);
+    let mut count = |key: &str| -> usize {
+        (0..partitions)
+            .map(|p| {
+                redis::cmd("ZCARD")
+                    .arg(format!("{{bench:{p}}}:{key}"))
+                    .query::<usize>(sync)
+                    .unwrap()
+            })
+            .sum()
+    };
+    let (due, late) = (count("due"), count("late"));
+    assert_eq!(due + late, entries);
+    println!(
+        "board bench: {n} open alerts, {entries} open stages ({due} due, {late} late) over {partitions} partitions, one redis-server on loopback"
+    );
+    println!(
+        "  load     {:>10.2?} through the batch script ({:.0} entries/s)",
+        load,
+        entries as f64 / load.as_secs_f64()
+    );
+    println!(
+        "  memory   {:>10.0} bytes per open alert for due + late + openstat ({:.0} per open stage; used_memory +{} MiB)",
+        (after - before) as f64 / n as f64,
+        (after - before) as f64 / entries as f64,
+        (after - before) / (1 << 20)
+    );
+
+    // A cursor halfway down /v1/open: the middle entry of partition 0's index.
+    let mid: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg("{bench:0}:due")
+        .arg(due / partitions as usize / 2)
+        .arg(due / partitions as usize / 2)
+        .arg("WITHSCORES")
+        .query(sync)
+        .unwrap();
+    let deep = (mid[0].1 as Millis, mid[0].0.clone());
+    let district = vec!["620102".to_owned()];
+    let station = vec!["620102-S03".to_owned()];
+    let cases: Vec<(&str, StageList, IndexQuery<'_>)> = vec![
+        ("open, first page", StageList::Due, IndexQuery::default()),
+        (
+            "open, deep cursor (halfway)",
+            StageList::Due,
+            IndexQuery {
+                after: Some((deep.0, deep.1.as_str())),
+                ..Default::default()
+            },
+        ),
+        (
+            "open, jurisdiction=620102 (1/30)",
+            StageList::Due,
+            IndexQuery {
+                prefixes: Some(&district),
+                ..Default::default()
+            },
+        ),
+        (
+            "open, jurisdiction=620102-S03 (1/300)",
+            StageList::Due,
+            IndexQuery {
+                prefixes: Some(&station),
+                ..Default::default()
+            },
+        ),
+        (
+            "open, stage=meet, due_within=2h",
+            StageList::Due,
+            IndexQuery {
+                stage: Some("meet"),
+                max_deadline: Some(now + 2 * 3_600_000),
+                ..Default::default()
+            },
+        ),
+        (
+            "overdue, first page",
+            StageList::Late,
+            IndexQuery::default(),
+        ),
+        (
+            "overdue, jurisdiction=620102-S03, risk=high",
+            StageList::Late,
+            IndexQuery {
+                prefixes: Some(&station),
+                risk: Some(Risk::High),
+                ..Default::default()
+            },
+        ),
+    ];
+    const RUNS: usize = 300;
+    println!("  pages of limit 100, scan budget 2000 per partition, {RUNS} requests each (p50 / p99 / items on the page):");
+    for (name, list, q) in cases {
+        let q = IndexQuery {
+            limit: 100,
+            budget: 2000,
+            ..q
+        };
+        let mut times = Vec::with_capacity(RUNS);
+        let mut items = 0;
+        for _ in 0..RUNS {
+            let t = Instant::now();
+            items = page(store, partitions, list, &q).await.unwrap();
+            times.push(t.elapsed());
+        }
+        times.sort();
+        println!(
+            "  {name:<45} {:>8.2?} {:>8.2?} {items:>5}",
+            times[RUNS / 2],
+            times[RUNS * 99 / 100]
+        );
+    }
+}
+
+/// One page as the handler reads it: every partition at once, merged and decoded.
+async fn page(
+    store: &Store,
+    partitions: i32,
+    list: StageList,
+    q: &IndexQuery<'_>,
+) -> Result<usize, StoreError> {
+    let parts =
+        futures::future::try_join_all((0..partitions).map(|p| async move {
+            Ok::<_, StoreError>((p, store.list_stages(p, list, q).await?))
+        }))
+        .await?;
+    let merged = merge_pages(parts, q.limit);
+    Ok(merged
+        .items
+        .iter()
+        .filter_map(|(_, d, m)| ListedStage::decode(list, *d, m))
+        .count())
+}
+
+async fn write_board(
+    store: &Store,
+    p: i32,
+    fence: &mut fraud_sla::store::Fence,
+    board: BoardWrite,
+) {
+    let batch = Batch {
+        board,
+        ..Batch::default()
+    };
+    store.apply(p, fence, &batch).await.unwrap();
 }

@@ -110,6 +110,9 @@ pub async fn run(
 
     // HTTP first: /healthz answers while Redis or the brokers are still being reached.
     let query = Arc::new(std::sync::OnceLock::new());
+    // The board's live events: connections are served from the start, fed once the sources
+    // start below, and ended on shutdown (graceful shutdown waits for open responses).
+    let events = crate::http::events::Hub::new(cancel.clone());
     let http_state = crate::http::HttpState {
         metrics: metrics.clone(),
         health: health.clone(),
@@ -124,7 +127,7 @@ pub async fn run(
             language: config.display.language.clone(),
             labels: config.stage_labels().unwrap_or_default(),
         }),
-        events: crate::http::events::Hub::default(),
+        events: events.clone(),
     };
     let mut servers = vec![(
         config.http.listen.clone(),
@@ -162,6 +165,8 @@ pub async fn run(
     let producer = crate::kafka::producer(&config.kafka)?;
     tracing::info!(partitions, alerts = %config.kafka.alerts_topic, dispositions = %config.kafka.dispositions_topic, "Input topics are co-partitioned.");
     let _ = query.set((store.clone(), partitions as i32));
+    // The board's live events: escalations from their topic, changes from Redis.
+    events.start(&mut http, store.clone(), partitions as i32, &config.kafka)?;
 
     let alertmanager = config
         .alertmanager
@@ -184,6 +189,7 @@ pub async fn run(
         deadletter_topic: config.kafka.deadletter_topic.clone(),
         now: wall_clock,
         alertmanager,
+        display_zone: config.display.zone(),
     };
     // Partition tasks (and their queues) exist before the subscription, so no message of an
     // assigned partition can reach the main queue.

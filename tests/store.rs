@@ -1,10 +1,19 @@
 //! The Redis store against a real redis-server: fencing of stale owners, applied offsets and
-//! the escalation outbox written in the same atomic step, and the partition hash tag.
+//! the escalation outbox written in the same atomic step, the partition hash tag, and the
+//! board's stage indexes, station counters and change stream (kept by the same script, read by
+//! `list_stages.lua` page by page).
 
 mod common;
 use common::*;
-use fraud_sla::domain::{Alert, AlertState, Policies, Risk};
-use fraud_sla::store::{AlertWrite, Batch, RedisConn, Store, StoreError};
+use fraud_sla::domain::time::format_utc;
+use fraud_sla::domain::validate::{Limits, Source};
+use fraud_sla::domain::{Alert, AlertState, Millis, Policies, Risk};
+use fraud_sla::partition::plan::{self, Input, Offsets, Progress};
+use fraud_sla::store::{
+    day_field, merge_pages, station_field, AlertWrite, Batch, BoardWrite, DayCount, Fence,
+    IndexQuery, ListedStage, RedisConn, StageList, Store, StoreError,
+};
+use std::collections::{BTreeMap, HashMap};
 
 fn opened(id: &str) -> AlertState {
     let mut s = AlertState::default();
@@ -35,6 +44,7 @@ fn batch(id: &str, offset: i64) -> Batch {
         )],
         notices: vec![],
         policies: vec![],
+        board: BoardWrite::default(),
     }
 }
 
@@ -225,4 +235,645 @@ async fn a_policy_snapshot_is_stored_once_per_version_and_alerts_only_name_it() 
         !raw.contains("escalate_after") && raw.len() < 400,
         "the alert record names its policy, it does not copy it: {raw}"
     );
+}
+
+const T0: Millis = 1_795_000_000_000;
+const MIN: Millis = 60_000;
+const HOUR: Millis = 60 * MIN;
+const LIMITS: Limits = Limits {
+    max_message_bytes: 65_536,
+    max_clock_skew_ms: 5 * MIN,
+};
+
+fn zone() -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::get("Asia/Shanghai").unwrap()
+}
+
+fn alert_msg(id: &str, issued_at: Millis, jurisdiction: &str, risk: &str) -> (String, String) {
+    let json = serde_json::json!({
+        "alert_id": id, "issued_at": format_utc(issued_at), "jurisdiction": jurisdiction,
+        "risk": risk,
+    });
+    (id.to_owned(), json.to_string())
+}
+
+fn disposition_msg(id: &str, event: &str, kind: &str, at: Millis) -> (String, String) {
+    let json = serde_json::json!({
+        "event_id": event, "alert_id": id, "kind": kind, "occurred_at": format_utc(at),
+        "outcome": "dissuaded",
+    });
+    (id.to_owned(), json.to_string())
+}
+
+/// One partition's owner driving the real plan and script, as the partition task does.
+struct Owner<'a> {
+    store: &'a Store,
+    partition: i32,
+    fence: Fence,
+    applied: Offsets,
+    policies: Policies,
+}
+
+impl<'a> Owner<'a> {
+    async fn claim(store: &'a Store, partition: i32) -> Owner<'a> {
+        let claim = store.claim(partition).await.unwrap();
+        Owner {
+            store,
+            partition,
+            fence: claim.fence,
+            applied: claim.applied.into_iter().collect(),
+            policies: Policies::default(),
+        }
+    }
+
+    /// Applies `(source, offset, (key, value), record time)` messages at `now`; a replay of
+    /// what this process had applied up to `replay_to`.
+    async fn ingest(
+        &mut self,
+        msgs: &[(Source, i64, (String, String), Millis)],
+        now: Millis,
+        replay_to: Option<&Offsets>,
+    ) -> plan::Outcome {
+        let inputs: Vec<Input<'_>> = msgs
+            .iter()
+            .map(|(source, offset, (key, value), ts)| Input {
+                source: *source,
+                topic: source.as_str(),
+                offset: *offset,
+                key: Some(key.as_bytes()),
+                payload: Some(value.as_bytes()),
+                timestamp: Some(*ts),
+            })
+            .collect();
+        let progress = Progress {
+            applied: &self.applied,
+            replay_to,
+        };
+        let sorted = plan::sort(&inputs, progress, now, LIMITS);
+        let states = self
+            .store
+            .load(self.partition, &sorted.alert_ids())
+            .await
+            .unwrap();
+        let outcome = plan::apply(sorted, states, &self.policies, now, &zone());
+        self.store
+            .apply(self.partition, &mut self.fence, &outcome.batch)
+            .await
+            .unwrap();
+        self.applied.extend(outcome.batch.offsets.iter().cloned());
+        outcome
+    }
+
+    /// A firing round at `now` over every clock due.
+    async fn fire(&mut self, now: Millis) -> plan::Outcome {
+        let ids = self.store.due(self.partition, now, 500).await.unwrap();
+        let states = self.store.load(self.partition, &ids).await.unwrap();
+        let outcome = plan::fire(&ids, states, &self.policies, now, &zone());
+        self.store
+            .apply(self.partition, &mut self.fence, &outcome.batch)
+            .await
+            .unwrap();
+        outcome
+    }
+}
+
+fn sync(redis: &Redis) -> redis::Connection {
+    redis.client().get_connection().unwrap()
+}
+
+/// `(deadline, member)` of a whole index.
+fn index(redis: &Redis, key: &str) -> Vec<(String, Millis)> {
+    let rows: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(&mut sync(redis))
+        .unwrap();
+    rows.into_iter().map(|(m, s)| (m, s as Millis)).collect()
+}
+
+fn hash(redis: &Redis, key: &str) -> BTreeMap<String, i64> {
+    redis::cmd("HGETALL")
+        .arg(key)
+        .query(&mut sync(redis))
+        .unwrap()
+}
+
+fn m(jurisdiction: &str, risk: &str, stage: &str, id: &str, last: u8) -> String {
+    format!("{jurisdiction}\x1f{risk}\x1f{stage}\x1f{id}\x1f{last}")
+}
+
+/// docs/contract.md §10.4: the lists' indexes, the open counts and the day counters follow the
+/// records through a whole life (open, warned, breached, satisfied late, closed), written by the
+/// batch script from the plan's differences; the change stream names every changed alert.
+#[tokio::test]
+async fn the_board_indexes_and_counters_follow_the_records_through_an_alerts_life() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let s = store(&redis).await;
+    let mut o = Owner::claim(&s, 0).await;
+    let (due, late, openstat) = ("{t:0}:due", "{t:0}:late", "{t:0}:openstat");
+
+    o.ingest(
+        &[
+            (
+                Source::Alerts,
+                0,
+                alert_msg("A", T0, "620102-GWM", "high"),
+                T0,
+            ),
+            (Source::Alerts, 1, alert_msg("B", T0, "330100", "low"), T0),
+        ],
+        T0 + MIN,
+        None,
+    )
+    .await;
+    assert_eq!(
+        index(&redis, due),
+        [
+            (m("330100", "low", "visit", "B", 0), T0 + HOUR),
+            (m("620102-GWM", "high", "visit", "A", 0), T0 + HOUR),
+            (m("330100", "low", "meet", "B", 0), T0 + 2 * HOUR),
+            (m("620102-GWM", "high", "meet", "A", 0), T0 + 2 * HOUR),
+            (m("330100", "low", "feedback", "B", 0), T0 + 6 * HOUR),
+            (m("620102-GWM", "high", "feedback", "A", 0), T0 + 6 * HOUR),
+        ],
+        "by deadline, ties by member"
+    );
+    assert!(index(&redis, late).is_empty());
+    let counts = |pairs: &[(&str, &str, i64)]| -> BTreeMap<String, i64> {
+        pairs
+            .iter()
+            .map(|(j, st, n)| (station_field(j, st), *n))
+            .collect()
+    };
+    assert_eq!(
+        hash(&redis, openstat),
+        counts(&[
+            ("330100", "feedback", 1),
+            ("330100", "meet", 1),
+            ("330100", "visit", 1),
+            ("620102-GWM", "feedback", 1),
+            ("620102-GWM", "meet", 1),
+            ("620102-GWM", "visit", 1),
+        ])
+    );
+
+    // 1 h in: both visits breach (level 1): from due to late, counted as breached once.
+    o.fire(T0 + HOUR).await;
+    assert_eq!(
+        index(&redis, late),
+        [
+            (m("330100", "low", "visit", "B", 1), T0 + HOUR),
+            (m("620102-GWM", "high", "visit", "A", 1), T0 + HOUR),
+        ]
+    );
+    assert_eq!(index(&redis, due).len(), 4);
+    // A is met late (visit late, meet on time); B closes: every stage of B leaves.
+    o.ingest(
+        &[
+            (
+                Source::Dispositions,
+                0,
+                disposition_msg("A", "e1", "met", T0 + 70 * MIN),
+                T0 + 70 * MIN,
+            ),
+            (
+                Source::Dispositions,
+                1,
+                disposition_msg("B", "e2", "closed", T0 + 71 * MIN),
+                T0 + 71 * MIN,
+            ),
+        ],
+        T0 + 72 * MIN,
+        None,
+    )
+    .await;
+    assert!(index(&redis, late).is_empty());
+    assert_eq!(
+        index(&redis, due),
+        [(m("620102-GWM", "high", "feedback", "A", 0), T0 + 6 * HOUR)]
+    );
+    assert_eq!(
+        hash(&redis, openstat),
+        counts(&[("620102-GWM", "feedback", 1)]),
+        "a field at 0 is deleted"
+    );
+    // T0 is 19:06 in Shanghai: 1 h later is still 2026-11-18 there.
+    let day = hash(&redis, "{t:0}:day:2026-11-18");
+    let want: BTreeMap<String, i64> = [
+        (day_field("620102-GWM", "visit", DayCount::Breached), 1),
+        (day_field("330100", "visit", DayCount::Breached), 1),
+        (day_field("620102-GWM", "visit", DayCount::Late), 1),
+        (day_field("620102-GWM", "meet", DayCount::OnTime), 1),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(day, want);
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("{t:0}:day:2026-11-18")
+        .query(&mut sync(&redis))
+        .unwrap();
+    assert!((8 * 24 * 3600 - 60..=8 * 24 * 3600).contains(&ttl), "{ttl}");
+
+    // The change stream: one entry per batch, naming each changed alert.
+    let changes = s.changes(0, "", 100).await.unwrap();
+    let named: Vec<Vec<(String, String)>> = changes.iter().map(|(_, c)| c.clone()).collect();
+    let pair = |a: &str, j: &str| (a.to_owned(), j.to_owned());
+    assert_eq!(
+        named,
+        [
+            vec![pair("A", "620102-GWM"), pair("B", "330100")],
+            vec![pair("A", "620102-GWM"), pair("B", "330100")],
+            vec![pair("A", "620102-GWM"), pair("B", "330100")],
+        ]
+    );
+    let after_first = s.changes(0, &changes[0].0, 100).await.unwrap();
+    assert_eq!(after_first, changes[1..], "after an id: exclusive");
+    assert!(s.changes(0, &changes[2].0, 100).await.unwrap().is_empty());
+    let raw: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg("{t:0}:events")
+        .arg("-")
+        .arg("+")
+        .query(&mut sync(&redis))
+        .unwrap();
+    assert_eq!(
+        raw[0].1,
+        [(
+            "c".to_owned(),
+            r#"[["A","620102-GWM"],["B","330100"]]"#.to_owned()
+        )],
+        "exactly the field the live events read"
+    );
+
+    // A batch of duplicates changes no record: nothing on the stream.
+    o.ingest(
+        &[(
+            Source::Alerts,
+            2,
+            alert_msg("A", T0, "620102-GWM", "high"),
+            T0,
+        )],
+        T0 + 73 * MIN,
+        None,
+    )
+    .await;
+    assert_eq!(s.changes(0, "", 100).await.unwrap().len(), 3);
+}
+
+/// A replay after a Redis rollback goes through the same plan from what Redis still holds:
+/// the board ends exactly as after the first run (partition 1 is the first run, partition 2
+/// the one whose Redis lost the second batch).
+#[tokio::test]
+async fn a_replay_after_a_rollback_leaves_the_board_as_the_first_run_did() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let s = store(&redis).await;
+    let first = [
+        (
+            Source::Alerts,
+            0,
+            alert_msg("A", T0, "620102-GWM", "medium"),
+            T0,
+        ),
+        (
+            Source::Alerts,
+            1,
+            alert_msg("B", T0 + MIN, "620102-GWM", "high"),
+            T0 + MIN,
+        ),
+    ];
+    let second = [
+        (
+            Source::Dispositions,
+            0,
+            disposition_msg("A", "e1", "visited", T0 + 50 * MIN),
+            T0 + 50 * MIN,
+        ),
+        (
+            Source::Alerts,
+            2,
+            alert_msg("C", T0 + 40 * MIN, "330100", "low"),
+            T0 + 50 * MIN,
+        ),
+        (
+            Source::Dispositions,
+            1,
+            disposition_msg("B", "e2", "met", T0 + 75 * MIN),
+            T0 + 75 * MIN,
+        ),
+    ];
+    let mut run = Owner::claim(&s, 1).await;
+    run.ingest(&first, T0 + MIN, None).await;
+    run.ingest(&second[..2], T0 + 50 * MIN, None).await;
+    run.fire(T0 + 61 * MIN).await;
+    run.ingest(&second[2..], T0 + 75 * MIN, None).await;
+
+    let mut lost = Owner::claim(&s, 2).await;
+    lost.ingest(&first, T0 + MIN, None).await;
+    // Redis forgot everything after the first batch; the rebuild re-reads the rest 2 h later,
+    // each message as of its record time, firing nothing on the way.
+    let replay_to: Offsets = [("alerts".to_owned(), 2), ("dispositions".to_owned(), 1)]
+        .into_iter()
+        .collect();
+    lost.ingest(&second, T0 + 3 * HOUR, Some(&replay_to)).await;
+
+    assert!(!index(&redis, "{t:1}:due").is_empty());
+    assert!(!hash(&redis, "{t:1}:openstat").is_empty());
+    assert!(!hash(&redis, "{t:1}:day:2026-11-18").is_empty());
+    let keys = ["due", "late", "openstat", "day:2026-11-18"];
+    for k in keys {
+        let (a, b) = (format!("{{t:1}}:{k}"), format!("{{t:2}}:{k}"));
+        let t: String = redis::cmd("TYPE").arg(&a).query(&mut sync(&redis)).unwrap();
+        if t == "zset" {
+            assert_eq!(index(&redis, &a), index(&redis, &b), "{k}");
+        } else {
+            assert_eq!(hash(&redis, &a), hash(&redis, &b), "{k}");
+        }
+    }
+    // The breach of B's visit happened in both: as fired by the loop, and on replay before
+    // its late `met` was applied.
+    assert_eq!(
+        hash(&redis, "{t:2}:day:2026-11-18").get(&day_field(
+            "620102-GWM",
+            "visit",
+            DayCount::Breached
+        )),
+        Some(&1)
+    );
+    assert!(!hash(&redis, "{t:2}:openstat").is_empty());
+}
+
+/// Pages through one list over both partitions with `limit` and `budget`, as the handler does;
+/// returns the decoded items and the number of pages.
+async fn page_through(s: &Store, list: StageList, q: IndexQuery<'_>) -> (Vec<ListedStage>, usize) {
+    let mut out = Vec::new();
+    let mut after: Option<(Millis, String)> = None;
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        assert!(pages < 10_000, "paging ends");
+        let mut parts = Vec::new();
+        for p in 0..2 {
+            let q = IndexQuery {
+                after: after.as_ref().map(|(d, m)| (*d, m.as_str())),
+                ..q.clone()
+            };
+            parts.push((p, s.list_stages(p, list, &q).await.unwrap()));
+        }
+        let merged = merge_pages(parts, q.limit);
+        assert!(merged.items.len() <= q.limit);
+        out.extend(
+            merged
+                .items
+                .iter()
+                .map(|(_, d, m)| ListedStage::decode(list, *d, m).unwrap()),
+        );
+        match merged.next {
+            None => return (out, pages),
+            Some(next) => {
+                assert!(
+                    after.as_ref().is_none_or(|a| next > *a),
+                    "every page moves forward"
+                );
+                after = Some(next);
+            }
+        }
+    }
+}
+
+/// Every item of both partitions' `due` indexes, by the order of the lists.
+fn all_due(redis: &Redis) -> Vec<ListedStage> {
+    let mut all: Vec<(Millis, String)> = (0..2)
+        .flat_map(|p| index(redis, &format!("{{t:{p}}}:due")))
+        .map(|(m, d)| (d, m))
+        .collect();
+    all.sort();
+    all.iter()
+        .map(|(d, m)| ListedStage::decode(StageList::Due, *d, m).unwrap())
+        .collect()
+}
+
+/// `/v1/open`'s paging on real Redis: every filter, every page size, scan budgets down to 1
+/// entry (short pages whose cursor goes on), a cursor whose entry left the index meanwhile:
+/// always every matching item exactly once, in order.
+#[tokio::test]
+async fn paging_with_filters_and_small_budgets_yields_every_match_once_in_order() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let s = store(&redis).await;
+    let jurisdictions = [
+        "620102-GWM",
+        "620102-QLH",
+        "620103-X",
+        "330100",
+        "110000-ONLY0",
+    ];
+    let risks = ["high", "medium", "low"];
+    // Partition 0 holds more, and alone holds one jurisdiction; deadlines tie within a
+    // partition (every fifth alert shares the issued_at of the one before) and across
+    // partitions (odd alerts), so cursors land among ties of entries they are not.
+    for (p, n) in [(0, 40), (1, 14)] {
+        let mut o = Owner::claim(&s, p).await;
+        let msgs: Vec<_> = (0..n)
+            .map(|i| {
+                let issued = T0 + (i - i % 5 / 4) * 7_000 + i64::from(p) * 3_000 * (i % 2);
+                let id = format!("P{p}-{i:02}");
+                let j = jurisdictions[(i as usize + p as usize) % (5 - p as usize)];
+                (
+                    Source::Alerts,
+                    i,
+                    alert_msg(&id, issued, j, risks[i as usize % 3]),
+                    T0,
+                )
+            })
+            .collect();
+        o.ingest(&msgs, T0 + 10 * MIN, None).await;
+    }
+    let all = all_due(&redis);
+    assert_eq!(all.len(), (40 + 14) * 3);
+    let prefixes = vec!["620102".to_owned()];
+    let two = vec!["620103".to_owned(), "3301".to_owned()];
+    let only0 = vec!["1100".to_owned()];
+    type Filter = fn(&ListedStage) -> bool;
+    let cases: Vec<(IndexQuery<'_>, Filter)> = vec![
+        (IndexQuery::default(), |_| true),
+        (
+            IndexQuery {
+                prefixes: Some(&prefixes),
+                ..Default::default()
+            },
+            |i| i.jurisdiction.starts_with("620102"),
+        ),
+        (
+            IndexQuery {
+                prefixes: Some(&two),
+                risk: Some(Risk::High),
+                ..Default::default()
+            },
+            |i| {
+                (i.jurisdiction.starts_with("620103") || i.jurisdiction.starts_with("3301"))
+                    && i.risk == Risk::High
+            },
+        ),
+        (
+            IndexQuery {
+                stage: Some("meet"),
+                ..Default::default()
+            },
+            |i| i.stage == "meet",
+        ),
+        (
+            IndexQuery {
+                max_deadline: Some(T0 + 90 * MIN),
+                ..Default::default()
+            },
+            |i| i.deadline <= T0 + 90 * MIN,
+        ),
+        (
+            IndexQuery {
+                prefixes: Some(&only0),
+                ..Default::default()
+            },
+            |i| i.jurisdiction.starts_with("1100"),
+        ),
+        (
+            IndexQuery {
+                prefixes: Some(&[]),
+                ..Default::default()
+            },
+            |_| false,
+        ),
+    ];
+    for (q, keep) in &cases {
+        let want: Vec<ListedStage> = all.iter().filter(|i| keep(i)).cloned().collect();
+        for (limit, budget) in [(1000, 2000), (7, 2000), (3, 2000), (7, 3), (1, 1), (50, 10)] {
+            let q = IndexQuery {
+                limit,
+                budget,
+                ..q.clone()
+            };
+            let (got, pages) = page_through(&s, StageList::Due, q.clone()).await;
+            assert_eq!(got, want, "{q:?}");
+            let filtered = q.prefixes.is_some() || q.risk.is_some() || q.stage.is_some();
+            if !filtered && budget >= limit {
+                assert_eq!(
+                    pages,
+                    want.len().div_ceil(limit).max(1),
+                    "unfiltered, every page is full and none follows the last: {q:?}"
+                );
+            }
+        }
+    }
+
+    // A cursor whose entry left the index (its stage satisfied) meanwhile still continues at
+    // the right place, in every partition.
+    let q = IndexQuery {
+        limit: 5,
+        budget: 2000,
+        ..Default::default()
+    };
+    let mut parts = Vec::new();
+    for p in 0..2 {
+        parts.push((p, s.list_stages(p, StageList::Due, &q).await.unwrap()));
+    }
+    let first = merge_pages(parts, 5);
+    let (last_p, _, last_m) = first.items.last().unwrap().clone();
+    let gone = ListedStage::decode(StageList::Due, 0, &last_m).unwrap();
+    let mut o = Owner::claim(&s, last_p).await;
+    o.ingest(
+        &[(
+            Source::Dispositions,
+            0,
+            disposition_msg(&gone.alert_id, "e1", "visited", T0 + 11 * MIN),
+            T0,
+        )],
+        T0 + 11 * MIN,
+        None,
+    )
+    .await;
+    let (cursor_d, cursor_m) = first.next.clone().unwrap();
+    let mut parts = Vec::new();
+    for p in 0..2 {
+        let q = IndexQuery {
+            after: Some((cursor_d, cursor_m.as_str())),
+            ..q.clone()
+        };
+        parts.push((p, s.list_stages(p, StageList::Due, &q).await.unwrap()));
+    }
+    let second = merge_pages(parts, 5);
+    let mut now_all: Vec<(Millis, String)> = (0..2)
+        .flat_map(|p| index(&redis, &format!("{{t:{p}}}:due")))
+        .map(|(m, d)| (d, m))
+        .collect();
+    now_all.sort();
+    assert!(
+        !now_all.contains(&(cursor_d, cursor_m.clone())),
+        "the cursor's entry left"
+    );
+    let at = now_all
+        .iter()
+        .position(|e| *e > (cursor_d, cursor_m.clone()))
+        .unwrap();
+    let got: Vec<(Millis, String)> = second
+        .items
+        .iter()
+        .map(|(_, d, m)| (*d, m.clone()))
+        .collect();
+    assert_eq!(got, now_all[at..at + 5]);
+}
+
+/// Entries this version does not write never pass for list items, and a change entry whose
+/// `c` is not the JSON the script writes is an error naming it, never a panic.
+#[tokio::test]
+async fn alien_index_entries_do_not_decode_and_an_unreadable_change_entry_is_an_error() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let s = store(&redis).await;
+    let mut c = sync(&redis);
+    let _: () = redis::cmd("ZADD")
+        .arg("{t:0}:late")
+        .arg(5)
+        .arg("no separators")
+        .query(&mut c)
+        .unwrap();
+    let q = IndexQuery {
+        limit: 10,
+        budget: 10,
+        ..Default::default()
+    };
+    let page = s.list_stages(0, StageList::Late, &q).await.unwrap();
+    assert_eq!(page.matches, [(5, "no separators".to_owned())]);
+    assert!(page.exhausted);
+    assert!(ListedStage::decode(StageList::Late, 5, "no separators").is_none());
+    assert!(
+        ListedStage::decode(StageList::Late, 5, &m("6201", "high", "visit", "A", 0)).is_none(),
+        "level 0 is never late"
+    );
+    let filtered = IndexQuery {
+        risk: Some(Risk::High),
+        ..q.clone()
+    };
+    assert!(s
+        .list_stages(0, StageList::Late, &filtered)
+        .await
+        .unwrap()
+        .matches
+        .is_empty());
+    let _: String = redis::cmd("XADD")
+        .arg("{t:0}:events")
+        .arg("*")
+        .arg("c")
+        .arg("{not json")
+        .query(&mut c)
+        .unwrap();
+    match s.changes(0, "-", 10).await {
+        Err(e @ StoreError::CorruptChange { partition: 0, .. }) => {
+            assert!(e.to_string().contains("unreadable"), "{e}")
+        }
+        other => panic!("an unreadable change entry is an error, got {other:?}"),
+    }
+    let empty: HashMap<String, i64> = HashMap::new();
+    assert_eq!(s.stations(0, "2026-11-18").await.unwrap().day, empty);
 }

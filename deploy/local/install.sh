@@ -17,6 +17,10 @@ command -v curl >/dev/null || missing+=(curl)
 # promtool (metrics, rules and their unit tests) and a real Alertmanager for the sink's tests.
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+# Headless Chromium and its WebDriver for the board's and the report's browser tests, and a CJK
+# font so their screenshots show Chinese text.
+{ command -v chromium && command -v chromedriver; } >/dev/null || missing+=(chromium chromium-driver)
+dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q

@@ -164,6 +164,18 @@ pub struct AlertState {
     pub timeline: Vec<TimelineEntry>,
 }
 
+/// One open stage of an open alert, as the operators' board lists it: what
+/// [`AlertState::stage_entries`] returns, so the lists need no record reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenStage {
+    pub stage: Stage,
+    pub deadline: Millis,
+    /// The warning fired, or was superseded by the deadline passing.
+    pub warned: bool,
+    /// Highest breach level fired; 0 while the stage has not breached.
+    pub level: u8,
+}
+
 /// What a transition means to the outside: escalations to publish and things to count.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
@@ -485,6 +497,25 @@ impl AlertState {
             .filter(|c| c.is_open() && c.level > 0)
             .map(|c| c.deadline)
             .min()
+    }
+
+    /// Rule: the board lists every open stage of an open alert (docs/contract.md §10.4), named
+    /// by the alert's own ladder (`policy` is its snapshot, see [`Policies::for_state`]); a
+    /// closed alert, or one known only from dispositions, has none. Its position in the lists
+    /// follows from `level`: not breached (0) is due, breached is late.
+    pub fn stage_entries(&self, policy: &Policy) -> Vec<OpenStage> {
+        if !self.is_open() {
+            return Vec::new();
+        }
+        self.clocks(policy)
+            .filter(|(_, c)| c.is_open())
+            .map(|(r, c)| OpenStage {
+                stage: r.stage.clone(),
+                deadline: c.deadline,
+                warned: c.warned,
+                level: c.level,
+            })
+            .collect()
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -30,7 +30,6 @@ impl Access {
 
     /// The jurisdiction prefixes a list may cover: the request's prefix narrowed by the scope.
     /// `None`: everything; an empty list: nothing (the request asks outside the scope).
-    #[allow(dead_code)] // for the list endpoints, being built
     pub(crate) fn narrow(&self, requested: Option<&str>) -> Option<Vec<String>> {
         match (self, requested) {
             (Access::All, None) => None,

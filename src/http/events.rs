@@ -1,15 +1,747 @@
 //! `GET /v1/events`: server-sent events for the board (docs/contract.md §10.4).
+//!
+//! What a connection receives, in order:
+//! - `hello`, first on every (re)connect, without an id: `{"resync": true}` when the page must
+//!   refetch its lists (a first connection, or a `Last-Event-ID` this process cannot replay: from
+//!   before a restart, from another replica, or older than the events kept in memory), or
+//!   `{"resync": false}` when the events missed since `Last-Event-ID` follow at once;
+//! - `escalation`: one per published escalation, data = the §4 JSON exactly as published;
+//! - `changed`: `{"alert_id", "jurisdiction"}` when a batch changed the alert's stages;
+//! - `resync` (`{"resync": true}`, no id): this connection fell so far behind that events were
+//!   dropped; refetch, as after a `hello` asking for it;
+//! - a comment every 15 s, so proxies keep an idle stream open.
+//!
+//! `escalation` and `changed` carry an id `<boot>-<seq>`: `seq` counts every event of this
+//! process, `boot` is random per process, so an id is only ever resumed by the process that gave
+//! it. A scoped token receives only the events of its jurisdictions, replays included.
+//!
+//! The [`Hub`] feeds every connection from one broadcast channel and keeps the last
+//! [`RING`] events for replays. Its sources start once Redis and the topics are known
+//! ([`Hub::start`]); until then connections get their `hello` and keep-alives only:
+//! - escalations: the escalations topic, every partition assigned at its end, no group joined and
+//!   nothing committed (the board must never disturb a real consumer), deduplicated by
+//!   `escalation_id` over the last [`RECENT_ESCALATIONS`] (delivery is at-least-once);
+//! - changes: every partition's change stream in Redis (`{<prefix>:<p>}:events`, one entry per
+//!   batch naming the alerts it changed), read with [`Store::changes`] every [`POLL`] from its
+//!   end when the hub started ([`Store::changes_end`]); never `XREAD BLOCK`, which would stall
+//!   the multiplexed connection every partition shares.
 
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::collections::{HashSet, VecDeque};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
-use super::{error, Access};
+use super::{Access, HttpState};
+use crate::config::KafkaConfig;
+use crate::retry::{retry, Backoff, GaveUp};
+use crate::store::{Store, StoreError};
 
-/// The source of live events, shared by every connection.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Hub {}
+/// Events kept for replays after a reconnect: minutes of a busy day.
+const RING: usize = 5000;
+/// Events a connection may be behind before it must catch up from the ring.
+const CHANNEL: usize = 1024;
+/// Comments on an idle stream, so proxies (and the page) know it is alive.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How often the change feeds are read: well inside the board's 2 s.
+const POLL: Duration = Duration::from_millis(300);
+/// Entries read per partition and poll; a full page is followed by another read at once.
+const POLL_COUNT: usize = 500;
+/// Escalation ids remembered for deduplication: a republished outbox is far smaller.
+const RECENT_ESCALATIONS: usize = 4096;
+/// How soon a browser reconnects after the stream broke (its default is about 3 s).
+const RECONNECT: Duration = Duration::from_secs(1);
+/// The hello of a connection that must refetch, and of one whose missed events follow.
+const RESYNC: &str = r#"{"resync":true}"#;
+const REPLAYING: &str = r#"{"resync":false}"#;
 
-/// Not built yet.
-pub(crate) async fn events(_access: Access) -> Response {
-    error(StatusCode::NOT_IMPLEMENTED, "not implemented yet")
+/// Why a source of events could not start or read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EventsError {
+    #[error("escalations consumer: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("escalations topic {0} not found or without partitions")]
+    NoTopic(String),
+    #[error("escalations topic metadata request did not finish")]
+    Metadata,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What an event is about; its SSE event name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Escalation,
+    Changed,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Escalation => "escalation",
+            Kind::Changed => "changed",
+        }
+    }
+}
+
+/// One event, rendered once and shared by every connection that sends it.
+#[derive(Debug)]
+struct Event {
+    seq: u64,
+    /// `<boot>-<seq>`, the SSE id.
+    id: String,
+    kind: Kind,
+    /// Who may see it.
+    jurisdiction: String,
+    /// The SSE data, JSON.
+    data: String,
+}
+
+/// The events of this process so far: the next sequence number and the newest [`RING`].
+#[derive(Debug)]
+struct Log {
+    next: u64,
+    ring: VecDeque<Arc<Event>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Random per process: ids given by another process (or before a restart) are not resumed.
+    boot: String,
+    tx: broadcast::Sender<Arc<Event>>,
+    /// Numbering, ring and broadcast happen under this lock, and so does subscribing: a new
+    /// connection's replay and its live events then meet without a gap or an overlap.
+    log: Mutex<Log>,
+    /// Ends every stream and source on shutdown (axum's graceful shutdown waits for open
+    /// responses, and an event stream never ends by itself).
+    cancel: CancellationToken,
+    started: AtomicBool,
+}
+
+/// The source of live events, shared by every connection; cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Hub {
+    inner: Arc<Inner>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub::new(CancellationToken::new())
+    }
+}
+
+/// What a connection sends next.
+#[derive(Debug)]
+enum Frame {
+    Hello { resync: bool },
+    Resync,
+    Event(Arc<Event>),
+}
+
+impl Frame {
+    fn into_sse(self) -> SseEvent {
+        match self {
+            Frame::Hello { resync } => SseEvent::default()
+                .event("hello")
+                .retry(RECONNECT)
+                .data(if resync { RESYNC } else { REPLAYING }),
+            Frame::Resync => SseEvent::default().event("resync").data(RESYNC),
+            Frame::Event(e) => SseEvent::default()
+                .event(e.kind.as_str())
+                .id(&e.id)
+                .data(&e.data),
+        }
+    }
+}
+
+/// A subscription with the events it missed, if they can be replayed.
+struct Follow {
+    rx: broadcast::Receiver<Arc<Event>>,
+    /// The last sequence number given before the subscription.
+    last: u64,
+    /// The events after the requested one; `None` when some of them are no longer kept.
+    replay: Option<Vec<Arc<Event>>>,
+}
+
+impl Hub {
+    /// A hub whose streams and sources end when `cancel` fires.
+    pub(crate) fn new(cancel: CancellationToken) -> Hub {
+        let (tx, _) = broadcast::channel(CHANNEL);
+        Hub {
+            inner: Arc::new(Inner {
+                boot: format!("{:016x}", rand::random::<u64>()),
+                tx,
+                log: Mutex::new(Log {
+                    next: 1,
+                    ring: VecDeque::with_capacity(RING),
+                }),
+                cancel,
+                started: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Starts the sources, once: the escalations topic and the change feeds of `partitions`
+    /// partitions. Their tasks join `tasks` and end on the hub's cancellation.
+    pub(crate) fn start(
+        &self,
+        tasks: &mut JoinSet<()>,
+        store: Store,
+        partitions: i32,
+        kafka: &KafkaConfig,
+    ) -> Result<(), KafkaError> {
+        if self.inner.started.swap(true, Ordering::SeqCst) {
+            tracing::warn!("Board events already started; ignored.");
+            return Ok(());
+        }
+        let consumer: StreamConsumer = crate::kafka::client_config(kafka)
+            // A group id librdkafka wants, but the consumer only assigns: it never joins the
+            // group, and commits nothing.
+            .set("group.id", format!("{}-board-events", kafka.group_id))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", "latest")
+            .create()?;
+        tasks.spawn(
+            self.clone()
+                .follow_escalations(consumer, kafka.escalations_topic.clone()),
+        );
+        tasks.spawn(self.clone().follow_changes(store, partitions));
+        Ok(())
+    }
+
+    fn log(&self) -> MutexGuard<'_, Log> {
+        // Nothing in the critical sections can leave the log half-written.
+        self.inner.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Numbers the event, keeps it for replays and sends it to every connection.
+    fn publish(&self, kind: Kind, jurisdiction: String, data: String) {
+        let mut log = self.log();
+        let seq = log.next;
+        log.next += 1;
+        let event = Arc::new(Event {
+            seq,
+            id: format!("{}-{seq}", self.inner.boot),
+            kind,
+            jurisdiction,
+            data,
+        });
+        if log.ring.len() == RING {
+            log.ring.pop_front();
+        }
+        log.ring.push_back(event.clone());
+        // No connection: nobody to tell; the ring keeps it.
+        let _ = self.inner.tx.send(event);
+    }
+
+    /// The sequence number of an id this process gave, else `None`.
+    fn seq_of(&self, id: &str) -> Option<u64> {
+        let (boot, seq) = id.trim().split_once('-')?;
+        (boot == self.inner.boot).then(|| seq.parse().ok())?
+    }
+
+    /// Subscribes, with the events after `after` when the ring still holds all of them.
+    fn follow(&self, after: Option<u64>) -> Follow {
+        let log = self.log();
+        let rx = self.inner.tx.subscribe();
+        let last = log.next - 1;
+        let oldest = log.ring.front().map_or(log.next, |e| e.seq);
+        let replay = after.filter(|&a| a <= last && a + 1 >= oldest).map(|a| {
+            log.ring
+                .iter()
+                .skip((a + 1 - oldest) as usize)
+                .cloned()
+                .collect()
+        });
+        Follow { rx, last, replay }
+    }
+
+    /// A new connection of `access`, resuming after `last_event_id` if it can.
+    fn connect(&self, access: Access, last_event_id: Option<&str>) -> Connection {
+        let follow = self.follow(last_event_id.and_then(|id| self.seq_of(id)));
+        let resync = follow.replay.is_none();
+        Connection {
+            hub: self.clone(),
+            access,
+            rx: follow.rx,
+            cursor: follow.last,
+            backlog: follow.replay.unwrap_or_default().into(),
+            first: Some(Frame::Hello { resync }),
+        }
+    }
+}
+
+/// One client's stream: its hello, then its replay, then live events, all filtered by scope.
+struct Connection {
+    hub: Hub,
+    access: Access,
+    rx: broadcast::Receiver<Arc<Event>>,
+    /// The last sequence number handled (sent, or not in scope): where to resume after a lag.
+    cursor: u64,
+    backlog: VecDeque<Arc<Event>>,
+    first: Option<Frame>,
+}
+
+impl Connection {
+    /// The next frame to send; `None` when the hub is gone.
+    async fn next(&mut self) -> Option<Frame> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        loop {
+            let event = match self.backlog.pop_front() {
+                Some(e) => e,
+                None => match self.rx.recv().await {
+                    Ok(e) => e,
+                    Err(RecvError::Lagged(_)) => {
+                        // Catch up from the ring if it still holds what was dropped.
+                        let follow = self.hub.follow(Some(self.cursor));
+                        self.rx = follow.rx;
+                        match follow.replay {
+                            Some(missed) => {
+                                self.backlog = missed.into();
+                                continue;
+                            }
+                            None => {
+                                self.cursor = follow.last;
+                                return Some(Frame::Resync);
+                            }
+                        }
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+            };
+            self.cursor = event.seq;
+            if self.access.sees(&event.jurisdiction) {
+                return Some(Frame::Event(event));
+            }
+        }
+    }
+}
+
+/// `GET /v1/events`: the stream of this token's events, resumed after `Last-Event-ID`.
+pub(crate) async fn events(
+    State(s): State<HttpState>,
+    access: Access,
+    headers: HeaderMap,
+) -> Response {
+    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let connection = s.events.connect(access, last_event_id);
+    let stream = futures::stream::unfold(connection, |mut c| async move {
+        let frame = c.next().await?;
+        Some((Ok::<_, Infallible>(frame.into_sse()), c))
+    })
+    .take_until(s.events.inner.cancel.clone().cancelled_owned());
+    (
+        // nginx would otherwise buffer the stream and deliver events in bursts.
+        [(
+            HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        )],
+        Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)),
+    )
+        .into_response()
+}
+
+/// What the board needs of an escalation to route it; the rest is passed on as published.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow)]
+    escalation_id: Cow<'a, str>,
+    #[serde(borrow)]
+    jurisdiction: Cow<'a, str>,
+}
+
+/// The escalation ids seen lately, oldest first out.
+#[derive(Debug)]
+struct Recent {
+    seen: HashSet<Arc<str>>,
+    order: VecDeque<Arc<str>>,
+}
+
+impl Recent {
+    fn new() -> Recent {
+        Recent {
+            seen: HashSet::with_capacity(RECENT_ESCALATIONS),
+            order: VecDeque::with_capacity(RECENT_ESCALATIONS),
+        }
+    }
+
+    /// Whether `id` is new; remembers it.
+    fn first_time(&mut self, id: &str) -> bool {
+        if self.seen.contains(id) {
+            return false;
+        }
+        let id: Arc<str> = Arc::from(id);
+        if self.order.len() == RECENT_ESCALATIONS {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        self.order.push_back(id.clone());
+        self.seen.insert(id);
+        true
+    }
+}
+
+impl Hub {
+    /// Publishes an escalation as consumed; `false` for a duplicate or an unreadable record.
+    fn on_escalation(&self, recent: &mut Recent, payload: &[u8]) -> bool {
+        let Ok(text) = std::str::from_utf8(payload) else {
+            tracing::warn!("Escalation record is not UTF-8; not shown on the board.");
+            return false;
+        };
+        let head: Head<'_> = match serde_json::from_str(text) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "Escalation record unreadable; not shown on the board.");
+                return false;
+            }
+        };
+        if !recent.first_time(&head.escalation_id) {
+            return false;
+        }
+        self.publish(
+            Kind::Escalation,
+            head.jurisdiction.into_owned(),
+            text.to_owned(),
+        );
+        true
+    }
+
+    /// Publishes one `changed` per alert of each entry: `(stream id, [(alert_id, jurisdiction)])`.
+    fn on_changes(&self, entries: Vec<(String, Vec<(String, String)>)>) {
+        for (alert_id, jurisdiction) in entries.into_iter().flat_map(|(_, alerts)| alerts) {
+            let data = Changed {
+                alert_id: &alert_id,
+                jurisdiction: &jurisdiction,
+            };
+            // Serialising two strings cannot fail.
+            if let Ok(data) = serde_json::to_string(&data) {
+                self.publish(Kind::Changed, jurisdiction, data);
+            }
+        }
+    }
+
+    /// Reads the escalations topic from its end until shutdown.
+    async fn follow_escalations(self, consumer: StreamConsumer, topic: String) {
+        let cancel = self.inner.cancel.clone();
+        let consumer = Arc::new(consumer);
+        let assigned = retry(
+            &cancel,
+            Backoff::CONNECT,
+            || assign_at_end(consumer.clone(), topic.clone()),
+            |_| true,
+            |e, retry_in| tracing::warn!(error = %e, ?retry_in, "Board events: waiting for the escalations topic."),
+        )
+        .await;
+        match assigned {
+            Ok(partitions) => {
+                tracing::info!(topic = %topic, partitions, "Board events: following escalations.")
+            }
+            Err(GaveUp::Cancelled | GaveUp::Final(_)) => return,
+        }
+        let mut recent = Recent::new();
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                m = consumer.recv() => match m {
+                    Ok(m) => {
+                        if let Some(payload) = m.payload() {
+                            self.on_escalation(&mut recent, payload);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Board events: escalations consumer error.");
+                        // librdkafka reports a broker outage more than once; don't spin on it.
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                },
+            }
+        }
+        // Closing waits for librdkafka's threads; keep it off the runtime's.
+        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    }
+
+    /// Polls every partition's change stream until shutdown, from where each ended at the start.
+    async fn follow_changes(self, store: Store, partitions: i32) {
+        let cancel = self.inner.cancel.clone();
+        let mut feeds: Vec<Feed> = (0..partitions).map(|_| Feed::default()).collect();
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        let mut more = false;
+        loop {
+            if more {
+                if cancel.is_cancelled() {
+                    return;
+                }
+            } else {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+            }
+            // One read per partition, all at once: the multiplexed connection pipelines them.
+            let reads = feeds.iter().enumerate().map(|(p, feed)| {
+                let store = &store;
+                async move {
+                    let p = p as i32;
+                    match &feed.at {
+                        None => store.changes_end(p).await.map(Read::End),
+                        Some(after) => store
+                            .changes(p, after, feed.page())
+                            .await
+                            .map(Read::Entries),
+                    }
+                }
+            });
+            let results = futures::future::join_all(reads).await;
+            more = false;
+            let mut error = None;
+            for ((p, feed), result) in feeds.iter_mut().enumerate().zip(results) {
+                match result {
+                    Ok(Read::End(id)) => feed.at = Some(id),
+                    Ok(Read::Entries(entries)) => {
+                        let full = entries.len() == feed.page();
+                        feed.careful &= full;
+                        more |= full;
+                        if let Some((last, _)) = entries.last() {
+                            feed.at = Some(last.clone());
+                        }
+                        self.on_changes(entries);
+                    }
+                    Err(StoreError::CorruptChange { stream_id, .. }) if feed.careful => {
+                        tracing::warn!(partition = p, stream_id = %stream_id, "Board events: unreadable change entry skipped.");
+                        feed.at = Some(stream_id);
+                        feed.careful = false;
+                        more = true;
+                    }
+                    Err(StoreError::CorruptChange { .. }) => {
+                        feed.careful = true;
+                        more = true;
+                    }
+                    Err(e) => error = Some(EventsError::from(e)),
+                }
+            }
+            match error {
+                Some(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "Board events: change streams unreadable; retrying.");
+                }
+                None if failing => {
+                    failing = false;
+                    tracing::info!("Board events: change streams readable again.");
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Where the poller is in one partition's change stream.
+#[derive(Debug, Default)]
+struct Feed {
+    /// The last entry read; `None` until the stream's end is known.
+    at: Option<String>,
+    /// The next page holds an unreadable entry (the read fails as a whole): read one entry at a
+    /// time until past it, so the readable entries before it are not lost with it.
+    careful: bool,
+}
+
+impl Feed {
+    fn page(&self) -> usize {
+        if self.careful {
+            1
+        } else {
+            POLL_COUNT
+        }
+    }
+}
+
+/// One partition's read: where its stream ended, or what came after.
+enum Read {
+    End(String),
+    Entries(Vec<(String, Vec<(String, String)>)>),
+}
+
+/// The data of a `changed` event.
+#[derive(Serialize)]
+struct Changed<'a> {
+    alert_id: &'a str,
+    jurisdiction: &'a str,
+}
+
+/// Assigns every partition of `topic` at its end; returns how many.
+async fn assign_at_end(consumer: Arc<StreamConsumer>, topic: String) -> Result<usize, EventsError> {
+    tokio::task::spawn_blocking(move || {
+        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(3))?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len())
+            .filter(|&n| n > 0)
+            .ok_or_else(|| EventsError::NoTopic(topic.clone()))?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions as i32 {
+            tpl.add_partition_offset(&topic, p, Offset::End)?;
+        }
+        consumer.assign(&tpl)?;
+        Ok(partitions)
+    })
+    .await
+    .map_err(|_| EventsError::Metadata)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scoped(prefix: &str) -> Access {
+        Access::Scoped {
+            name: "station".into(),
+            prefixes: vec![prefix.into()],
+        }
+    }
+
+    fn changed(hub: &Hub, alert_id: &str, jurisdiction: &str) {
+        hub.on_changes(vec![(
+            "1-0".into(),
+            vec![(alert_id.into(), jurisdiction.into())],
+        )]);
+    }
+
+    async fn event(c: &mut Connection) -> Arc<Event> {
+        match tokio::time::timeout(Duration::from_secs(1), c.next()).await {
+            Ok(Some(Frame::Event(e))) => e,
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+
+    async fn hello(c: &mut Connection) -> bool {
+        match c.next().await {
+            Some(Frame::Hello { resync }) => resync,
+            other => panic!("expected hello, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_first_connection_is_told_to_resync_then_gets_live_events_in_scope() {
+        let hub = Hub::default();
+        let mut all = hub.connect(Access::All, None);
+        let mut station = hub.connect(scoped("6201"), None);
+        assert!(hello(&mut all).await && hello(&mut station).await);
+        changed(&hub, "A-1", "330100");
+        changed(&hub, "A-2", "620102-GWM");
+        assert_eq!(event(&mut all).await.seq, 1);
+        let e = event(&mut all).await;
+        assert_eq!((e.seq, e.kind), (2, Kind::Changed));
+        assert_eq!(e.data, r#"{"alert_id":"A-2","jurisdiction":"620102-GWM"}"#);
+        let seen = event(&mut station).await;
+        assert_eq!(seen.seq, 2, "the other jurisdiction's event is left out");
+    }
+
+    #[tokio::test]
+    async fn a_reconnect_replays_what_it_missed_within_its_scope() {
+        let hub = Hub::default();
+        changed(&hub, "A-1", "620102");
+        let first = hub.log().ring[0].id.clone();
+        changed(&hub, "A-2", "330100");
+        changed(&hub, "A-3", "620103");
+        let mut c = hub.connect(scoped("6201"), Some(&first));
+        assert!(!hello(&mut c).await, "nothing lost: no resync");
+        assert_eq!(event(&mut c).await.seq, 3);
+        changed(&hub, "A-4", "620104");
+        assert_eq!(event(&mut c).await.seq, 4, "then live, without a gap");
+
+        let latest = hub.log().ring.back().unwrap().id.clone();
+        let mut up_to_date = hub.connect(Access::All, Some(&latest));
+        assert!(!hello(&mut up_to_date).await);
+    }
+
+    #[tokio::test]
+    async fn an_id_it_cannot_replay_asks_for_a_resync() {
+        let hub = Hub::default();
+        for i in 0..RING + 2 {
+            changed(&hub, &format!("A-{i}"), "620102");
+        }
+        let boot = hub.inner.boot.clone();
+        for id in [
+            format!("{boot}-1"),             // evicted from the ring
+            format!("{boot}-999999"),        // never given
+            "0123456789abcdef-3".to_owned(), // another process
+            "garbage".to_owned(),
+        ] {
+            let mut c = hub.connect(Access::All, Some(&id));
+            assert!(hello(&mut c).await, "{id}");
+        }
+        let kept = format!("{boot}-2");
+        assert!(!hello(&mut hub.connect(Access::All, Some(&kept))).await);
+    }
+
+    #[tokio::test]
+    async fn a_lagging_connection_catches_up_from_the_ring_or_resyncs() {
+        let hub = Hub::default();
+        let mut c = hub.connect(Access::All, None);
+        hello(&mut c).await;
+        for i in 0..CHANNEL + 10 {
+            changed(&hub, &format!("A-{i}"), "620102");
+        }
+        for seq in 1..=(CHANNEL + 10) as u64 {
+            assert_eq!(event(&mut c).await.seq, seq, "caught up from the ring");
+        }
+
+        let mut slow = hub.connect(Access::All, None);
+        hello(&mut slow).await;
+        for i in 0..RING + 10 {
+            changed(&hub, &format!("B-{i}"), "620102");
+        }
+        assert!(matches!(slow.next().await, Some(Frame::Resync)));
+        changed(&hub, "B-last", "620102");
+        let e = event(&mut slow).await;
+        assert!(e.data.contains("B-last"), "live again after the resync");
+    }
+
+    #[test]
+    fn escalations_are_deduplicated_by_id() {
+        let hub = Hub::default();
+        let mut recent = Recent::new();
+        let e1 = br#"{"escalation_id":"A-1:visit:1","alert_id":"A-1","jurisdiction":"620102","kind":"breach"}"#;
+        assert!(hub.on_escalation(&mut recent, e1));
+        assert!(!hub.on_escalation(&mut recent, e1), "redelivered");
+        assert!(!hub.on_escalation(&mut recent, b"not json"));
+        let log = hub.log();
+        assert_eq!(log.ring.len(), 1);
+        assert_eq!(log.ring[0].kind, Kind::Escalation);
+        assert_eq!(log.ring[0].jurisdiction, "620102");
+        assert_eq!(log.ring[0].data.as_bytes(), e1, "passed on as published");
+    }
+
+    #[test]
+    fn the_dedup_window_forgets_the_oldest() {
+        let mut recent = Recent::new();
+        for i in 0..RECENT_ESCALATIONS {
+            assert!(recent.first_time(&i.to_string()));
+        }
+        assert!(!recent.first_time("0"));
+        assert!(recent.first_time("new"));
+        assert!(recent.first_time("0"), "forgotten after the window");
+        assert_eq!(recent.seen.len(), RECENT_ESCALATIONS);
+    }
 }

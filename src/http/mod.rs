@@ -56,7 +56,6 @@ pub(crate) struct HttpState {
     pub(crate) policies: watch::Receiver<Arc<Policies>>,
     pub(crate) display: Arc<Display>,
     /// Where the board's live events come from.
-    #[allow(dead_code)] // the live events, being built
     pub(crate) events: events::Hub,
 }
 

@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) now: fn() -> Millis,
     /// The optional Alertmanager sink.
     pub(crate) alertmanager: Option<Alertmanager>,
+    /// `[display]`'s zone: the board's station counters count per day in it.
+    pub(crate) display_zone: jiff::tz::TimeZone,
 }
 
 impl std::fmt::Debug for Shared {
@@ -469,7 +471,13 @@ impl Partition {
         }
         let states = self.load(sorted.alert_ids()).await?;
         self.follow_reload();
-        let outcome = plan::apply(sorted, states, &self.policies, now);
+        let outcome = plan::apply(
+            sorted,
+            states,
+            &self.policies,
+            now,
+            &self.shared.display_zone,
+        );
         let outcome = self.commit(outcome).await?;
         tracing::debug!(
             alerts = outcome.batch.alerts.len(),
@@ -559,7 +567,8 @@ impl Partition {
 
     async fn fire(&mut self, ids: Vec<String>, now: Millis) -> Result<(), Stop> {
         let states = self.load(ids.clone()).await?;
-        self.commit(plan::fire(&ids, states, &self.policies, now))
+        let zone = &self.shared.display_zone;
+        self.commit(plan::fire(&ids, states, &self.policies, now, zone))
             .await?;
         self.refresh_next_due().await;
         Ok(())

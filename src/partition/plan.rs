@@ -2,13 +2,18 @@
 //! [`apply`]) and what a firing round does ([`fire`]). The partition task does the I/O around
 //! them (load states, write one store batch, send dead letters); `benches/store.rs` and the
 //! tests call the same functions.
+//!
+//! The board's indexes, counters and change stream ([`BoardWrite`]) are decided here too, from
+//! the states as loaded and as written, so they change in the same script call as the records.
 
 use std::collections::{BTreeMap, HashMap};
 
+use jiff::tz::TimeZone;
+
 use crate::domain::validate::{self, Limits, Source};
-use crate::domain::{AlertState, Decoded, Effect, Millis, Policies, Rejection};
+use crate::domain::{AlertState, Decoded, Effect, EscalationKind, Millis, Policies, Rejection};
 use crate::ingest::partition_input::ReadFrom;
-use crate::store::{AlertWrite, Batch};
+use crate::store::{day_field, AlertWrite, Batch, BoardWrite, DayCount, IndexEntry};
 
 /// One input message, as the plan needs it.
 #[derive(Debug, Clone, Copy)]
@@ -156,11 +161,23 @@ impl Outcome {
         })
     }
 
-    fn finish(mut self, states: &BTreeMap<String, AlertState>, policies: &Policies) -> Outcome {
+    /// Fills in what is written: every state of `states`, and what changed in the board since
+    /// `loaded` (the same ids, as Redis held them).
+    fn finish(
+        mut self,
+        loaded: &BTreeMap<String, AlertState>,
+        states: &BTreeMap<String, AlertState>,
+        policies: &Policies,
+    ) -> Outcome {
         self.batch.alerts = states
             .iter()
             .map(|(id, s)| AlertWrite::from_state(id, s, policies))
             .collect();
+        let unknown = AlertState::default();
+        for (id, after) in states {
+            let before = loaded.get(id).unwrap_or(&unknown);
+            board_diff(before, after, policies, &mut self.batch.board);
+        }
         self.policy_of = states
             .iter()
             .filter_map(|(id, s)| Some((id.clone(), s.policy_version.clone()?)))
@@ -175,15 +192,18 @@ impl Outcome {
 
 /// Rule: the valid messages apply in order to the states loaded for them (`states` holds every
 /// id of [`Sorted::alert_ids`]; `None` for an unknown id); then, unless the batch replays a
-/// rollback, the overdue clocks of what it touched fire at `now`.
+/// rollback, the overdue clocks of what it touched fire at `now`. Station counters count on
+/// the day, in `zone`, of each message's processing time.
 pub fn apply(
     sorted: Sorted,
     states: Vec<Option<AlertState>>,
     policies: &Policies,
     now: Millis,
+    zone: &TimeZone,
 ) -> Outcome {
     let fire_touched = !sorted.replays();
-    let mut states = by_id(sorted.alert_ids(), states);
+    let loaded = by_id(sorted.alert_ids(), states);
+    let mut states = loaded.clone();
     let mut out = Outcome::default();
     for v in sorted.valid {
         let Some(state) = states.get_mut(v.decoded.alert_id()) else {
@@ -193,6 +213,14 @@ pub fn apply(
             Decoded::Alert(a) => state.apply_alert(a, policies, v.at),
             Decoded::Disposition(d) => state.apply_disposition(d, policies, v.at),
         };
+        // Replays count too: Redis lost their counts with the rest of what it forgot.
+        let jurisdiction = state.alert.as_ref().map(|a| a.jurisdiction.as_str());
+        count_day(
+            &effects,
+            jurisdiction,
+            &day_of(v.at, zone),
+            &mut out.batch.board.days,
+        );
         out.effects.extend(
             effects
                 .into_iter()
@@ -201,12 +229,13 @@ pub fn apply(
         );
     }
     if fire_touched {
+        let today = day_of(now, zone);
         for state in states.values_mut() {
-            fire_one(state, policies, now, &mut out);
+            fire_one(state, policies, now, &today, &mut out);
         }
     }
     out.batch.offsets = sorted.offsets.into_iter().collect();
-    out.finish(&states, policies)
+    out.finish(&loaded, &states, policies)
 }
 
 /// Rule: every clock of `ids` due at `now` fires. A clock without a record (cannot happen
@@ -216,16 +245,19 @@ pub fn fire(
     states: Vec<Option<AlertState>>,
     policies: &Policies,
     now: Millis,
+    zone: &TimeZone,
 ) -> Outcome {
-    let mut states = by_id(ids.iter().cloned(), states);
+    let loaded = by_id(ids.iter().cloned(), states);
+    let mut states = loaded.clone();
     let mut out = Outcome::default();
+    let today = day_of(now, zone);
     // In the order of `ids` (due order), not of the map.
     for id in ids {
         if let Some(state) = states.get_mut(id) {
-            fire_one(state, policies, now, &mut out);
+            fire_one(state, policies, now, &today, &mut out);
         }
     }
-    out.finish(&states, policies)
+    out.finish(&loaded, &states, policies)
 }
 
 /// The loaded states by alert id; an id Redis has no record of starts empty.
@@ -239,14 +271,98 @@ fn by_id(
         .collect()
 }
 
-/// Fires what is due at `now` in `state`, adding the effects (caused by no message) to `out`.
-fn fire_one(state: &mut AlertState, policies: &Policies, now: Millis, out: &mut Outcome) {
-    out.effects.extend(
-        state
-            .fire(policies, now)
-            .into_iter()
-            .map(|e| (String::new(), e)),
-    );
+/// Fires what is due at `now` (on `date` in the display zone) in `state`, adding the effects
+/// (caused by no message) to `out`.
+fn fire_one(
+    state: &mut AlertState,
+    policies: &Policies,
+    now: Millis,
+    date: &str,
+    out: &mut Outcome,
+) {
+    let effects = state.fire(policies, now);
+    let jurisdiction = state.alert.as_ref().map(|a| a.jurisdiction.as_str());
+    count_day(&effects, jurisdiction, date, &mut out.batch.board.days);
+    out.effects
+        .extend(effects.into_iter().map(|e| (String::new(), e)));
+}
+
+/// The date of `at` in `zone`, `YYYY-MM-DD`: the day whose station counters an effect
+/// processed at `at` counts in.
+pub fn day_of(at: Millis, zone: &TimeZone) -> String {
+    let ts = jiff::Timestamp::from_millisecond(at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    zone.to_datetime(ts).date().to_string()
+}
+
+/// Rule: the board lists the open stages of open alerts by the alert's own ladder (its policy
+/// snapshot): not breached in `due`, breached in `late`, each by its deadline.
+pub fn index_entries(state: &AlertState, policies: &Policies) -> Vec<IndexEntry> {
+    let Some(alert) = &state.alert else {
+        return Vec::new();
+    };
+    state
+        .stage_entries(policies.for_state(state))
+        .iter()
+        .map(|s| IndexEntry::of(alert, s))
+        .collect()
+}
+
+/// Rule: the board's indexes change by the difference between an alert's entries as loaded
+/// and as written. Redis wrote the loaded record and its entries in one script call, so the
+/// loaded entries are exactly what the indexes hold of it, also when a replay after a
+/// rollback starts from what Redis still has. An alert whose record changed is announced on
+/// the change stream (one known only from dispositions has no jurisdiction to show it under,
+/// and nothing to show).
+pub fn board_diff(
+    before: &AlertState,
+    after: &AlertState,
+    policies: &Policies,
+    out: &mut BoardWrite,
+) {
+    let old = index_entries(before, policies);
+    let new = index_entries(after, policies);
+    out.remove
+        .extend(old.iter().filter(|e| !new.contains(e)).cloned());
+    out.add
+        .extend(new.iter().filter(|e| !old.contains(e)).cloned());
+    if before != after {
+        if let Some(a) = &after.alert {
+            out.changed
+                .push((a.alert_id.clone(), a.jurisdiction.clone()));
+        }
+    }
+}
+
+/// Rule: a station's day counts every stage satisfied on time or late and every level-1
+/// breach, per jurisdiction and stage, on the day (display zone) it was processed.
+pub fn count_day(
+    effects: &[Effect],
+    jurisdiction: Option<&str>,
+    date: &str,
+    days: &mut BTreeMap<String, BTreeMap<String, i64>>,
+) {
+    for e in effects {
+        let field = match e {
+            Effect::StageCompleted { stage, on_time, .. } => {
+                let Some(j) = jurisdiction else { continue };
+                let count = if *on_time {
+                    DayCount::OnTime
+                } else {
+                    DayCount::Late
+                };
+                day_field(j, stage.as_str(), count)
+            }
+            Effect::Escalate(e) if e.kind == EscalationKind::Breach && e.level == 1 => {
+                day_field(&e.jurisdiction, e.stage.as_str(), DayCount::Breached)
+            }
+            _ => continue,
+        };
+        *days
+            .entry(date.to_owned())
+            .or_default()
+            .entry(field)
+            .or_default() += 1;
+    }
 }
 
 /// Rule: where a claim reads a topic from, and whether Redis lost writes of it. `redis` is the

@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::domain::time::format_utc;
-use crate::domain::{EscalationKind, Policies};
+use crate::domain::{Alert, EscalationKind, Policies, Risk};
+use crate::store::{StageList, SEP};
 
 const MIN: Millis = 60_000;
 /// issued_at of the test alerts.
@@ -42,6 +43,12 @@ fn inputs<'a>(messages: &'a [(Source, i64, &'a (String, String), Millis)]) -> Ve
             timestamp: Some(*ts),
         })
         .collect()
+}
+
+/// The display zone of the tests: T0 is 19:06:40 there (11:06:40 UTC), so 5 h later is the
+/// next day there and still the same day in UTC.
+fn zone() -> TimeZone {
+    TimeZone::get("Asia/Shanghai").unwrap()
 }
 
 fn offsets(o: &[(&str, i64)]) -> Offsets {
@@ -96,7 +103,7 @@ fn a_batch_writes_states_offsets_and_the_overdue_escalations_of_what_it_touched(
         replay_to: None,
     };
     let sorted = sort(&inputs(&msgs), progress, now, LIMITS);
-    let outcome = apply(sorted, vec![None], &Policies::default(), now);
+    let outcome = apply(sorted, vec![None], &Policies::default(), now, &zone());
     assert_eq!(escalation_ids(&outcome), ["A:visit:1"]);
     assert_eq!(outcome.batch.offsets, [("alerts".to_owned(), 0)]);
     assert_eq!(outcome.batch.alerts.len(), 1);
@@ -125,7 +132,7 @@ fn a_replay_applies_each_message_as_of_its_record_time_and_fires_nothing_else() 
     let sorted = sort(&inputs(&msgs), progress, now, LIMITS);
     assert!(sorted.valid.iter().all(|v| v.replayed));
     assert_eq!(sorted.valid[1].at, T0 + 50 * MIN + 1_000);
-    let outcome = apply(sorted, vec![None], &policy, now);
+    let outcome = apply(sorted, vec![None], &policy, now, &zone());
     // As the first time: the visit warning (due at 45 min) went out before the visit was
     // recorded at 50 min, so no visit breach. Meet (due 2 h) is overdue now, but fires only
     // from the firing loop once the rebuild is done.
@@ -190,7 +197,13 @@ fn a_firing_round_fires_every_due_level_and_drops_a_clock_without_a_record() {
     };
     state.apply_alert(alert, &policy, T0);
     let ids = ["A".to_owned(), "GONE".to_owned()];
-    let outcome = fire(&ids, vec![Some(state), None], &policy, T0 + 90 * MIN);
+    let outcome = fire(
+        &ids,
+        vec![Some(state), None],
+        &policy,
+        T0 + 90 * MIN,
+        &zone(),
+    );
     let fired: Vec<(String, EscalationKind)> = outcome
         .escalations()
         .map(|e| (e.escalation_id.clone(), e.kind))
@@ -240,4 +253,360 @@ fn a_claim_reads_from_what_redis_holds_after_a_rollback_and_from_the_commit_othe
         read_from(None, None, None, FROM),
         (ReadFrom::Time(FROM), false)
     );
+}
+
+/// An alert of `jurisdiction` and `risk` issued at T0, processed at `at`.
+fn opened(id: &str, jurisdiction: &str, risk: Risk, at: Millis) -> AlertState {
+    let mut s = AlertState::default();
+    let alert = Alert {
+        alert_id: id.into(),
+        issued_at: T0,
+        jurisdiction: jurisdiction.into(),
+        risk,
+        channel: None,
+        fraud_type: None,
+        amount_cents: None,
+    };
+    s.apply_alert(alert, &Policies::default(), at);
+    s
+}
+
+fn disposition(id: &str, event: &str, kind: &str, at: Millis) -> crate::domain::Disposition {
+    let json = format!(
+        r#"{{"event_id":"{event}","alert_id":"{id}","kind":"{kind}","occurred_at":"{}","outcome":"dissuaded"}}"#,
+        format_utc(at)
+    );
+    let decoded = validate::decode(
+        Source::Dispositions,
+        Some(id.as_bytes()),
+        Some(json.as_bytes()),
+        at,
+        LIMITS,
+    )
+    .unwrap();
+    let Decoded::Disposition(d) = decoded else {
+        unreachable!()
+    };
+    d
+}
+
+/// `(list, deadline, member)` of entries, for comparing.
+fn entries(e: &[IndexEntry]) -> Vec<(StageList, Millis, String)> {
+    e.iter()
+        .map(|e| (e.list, e.deadline, e.member.clone()))
+        .collect()
+}
+
+fn member(jurisdiction: &str, risk: &str, stage: &str, id: &str, last: u8) -> String {
+    format!("{jurisdiction}{SEP}{risk}{SEP}{stage}{SEP}{id}{SEP}{last}")
+}
+
+const HOUR: Millis = 60 * MIN;
+
+#[test]
+fn an_open_alert_lists_each_open_stage_with_its_deadline_warning_and_level() {
+    let policies = Policies::default();
+    let mut a = opened("A", "620102-GWM", Risk::High, T0);
+    let due: Vec<_> = a
+        .stage_entries(policies.current())
+        .into_iter()
+        .map(|s| (s.stage.to_string(), s.deadline, s.warned, s.level))
+        .collect();
+    assert_eq!(
+        due,
+        [
+            ("visit".into(), T0 + HOUR, false, 0),
+            ("meet".into(), T0 + 2 * HOUR, false, 0),
+            ("feedback".into(), T0 + 6 * HOUR, false, 0),
+        ]
+    );
+    assert_eq!(
+        entries(&index_entries(&a, &policies)),
+        [
+            (
+                StageList::Due,
+                T0 + HOUR,
+                member("620102-GWM", "high", "visit", "A", 0)
+            ),
+            (
+                StageList::Due,
+                T0 + 2 * HOUR,
+                member("620102-GWM", "high", "meet", "A", 0)
+            ),
+            (
+                StageList::Due,
+                T0 + 6 * HOUR,
+                member("620102-GWM", "high", "feedback", "A", 0)
+            ),
+        ]
+    );
+    assert_eq!(
+        index_entries(&a, &policies)[0].station,
+        format!("620102-GWM{SEP}visit")
+    );
+    // 1 h 45 in: visit breached at levels 1 and 2 (late), meet warned (still due), feedback
+    // untouched.
+    a.fire(&policies, T0 + 105 * MIN);
+    assert_eq!(
+        entries(&index_entries(&a, &policies)),
+        [
+            (
+                StageList::Late,
+                T0 + HOUR,
+                member("620102-GWM", "high", "visit", "A", 2)
+            ),
+            (
+                StageList::Due,
+                T0 + 2 * HOUR,
+                member("620102-GWM", "high", "meet", "A", 1)
+            ),
+            (
+                StageList::Due,
+                T0 + 6 * HOUR,
+                member("620102-GWM", "high", "feedback", "A", 0)
+            ),
+        ]
+    );
+    // A satisfied stage leaves the lists; a closed alert has none; so has one not yet arrived.
+    a.apply_disposition(
+        disposition("A", "e1", "met", T0 + 106 * MIN),
+        &policies,
+        T0 + 106 * MIN,
+    );
+    let left: Vec<_> = a
+        .stage_entries(policies.current())
+        .into_iter()
+        .map(|s| s.stage.to_string())
+        .collect();
+    assert_eq!(left, ["feedback"]);
+    a.apply_disposition(
+        disposition("A", "e2", "closed", T0 + 107 * MIN),
+        &policies,
+        T0 + 107 * MIN,
+    );
+    assert!(a.stage_entries(policies.current()).is_empty());
+    assert!(index_entries(&AlertState::default(), &policies).is_empty());
+}
+
+#[test]
+fn the_board_changes_by_the_difference_between_the_loaded_and_the_written_state() {
+    let policies = Policies::default();
+    let unknown = AlertState::default();
+    let opened_a = opened("A", "620102-GWM", Risk::Medium, T0);
+
+    // A new alert: every stage added, nothing removed, the alert announced.
+    let mut board = BoardWrite::default();
+    board_diff(&unknown, &opened_a, &policies, &mut board);
+    assert_eq!(board.add.len(), 3);
+    assert!(board.remove.is_empty());
+    assert_eq!(board.changed, [("A".to_owned(), "620102-GWM".to_owned())]);
+
+    // Visited: only its visit entry goes.
+    let mut visited = opened_a.clone();
+    visited.apply_disposition(
+        disposition("A", "e1", "visited", T0 + 10 * MIN),
+        &policies,
+        T0 + 10 * MIN,
+    );
+    let mut board = BoardWrite::default();
+    board_diff(&opened_a, &visited, &policies, &mut board);
+    assert_eq!(
+        entries(&board.remove),
+        [(
+            StageList::Due,
+            T0 + HOUR,
+            member("620102-GWM", "medium", "visit", "A", 0)
+        )]
+    );
+    assert!(board.add.is_empty());
+
+    // A breach moves the entry from due to late.
+    let mut breached = opened_a.clone();
+    breached.fire(&policies, T0 + HOUR);
+    let mut board = BoardWrite::default();
+    board_diff(&opened_a, &breached, &policies, &mut board);
+    assert_eq!(
+        entries(&board.remove),
+        [(
+            StageList::Due,
+            T0 + HOUR,
+            member("620102-GWM", "medium", "visit", "A", 0)
+        )]
+    );
+    assert_eq!(
+        entries(&board.add),
+        [(
+            StageList::Late,
+            T0 + HOUR,
+            member("620102-GWM", "medium", "visit", "A", 1)
+        )]
+    );
+
+    // Unchanged (a duplicate): nothing at all, not even a change notice.
+    let mut board = BoardWrite::default();
+    board_diff(&opened_a, &opened_a.clone(), &policies, &mut board);
+    assert!(board.is_empty(), "{board:?}");
+
+    // Only dispositions so far: a changed record, but nothing to list or announce.
+    let mut held = AlertState::default();
+    held.apply_disposition(disposition("B", "e9", "visited", T0), &policies, T0);
+    let mut board = BoardWrite::default();
+    board_diff(&unknown, &held, &policies, &mut board);
+    assert!(board.is_empty(), "{board:?}");
+}
+
+#[test]
+fn a_batch_counts_completions_and_first_breaches_on_the_processing_day_in_the_display_zone() {
+    let policies = Policies::default();
+    // Processed 5 h after issue: the next day in Shanghai, the same day in UTC. Every stage
+    // but feedback is breached at level 1 by then; a met 10 min before satisfies visit and
+    // meet late.
+    let now = T0 + 5 * HOUR;
+    let loaded = opened("A", "620102-GWM", Risk::Medium, T0 + MIN);
+    let met = {
+        let json = format!(
+            r#"{{"event_id":"e1","alert_id":"A","kind":"met","occurred_at":"{}"}}"#,
+            format_utc(now - 10 * MIN)
+        );
+        ("A".to_owned(), json)
+    };
+    let msgs = [(Source::Dispositions, 4, &met, now)];
+    let applied = Offsets::new();
+    let progress = Progress {
+        applied: &applied,
+        replay_to: None,
+    };
+    let sorted = sort(&inputs(&msgs), progress, now, LIMITS);
+    let outcome = apply(sorted, vec![Some(loaded)], &policies, now, &zone());
+    let day = |j: &str, st: &str, c: DayCount| ((j.to_owned(), st.to_owned(), c), 1i64);
+    let counted: Vec<_> = outcome
+        .batch
+        .board
+        .days
+        .iter()
+        .flat_map(|(date, fields)| {
+            fields.iter().map(move |(f, n)| {
+                let (j, st, c) = crate::store::parse_station_field(f).unwrap();
+                (
+                    date.clone(),
+                    ((j.to_owned(), st.to_owned(), c.unwrap()), *n),
+                )
+            })
+        })
+        .collect();
+    let on = |x| ("2026-11-19".to_owned(), x);
+    assert_eq!(
+        counted,
+        [
+            on(day("620102-GWM", "meet", DayCount::Breached)),
+            on(day("620102-GWM", "meet", DayCount::Late)),
+            on(day("620102-GWM", "visit", DayCount::Breached)),
+            on(day("620102-GWM", "visit", DayCount::Late)),
+        ]
+    );
+    assert_eq!(day_of(now, &TimeZone::UTC), "2026-11-18");
+    // Both stages left the lists (they were due when loaded: the breaches fired in this batch).
+    let removed: Vec<_> = outcome
+        .batch
+        .board
+        .remove
+        .iter()
+        .map(|e| (e.list, e.deadline))
+        .collect();
+    assert_eq!(
+        removed,
+        [(StageList::Due, T0 + HOUR), (StageList::Due, T0 + 2 * HOUR)]
+    );
+    assert!(outcome.batch.board.add.is_empty());
+    assert_eq!(
+        outcome.batch.board.changed,
+        [("A".to_owned(), "620102-GWM".to_owned())]
+    );
+}
+
+#[test]
+fn a_replay_changes_the_board_from_what_redis_still_holds_and_counts_again() {
+    let policies = Policies::default();
+    // Redis kept the alert (written at T0) but lost the visit reported at T0 + 50 min; the
+    // rebuild re-reads it 2 h later.
+    let loaded = opened("A", "620102-GWM", Risk::Low, T0);
+    let v = visited("A", "e1", T0 + 50 * MIN);
+    let now = T0 + 2 * HOUR;
+    let msgs = [(Source::Dispositions, 0, &v, T0 + 50 * MIN + 1_000)];
+    let applied = Offsets::new();
+    let replay_to = offsets(&[("dispositions", 0)]);
+    let progress = Progress {
+        applied: &applied,
+        replay_to: Some(&replay_to),
+    };
+    let sorted = sort(&inputs(&msgs), progress, now, LIMITS);
+    let outcome = apply(sorted, vec![Some(loaded)], &policies, now, &zone());
+    let board = &outcome.batch.board;
+    // The entry Redis holds (not warned: the warning at 45 min fired in what it lost) goes:
+    // the visit is satisfied. Meet and feedback, unchanged as of the record time, stay as
+    // they are.
+    assert_eq!(
+        entries(&board.remove),
+        [(
+            StageList::Due,
+            T0 + HOUR,
+            member("620102-GWM", "low", "visit", "A", 0)
+        )]
+    );
+    assert!(board.add.is_empty(), "{:?}", board.add);
+    // Redis lost the count with the visit: the replay counts it again (the metric is not).
+    let fields: Vec<_> = board
+        .days
+        .values()
+        .flat_map(|f| f.keys().cloned())
+        .collect();
+    assert_eq!(
+        fields,
+        [crate::store::day_field(
+            "620102-GWM",
+            "visit",
+            DayCount::OnTime
+        )]
+    );
+    assert!(
+        outcome
+            .effects
+            .iter()
+            .all(|(_, e)| matches!(e, Effect::Escalate(_))),
+        "metrics were counted the first time"
+    );
+}
+
+#[test]
+fn a_firing_round_moves_breached_stages_to_late_and_counts_them_once() {
+    let policies = Policies::default();
+    let a = opened("A", "330100", Risk::High, T0);
+    let ids = ["A".to_owned()];
+    let first = fire(
+        &ids,
+        vec![Some(a.clone())],
+        &policies,
+        T0 + 90 * MIN,
+        &zone(),
+    );
+    let board = &first.batch.board;
+    assert_eq!(
+        entries(&board.add),
+        [(
+            StageList::Late,
+            T0 + HOUR,
+            member("330100", "high", "visit", "A", 2)
+        )],
+        "levels 1 and 2 fired in one round: one entry, at the highest level"
+    );
+    let breached: Vec<_> = board.days.values().flat_map(|f| f.iter()).collect();
+    assert_eq!(
+        breached,
+        [(
+            &crate::store::day_field("330100", "visit", DayCount::Breached),
+            &1
+        )],
+        "level 2 is not a new breach"
+    );
+    assert_eq!(board.days.keys().collect::<Vec<_>>(), ["2026-11-18"]);
 }

@@ -14,15 +14,29 @@
 //! | `{fsla:p}:outbox`          | stream | escalations written with their transition, deleted once the broker acked |
 //! | `{fsla:p}:am`              | stream | Alertmanager alerts written with their transition, deleted once posted |
 //! | `{fsla:p}:policy`          | hash   | policy snapshots by version, written with the first alert that names one |
+//! | `{fsla:p}:due`             | zset   | open stages not yet breached, by deadline (ms): `/v1/open` |
+//! | `{fsla:p}:late`            | zset   | open stages with a breach level fired, by deadline: `/v1/overdue` |
+//! | `{fsla:p}:openstat`        | hash   | `<jurisdiction>␟<stage>` → open stages now (entries of `due` + `late`) |
+//! | `{fsla:p}:day:<YYYY-MM-DD>`| hash   | `<jurisdiction>␟<stage>␟<on_time\|late\|breached>` → count that day (display zone); expires after 8 days |
+//! | `{fsla:p}:events`          | stream | one entry per batch that changed alerts: `c` = JSON `[[alert_id, jurisdiction], …]` (capped ~10 000) |
+//!
+//! The board's keys (`due`, `late`, `openstat`, `day:*`, `events`) are written by the same
+//! script call as the records they describe, from differences the plan computes between the
+//! records as loaded and as written ([`BoardWrite`]), so they never disagree with the records,
+//! also after a Redis rollback and its replay. A `due` or `late` member carries everything a
+//! list shows (`<jurisdiction>␟<risk>␟<stage>␟<alert_id>␟<warned 0|1, or level>`, ␟ = `\x1f`,
+//! which a jurisdiction never contains), so a list page reads no record.
 
+pub mod changes;
 mod conn;
 
 pub use conn::RedisConn;
 
 use redis::{AsyncCommands, Script};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::domain::{AlertState, Millis, Policies};
+use crate::domain::sla::OpenStage;
+use crate::domain::{Alert, AlertState, Millis, Policies, Risk};
 
 /// A Redis failure, or the fence refusing a stale owner.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +52,17 @@ pub enum StoreError {
     Corrupt {
         alert_id: String,
         source: serde_json::Error,
+    },
+    /// A `due` or `late` member that does not decode: written by something other than this
+    /// version's batch script.
+    #[error("partition {partition}: index entry {entry:?} is unreadable")]
+    CorruptIndex { partition: i32, entry: String },
+    /// An `events` entry whose `c` field is not the JSON this version writes.
+    #[error("partition {partition}: change entry {stream_id} is unreadable: {problem}")]
+    CorruptChange {
+        partition: i32,
+        stream_id: String,
+        problem: String,
     },
 }
 
@@ -88,6 +113,196 @@ impl PartitionKeys {
     pub fn alert(&self, alert_id: &str) -> String {
         format!("{}:a:{alert_id}", self.tag)
     }
+    pub fn due(&self) -> String {
+        format!("{}:due", self.tag)
+    }
+    pub fn late(&self) -> String {
+        format!("{}:late", self.tag)
+    }
+    pub fn list(&self, list: StageList) -> String {
+        match list {
+            StageList::Due => self.due(),
+            StageList::Late => self.late(),
+        }
+    }
+    pub fn openstat(&self) -> String {
+        format!("{}:openstat", self.tag)
+    }
+    /// The station counters of `date` (`YYYY-MM-DD` in the display zone).
+    pub fn day(&self, date: &str) -> String {
+        format!("{}:day:{date}", self.tag)
+    }
+    /// The change stream the board's live events follow.
+    pub fn events(&self) -> String {
+        format!("{}:events", self.tag)
+    }
+}
+
+/// Separates the parts of index members and counter fields: a control character, which no
+/// jurisdiction (validated), risk, stage name or alert id contains.
+pub const SEP: char = '\x1f';
+
+/// How long a day's station counters are kept: the board shows a week back, plus a day so the
+/// oldest day is whole in every zone.
+pub const DAY_TTL_SECONDS: i64 = 8 * 24 * 3600;
+
+/// Roughly how many entries `{p}:events` keeps (`XADD MAXLEN ~`): minutes of changes at any
+/// realistic rate, enough for a board that reconnects, never unbounded.
+pub const EVENTS_MAXLEN: usize = 10_000;
+
+/// The board's two stage indexes (docs/contract.md §10.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StageList {
+    /// `{p}:due`: open stages not yet breached (`/v1/open`), soonest deadline first.
+    Due,
+    /// `{p}:late`: open stages with a breach level fired (`/v1/overdue`), most overdue first.
+    Late,
+}
+
+impl StageList {
+    /// The index a stage belongs in: late once any breach level fired.
+    pub fn of(stage: &OpenStage) -> StageList {
+        if stage.level > 0 {
+            StageList::Late
+        } else {
+            StageList::Due
+        }
+    }
+
+    /// How the batch script names the index.
+    fn code(self) -> &'static str {
+        match self {
+            StageList::Due => "d",
+            StageList::Late => "l",
+        }
+    }
+}
+
+/// One entry of `{p}:due` or `{p}:late`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IndexEntry {
+    pub list: StageList,
+    /// The score: the stage's deadline.
+    pub deadline: Millis,
+    pub member: String,
+    /// The `{p}:openstat` field the entry counts in: `<jurisdiction>␟<stage>`.
+    pub station: String,
+}
+
+impl IndexEntry {
+    /// The entry of one open stage of `alert`.
+    pub fn of(alert: &Alert, s: &OpenStage) -> IndexEntry {
+        let list = StageList::of(s);
+        let last = match list {
+            StageList::Due => u8::from(s.warned),
+            StageList::Late => s.level,
+        };
+        IndexEntry {
+            list,
+            deadline: s.deadline,
+            member: format!(
+                "{j}{SEP}{r}{SEP}{st}{SEP}{id}{SEP}{last}",
+                j = alert.jurisdiction,
+                r = alert.risk.as_str(),
+                st = s.stage,
+                id = alert.alert_id,
+            ),
+            station: station_field(&alert.jurisdiction, s.stage.as_str()),
+        }
+    }
+}
+
+/// A stage as a list shows it, decoded from its index entry alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedStage {
+    pub alert_id: String,
+    pub jurisdiction: String,
+    pub risk: Risk,
+    pub stage: String,
+    pub deadline: Millis,
+    /// The warning fired or was superseded (always true in `late`).
+    pub warned: bool,
+    /// Highest breach level fired (0 in `due`).
+    pub level: u8,
+}
+
+impl ListedStage {
+    /// Decodes a member of `list` with its score; `None` if it is not one this version writes.
+    pub fn decode(list: StageList, deadline: Millis, member: &str) -> Option<ListedStage> {
+        let mut parts = member.split(SEP);
+        let (jurisdiction, risk, stage, alert_id, last) = (
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+        );
+        if parts.next().is_some() {
+            return None;
+        }
+        let last: u8 = last.parse().ok()?;
+        let (warned, level) = match list {
+            StageList::Due if last <= 1 => (last == 1, 0),
+            StageList::Late if last >= 1 => (true, last),
+            _ => return None,
+        };
+        Some(ListedStage {
+            alert_id: alert_id.to_owned(),
+            jurisdiction: jurisdiction.to_owned(),
+            risk: Risk::parse(risk)?,
+            stage: stage.to_owned(),
+            deadline,
+            warned,
+            level,
+        })
+    }
+}
+
+/// What a station's day counts (docs/contract.md §10.4, the board's station view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DayCount {
+    /// A stage satisfied by an event no later than its deadline.
+    OnTime,
+    /// A stage satisfied after its deadline.
+    Late,
+    /// A stage's level-1 breach fired.
+    Breached,
+}
+
+impl DayCount {
+    pub const ALL: [DayCount; 3] = [DayCount::OnTime, DayCount::Late, DayCount::Breached];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DayCount::OnTime => "on_time",
+            DayCount::Late => "late",
+            DayCount::Breached => "breached",
+        }
+    }
+}
+
+/// `<jurisdiction>␟<stage>`: a field of `{p}:openstat`.
+pub fn station_field(jurisdiction: &str, stage: &str) -> String {
+    format!("{jurisdiction}{SEP}{stage}")
+}
+
+/// `<jurisdiction>␟<stage>␟<count>`: a field of `{p}:day:<date>`.
+pub fn day_field(jurisdiction: &str, stage: &str, count: DayCount) -> String {
+    format!("{jurisdiction}{SEP}{stage}{SEP}{}", count.as_str())
+}
+
+/// Splits a field of `{p}:openstat` (no count) or `{p}:day:<date>` (with its count).
+pub fn parse_station_field(field: &str) -> Option<(&str, &str, Option<DayCount>)> {
+    let mut parts = field.split(SEP);
+    let (jurisdiction, stage) = (parts.next()?, parts.next()?);
+    let count = match parts.next() {
+        None => None,
+        Some(c) => Some(DayCount::ALL.into_iter().find(|d| d.as_str() == c)?),
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((jurisdiction, stage, count))
 }
 
 /// The owner's side of the fence: every write carries it, and Redis refuses a stale owner
@@ -155,6 +370,8 @@ pub struct Batch {
     pub notices: Vec<String>,
     /// `(version, snapshot JSON)` of policies the batch's alerts name and Redis may not hold yet.
     pub policies: Vec<(String, String)>,
+    /// What the batch changes in the board's indexes, counters and change stream.
+    pub board: BoardWrite,
 }
 
 impl Batch {
@@ -164,7 +381,117 @@ impl Batch {
             && self.escalations.is_empty()
             && self.notices.is_empty()
             && self.policies.is_empty()
+            && self.board.is_empty()
     }
+}
+
+/// The board's part of a batch, computed by the plan from the records as loaded and as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BoardWrite {
+    /// Index entries of the loaded records that the written ones no longer have; removed first.
+    pub remove: Vec<IndexEntry>,
+    /// Index entries of the written records that the loaded ones did not have.
+    pub add: Vec<IndexEntry>,
+    /// Station counters to raise: date (`YYYY-MM-DD`, display zone) → [`day_field`] → by how
+    /// much.
+    pub days: BTreeMap<String, BTreeMap<String, i64>>,
+    /// `(alert_id, jurisdiction)` of every alert whose record the batch changed, for the
+    /// board's live view (`{p}:events`).
+    pub changed: Vec<(String, String)>,
+}
+
+impl BoardWrite {
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty()
+            && self.add.is_empty()
+            && self.days.is_empty()
+            && self.changed.is_empty()
+    }
+}
+
+/// What one partition is asked for a list page: the index entries after `after`, by
+/// `(deadline, member)`, that pass the filters.
+#[derive(Debug, Clone, Default)]
+pub struct IndexQuery<'a> {
+    /// Start after this `(deadline, member)` position; from the beginning if `None`.
+    pub after: Option<(Millis, &'a str)>,
+    /// Only deadlines at or before this.
+    pub max_deadline: Option<Millis>,
+    /// At most this many matches.
+    pub limit: usize,
+    /// At most this many entries examined when filtering, so a filter that matches little
+    /// costs a bounded amount per request; the page may then be short.
+    pub budget: usize,
+    /// Jurisdiction prefixes, any of which matches; `None`: every jurisdiction.
+    pub prefixes: Option<&'a [String]>,
+    pub risk: Option<Risk>,
+    pub stage: Option<&'a str>,
+}
+
+/// One partition's answer to an [`IndexQuery`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexPage {
+    /// The matches, in `(deadline, member)` order.
+    pub matches: Vec<(Millis, String)>,
+    /// The last entry examined: everything up to it was seen. `None` if nothing was.
+    pub frontier: Option<(Millis, String)>,
+    /// The index holds nothing more in range after `frontier`.
+    pub exhausted: bool,
+}
+
+/// A list page merged over partitions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MergedPage {
+    /// `(partition, deadline, member)` in `(deadline, member)` order.
+    pub items: Vec<(i32, Millis, String)>,
+    /// Where the next page starts; `None` when the list is done.
+    pub next: Option<(Millis, String)>,
+}
+
+/// Rule: merges the partitions' pages of one request into one page in `(deadline, member)`
+/// order. A partition that stopped early (its budget or `limit` reached) has seen its index
+/// only up to its frontier, so only matches up to the lowest such frontier are certain to be
+/// complete; the page ends there, short if need be, and the next one starts after it. Every
+/// partition examined at least one entry past the cursor, so each page moves forward.
+pub fn merge_pages(pages: Vec<(i32, IndexPage)>, limit: usize) -> MergedPage {
+    let bound: Option<(Millis, String)> = pages
+        .iter()
+        .filter(|(_, p)| !p.exhausted)
+        .filter_map(|(_, p)| p.frontier.clone())
+        .min();
+    let all_exhausted = pages.iter().all(|(_, p)| p.exhausted);
+    let mut candidates: Vec<(Millis, String, i32)> = pages
+        .into_iter()
+        .flat_map(|(partition, p)| p.matches.into_iter().map(move |(d, m)| (d, m, partition)))
+        .filter(|(d, m, _)| {
+            bound
+                .as_ref()
+                .is_none_or(|(bd, bm)| (*d, m.as_str()) <= (*bd, bm.as_str()))
+        })
+        .collect();
+    candidates.sort();
+    let more = candidates.len() > limit;
+    candidates.truncate(limit);
+    let next = if more || (candidates.len() == limit && !all_exhausted) {
+        candidates.last().map(|(d, m, _)| (*d, m.clone()))
+    } else if all_exhausted {
+        None
+    } else {
+        bound
+    };
+    MergedPage {
+        items: candidates.into_iter().map(|(d, m, p)| (p, d, m)).collect(),
+        next,
+    }
+}
+
+/// One partition's station counters: a day's counts and the open stages now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StationCounts {
+    /// [`day_field`] → count, of the day asked for.
+    pub day: HashMap<String, i64>,
+    /// [`station_field`] → open stages now.
+    pub open: HashMap<String, i64>,
 }
 
 /// An escalation waiting in the outbox for the broker's acknowledgement.
@@ -182,6 +509,7 @@ pub struct Store {
     prefix: String,
     apply_batch: Script,
     claim_partition: Script,
+    list_stages: Script,
 }
 
 impl std::fmt::Debug for Store {
@@ -199,6 +527,7 @@ impl Store {
             prefix: prefix.to_owned(),
             apply_batch: Script::new(include_str!("lua/apply_batch.lua")),
             claim_partition: Script::new(include_str!("lua/claim_partition.lua")),
+            list_stages: Script::new(include_str!("lua/list_stages.lua")),
         }
     }
 
@@ -277,7 +606,11 @@ impl Store {
             .key(k.overdue())
             .key(k.outbox())
             .key(k.alertmanager())
-            .key(k.policies());
+            .key(k.policies())
+            .key(k.due())
+            .key(k.late())
+            .key(k.openstat())
+            .key(k.events());
         inv.arg(fence.epoch)
             .arg(&fence.token)
             .arg(fence.seq)
@@ -308,6 +641,32 @@ impl Store {
         for (version, json) in &batch.policies {
             inv.arg(version).arg(json);
         }
+        let board = &batch.board;
+        inv.arg(board.remove.len());
+        for e in &board.remove {
+            inv.arg(e.list.code()).arg(&e.member).arg(&e.station);
+        }
+        inv.arg(board.add.len());
+        for e in &board.add {
+            inv.arg(e.list.code())
+                .arg(e.deadline)
+                .arg(&e.member)
+                .arg(&e.station);
+        }
+        inv.arg(board.days.len()).arg(DAY_TTL_SECONDS);
+        for (date, fields) in &board.days {
+            inv.key(k.day(date));
+            inv.arg(fields.len());
+            for (field, by) in fields {
+                inv.arg(field).arg(by);
+            }
+        }
+        if board.changed.is_empty() {
+            inv.arg("");
+        } else {
+            inv.arg(serde_json::to_string(&board.changed).expect("pairs of strings serialise"));
+        }
+        inv.arg(EVENTS_MAXLEN);
         let mut c = self.conn.clone();
         match inv.invoke_async::<Vec<String>>(&mut c).await {
             Ok(stream_ids) => {
@@ -453,6 +812,119 @@ impl Store {
         Ok(rows.into_iter().map(|(id, s)| (id, s as Millis)).collect())
     }
 
+    /// One partition's part of a list page (`list_stages.lua`): one script call, whose cost
+    /// is O(log n + limit) unfiltered and O(log n + budget) filtered, n the index's size.
+    pub async fn list_stages(
+        &self,
+        partition: i32,
+        list: StageList,
+        q: &IndexQuery<'_>,
+    ) -> Result<IndexPage, StoreError> {
+        let k = self.keys(partition);
+        let mut inv = self.list_stages.prepare_invoke();
+        inv.key(k.list(list));
+        match q.after {
+            Some((deadline, member)) => inv.arg(deadline).arg(member),
+            None => inv.arg("").arg(""),
+        };
+        inv.arg(
+            q.max_deadline
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "+inf".into()),
+        )
+        .arg(q.limit)
+        .arg(q.budget)
+        .arg(q.risk.map(Risk::as_str).unwrap_or_default())
+        .arg(q.stage.unwrap_or_default());
+        let prefixes = q.prefixes.unwrap_or_default();
+        inv.arg(if q.prefixes.is_some() { "1" } else { "0" })
+            .arg(prefixes.len());
+        for p in prefixes {
+            inv.arg(p);
+        }
+        let mut c = self.conn.clone();
+        let reply: Vec<String> = inv.invoke_async(&mut c).await?;
+        let corrupt = |entry: &str| StoreError::CorruptIndex {
+            partition,
+            entry: entry.to_owned(),
+        };
+        let score = |s: &str| {
+            s.parse::<f64>()
+                .map(|f| f as Millis)
+                .map_err(|_| corrupt(s))
+        };
+        let [exhausted, frontier_score, frontier_member, rest @ ..] = reply.as_slice() else {
+            return Err(corrupt(&reply.join(" ")));
+        };
+        let frontier = if frontier_score.is_empty() {
+            None
+        } else {
+            Some((score(frontier_score)?, frontier_member.clone()))
+        };
+        let matches = rest
+            .chunks(2)
+            .map(|pair| match pair {
+                [s, m] => Ok((score(s)?, m.clone())),
+                _ => Err(corrupt(&pair.join(" "))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(IndexPage {
+            matches,
+            frontier,
+            exhausted: exhausted == "1",
+        })
+    }
+
+    /// The partition's station counters of `date` (`YYYY-MM-DD`, display zone) and its open
+    /// stages now: two `HGETALL`s of small hashes (jurisdictions × stages fields).
+    pub async fn stations(&self, partition: i32, date: &str) -> Result<StationCounts, StoreError> {
+        let k = self.keys(partition);
+        let mut c = self.conn.clone();
+        let (day, open): (HashMap<String, i64>, HashMap<String, i64>) = redis::pipe()
+            .hgetall(k.day(date))
+            .hgetall(k.openstat())
+            .query_async(&mut c)
+            .await?;
+        Ok(StationCounts { day, open })
+    }
+
+    /// Up to `count` entries of the partition's change stream after `after_id` (exclusive; `""`
+    /// or `"-"` from the oldest kept), oldest first: `(stream id, [(alert_id, jurisdiction)])`.
+    /// An entry whose `c` is not that JSON is an error: only the batch script writes the
+    /// stream.
+    pub async fn changes(
+        &self,
+        partition: i32,
+        after_id: &str,
+        count: usize,
+    ) -> Result<Vec<(String, Vec<(String, String)>)>, StoreError> {
+        let start = match after_id {
+            "" | "-" => "-".to_owned(),
+            id => format!("({id}"),
+        };
+        let mut c = self.conn.clone();
+        let reply: redis::streams::StreamRangeReply = c
+            .xrange_count(self.keys(partition).events(), start, "+", count)
+            .await?;
+        reply
+            .ids
+            .into_iter()
+            .map(|entry| {
+                let corrupt = |problem: String| StoreError::CorruptChange {
+                    partition,
+                    stream_id: entry.id.clone(),
+                    problem,
+                };
+                let json: String = entry
+                    .get("c")
+                    .ok_or_else(|| corrupt("it has no field c".into()))?;
+                let pairs: Vec<(String, String)> =
+                    serde_json::from_str(&json).map_err(|e| corrupt(e.to_string()))?;
+                Ok((entry.id.clone(), pairs))
+            })
+            .collect()
+    }
+
     /// One alert's state, for the query API.
     pub async fn get(
         &self,
@@ -470,4 +942,117 @@ impl Store {
 /// The error code a script answered with (`redis.error_reply("CODE …")`).
 fn has_code(e: &redis::RedisError, code: &str) -> bool {
     e.code() == Some(code) || e.to_string().contains(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(
+        matches: &[(Millis, &str)],
+        frontier: Option<(Millis, &str)>,
+        exhausted: bool,
+    ) -> IndexPage {
+        IndexPage {
+            matches: matches.iter().map(|(d, m)| (*d, m.to_string())).collect(),
+            frontier: frontier.map(|(d, m)| (d, m.to_owned())),
+            exhausted,
+        }
+    }
+
+    #[test]
+    fn a_merged_page_ends_where_every_partition_has_been_seen() {
+        // Partition 0 stopped (budget) at deadline 5; partition 1 saw everything.
+        let merged = merge_pages(
+            vec![
+                (0, page(&[(1, "a"), (4, "b")], Some((5, "z")), false)),
+                (1, page(&[(2, "c"), (6, "d")], Some((6, "d")), true)),
+            ],
+            10,
+        );
+        let items: Vec<_> = merged
+            .items
+            .iter()
+            .map(|(p, d, m)| (*p, *d, m.as_str()))
+            .collect();
+        assert_eq!(
+            items,
+            [(0, 1, "a"), (1, 2, "c"), (0, 4, "b")],
+            "6 waits: partition 0 may hold more before it"
+        );
+        assert_eq!(
+            merged.next,
+            Some((5, "z".to_owned())),
+            "a short page goes on from the frontier"
+        );
+
+        // Full page: the cursor is its last item; ties by member.
+        let merged = merge_pages(
+            vec![
+                (0, page(&[(1, "b"), (1, "d")], Some((1, "d")), false)),
+                (1, page(&[(1, "a"), (1, "c")], Some((1, "c")), false)),
+            ],
+            3,
+        );
+        let members: Vec<_> = merged.items.iter().map(|(_, _, m)| m.as_str()).collect();
+        assert_eq!(members, ["a", "b", "c"]);
+        assert_eq!(merged.next, Some((1, "c".to_owned())));
+
+        // Everything seen and shown: done.
+        let done = merge_pages(
+            vec![
+                (0, page(&[(1, "a")], Some((1, "a")), true)),
+                (1, page(&[], None, true)),
+            ],
+            1,
+        );
+        assert_eq!(done.next, None);
+        assert_eq!(merge_pages(Vec::new(), 5), MergedPage::default());
+    }
+
+    #[test]
+    fn members_and_counter_fields_round_trip() {
+        let alert = Alert {
+            alert_id: "GA-1".into(),
+            issued_at: 0,
+            jurisdiction: "620102-GWM".into(),
+            risk: Risk::Low,
+            channel: None,
+            fraud_type: None,
+            amount_cents: None,
+        };
+        let stage = crate::domain::Stage::new("sign_for").unwrap();
+        let open = OpenStage {
+            stage: stage.clone(),
+            deadline: 7,
+            warned: true,
+            level: 0,
+        };
+        let e = IndexEntry::of(&alert, &open);
+        assert_eq!((e.list, e.deadline), (StageList::Due, 7));
+        assert_eq!(e.member, "620102-GWM\x1flow\x1fsign_for\x1fGA-1\x1f1");
+        let listed = ListedStage::decode(StageList::Due, 7, &e.member).unwrap();
+        assert_eq!(
+            (listed.alert_id.as_str(), listed.warned, listed.level),
+            ("GA-1", true, 0)
+        );
+        let late = IndexEntry::of(&alert, &OpenStage { level: 3, ..open });
+        assert_eq!(late.list, StageList::Late);
+        assert_eq!(
+            ListedStage::decode(StageList::Late, 7, &late.member)
+                .unwrap()
+                .level,
+            3
+        );
+        assert_eq!(ListedStage::decode(StageList::Due, 7, &late.member), None);
+        assert_eq!(
+            parse_station_field(&day_field("620102-GWM", "visit", DayCount::OnTime)),
+            Some(("620102-GWM", "visit", Some(DayCount::OnTime)))
+        );
+        assert_eq!(
+            parse_station_field(&e.station),
+            Some(("620102-GWM", "sign_for", None))
+        );
+        assert_eq!(parse_station_field("620102\x1fvisit\x1fsoon"), None);
+    }
 }

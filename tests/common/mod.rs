@@ -3,16 +3,20 @@
 //!
 //! - [`servers`]: ports, processes, Redis (and Redis Cluster), the broker, topics;
 //! - [`processor`]: the processor's config, process, HTTP and metrics, and [`Env`];
-//! - [`records`]: what tests produce and read back, id checks, personal-data scans.
+//! - [`records`]: what tests produce and read back, id checks, personal-data scans;
+//! - [`browser`]: headless Chromium over WebDriver, for the board.
 //!
 //! Every test binary compiles this module (`mod common;`) and uses part of it.
 #![allow(dead_code, unreachable_pub)]
 
+mod browser;
 mod processor;
 mod records;
 mod servers;
 
 // A test binary that uses nothing of a module would warn about its re-export.
+#[allow(unused_imports)]
+pub use browser::*;
 #[allow(unused_imports)]
 pub use processor::*;
 #[allow(unused_imports)]

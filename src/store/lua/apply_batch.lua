@@ -1,5 +1,6 @@
 -- Applies one partition batch atomically: applied offsets, policy snapshots, alert records, the
--- clock, open and overdue indexes, the escalation outbox and the Alertmanager queue.
+-- clock, open and overdue indexes, the escalation outbox, the Alertmanager queue, and the board's
+-- stage indexes, station counters and change stream.
 --
 -- First the owner check, the one place both rules live:
 -- - FENCED: another owner claimed the partition (its epoch is newer, or as new with another token);
@@ -10,13 +11,23 @@
 -- Returns the outbox stream ids of the escalations, in order.
 --
 -- KEYS: 1 owner, 2 offsets, 3 clock, 4 open, 5 overdue, 6 outbox, 7 alertmanager queue,
---       8 policy snapshots, 9.. one per alert record
+--       8 policy snapshots, 9 due, 10 late, 11 openstat, 12 events,
+--       13.. one per alert record, then one per day of station counters
 -- ARGV: epoch, token, seq,
 --       n_offsets, (topic, offset)*,
 --       n_alerts, (alert_id, state, next_due, open_score, overdue_score, ttl_ms)*  ('' = none),
 --       n_escalations, (escalation_id, json)*,
 --       n_notices, (json)*,
---       n_policies, (version, json)*  (a snapshot is written once: the alerts it names keep it)
+--       n_policies, (version, json)*  (a snapshot is written once: the alerts it names keep it),
+--       n_removed, (list 'd'|'l', member, station)*,
+--       n_added, (list, deadline, member, station)*,
+--       n_days, day_ttl_seconds, (n_fields, (field, increment)*)*  (one per day key, in order),
+--       changes ('' = none: a JSON array of [alert_id, jurisdiction]), events_maxlen
+--
+-- The stage indexes change by the differences the caller computed from the records as loaded
+-- (removals first, so an entry that moves within an index is removed, then added). openstat
+-- counts what the indexes actually hold: it moves only when ZREM removed or ZADD added a
+-- member, and a field at 0 is deleted.
 local owner = redis.call('HMGET', KEYS[1], 'epoch', 'token', 'seq')
 local epoch, token, seq = tonumber(owner[1] or '0'), owner[2], tonumber(owner[3] or '0')
 local mine, my_seq = tonumber(ARGV[1]), tonumber(ARGV[3])
@@ -49,14 +60,15 @@ end
 
 n = tonumber(ARGV[i]); i = i + 1
 writes = writes + n
+local n_alerts = n
 for k = 1, n do
   local id, state, next_due, open, overdue, ttl =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   i = i + 6
   if ttl == '' then
-    redis.call('SET', KEYS[8 + k], state)
+    redis.call('SET', KEYS[12 + k], state)
   else
-    redis.call('SET', KEYS[8 + k], state, 'PX', ttl)
+    redis.call('SET', KEYS[12 + k], state, 'PX', ttl)
   end
   index(KEYS[3], next_due, id)
   index(KEYS[4], open, id)
@@ -80,6 +92,46 @@ n = tonumber(ARGV[i]); i = i + 1
 writes = writes + n
 for _ = 1, n do
   redis.call('HSETNX', KEYS[8], ARGV[i], ARGV[i + 1]); i = i + 2
+end
+
+local lists = { d = KEYS[9], l = KEYS[10] }
+n = tonumber(ARGV[i]); i = i + 1
+writes = writes + n
+for _ = 1, n do
+  local list, member, station = lists[ARGV[i]], ARGV[i + 1], ARGV[i + 2]; i = i + 3
+  if redis.call('ZREM', list, member) == 1 then
+    if redis.call('HINCRBY', KEYS[11], station, -1) <= 0 then
+      redis.call('HDEL', KEYS[11], station)
+    end
+  end
+end
+
+n = tonumber(ARGV[i]); i = i + 1
+writes = writes + n
+for _ = 1, n do
+  local list, deadline, member, station = lists[ARGV[i]], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  i = i + 4
+  if redis.call('ZADD', list, deadline, member) == 1 then
+    redis.call('HINCRBY', KEYS[11], station, 1)
+  end
+end
+
+n = tonumber(ARGV[i]); i = i + 1
+local day_ttl = ARGV[i]; i = i + 1
+writes = writes + n
+for d = 1, n do
+  local key = KEYS[12 + n_alerts + d]
+  local fields = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, fields do
+    redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1]); i = i + 2
+  end
+  redis.call('EXPIRE', key, day_ttl)
+end
+
+local changes, events_maxlen = ARGV[i], ARGV[i + 1]; i = i + 2
+if changes ~= '' then
+  writes = writes + 1
+  redis.call('XADD', KEYS[12], 'MAXLEN', '~', events_maxlen, '*', 'c', changes)
 end
 
 if writes > 0 then

@@ -1,0 +1,153 @@
+-- One partition's part of a list page (GET /v1/open, /v1/overdue): the entries of a stage index
+-- after a cursor, in (deadline, member) order (the index's own order), that pass the filters.
+--
+-- It reads like SCAN: at most `budget` entries are examined per call, so a filter that matches
+-- little costs a bounded amount whatever the index holds. The answer says how far it got (the
+-- frontier: the last entry examined) and whether the index holds nothing more in range; the
+-- caller continues after the frontier. Unfiltered, every entry matches and the call stops after
+-- `limit`: O(log n + limit). Filtered: O(log n + budget). Read-only.
+--
+-- KEYS: 1 the index (zset: deadline ms -> `<jurisdiction>\31<risk>\31<stage>\31<alert_id>\31<x>`)
+-- ARGV: 1 after_deadline ('' = from the start), 2 after_member,
+--       3 max_deadline ('+inf' or ms), 4 limit, 5 budget,
+--       6 risk ('' = any), 7 stage ('' = any),
+--       8 prefixed ('1': only jurisdictions starting with one of the prefixes), 9 n_prefixes,
+--       10.. prefixes
+-- Returns: { exhausted '1'|'0', frontier_deadline ('' = nothing examined), frontier_member,
+--            (deadline, member)* of the matches }
+local key = KEYS[1]
+local after_deadline, after_member = ARGV[1], ARGV[2]
+local limit, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
+local risk, stage = ARGV[6], ARGV[7]
+local prefixed = ARGV[8] == '1'
+local prefixes = {}
+for j = 1, tonumber(ARGV[9]) do
+  prefixes[j] = ARGV[9 + j]
+end
+local filtered = prefixed or risk ~= '' or stage ~= ''
+
+-- a <= b in byte order, as Redis orders members of equal score. Lua's own string comparison
+-- follows the server's collation locale, which need not be bytewise.
+local function at_or_before(a, b)
+  for j = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, j), string.byte(b, j)
+    if x ~= y then
+      return x < y
+    end
+  end
+  return #a <= #b
+end
+
+-- The rank of the first entry after the cursor. The cursor's entry is usually still there
+-- (ZRANK); if it left the index meanwhile, or belongs to another partition, a binary search
+-- among the entries of its deadline finds the place: O(log n) either way.
+local function start_rank()
+  if after_deadline == '' then
+    return 0
+  end
+  local score = redis.call('ZSCORE', key, after_member)
+  if score and tonumber(score) == tonumber(after_deadline) then
+    return redis.call('ZRANK', key, after_member) + 1
+  end
+  local lo = redis.call('ZCOUNT', key, '-inf', '(' .. after_deadline)
+  local hi = lo + redis.call('ZCOUNT', key, after_deadline, after_deadline)
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if at_or_before(redis.call('ZRANGE', key, mid, mid)[1], after_member) then
+      lo = mid + 1
+    else
+      hi = mid
+    end
+  end
+  return lo
+end
+
+-- A member starts with its jurisdiction and neither it nor a prefix holds the separator, so a
+-- prefix of the jurisdiction is a prefix of the member: no split for the common filter.
+local function matches(member)
+  if prefixed then
+    local hit = false
+    for _, p in ipairs(prefixes) do
+      if string.sub(member, 1, #p) == p then
+        hit = true
+        break
+      end
+    end
+    if not hit then
+      return false
+    end
+  end
+  if risk == '' and stage == '' then
+    return true
+  end
+  local s1 = string.find(member, '\31', 1, true)
+  local s2 = s1 and string.find(member, '\31', s1 + 1, true)
+  local s3 = s2 and string.find(member, '\31', s2 + 1, true)
+  if not s3 then
+    return false
+  end
+  if risk ~= '' and string.sub(member, s1 + 1, s2 - 1) ~= risk then
+    return false
+  end
+  if stage ~= '' and string.sub(member, s2 + 1, s3 - 1) ~= stage then
+    return false
+  end
+  return true
+end
+
+-- Entries in range are the ranks below `stop`; scores are read only for what is returned
+-- (formatting every examined entry's score would cost more than matching it).
+local rank = start_rank()
+local stop
+if ARGV[3] == '+inf' then
+  stop = redis.call('ZCARD', key)
+else
+  stop = redis.call('ZCOUNT', key, '-inf', ARGV[3])
+end
+local CHUNK = 256
+local out = { '0', '', '' }
+local found, examined = 0, 0
+local last
+while found < limit and examined < budget and rank < stop do
+  if filtered then
+    local rows = redis.call('ZRANGE', key, rank, rank + math.min(CHUNK, budget - examined, stop - rank) - 1)
+    if #rows == 0 then
+      break
+    end
+    for _, member in ipairs(rows) do
+      rank = rank + 1
+      examined = examined + 1
+      last = member
+      if matches(member) then
+        found = found + 1
+        out[#out + 1] = redis.call('ZSCORE', key, member)
+        out[#out + 1] = member
+        if found >= limit then
+          break
+        end
+      end
+    end
+  else
+    local want = math.min(limit - found, budget - examined, stop - rank)
+    local rows = redis.call('ZRANGE', key, rank, rank + want - 1, 'WITHSCORES')
+    if #rows == 0 then
+      break
+    end
+    for j = 1, #rows, 2 do
+      out[#out + 1] = rows[j + 1]
+      out[#out + 1] = rows[j]
+    end
+    rank = rank + #rows / 2
+    found = found + #rows / 2
+    examined = examined + #rows / 2
+    last = rows[#rows - 1]
+  end
+end
+if last then
+  out[2], out[3] = redis.call('ZSCORE', key, last), last
+end
+if rank >= stop then
+  -- Nothing more in range after the frontier: the last page is not followed by an empty one.
+  out[1] = '1'
+end
+return out
