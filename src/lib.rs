@@ -11,7 +11,8 @@
 //! - [`retry`] — the one retry-with-backoff helper.
 //! - [`http`], [`metrics`], [`health`] — what operators see; [`reload`] — `SIGHUP`.
 //! - [`app`] — wiring and shutdown; [`simulate`] — the load generator; [`watch`] — prints
-//!   escalations for the demo.
+//!   escalations for the demo; [`report`] — the compliance report and SLA audit, replayed from
+//!   the topics through the same domain code.
 
 pub mod app;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod partition;
 pub mod policy_report;
 mod process_metrics;
 mod reload;
+pub mod report;
 mod retry;
 pub mod simulate;
 pub mod store;

@@ -48,6 +48,16 @@ enum Command {
         #[arg(long)]
         from_beginning: bool,
     },
+    /// Compliance report and SLA audit of a window, replayed from the input topics (read-only).
+    ///
+    /// Exit status: 0; 3 with --audit when something was missed or published falsely; 1 when
+    /// the brokers fail; 2 for bad arguments.
+    Report {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: fraud_sla::report::ReportArgs,
+    },
     /// Produce realistic alerts and dispositions (demo and benchmarks).
     Simulate {
         #[arg(long)]
@@ -103,7 +113,8 @@ fn main() -> ExitCode {
         Command::Run { config, .. }
         | Command::CheckConfig { config }
         | Command::Watch { config, .. }
-        | Command::Simulate { config, .. } => config.clone(),
+        | Command::Simulate { config, .. }
+        | Command::Report { config, .. } => config.clone(),
     };
     let config = match Config::load(path.as_deref()) {
         Ok(c) => c,
@@ -138,6 +149,13 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Report { args, .. } => match fraud_sla::report::run(&config, &args) {
+            Ok(status) => ExitCode::from(status.exit_code()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        },
         Command::Simulate { args, .. } => {
             init_tracing(LogFormat::Text);
             on_runtime(|cancel| async move {
