@@ -35,7 +35,7 @@ pub enum ReadError {
         topic: String,
         partition: i32,
         brokers: String,
-        error: KafkaError,
+        error: Box<KafkaError>,
     },
     #[error(
         "reading from the Kafka brokers at {brokers} stalled: no record for {}s with {topic}/{partition} at offset {at} of {end}{}",
@@ -48,7 +48,7 @@ pub enum ReadError {
         partition: i32,
         at: i64,
         end: i64,
-        last_error: Option<KafkaError>,
+        last_error: Option<Box<KafkaError>>,
     },
 }
 
@@ -170,7 +170,7 @@ impl Reader {
             topic: topic.to_owned(),
             partition,
             brokers: self.brokers.clone(),
-            error,
+            error: Box::new(error),
         };
         let mut ranges = Vec::with_capacity(partitions.len());
         for &partition in partitions {
@@ -276,7 +276,7 @@ impl Reader {
                             partition: r.partition,
                             at: self.position(r).unwrap_or(r.start),
                             end: r.end,
-                            last_error,
+                            last_error: last_error.map(Box::new),
                         });
                     }
                 }

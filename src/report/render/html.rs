@@ -304,7 +304,7 @@ pub(super) fn render(r: &Report, how: &Presentation) -> String {
     );
     header(&mut h, r, how, t);
     if r.alerts == 0 {
-        let _ = write!(h, "<p class=\"empty\" id=\"empty\">{}</p>\n", t.empty);
+        let _ = writeln!(h, "<p class=\"empty\" id=\"empty\">{}</p>", t.empty);
     } else {
         summary(&mut h, r, how, t);
         stages(&mut h, r, how, t);
@@ -470,10 +470,10 @@ fn stage_bars(h: &mut String, totals: &[StageCounts], how: &Presentation, t: &Te
     const TOP: f64 = 30.0;
     let height = TOP + ROW * totals.len() as f64 + 6.0;
     let bar_w = W - LEFT - RIGHT;
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<figure><svg class=\"chart\" id=\"stage-chart\" viewBox=\"0 0 {W} {height}\" \
-         role=\"img\" aria-label=\"{label}\" xmlns=\"http://www.w3.org/2000/svg\">\n",
+         role=\"img\" aria-label=\"{label}\" xmlns=\"http://www.w3.org/2000/svg\">",
         label = t.stages
     );
     legend(
@@ -587,10 +587,10 @@ fn outcomes(h: &mut String, o: &Outcomes, t: &Text) {
         .unwrap_or(0)
         .max(1) as f64;
     let height = ROW * Outcome::ALL.len() as f64 + 8.0;
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<div class=\"pair\"><figure><svg class=\"chart\" id=\"outcome-chart\" viewBox=\"0 0 {W} {height}\" \
-         role=\"img\" aria-label=\"{}\" xmlns=\"http://www.w3.org/2000/svg\">\n",
+         role=\"img\" aria-label=\"{}\" xmlns=\"http://www.w3.org/2000/svg\">",
         t.outcomes
     );
     for (i, kind) in Outcome::ALL.iter().enumerate() {
@@ -694,10 +694,10 @@ fn day_chart(h: &mut String, days: &[Day], stages: &[&str], how: &Presentation, 
     let x_of = |i: usize| LEFT + step * (i as f64 + 0.5);
     let y_of = |share: f64| TOP + plot_h * (1.0 - share);
     let max_alerts = days.iter().map(|d| d.alerts).max().unwrap_or(0).max(1) as f64;
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<figure><svg class=\"chart\" id=\"day-chart\" viewBox=\"0 0 {W} {H}\" role=\"img\" \
-         aria-label=\"{}\" xmlns=\"http://www.w3.org/2000/svg\">\n",
+         aria-label=\"{}\" xmlns=\"http://www.w3.org/2000/svg\">",
         t.day_chart
     );
     let series: Vec<(&str, &str)> = stages
