@@ -8,90 +8,12 @@
 
 mod common;
 use common::*;
-use rdkafka::consumer::BaseConsumer;
-use rdkafka::producer::FutureProducer;
 use serde_json::Value;
 use std::time::Duration;
 
 const WITHIN: Duration = Duration::from_secs(60);
 
-/// One processor on its own servers and topics.
-struct Run {
-    env: Env,
-    p: Processor,
-    prod: FutureProducer,
-    esc: BaseConsumer,
-}
-
 impl Run {
-    fn start(name: &str, partitions: u32, sla: &str) -> Run {
-        let env = Env::new(name, partitions, sla);
-        let p = env.processor();
-        p.wait_ready(WITHIN);
-        let prod = env.broker.producer();
-        let esc = env.escalations();
-        Run { env, p, prod, esc }
-    }
-
-    async fn alert(&self, id: &str, issued_at: i64, risk: &str) {
-        produce(
-            &self.prod,
-            &self.env.topics.alerts,
-            Some(id),
-            &alert_json(id, issued_at, risk),
-        )
-        .await;
-    }
-
-    async fn disposition(&self, event_id: &str, alert_id: &str, kind: &str, at: i64) {
-        let value = disposition_json(event_id, alert_id, kind, at);
-        produce(
-            &self.prod,
-            &self.env.topics.dispositions,
-            Some(alert_id),
-            &value,
-        )
-        .await;
-    }
-
-    /// Reads escalations until `id` has arrived (everything read so far is kept in `seen`).
-    fn until(&self, seen: &mut Vec<Record>, id: &str) {
-        if has(seen, id) {
-            return;
-        }
-        let more = collect_until(&self.esc, WITHIN, |r| has(r, id));
-        seen.extend(more);
-        assert!(
-            has(seen, id),
-            "{id} never arrived; got {:?}\nlog:\n{}",
-            ids(seen),
-            self.p.log_text()
-        );
-    }
-
-    fn alert_view(&self, id: &str) -> Value {
-        let (code, body) = self
-            .p
-            .get(&format!("/v1/alerts/{id}"))
-            .expect("HTTP answers");
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    fn wait_metric(&self, name: &str, labels: &[(&str, &str)], value: f64) {
-        wait_until(WITHIN, &format!("{name}{labels:?} = {value}"), || {
-            self.p.metric(name, labels) == value
-        });
-    }
-
-    /// `fraud_sla_stage_completions_total` of one stage and result.
-    fn completions(&self, stage: &str, result: &str) -> f64 {
-        self.p.metric(
-            "fraud_sla_stage_completions_total",
-            &[("stage", stage), ("result", result)],
-        )
-    }
-
     fn assert_private(&self, seen: &[Record]) {
         assert_no_personal_data(&self.env, &[self.p.log_text()], seen);
     }

@@ -12,8 +12,6 @@
 
 mod common;
 use common::*;
-use rdkafka::consumer::BaseConsumer;
-use rdkafka::producer::FutureProducer;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Command;
@@ -29,24 +27,7 @@ max_clock_skew = "5m"
 max_message_bytes = 4096
 "#;
 
-/// One processor on its own servers and topics.
-struct Run {
-    env: Env,
-    p: Processor,
-    prod: FutureProducer,
-    esc: BaseConsumer,
-}
-
 impl Run {
-    fn start(name: &str, partitions: u32, sla: &str) -> Run {
-        let env = Env::new(name, partitions, sla);
-        let p = env.processor();
-        p.wait_ready(WITHIN);
-        let prod = env.broker.producer();
-        let esc = env.escalations();
-        Run { env, p, prod, esc }
-    }
-
     /// The file the processor was started with (`--config`), as [`Env::processor`] names it.
     fn config_path(&self) -> PathBuf {
         let path = self
@@ -77,67 +58,9 @@ impl Run {
         assert!(status.success(), "kill -HUP {pid}");
     }
 
-    async fn alert(&self, id: &str, issued_at: i64, risk: &str) {
-        produce(
-            &self.prod,
-            &self.env.topics.alerts,
-            Some(id),
-            &alert_json(id, issued_at, risk),
-        )
-        .await;
-    }
-
-    async fn disposition(&self, event_id: &str, alert_id: &str, kind: &str, at: i64) {
-        let value = disposition_json(event_id, alert_id, kind, at);
-        produce(
-            &self.prod,
-            &self.env.topics.dispositions,
-            Some(alert_id),
-            &value,
-        )
-        .await;
-    }
-
-    /// Reads escalations until `id` has arrived (everything read so far is kept in `seen`).
-    fn until(&self, seen: &mut Vec<Record>, id: &str) {
-        if has(seen, id) {
-            return;
-        }
-        let more = collect_until(&self.esc, WITHIN, |r| has(r, id));
-        seen.extend(more);
-        assert!(
-            has(seen, id),
-            "{id} never arrived; got {:?}\nlog:\n{}",
-            ids(seen),
-            self.p.log_text()
-        );
-    }
-
-    fn alert_view(&self, id: &str) -> Value {
-        let (code, body) = self
-            .p
-            .get(&format!("/v1/alerts/{id}"))
-            .expect("HTTP answers");
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
     fn readyz(&self) -> Value {
         let (_, body) = self.p.get("/readyz").expect("HTTP answers");
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
-    }
-
-    fn wait_metric(&self, name: &str, labels: &[(&str, &str)], value: f64) {
-        wait_until(WITHIN, &format!("{name}{labels:?} = {value}"), || {
-            self.p.metric(name, labels) == value
-        });
-    }
-
-    fn completions(&self, stage: &str, result: &str) -> f64 {
-        self.p.metric(
-            "fraud_sla_stage_completions_total",
-            &[("stage", stage), ("result", result)],
-        )
     }
 }
 

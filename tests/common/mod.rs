@@ -4,6 +4,7 @@
 //! - [`servers`]: ports, processes, Redis (and Redis Cluster), the broker, topics;
 //! - [`processor`]: the processor's config, process, HTTP and metrics, and [`Env`];
 //! - [`records`]: what tests produce and read back, id checks, personal-data scans;
+//! - [`run`]: one processor with its servers, and what most end-to-end tests do with it;
 //! - [`browser`]: headless Chromium over WebDriver, for the board.
 //!
 //! Every test binary compiles this module (`mod common;`) and uses part of it.
@@ -12,6 +13,7 @@
 mod browser;
 mod processor;
 mod records;
+mod run;
 mod servers;
 
 // A test binary that uses nothing of a module would warn about its re-export.
@@ -21,5 +23,7 @@ pub use browser::*;
 pub use processor::*;
 #[allow(unused_imports)]
 pub use records::*;
+#[allow(unused_imports)]
+pub use run::*;
 #[allow(unused_imports)]
 pub use servers::*;
