@@ -65,7 +65,7 @@ fn opened(policy: &Policies, now: Millis) -> AlertState {
     s
 }
 
-fn escalations(effects: &[Effect]) -> Vec<&Escalation> {
+pub(super) fn escalations(effects: &[Effect]) -> Vec<&Escalation> {
     effects
         .iter()
         .filter_map(|e| match e {
@@ -75,14 +75,14 @@ fn escalations(effects: &[Effect]) -> Vec<&Escalation> {
         .collect()
 }
 
-fn ids(effects: &[Effect]) -> Vec<String> {
+pub(super) fn ids(effects: &[Effect]) -> Vec<String> {
     escalations(effects)
         .iter()
         .map(|e| e.escalation_id.clone())
         .collect()
 }
 
-fn completed(effects: &[Effect]) -> Vec<(&str, bool)> {
+pub(super) fn completed(effects: &[Effect]) -> Vec<(&str, bool)> {
     effects
         .iter()
         .filter_map(|e| match e {

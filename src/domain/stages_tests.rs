@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
+use super::tests::{completed, escalations, ids};
 use super::*;
 use crate::domain::escalation::EscalationKind;
 use crate::domain::event::{Alert, Disposition, DispositionKind, Outcome, Risk, Stage};
@@ -101,33 +102,6 @@ fn opened(p: &Policies, id: &str, risk: Risk, now: Millis) -> AlertState {
     let mut s = AlertState::default();
     s.apply_alert(alert(id, risk), p, now);
     s
-}
-
-fn escalations(effects: &[Effect]) -> Vec<&Escalation> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Escalate(e) => Some(e),
-            _ => None,
-        })
-        .collect()
-}
-
-fn ids(effects: &[Effect]) -> Vec<String> {
-    escalations(effects)
-        .iter()
-        .map(|e| e.escalation_id.clone())
-        .collect()
-}
-
-fn completed(effects: &[Effect]) -> Vec<(&str, bool)> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::StageCompleted { stage, on_time, .. } => Some((stage.as_str(), *on_time)),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The status of the alert's clock for `stage`, by its snapshot.
