@@ -381,9 +381,10 @@ impl Partition {
         )
         .await;
         match written {
-            Ok((entries, fence)) => {
+            Ok((applied, fence)) => {
                 self.shared.health.set_redis(true);
-                self.relay.send(entries);
+                self.relay.send(applied.outbox);
+                self.next_due = applied.next_due;
                 if let Some(owned) = self.owned.as_mut() {
                     owned.fence = fence;
                     if let Some(sink) = owned.sink.as_ref().filter(|_| !batch.notices.is_empty()) {
@@ -496,7 +497,6 @@ impl Partition {
                 tracing::info!(partition = self.partition, applied = ?owned.applied, "Partition rebuilt; its clocks fire again.");
             }
         }
-        self.refresh_next_due().await;
         Ok(())
     }
 
@@ -570,7 +570,6 @@ impl Partition {
         let zone = &self.shared.display_zone;
         self.commit(plan::fire(&ids, states, &self.policies, now, zone))
             .await?;
-        self.refresh_next_due().await;
         Ok(())
     }
 

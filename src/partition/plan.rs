@@ -163,17 +163,24 @@ impl Outcome {
 
     /// Fills in what is written: every state of `states`, and what changed in the board since
     /// `loaded` (the same ids, as Redis held them).
+    ///
+    /// `indexed`: the loaded states' index entries are the ones Redis holds, so unchanged entries
+    /// need no write. Not so for a firing round: it rewrites every clock it read.
     fn finish(
         mut self,
         loaded: &BTreeMap<String, AlertState>,
         states: &BTreeMap<String, AlertState>,
         policies: &Policies,
+        indexed: bool,
     ) -> Outcome {
+        let unknown = AlertState::default();
         self.batch.alerts = states
             .iter()
-            .map(|(id, s)| AlertWrite::from_state(id, s, policies))
+            .map(|(id, s)| {
+                let before = loaded.get(id).unwrap_or(&unknown);
+                AlertWrite::new(id, before, s, policies, indexed)
+            })
             .collect();
-        let unknown = AlertState::default();
         for (id, after) in states {
             let before = loaded.get(id).unwrap_or(&unknown);
             board_diff(before, after, policies, &mut self.batch.board);
@@ -235,7 +242,7 @@ pub fn apply(
         }
     }
     out.batch.offsets = sorted.offsets.into_iter().collect();
-    out.finish(&loaded, &states, policies)
+    out.finish(&loaded, &states, policies, true)
 }
 
 /// Rule: every clock of `ids` due at `now` fires. A clock without a record (cannot happen
@@ -257,7 +264,7 @@ pub fn fire(
             fire_one(state, policies, now, &today, &mut out);
         }
     }
-    out.finish(&loaded, &states, policies)
+    out.finish(&loaded, &states, policies, false)
 }
 
 /// The loaded states by alert id; an id Redis has no record of starts empty.

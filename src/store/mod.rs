@@ -5,11 +5,10 @@
 //!
 //! | key                        | type   | holds                                              |
 //! |----------------------------|--------|----------------------------------------------------|
-//! | `{fsla:p}:owner`           | hash   | `epoch` and `token` of the owner (fencing), `seq` its writes (rollback detection) |
+//! | `{fsla:p}:owner`           | hash   | `epoch` and `token` of the owner (fencing), `seq` its writes (rollback detection), `open` the number of open alerts |
 //! | `{fsla:p}:offsets`         | hash   | highest applied offset per input topic             |
-//! | `{fsla:p}:a:<alert_id>`    | string | the alert's [`AlertState`] as JSON                 |
+//! | `{fsla:p}:a:<alert_id>`    | string | the alert's [`AlertState`] as a compact [`record`] |
 //! | `{fsla:p}:clock`           | zset   | one entry per open alert: its next due time (ms)   |
-//! | `{fsla:p}:open`            | zset   | open alerts by `issued_at`                         |
 //! | `{fsla:p}:overdue`         | zset   | open alerts with a breached stage, by deadline     |
 //! | `{fsla:p}:outbox`          | stream | escalations written with their transition, deleted once the broker acked |
 //! | `{fsla:p}:am`              | stream | Alertmanager alerts written with their transition, deleted once posted |
@@ -29,6 +28,7 @@
 
 pub mod changes;
 mod conn;
+pub mod record;
 
 pub use conn::RedisConn;
 
@@ -51,7 +51,7 @@ pub enum StoreError {
     #[error("stored state of alert {alert_id} is unreadable: {source}")]
     Corrupt {
         alert_id: String,
-        source: serde_json::Error,
+        source: record::RecordError,
     },
     /// A `due` or `late` member that does not decode: written by something other than this
     /// version's batch script.
@@ -95,6 +95,7 @@ impl PartitionKeys {
     pub fn clock(&self) -> String {
         format!("{}:clock", self.tag)
     }
+    /// Earlier versions' zset of open alerts, read once by the first claim (now a count).
     pub fn open(&self) -> String {
         format!("{}:open", self.tag)
     }
@@ -330,33 +331,89 @@ impl Claim {
     }
 }
 
+/// How one batch changes an alert's entry in an index: the script skips what did not change,
+/// most of an alert's index writes (Redis's CPU is half of a backlog drain's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexChange {
+    Keep,
+    Set(Millis),
+    Remove,
+}
+
+impl IndexChange {
+    /// From the entry Redis holds (`None`: not known, write it anyway) to `after`.
+    fn between(before: Option<Option<Millis>>, after: Option<Millis>) -> IndexChange {
+        match (before, after) {
+            (Some(b), a) if b == a => IndexChange::Keep,
+            (_, Some(a)) => IndexChange::Set(a),
+            (_, None) => IndexChange::Remove,
+        }
+    }
+
+    /// As the batch script reads it: `-` keep, `` remove, else the score.
+    fn arg(self) -> String {
+        match self {
+            IndexChange::Keep => "-".into(),
+            IndexChange::Set(score) => score.to_string(),
+            IndexChange::Remove => String::new(),
+        }
+    }
+}
+
 /// One alert record to write, with its index entries.
 #[derive(Debug, Clone)]
 pub struct AlertWrite {
     pub alert_id: String,
-    pub state: String,
-    pub next_due: Option<Millis>,
-    pub open_since: Option<Millis>,
-    pub overdue_since: Option<Millis>,
+    /// The [`record`] of the state.
+    pub state: Vec<u8>,
+    /// Its entry in `{p}:clock`: the next due time.
+    pub clock: IndexChange,
+    /// Its entry in `{p}:overdue`: the earliest deadline of a breached stage.
+    pub overdue: IndexChange,
     /// Closed alerts and held dispositions expire after `retention`; open alerts never do.
     pub ttl_ms: Option<i64>,
+    /// How the partition's count of open alerts changes: -1, 0 or 1.
+    pub opened: i64,
 }
 
 impl AlertWrite {
-    pub fn from_state(alert_id: &str, state: &AlertState, policies: &Policies) -> AlertWrite {
+    /// The write of `after`, the state of `alert_id`; `before` is what Redis holds (the empty
+    /// state for an unknown id). `indexed`: Redis's index entries are the ones `before` implies,
+    /// so unchanged ones need no write; not so in a firing round, where a stale clock entry
+    /// must be overwritten or it would fire again at once.
+    pub fn new(
+        alert_id: &str,
+        before: &AlertState,
+        after: &AlertState,
+        policies: &Policies,
+        indexed: bool,
+    ) -> AlertWrite {
+        let opened = i64::from(after.is_open()) - i64::from(before.is_open());
+        let before = Some(before).filter(|_| indexed);
         AlertWrite {
             alert_id: alert_id.to_owned(),
-            state: serde_json::to_string(state).expect("alert state always serialises"),
-            next_due: state.next_due(policies),
-            open_since: state
-                .alert
-                .as_ref()
-                .filter(|_| state.is_open())
-                .map(|a| a.issued_at),
-            overdue_since: state.overdue_since(),
-            ttl_ms: (!state.is_open()).then_some(policies.retention),
+            state: record::encode(alert_id, after),
+            clock: IndexChange::between(
+                before.map(|b| b.next_due(policies)),
+                after.next_due(policies),
+            ),
+            overdue: IndexChange::between(
+                before.map(AlertState::overdue_since),
+                after.overdue_since(),
+            ),
+            ttl_ms: (!after.is_open()).then_some(policies.retention),
+            opened,
         }
     }
+}
+
+/// What a written batch tells its writer.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// The batch's escalations as outbox entries, in order.
+    pub outbox: Vec<OutboxEntry>,
+    /// The partition clock's earliest due time after the batch.
+    pub next_due: Option<Millis>,
 }
 
 /// Everything one batch (or one firing round) changes, written in one script call.
@@ -544,6 +601,7 @@ impl Store {
             .claim_partition
             .key(k.owner())
             .key(k.offsets())
+            .key(k.open())
             .arg(&token)
             .invoke_async(&mut c)
             .await?;
@@ -573,36 +631,36 @@ impl Store {
         let k = self.keys(partition);
         let keys: Vec<String> = alert_ids.iter().map(|id| k.alert(id)).collect();
         let mut c = self.conn.clone();
-        let raw: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut c).await?;
+        let raw: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&keys).query_async(&mut c).await?;
         raw.into_iter()
             .zip(alert_ids)
-            .map(|(json, id)| {
-                json.map(|j| {
-                    serde_json::from_str(&j).map_err(|source| StoreError::Corrupt {
-                        alert_id: id.clone(),
-                        source,
+            .map(|(bytes, id)| {
+                bytes
+                    .map(|b| {
+                        record::decode(id, &b).map_err(|source| StoreError::Corrupt {
+                            alert_id: id.clone(),
+                            source,
+                        })
                     })
-                })
-                .transpose()
+                    .transpose()
             })
             .collect()
     }
 
     /// Writes a batch atomically, if `fence` still owns the partition and Redis holds all it
     /// wrote (then `fence.seq` counts this write); returns the batch's escalations as outbox
-    /// entries.
+    /// entries and the clock's earliest due time after it.
     pub async fn apply(
         &self,
         partition: i32,
         fence: &mut Fence,
         batch: &Batch,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
+    ) -> Result<Applied, StoreError> {
         let k = self.keys(partition);
         let mut inv = self.apply_batch.prepare_invoke();
         inv.key(k.owner())
             .key(k.offsets())
             .key(k.clock())
-            .key(k.open())
             .key(k.overdue())
             .key(k.outbox())
             .key(k.alertmanager())
@@ -619,14 +677,14 @@ impl Store {
             inv.arg(topic).arg(offset);
         }
         let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-        inv.arg(batch.alerts.len());
+        inv.arg(batch.alerts.len())
+            .arg(batch.alerts.iter().map(|a| a.opened).sum::<i64>());
         for a in &batch.alerts {
             inv.key(k.alert(&a.alert_id));
             inv.arg(&a.alert_id)
                 .arg(&a.state)
-                .arg(opt(a.next_due))
-                .arg(opt(a.open_since))
-                .arg(opt(a.overdue_since))
+                .arg(a.clock.arg())
+                .arg(a.overdue.arg())
                 .arg(opt(a.ttl_ms));
         }
         inv.arg(batch.escalations.len());
@@ -669,19 +727,24 @@ impl Store {
         inv.arg(EVENTS_MAXLEN);
         let mut c = self.conn.clone();
         match inv.invoke_async::<Vec<String>>(&mut c).await {
-            Ok(stream_ids) => {
+            Ok(reply) => {
                 if !batch.is_empty() {
                     fence.seq += 1;
                 }
-                Ok(stream_ids
-                    .into_iter()
+                let mut reply = reply.into_iter();
+                let next_due = reply
+                    .next()
+                    .and_then(|score| score.parse::<f64>().ok())
+                    .map(|score| score as Millis);
+                let outbox = reply
                     .zip(&batch.escalations)
                     .map(|(stream_id, (id, json))| OutboxEntry {
                         stream_id,
                         escalation_id: id.clone(),
                         json: json.clone(),
                     })
-                    .collect())
+                    .collect();
+                Ok(Applied { outbox, next_due })
             }
             Err(e) if has_code(&e, "FENCED") => Err(StoreError::Fenced {
                 partition,
@@ -724,10 +787,11 @@ impl Store {
         Ok(first.first().map(|(_, score)| *score as Millis))
     }
 
-    /// Number of open alerts on the partition.
+    /// Number of open alerts on the partition (kept by the batch script).
     pub async fn open_count(&self, partition: i32) -> Result<u64, StoreError> {
         let mut c = self.conn.clone();
-        Ok(c.zcard(self.keys(partition).open()).await?)
+        let n: Option<i64> = c.hget(self.keys(partition).owner(), "open").await?;
+        Ok(n.unwrap_or(0).max(0) as u64)
     }
 
     /// Every escalation not yet acknowledged by the broker, oldest first.

@@ -1,5 +1,5 @@
 -- Applies one partition batch atomically: applied offsets, policy snapshots, alert records, the
--- clock, open and overdue indexes, the escalation outbox, the Alertmanager queue, and the board's
+-- clock and overdue indexes, the count of open alerts, the escalation outbox, the Alertmanager queue, and the board's
 -- stage indexes, station counters and change stream.
 --
 -- First the owner check, the one place both rules live:
@@ -8,14 +8,16 @@
 --   a replica promoted, an everysec crash, a restore, a flush. The caller rebuilds; nothing of
 --   this batch is written.
 -- An empty batch only checks. Otherwise the write sequence goes up by one.
--- Returns the outbox stream ids of the escalations, in order.
+-- Returns the earliest score of the clock afterwards ('' if none), then the outbox stream ids of
+-- the escalations, in order.
 --
--- KEYS: 1 owner, 2 offsets, 3 clock, 4 open, 5 overdue, 6 outbox, 7 alertmanager queue,
---       8 policy snapshots, 9 due, 10 late, 11 openstat, 12 events,
---       13.. one per alert record, then one per day of station counters
+-- KEYS: 1 owner, 2 offsets, 3 clock, 4 overdue, 5 outbox, 6 alertmanager queue,
+--       7 policy snapshots, 8 due, 9 late, 10 openstat, 11 events,
+--       12.. one per alert record, then one per day of station counters
 -- ARGV: epoch, token, seq,
 --       n_offsets, (topic, offset)*,
---       n_alerts, (alert_id, state, next_due, open_score, overdue_score, ttl_ms)*  ('' = none),
+--       n_alerts, open_delta, (alert_id, record, clock, overdue, ttl_ms)*
+--         (clock, overdue: '-' unchanged, '' removed, else the score; ttl_ms '' = none),
 --       n_escalations, (escalation_id, json)*,
 --       n_notices, (json)*,
 --       n_policies, (version, json)*  (a snapshot is written once: the alerts it names keep it),
@@ -53,7 +55,7 @@ end
 local function index(key, score, member)
   if score == '' then
     redis.call('ZREM', key, member)
-  else
+  elseif score ~= '-' then
     redis.call('ZADD', key, score, member)
   end
 end
@@ -61,47 +63,49 @@ end
 n = tonumber(ARGV[i]); i = i + 1
 writes = writes + n
 local n_alerts = n
+local open_delta = tonumber(ARGV[i]); i = i + 1
+if open_delta ~= 0 then
+  redis.call('HINCRBY', KEYS[1], 'open', open_delta)
+end
 for k = 1, n do
-  local id, state, next_due, open, overdue, ttl =
-    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-  i = i + 6
+  local id, state, clock, overdue, ttl = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  i = i + 5
   if ttl == '' then
-    redis.call('SET', KEYS[12 + k], state)
+    redis.call('SET', KEYS[11 + k], state)
   else
-    redis.call('SET', KEYS[12 + k], state, 'PX', ttl)
+    redis.call('SET', KEYS[11 + k], state, 'PX', ttl)
   end
-  index(KEYS[3], next_due, id)
-  index(KEYS[4], open, id)
-  index(KEYS[5], overdue, id)
+  index(KEYS[3], clock, id)
+  index(KEYS[4], overdue, id)
 end
 
 n = tonumber(ARGV[i]); i = i + 1
 writes = writes + n
-local added = {}
+local added = { '' }
 for k = 1, n do
-  added[k] = redis.call('XADD', KEYS[6], '*', 'id', ARGV[i], 'e', ARGV[i + 1]); i = i + 2
+  added[k + 1] = redis.call('XADD', KEYS[5], '*', 'id', ARGV[i], 'e', ARGV[i + 1]); i = i + 2
 end
 
 n = tonumber(ARGV[i]); i = i + 1
 writes = writes + n
 for _ = 1, n do
-  redis.call('XADD', KEYS[7], '*', 'a', ARGV[i]); i = i + 1
+  redis.call('XADD', KEYS[6], '*', 'a', ARGV[i]); i = i + 1
 end
 
 n = tonumber(ARGV[i]); i = i + 1
 writes = writes + n
 for _ = 1, n do
-  redis.call('HSETNX', KEYS[8], ARGV[i], ARGV[i + 1]); i = i + 2
+  redis.call('HSETNX', KEYS[7], ARGV[i], ARGV[i + 1]); i = i + 2
 end
 
-local lists = { d = KEYS[9], l = KEYS[10] }
+local lists = { d = KEYS[8], l = KEYS[9] }
 n = tonumber(ARGV[i]); i = i + 1
 writes = writes + n
 for _ = 1, n do
   local list, member, station = lists[ARGV[i]], ARGV[i + 1], ARGV[i + 2]; i = i + 3
   if redis.call('ZREM', list, member) == 1 then
-    if redis.call('HINCRBY', KEYS[11], station, -1) <= 0 then
-      redis.call('HDEL', KEYS[11], station)
+    if redis.call('HINCRBY', KEYS[10], station, -1) <= 0 then
+      redis.call('HDEL', KEYS[10], station)
     end
   end
 end
@@ -112,7 +116,7 @@ for _ = 1, n do
   local list, deadline, member, station = lists[ARGV[i]], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   i = i + 4
   if redis.call('ZADD', list, deadline, member) == 1 then
-    redis.call('HINCRBY', KEYS[11], station, 1)
+    redis.call('HINCRBY', KEYS[10], station, 1)
   end
 end
 
@@ -120,7 +124,7 @@ n = tonumber(ARGV[i]); i = i + 1
 local day_ttl = ARGV[i]; i = i + 1
 writes = writes + n
 for d = 1, n do
-  local key = KEYS[12 + n_alerts + d]
+  local key = KEYS[11 + n_alerts + d]
   local fields = tonumber(ARGV[i]); i = i + 1
   for _ = 1, fields do
     redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1]); i = i + 2
@@ -131,10 +135,14 @@ end
 local changes, events_maxlen = ARGV[i], ARGV[i + 1]; i = i + 2
 if changes ~= '' then
   writes = writes + 1
-  redis.call('XADD', KEYS[12], 'MAXLEN', '~', events_maxlen, '*', 'c', changes)
+  redis.call('XADD', KEYS[11], 'MAXLEN', '~', events_maxlen, '*', 'c', changes)
 end
 
 if writes > 0 then
   redis.call('HINCRBY', KEYS[1], 'seq', 1)
+end
+local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+if first[2] then
+  added[1] = first[2]
 end
 return added
