@@ -96,6 +96,38 @@ async fn a_stale_owner_is_fenced_and_cannot_overwrite_the_new_owners_state() {
 }
 
 #[tokio::test]
+async fn the_open_count_follows_the_batches_and_takes_over_the_earlier_open_zset() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let s = store(&redis).await;
+    // An earlier version's partition: its open alerts in a zset.
+    let _: () = redis::cmd("ZADD")
+        .arg("{t:4}:open")
+        .arg(&[(1, "X"), (2, "Y"), (3, "Z")])
+        .query(&mut sync(&redis))
+        .unwrap();
+    let mut fence = s.claim(4).await.unwrap().fence;
+    assert_eq!(s.open_count(4).await.unwrap(), 3);
+    let exists: bool = redis::cmd("EXISTS")
+        .arg("{t:4}:open")
+        .query(&mut sync(&redis))
+        .unwrap();
+    assert!(!exists, "the zset is dropped once counted");
+
+    let applied = s.apply(4, &mut fence, &batch("N-1", 1)).await.unwrap();
+    assert_eq!(s.open_count(4).await.unwrap(), 4);
+    assert_eq!(
+        applied.next_due,
+        s.next_due(4).await.unwrap(),
+        "the batch answers with the clock's earliest due time"
+    );
+    assert!(applied.next_due.is_some());
+    // A claim by a later owner keeps the count.
+    s.claim(4).await.unwrap();
+    assert_eq!(s.open_count(4).await.unwrap(), 4);
+}
+
+#[tokio::test]
 async fn state_offsets_and_outbox_are_written_together_under_one_hash_tag() {
     let dir = tmpdir();
     let redis = Redis::start(dir.path());

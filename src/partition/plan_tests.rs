@@ -4,7 +4,7 @@
 use super::*;
 use crate::domain::time::format_utc;
 use crate::domain::{Alert, EscalationKind, Policies, Risk};
-use crate::store::{StageList, SEP};
+use crate::store::{IndexChange, StageList, SEP};
 
 const MIN: Millis = 60_000;
 /// issued_at of the test alerts.
@@ -107,8 +107,79 @@ fn a_batch_writes_states_offsets_and_the_overdue_escalations_of_what_it_touched(
     assert_eq!(escalation_ids(&outcome), ["A:visit:1"]);
     assert_eq!(outcome.batch.offsets, [("alerts".to_owned(), 0)]);
     assert_eq!(outcome.batch.alerts.len(), 1);
-    assert!(outcome.batch.alerts[0].next_due.is_some());
+    let written = &outcome.batch.alerts[0];
+    assert!(matches!(written.clock, IndexChange::Set(_)));
+    assert_eq!(written.opened, 1, "one more open alert");
     assert_eq!(outcome.batch.escalations[0].0, "A:visit:1");
+}
+
+#[test]
+fn a_batch_writes_only_the_index_entries_that_changed() {
+    let policies = Policies::default();
+    let a = alert("A");
+    let now = T0 + MIN;
+    let applied = Offsets::new();
+    let progress = Progress {
+        applied: &applied,
+        replay_to: None,
+    };
+    let first = [(Source::Alerts, 0, &a, now)];
+    let opened = apply(
+        sort(&inputs(&first), progress, now, LIMITS),
+        vec![None],
+        &policies,
+        now,
+        &zone(),
+    );
+    let stored = crate::store::record::decode("A", &opened.batch.alerts[0].state).unwrap();
+
+    // The same alert again: a duplicate changes no index entry and no count.
+    let again = [(Source::Alerts, 1, &a, now)];
+    let dup = apply(
+        sort(&inputs(&again), progress, now, LIMITS),
+        vec![Some(stored.clone())],
+        &policies,
+        now,
+        &zone(),
+    );
+    let w = &dup.batch.alerts[0];
+    assert_eq!(
+        (w.clock, w.overdue, w.opened),
+        (IndexChange::Keep, IndexChange::Keep, 0)
+    );
+
+    // A visit moves the clock on to the next stage's warning.
+    let v = visited("A", "e1", now);
+    let visit = [(Source::Dispositions, 0, &v, now)];
+    let moved = apply(
+        sort(&inputs(&visit), progress, now, LIMITS),
+        vec![Some(stored.clone())],
+        &policies,
+        now,
+        &zone(),
+    );
+    let w = &moved.batch.alerts[0];
+    let after = crate::store::record::decode("A", &w.state).unwrap();
+    assert_ne!(stored.next_due(&policies), after.next_due(&policies));
+    assert_eq!(
+        w.clock,
+        IndexChange::Set(after.next_due(&policies).unwrap())
+    );
+    assert_eq!((w.overdue, w.opened), (IndexChange::Keep, 0));
+
+    // A firing round rewrites every clock it read, changed or not.
+    let fired = fire(
+        &["A".to_owned()],
+        vec![Some(stored.clone())],
+        &policies,
+        now,
+        &zone(),
+    );
+    assert_eq!(
+        fired.batch.alerts[0].clock,
+        IndexChange::Set(stored.next_due(&policies).unwrap())
+    );
+    assert_eq!(fired.batch.alerts[0].opened, 0);
 }
 
 #[test]
@@ -222,7 +293,7 @@ fn a_firing_round_fires_every_due_level_and_drops_a_clock_without_a_record() {
         .iter()
         .find(|w| w.alert_id == "GONE")
         .unwrap();
-    assert_eq!(gone.next_due, None, "its clock is removed");
+    assert_eq!(gone.clock, IndexChange::Remove, "its clock is removed");
 }
 
 #[test]
