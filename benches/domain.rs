@@ -2,6 +2,7 @@
 //! Run: `cargo bench --bench domain`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use fraud_sla::store::record;
 use std::hint::black_box;
 
 use fraud_sla::domain::validate::{decode, Limits, Source};
@@ -113,6 +114,24 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("deserialize", |b| {
         b.iter(|| serde_json::from_str::<AlertState>(black_box(&text)).unwrap())
+    });
+    g.finish();
+
+    // The stored form since issue 12: what the processor writes and reads per alert.
+    let mut g = c.benchmark_group("state_record");
+    let id = s.alert.as_ref().unwrap().alert_id.clone();
+    let bytes = record::encode(&id, &s);
+    println!(
+        "state_record: {} bytes (JSON: {} bytes)",
+        bytes.len(),
+        text.len()
+    );
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    g.bench_function("encode", |b| {
+        b.iter(|| record::encode(black_box(&id), black_box(&s)))
+    });
+    g.bench_function("decode", |b| {
+        b.iter(|| record::decode(black_box(&id), black_box(&bytes)).unwrap())
     });
     g.finish();
 }
