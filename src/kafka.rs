@@ -18,6 +18,26 @@ pub(crate) fn client_config(config: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// Fetch settings for every reader (the processor, the board's events, `watch`, the report),
+/// unless `[kafka.client]` sets them:
+/// - `fetch.wait.max.ms` 100: tansu holds a fetch for the whole wait when it has less than a
+///   full response (it does not answer early when data arrives), so the default 500 ms is
+///   latency every message pays; at 0 ms (or 1 ms, for some logs) it answers nothing, forever.
+/// - `fetch.queue.backoff.ms` 10: librdkafka stops fetching a partition for this long (1 s by
+///   default) whenever its local queue holds `queued.min.messages`; a reader that drains the
+///   queue in a fraction of that sits idle for the rest (half the time of a backlog drain or a
+///   large report).
+pub(crate) fn reader_defaults(c: &mut ClientConfig, config: &KafkaConfig) {
+    for (key, value) in [
+        ("fetch.wait.max.ms", "100"),
+        ("fetch.queue.backoff.ms", "10"),
+    ] {
+        if !config.client.contains_key(key) {
+            c.set(key, value);
+        }
+    }
+}
+
 pub(crate) fn consumer_config(config: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers)
@@ -26,6 +46,7 @@ pub(crate) fn consumer_config(config: &KafkaConfig) -> ClientConfig {
         .set("max.poll.interval.ms", "60000")
         .set("auto.commit.interval.ms", "1000")
         .set("auto.offset.reset", "earliest");
+    reader_defaults(&mut c, config);
     for (k, v) in &config.client {
         c.set(k, v);
     }

@@ -97,7 +97,9 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let readable = Readable::new(config);
-    let consumer: StreamConsumer = client_config(&config.kafka)
+    let mut c = client_config(&config.kafka);
+    crate::kafka::reader_defaults(&mut c, &config.kafka);
+    let consumer: StreamConsumer = c
         .set(
             "group.id",
             format!("fraud-sla-watch-{}", std::process::id()),

@@ -3,6 +3,7 @@
 //! partition republishes what is left, so an escalation is never lost.
 
 use futures::FutureExt;
+use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,10 @@ pub(crate) struct Relay {
     publisher: Publisher,
     store: Store,
     metrics: Arc<Metrics>,
+    /// Outbox entries the broker acknowledged, not yet deleted from the outbox. Kept here, not
+    /// in the future that deletes them, so a `select!` that drops `settle` (the firing loop wins
+    /// it all through a burst) loses no acknowledgement.
+    acked: Vec<String>,
 }
 
 impl Relay {
@@ -33,6 +38,7 @@ impl Relay {
             publisher: Publisher::new(producer, topic),
             store,
             metrics,
+            acked: Vec::new(),
         }
     }
 
@@ -53,31 +59,38 @@ impl Relay {
         self.publisher.send(entries);
     }
 
-    /// Waits for the next settled delivery, then acknowledges it together with every other one
-    /// already settled (one `XDEL`); failed deliveries are sent again.
+    /// Waits for the next settled delivery, then deletes it from the outbox together with every
+    /// other one already settled (one `XDEL`); failed deliveries are sent again.
     ///
     /// # Cancel safety
-    /// Cancel safe while waiting; once a delivery settled, the acknowledgement runs to its end
-    /// or is dropped, which only means the entry is published again later.
+    /// Cancel safe: a settled delivery is recorded in `self` before anything is awaited, and its
+    /// deletion, if dropped, is done by the next call.
     pub(crate) async fn settle(&mut self) {
-        let mut settled = vec![self.publisher.settled().await];
+        if self.acked.is_empty() {
+            let first = self.publisher.settled().await;
+            self.take(first);
+        }
         while let Some(next) = self.publisher.settled().now_or_never() {
-            settled.push(next);
+            self.take(next);
         }
-        let mut done = Vec::new();
-        for (entry, result) in settled {
-            match result {
-                Ok(()) => done.push(entry.stream_id),
-                Err(e) => {
-                    self.metrics.publish_failed();
-                    tracing::warn!(error = %e, escalation_id = %entry.escalation_id, "Escalation not delivered; sending again.");
-                    self.publisher.resend(entry);
-                }
-            }
+        if self.acked.is_empty() {
+            return;
         }
-        if let Err(e) = self.store.ack(self.partition, &done).await {
+        if let Err(e) = self.store.ack(self.partition, &self.acked).await {
             // Harmless: the entries are sent again after a restart; consumers deduplicate.
             tracing::warn!(partition = self.partition, error = %e, "Outbox acknowledgement failed.");
+        }
+        self.acked.clear();
+    }
+
+    fn take(&mut self, (entry, result): (OutboxEntry, Result<(), KafkaError>)) {
+        match result {
+            Ok(()) => self.acked.push(entry.stream_id),
+            Err(e) => {
+                self.metrics.publish_failed();
+                tracing::warn!(error = %e, escalation_id = %entry.escalation_id, "Escalation not delivered; sending again.");
+                self.publisher.resend(entry);
+            }
         }
     }
 
@@ -90,6 +103,7 @@ impl Relay {
     /// owns the partition republishes its outbox).
     pub(crate) fn clear(&mut self) {
         self.publisher.clear();
+        self.acked.clear();
     }
 
     /// On shutdown: waits up to `limit` for escalations in flight, acknowledging them.

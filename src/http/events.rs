@@ -208,7 +208,9 @@ impl Hub {
             tracing::warn!("Board events already started; ignored.");
             return Ok(());
         }
-        let consumer: StreamConsumer = crate::kafka::client_config(kafka)
+        let mut c = crate::kafka::client_config(kafka);
+        crate::kafka::reader_defaults(&mut c, kafka);
+        let consumer: StreamConsumer = c
             // A group id librdkafka wants, but the consumer only assigns: it never joins the
             // group, and commits nothing.
             .set("group.id", format!("{}-board-events", kafka.group_id))

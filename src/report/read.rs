@@ -103,20 +103,7 @@ impl Reader {
         .set("enable.partition.eof", "false")
         // Records removed by retention between the look-up and the fetch: read on.
         .set("auto.offset.reset", "earliest");
-        // A report reads ranges that are complete, so a broker's wait for more data only
-        // delays fetches: tansu holds a fetch for the whole wait when it has less than a full
-        // response, and at 0 ms (or 1 ms, for some logs) answers nothing at all, forever. And
-        // librdkafka stops fetching a partition for `fetch.queue.backoff.ms` (1 s) whenever its
-        // local queue holds `queued.min.messages`: a reader that drains the queue in a fraction
-        // of that would sit idle for the rest (half the time of a large report).
-        for (key, value) in [
-            ("fetch.wait.max.ms", "100"),
-            ("fetch.queue.backoff.ms", "10"),
-        ] {
-            if !config.client.contains_key(key) {
-                c.set(key, value);
-            }
-        }
+        crate::kafka::reader_defaults(&mut c, config);
         let consumer: BaseConsumer = c.create().map_err(ReadError::Client)?;
         let reader = Reader {
             consumer,
