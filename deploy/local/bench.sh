@@ -1,21 +1,47 @@
 #!/usr/bin/env bash
-# Benchmarks, printing numbers: the criterion domain bench, the Redis store bench, and an
-# end-to-end run (fraud-sla simulate -> tansu -> fraud-sla run -> Redis -> escalations) on its own
-# redis-server and tansu (ports 16379 / 19092), measuring:
-#   - events/s from the first produced message until the processor applied the last one
-#     (applied = written to Redis with its offset, i.e. durable);
-#   - timer lateness p50/p99/max (fired_at - due_at) with thousands of clocks due at once;
-#   - Redis bytes per open alert.
-#   - the same under steady load (RATE alerts/s for 30 s, real-time dispositions).
-# Sizes: ALERTS (throughput run, default 20000), SILENT (lateness run, default 5000), RATE (100).
+# The benchmark of issue 12: one run measures the same workload on fraud-sla and on BullMQ, prints
+# a table of ratios and writes a JSON record (one file per run) to benchmarks/. BENCHMARKS.md
+# explains the workload, the figures and the knobs, and shows the last results (the report
+# rewrites them). Nothing here runs in `cargo test`.
+#
+# fraud-sla (release build) on its own redis-server (127.0.0.1:16379) and tansu (19092), input
+# topics with PARTITIONS partitions, `fraud-sla simulate` producing, /metrics (19098) telling
+# what was applied, `fraud-sla watch` as the Kafka reader that stamps arrival times:
+#   1. drain    ALERTS alerts + their dispositions produced before the processor starts, then
+#               timed until every message is applied (in Redis with its offset).
+#   2. open     OPEN silent alerts, production policy (nothing fires), drained the same way; Redis
+#               used_memory per open alert, and MEMORY USAGE by key type.
+#   3. probe    with those still open, PROBE_RATE low-risk alerts/s for PROBE_SECONDS whose ladder
+#               ([sla.risk.low], put in force with SIGHUP) runs in seconds: fired - due, and
+#               arrival at the reader - due.
+#   4. burst    BURST silent alerts whose nine escalations each come due at the same time:
+#               fired - due, and the board's event stream (events reaching an SSE client, resyncs).
+#   5. restart  RESTART open alerts; SIGKILL just before their deadlines, restart with the same
+#               config once they have passed: seconds until the first and the last is published.
+# BullMQ (deploy/local/bullmq/bench.mjs, installed with `npm ci`) on its own redis-server (16380):
+# the same drain, open set, probes and burst as delayed jobs.
+#
+# Knobs: ALERTS (200000), LATE (0.2), MISSING (0.52), OPEN (1000000), PROBE_RATE (50),
+# PROBE_SECONDS (30), BURST (10000), RESTART (3000), PARTITIONS (8), OPEN_MAX_SECONDS (cap on
+# BullMQ's arming, 240), SKIP_MICRO=1 (no criterion / store micro benches), SKIP_BULLMQ=1,
+# REDIS_AOF=1 (appendonly everysec on both redis-servers; off by default on both).
+PARTS="${PARTITIONS:-8}"   # read before common.sh, whose PARTITIONS is the demo's
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 "$ROOT/deploy/local/install.sh" >/dev/null
 TANSU="${FRAUD_SLA_TANSU:-$BIN/tansu}"
-ALERTS="${ALERTS:-20000}"
-SILENT="${SILENT:-5000}"
-RATE="${RATE:-100}"
+ALERTS="${ALERTS:-200000}"
+LATE="${LATE:-0.2}"
+MISSING="${MISSING:-0.52}"
+OPEN="${OPEN:-1000000}"
+PROBE_RATE="${PROBE_RATE:-50}"
+PROBE_SECONDS="${PROBE_SECONDS:-30}"
+BURST="${BURST:-10000}"
+RESTART="${RESTART:-3000}"
+BURST_DUE=20     # seconds from a burst alert's issued_at to its nine escalations
+RESTART_DUE=20   # seconds from a restart alert's issued_at to its three breaches
 B="$LOCAL/bench"; rm -rf "$B"; mkdir -p "$B"
-RP=16379; KP=19092; HP=19898
+RP=16379; BRP=16380; KP=19092; HP=19098
+FIGS="$B/figures.txt"; : >"$FIGS"
 
 cd "$ROOT"
 if [ "${SKIP_MICRO:-0}" != 1 ]; then
@@ -25,140 +51,346 @@ if [ "${SKIP_MICRO:-0}" != 1 ]; then
     cargo bench --quiet --bench store 2>&1 | grep -v "^\s*$" | grep -v Finished || true
 fi
 
-log "end to end: building the release binary"
+log "building the release binary"
 cargo build --release --quiet
 FS="$ROOT/target/release/fraud-sla"
+
+now_ms() { date +%s%3N; }
+fig() { echo "$1 ${*:2}" >>"$FIGS"; }              # a figure for the report: name value
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+sleep_until() { local d=$(( $1 - $(now_ms) )); [ "$d" -le 0 ] || sleep "$(awk -v d="$d" 'BEGIN { printf "%.3f", d / 1000 }')"; }
+rc() { redis-cli -p "$RP" "$@"; }
+used_memory() { redis-cli -p "$1" info memory | awk -F: '/^used_memory:/ { print $2 + 0 }'; }
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-redis-server --port $RP --bind 127.0.0.1 --dir "$B" --save "" --appendonly no >"$B/redis.log" 2>&1 &
+persistence=(--save "" --appendonly no)
+[ "${REDIS_AOF:-0}" = 1 ] && persistence=(--save "" --appendonly yes --appendfsync everysec)
+redis-server --port $RP --bind 127.0.0.1 --dir "$B" "${persistence[@]}" >"$B/redis.log" 2>&1 &
 pids+=($!)
 "$TANSU" broker --listener-url tcp://127.0.0.1:$KP --advertised-listener-url tcp://127.0.0.1:$KP \
     --storage-engine memory://tansu/ >"$B/tansu.log" 2>&1 &
 pids+=($!)
 wait_port $RP redis-server; wait_port $KP tansu
 
-config() { # name, sla section
-    local name=$1 sla=$2
-    for t in alerts dispositions; do "$TANSU" topic create "$name.$t" --partitions 4 --broker tcp://127.0.0.1:$KP >/dev/null 2>&1; done
-    for t in escalations deadletter; do "$TANSU" topic create "$name.$t" --partitions 1 --broker tcp://127.0.0.1:$KP >/dev/null 2>&1; done
-    cat >"$B/$name.toml" <<TOML
+topics() { # name: inputs with PARTS partitions, outputs with one
+    for t in alerts dispositions; do
+        "$TANSU" topic create "$1.$t" --partitions "$PARTS" --broker tcp://127.0.0.1:$KP >/dev/null 2>&1
+    done
+    for t in escalations deadletter; do
+        "$TANSU" topic create "$1.$t" --partitions 1 --broker tcp://127.0.0.1:$KP >/dev/null 2>&1
+    done
+}
+
+write_config() { # file, topics and key prefix, group, [kafka.client] lines, policy
+    cat >"$1" <<TOML
 [kafka]
 brokers = "127.0.0.1:$KP"
-group_id = "bench-$name"
-alerts_topic = "$name.alerts"
-dispositions_topic = "$name.dispositions"
-escalations_topic = "$name.escalations"
-deadletter_topic = "$name.deadletter"
+group_id = "$3"
+alerts_topic = "$2.alerts"
+dispositions_topic = "$2.dispositions"
+escalations_topic = "$2.escalations"
+deadletter_topic = "$2.deadletter"
 [kafka.client]
-"session.timeout.ms" = 6000
-"max.poll.interval.ms" = 10000
+$4
 [redis]
 url = "redis://127.0.0.1:$RP"
-key_prefix = "$name"
+key_prefix = "$2"
 [http]
 listen = "127.0.0.1:$HP"
-$sla
+[display]
+timezone = "UTC"
+language = "en"
+$5
 TOML
 }
 
-metric() { # sum of a metric's samples
-    curl -fsS "http://127.0.0.1:$HP/metrics" | awk -v n="$1" '$1 ~ "^"n"({|$)" { s += $2 } END { printf "%d", s }'
-}
-now_ms() { date +%s%3N; }
-used_memory() { redis-cli -p $RP info memory | awk -F: '/^used_memory:/ { print $2+0 }'; }
+# The production policy: config/default.toml's [sla] and [sla.*] sections as shipped.
+PRODUCTION="$(awk '/^\[sla\]/ { p = 1 } /^\[/ && !/^\[sla/ { p = 0 } p' config/default.toml)"
+# Probes: low risk runs its ladder in seconds (nine escalations per alert); the rest as shipped.
+PROBE="$PRODUCTION
+[sla.risk.low]
+visit_within = \"5s\"
+meet_within = \"10s\"
+feedback_within = \"15s\"
+warn_before = \"2s\"
+escalate_after = [\"0s\", \"2s\"]
+notify = [[\"station_duty_officer\"], [\"station_chief\"]]"
+# The burst: every stage due at the same time, three levels paged together, no warning: nine
+# escalations per alert, all due at issued_at + BURST_DUE.
+BURST_POLICY="[sla]
+visit_within = \"${BURST_DUE}s\"
+meet_within = \"${BURST_DUE}s\"
+feedback_within = \"${BURST_DUE}s\"
+warn_before = \"0s\"
+escalate_after = [\"0s\", \"0s\", \"0s\"]
+notify = [[\"station_duty_officer\"], [\"station_chief\"], [\"sub_bureau_command\"]]"
+# The restart: three breaches per alert, due at issued_at + RESTART_DUE.
+RESTART_POLICY="[sla]
+visit_within = \"${RESTART_DUE}s\"
+meet_within = \"${RESTART_DUE}s\"
+feedback_within = \"${RESTART_DUE}s\"
+warn_before = \"0s\"
+escalate_after = [\"0s\"]
+notify = [[\"station_duty_officer\"]]"
 
-start_processor() {
-    "$FS" run --config "$B/$1.toml" >"$B/$1.log" 2>&1 &
+metrics() { curl -fsS "http://127.0.0.1:$HP/metrics"; }
+metric() { # sum of a metric's samples, optionally only those whose labels contain $2
+    metrics | awk -v n="$1" -v l="${2:-}" '$1 ~ "^"n"({|$)" && index($1, l) { s += $2 } END { printf "%d", s }'
+}
+# Messages the processor has applied: in Redis with their offsets (counted after the batch
+# script returned), including the duplicates it skipped and the dead letters it wrote.
+applied() {
+    metrics | awk '$1 ~ /^fraud_sla_(alerts|dispositions|duplicates|deadletters)_total({|$)/ { s += $2 } END { printf "%d", s }'
+}
+wait_applied() { # target, timeout in s; the time (ms) it was reached
+    local until=$(( $(now_ms) + $2 * 1000 )) n
+    while :; do
+        n=$(applied)
+        [ "$n" -ge "$1" ] && break
+        if [ "$(now_ms)" -gt "$until" ]; then echo "only $n of $1 messages applied after $2 s" >&2; break; fi
+        sleep 0.05
+    done
+    now_ms
+}
+start_processor() { # config; sets PROC and T_READY
+    "$FS" run --config "$1" >>"$1.log" 2>&1 &
     PROC=$!; pids+=($PROC)
-    for _ in $(seq 1 600); do curl -fsS "http://127.0.0.1:$HP/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done
-    echo "processor not ready" >&2; tail "$B/$1.log" >&2; exit 1
+    for _ in $(seq 1 600); do
+        if curl -fsS "http://127.0.0.1:$HP/readyz" >/dev/null 2>&1; then T_READY=$(now_ms); return 0; fi
+        sleep 0.05
+    done
+    echo "processor not ready" >&2; tail "$1.log" >&2; exit 1
 }
 stop_processor() { kill -TERM "$PROC"; wait "$PROC" || true; }
+reload() { # config file rewritten: SIGHUP, then wait until its policy is in force
+    local version
+    version=$("$FS" check-config --config "$1" | awk '/^policy_version/ { print $3 }')
+    kill -HUP "$PROC"
+    for _ in $(seq 1 200); do
+        metrics | grep -q "fraud_sla_policy_info{policy_version=\"$version\"} 1" && return 0
+        sleep 0.05
+    done
+    echo "policy $version not in force after SIGHUP" >&2; exit 1
+}
+simulate() { # config, options...: the summary line; every message must have been delivered
+    local out
+    if ! out=$("$FS" simulate --config "$1" "${@:2}" --quiet 2>&1); then echo "simulate: $out" >&2; exit 1; fi
+    echo "$out" >>"$B/simulate.out"
+    grep -q 'delivery failures 0, unsent 0' <<<"$out" || { echo "simulate: $out" >&2; exit 1; }
+    echo "$out"
+}
+count() { grep -oE "$1 [0-9]+" <<<"$2" | head -1 | grep -oE '[0-9]+'; }
 
-# --- 1. throughput: the production policy (nothing fires during the run) -------------------------
-config tput ""
-start_processor tput
-log "throughput: $ALERTS alerts with their dispositions, produced as fast as possible"
-t0=$(now_ms)
-"$FS" simulate --config "$B/tput.toml" --burst --count "$ALERTS" --late 0.2 --missing 0.1 --seed 7 --quiet \
-    >"$B/simulate.out" 2>&1
-t_produced=$(now_ms)
-cat "$B/simulate.out"
-# The summary line: "alerts N, dispositions M (D duplicates, E before their alert), ..."
-events=$(grep -oE 'alerts [0-9]+' "$B/simulate.out" | head -1 | grep -oE '[0-9]+')
-disps=$(grep -oE 'dispositions [0-9]+' "$B/simulate.out" | head -1 | grep -oE '[0-9]+')
-total=$((events + disps))
-while :; do
-    applied=$(( $(metric fraud_sla_alerts_total) + $(metric fraud_sla_dispositions_total) + $(metric fraud_sla_duplicates_total) ))
-    [ "$applied" -ge "$total" ] && break
-    [ $(( $(now_ms) - t0 )) -gt 600000 ] && { echo "only $applied of $total applied after 10 min" >&2; break; }
-    sleep 0.05
-done
-t1=$(now_ms)
+# MEMORY USAGE by key type for a key prefix: the per-partition keys in full, alert records from
+# a sample of 3,000 scaled to their count; per open alert, and what MEMORY USAGE does not see.
+memory_breakdown() { # prefix, open alerts, used_memory delta
+    local prefix=$1 open=$2 delta=$3
+    local kinds=(owner offsets clock open overdue outbox am policy due late openstat events)
+    { for k in "${kinds[@]}"; do for p in $(seq 0 $((PARTS - 1))); do
+        echo "MEMORY USAGE {$prefix:$p}:$k SAMPLES 0"; done; done; } | rc >"$B/mem-part.txt"
+    # Station counters: today and yesterday in the display zone (UTC), per partition.
+    for d in "$(date -u +%F)" "$(date -u -d yesterday +%F)"; do
+        for p in $(seq 0 $((PARTS - 1))); do echo "{$prefix:$p}:day:$d"; done
+    done >"$B/day-keys.txt"
+    sed 's/^/MEMORY USAGE /; s/$/ SAMPLES 0/' "$B/day-keys.txt" | rc >"$B/mem-day.txt"
+    # Alert records: a random sample (RANDOMKEY; nearly every key is one).
+    seq 4000 | sed 's/.*/RANDOMKEY/' | rc | awk '/\}:a:/ && !seen[$0]++ && n++ < 3000' >"$B/alert-keys.txt"
+    sed 's/^/MEMORY USAGE /; s/$/ SAMPLES 0/' "$B/alert-keys.txt" | rc >"$B/mem-alert.txt"
+    local others records
+    others=$(( $(grep -c '[0-9]' "$B/mem-part.txt" || true) + $(grep -c '[0-9]' "$B/mem-day.txt" || true) ))
+    records=$(( $(rc dbsize) - others ))
+    {
+        local i=0
+        for k in "${kinds[@]}"; do
+            awk -v k="$k" -v from=$((i * PARTS + 1)) -v to=$(((i + 1) * PARTS)) \
+                'NR >= from && NR <= to && $1 ~ /^[0-9]+$/ { n++; s += $1 } END { if (n) printf "{p}:%s %d %d\n", k, n, s }' "$B/mem-part.txt"
+            i=$((i + 1))
+        done
+        awk '$1 ~ /^[0-9]+$/ { n++; s += $1 } END { if (n) printf "{p}:day:<date> %d %d\n", n, s }' "$B/mem-day.txt"
+        awk -v records="$records" '$1 ~ /^[0-9]+$/ { n++; s += $1 } END { if (n) printf "{p}:a:<alert_id> %d %d\n", records, s / n * records }' "$B/mem-alert.txt"
+    } | sort -k3,3nr >"$B/memory.txt"
+    local seen
+    seen=$(awk '{ s += $3 } END { print s + 0 }' "$B/memory.txt")
+    echo "(unaccounted:dict,expiry,allocator) - $((delta - seen))" >>"$B/memory.txt"
+    echo "   MEMORY USAGE by key type at $open open alerts (alert records: the mean of a sample):"
+    awk -v open="$open" '{ printf "     %-38s %8s keys %12d bytes %6.0f per open alert\n", $1, $2, $3, $3 / open }' "$B/memory.txt"
+    while read -r line; do fig "memory.fraud_sla $line"; done <"$B/memory.txt"
+}
+
+fig machine.hostname "$(hostname)"
+fig machine.nproc "$(nproc)"
+fig machine.cpu "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+fig machine.ram_gib "$(awk '/^MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)"
+fig machine.kernel "$(uname -sr)"
+fig machine.redis "$(redis-server --version | grep -oE 'v=[^ ]+' | cut -d= -f2)"
+fig machine.tansu "$("$TANSU" --version | awk '{ print $2 }')"
+fig machine.node "$(node --version 2>/dev/null || echo none)"
+fig machine.redis_persistence "$([ "${REDIS_AOF:-0}" = 1 ] && echo "appendonly everysec" || echo "none (no AOF, no RDB) on both")"
+fig sizes "ALERTS=$ALERTS LATE=$LATE MISSING=$MISSING OPEN=$OPEN PROBE_RATE=$PROBE_RATE PROBE_SECONDS=$PROBE_SECONDS BURST=$BURST RESTART=$RESTART PARTITIONS=$PARTS"
+fig load.start "$(loadavg)"
+
+# The Kafka reader of phases 3-5, started now because joining a new group takes tansu ~20 s:
+# every escalation stamped with its arrival time (ms) as `fraud-sla watch` prints it. It asks the
+# broker every 10 ms (fetch.wait.max.ms): tansu holds an empty fetch for the whole wait. One
+# message that is no escalation (an alert, sent by simulate) tells when it reads: watch prints
+# "(unreadable escalation at offset 0)" and the board skips it with a warning.
+topics main
+write_config "$B/reader.toml" main bench-reader '"fetch.wait.max.ms" = "10"' ""
+"$FS" watch --config "$B/reader.toml" --from-beginning \
+    > >(python3 -uc 'import sys, time
+for line in sys.stdin: sys.stdout.write("%d %s" % (time.time() * 1000, line))' >"$B/reader.txt") 2>"$B/reader.log" &
+pids+=($!)
+sed 's/^alerts_topic = .*/alerts_topic = "main.escalations"/; s/^dispositions_topic = .*/dispositions_topic = "main.deadletter"/' \
+    "$B/reader.toml" >"$B/sentinel.toml"
+simulate "$B/sentinel.toml" --burst --count 1 --missing 1.0 >/dev/null
+
+# --- 1. drain: a backlog produced before the processor starts ----------------------------------
+topics drain
+write_config "$B/drain.toml" drain bench-drain "" "$PRODUCTION"
+log "1. drain: producing $ALERTS alerts with their dispositions (late $LATE, missing $MISSING), processor stopped"
+out=$(simulate "$B/drain.toml" --burst --count "$ALERTS" --late "$LATE" --missing "$MISSING" --seed 7)
+echo "   $out"
+n_alerts=$(count alerts "$out"); n_disps=$(count dispositions "$out"); total=$((n_alerts + n_disps))
+fig load.drain "$(loadavg)"
+t_start=$(now_ms)
+start_processor "$B/drain.toml"
+t_done=$(wait_applied "$total" 900)
 stop_processor
-elapsed=$((t1 - t0))
-echo "RESULT throughput: $total events ($events alerts, $disps dispositions) applied in ${elapsed} ms" \
-     "= $(( total * 1000 / elapsed )) events/s end to end (producing took $((t_produced - t0)) ms)"
+ms=$((t_done - T_READY))
+fig drain.alerts "$n_alerts"; fig drain.dispositions "$n_disps"; fig drain.messages "$total"
+fig drain.startup_ms $((T_READY - t_start)); fig drain.ms "$ms"
+echo "RESULT drain: $total messages ($n_alerts alerts, $n_disps dispositions) applied in $ms ms after ready" \
+     "= $((total * 1000 / ms)) messages/s, $((n_alerts * 1000 / ms)) alerts/s (start-up to ready $((T_READY - t_start)) ms)"
 
-# --- 2. timer lateness and footprint: silent alerts whose clocks come due together ---------------
-config late '[sla]
-visit_within = "20s"
-meet_within = "40s"
-feedback_within = "60s"
-warn_before = "10s"
-escalate_after = ["0s", "10s"]
-notify = [["station_duty_officer"], ["station_chief"]]'
-start_processor late
-mem0=$(used_memory)
-"$FS" watch --config "$B/late.toml" --from-beginning >"$B/escalations.txt" 2>/dev/null &
-WATCH=$!; pids+=($WATCH)
-log "lateness: $SILENT silent alerts; every one fires 9 escalations, thousands due in the same second"
-# The board's event stream during the same burst: every escalation should reach a client, with no
-# resync (a client that falls behind the hub gets one).
+# --- 2. open: OPEN alerts, production policy, nothing fires -------------------------------------
+rc flushall sync >/dev/null
+# Static membership: a restarted processor rejoins as the same member (docs/contract.md §6
+# passes [kafka.client] to librdkafka as is). session.timeout.ms stays at the processor's 10 s.
+write_config "$B/main.toml" main bench-main '"group.instance.id" = "bench-1"' "$PRODUCTION"
+log "2. open: producing $OPEN silent alerts, processor stopped"
+out=$(simulate "$B/main.toml" --burst --count "$OPEN" --missing 1.0 --seed 9)
+echo "   $out"
+mem0=$(used_memory $RP)
+fig load.open "$(loadavg)"
+t_start=$(now_ms)
+start_processor "$B/main.toml"
+t_done=$(wait_applied "$OPEN" 900)
+ms=$((t_done - T_READY))
+sleep 1
+mem1=$(used_memory $RP)
+per=$(( (mem1 - mem0) / OPEN ))
+fig open.alerts "$OPEN"; fig open.ms "$ms"; fig open.startup_ms $((T_READY - t_start))
+fig open.used_memory_delta $((mem1 - mem0)); fig open.bytes_per_alert "$per"
+echo "RESULT open: $OPEN alerts applied in $ms ms after ready = $((OPEN * 1000 / ms)) messages/s;" \
+     "Redis used_memory +$(( (mem1 - mem0) / 1048576 )) MiB = $per bytes per open alert"
+memory_breakdown main "$OPEN" $((mem1 - mem0))
+
+# --- 3. probes at steady rate, with the open alerts still open ----------------------------------
+write_config "$B/main.toml" main bench-main '"group.instance.id" = "bench-1"' "$PROBE"
+reload "$B/main.toml"
+rate=$(awk -v r="$PROBE_RATE" 'BEGIN { printf "%.3f", r / 0.3 }')   # 30% of simulate's alerts are low risk
+low0=$(metric fraud_sla_alerts_total 'risk="low"'); a0=$(applied)
+until=$(( $(now_ms) + 120000 ))
+until grep -q unreadable "$B/reader.txt" || [ "$(now_ms)" -gt "$until" ]; do sleep 0.2; done
+grep -q unreadable "$B/reader.txt" || { echo "the Kafka reader did not join its group in 2 min" >&2; exit 1; }
+before=$(wc -l <"$B/reader.txt")
+log "3. probe: $PROBE_RATE low-risk alerts/s (of $rate alerts/s) for $PROBE_SECONDS s, nine escalations each within 17 s"
+fig load.probe "$(loadavg)"
+fig probe.start_ms "$(now_ms)"
+out=$(simulate "$B/main.toml" --rate "$rate" --count "$(awk -v r="$rate" -v s="$PROBE_SECONDS" 'BEGIN { printf "%d", r * s }')" --missing 1.0 --seed 13)
+echo "   $out"
+wait_applied $((a0 + $(count alerts "$out"))) 60 >/dev/null
+probes=$(( $(metric fraud_sla_alerts_total 'risk="low"') - low0 ))
+want=$((before + probes * 9))
+until=$(( $(now_ms) + 90000 ))
+until [ "$(wc -l <"$B/reader.txt")" -ge "$want" ] || [ "$(now_ms)" -gt "$until" ]; do sleep 0.5; done
+fig probe.alerts "$probes"; fig probe.expected $((probes * 9))
+echo "RESULT probe: $probes probe alerts, $(( $(wc -l <"$B/reader.txt") - before )) of $((probes * 9)) escalations read (figures in the table)"
+
+# --- 4. burst: nine escalations per alert, all due at once --------------------------------------
+write_config "$B/main.toml" main bench-main '"group.instance.id" = "bench-1"' "$BURST_POLICY"
+reload "$B/main.toml"
+before=$(wc -l <"$B/reader.txt")
 curl -sN "http://127.0.0.1:$HP/v1/events" >"$B/events.txt" 2>/dev/null &
 SSE=$!; pids+=($SSE)
-"$FS" simulate --config "$B/late.toml" --burst --count "$SILENT" --missing 1.0 --seed 11 --quiet >/dev/null 2>&1
-until [ "$(metric fraud_sla_alerts_total)" -ge "$SILENT" ]; do sleep 0.05; done
-open=$(metric fraud_sla_alerts_total); mem1=$(used_memory)
-echo "RESULT footprint: $(( (mem1 - mem0) / open )) Redis bytes per open alert ($open open alerts, used_memory +$(( (mem1 - mem0) / 1024 )) KiB)"
-want=$((SILENT * 9))
-until [ "$(wc -l <"$B/escalations.txt")" -ge "$want" ]; do
-    sleep 0.5
-    [ $(( $(now_ms) - t1 )) -gt 300000 ] && break
-done
-kill "$WATCH" 2>/dev/null || true
+log "4. burst: $BURST silent alerts, $((BURST * 9)) escalations due ${BURST_DUE} s after issued_at"
+fig load.burst "$(loadavg)"
+fig burst.start_ms "$(now_ms)"
+out=$(simulate "$B/main.toml" --burst --count "$BURST" --missing 1.0 --seed 11)
+echo "   $out"
+want=$((before + BURST * 9))
+until=$(( $(now_ms) + BURST_DUE * 1000 + 300000 ))
+until [ "$(wc -l <"$B/reader.txt")" -ge "$want" ] || [ "$(now_ms)" -gt "$until" ]; do sleep 0.5; done
+sleep 1
 kill "$SSE" 2>/dev/null || true
-stop_processor
 sse=$(grep -c '^event: escalation' "$B/events.txt" || true)
 resyncs=$(grep -c '^event: resync' "$B/events.txt" || true)
-# The firing window: from the first escalation's fired_at to the last one's, as the stream saw it.
-span_ms=$(grep -oE '"fired_at":"[^"]+"' "$B/events.txt" | cut -d'"' -f4 | sort | sed -n '1p;$p' \
-    | while read -r t; do date -d "$t" +%s%3N; done | paste -sd' ' | awk '{ d = $2 - $1; print (d > 0 ? d : 1) }')
-echo "RESULT board events: $sse of $want escalations reached an SSE client ($resyncs resyncs), fired over ${span_ms} ms = $(( sse * 1000 / span_ms )) events/s"
-grep -oE '\(\+[0-9]+ ms\)' "$B/escalations.txt" | grep -oE '[0-9]+' | sort -n >"$B/lateness.txt"
-n=$(wc -l <"$B/lateness.txt")
-pct() { sed -n "$(( ($1 * n + 99) / 100 ))p" "$B/lateness.txt"; }
-echo "RESULT timer lateness over $n warnings/breaches: p50 $(pct 50) ms, p99 $(pct 99) ms, max $(tail -1 "$B/lateness.txt") ms"
+fig burst.alerts "$BURST"; fig burst.expected $((BURST * 9))
+fig burst.sse_escalations "$sse"; fig burst.sse_resyncs "$resyncs"
+echo "RESULT burst: $(( $(wc -l <"$B/reader.txt") - before )) of $((BURST * 9)) escalations read; $sse reached an SSE client, $resyncs resyncs"
 
-# --- 3. timer lateness under steady load: alerts arrive at RATE/s with real-time dispositions ----
-config steady '[sla]
-visit_within = "10s"
-meet_within = "20s"
-feedback_within = "30s"
-warn_before = "5s"
-escalate_after = ["0s", "5s"]
-notify = [["station_duty_officer"], ["station_chief"]]'
-start_processor steady
-"$FS" watch --config "$B/steady.toml" --from-beginning >"$B/steady.txt" 2>/dev/null &
-WATCH=$!; pids+=($WATCH)
-log "steady load: $RATE alerts/s for 30 s (30% late, 20% silent), then until the last clocks fire"
-"$FS" simulate --config "$B/steady.toml" --rate "$RATE" --count $((RATE * 30)) --late 0.3 --missing 0.2 \
-    --seed 5 --follow --quiet >"$B/steady-simulate.out" 2>&1
-sleep 40   # the last alerts' feedback ladders (30 s + 5 s) finish
-kill "$WATCH" 2>/dev/null || true
+# --- 5. restart: SIGKILL, deadlines pass while it is dead, restart at once ----------------------
+write_config "$B/main.toml" main bench-main '"group.instance.id" = "bench-1"' "$RESTART_POLICY"
+reload "$B/main.toml"
+before=$(wc -l <"$B/reader.txt")
+a0=$(metric fraud_sla_alerts_total)
+log "5. restart: $RESTART alerts due ${RESTART_DUE} s after issued_at; SIGKILL before, restart after"
+fig load.restart "$(loadavg)"
+t_a=$(now_ms)
+out=$(simulate "$B/main.toml" --burst --count "$RESTART" --missing 1.0 --seed 17)
+t_b=$(now_ms)
+echo "   $out"
+until=$(( $(now_ms) + 60000 ))
+until [ "$(metric fraud_sla_alerts_total)" -ge $((a0 + RESTART)) ] || [ "$(now_ms)" -gt "$until" ]; do sleep 0.05; done
+[ "$(now_ms)" -lt $((t_a + RESTART_DUE * 1000 - 1000)) ] || echo "warning: the restart alerts were applied late; some may fire before the kill" >&2
+sleep_until $((t_a + RESTART_DUE * 1000 - 500))
+# Escalations still in the outboxes (not yet acknowledged by the broker): republished after the kill.
+outbox=$(for p in $(seq 0 $((PARTS - 1))); do echo "XLEN {main:$p}:outbox"; done | rc | awk '{ s += $1 } END { print s + 0 }')
+kill -KILL "$PROC"; wait "$PROC" 2>/dev/null || true
+t_kill=$(now_ms)
+sleep_until $((t_b + RESTART_DUE * 1000 + 200))
+t_restart=$(now_ms)
+start_processor "$B/main.toml"
+# Their breaches, told from the burst's (republished after the kill: at-least-once) by due time.
+secs=$(for ((t = (t_a + RESTART_DUE * 1000) / 1000 - 1; t <= (t_b + RESTART_DUE * 1000) / 1000 + 1; t++)); do
+    date -u -d "@$t" +%T; done | paste -sd'|')
+restart_read() {
+    tail -n +$((before + 1)) "$B/reader.txt" | grep -E "due ($secs) UTC" | awk '{ print $5, $6, $7, $8 }' | sort -u | wc -l
+}
+until=$(( $(now_ms) + 120000 ))
+until [ "$(restart_read)" -ge $((RESTART * 3)) ] || [ "$(now_ms)" -gt "$until" ]; do sleep 0.2; done
+fig restart.alerts "$RESTART"; fig restart.expected $((RESTART * 3))
+fig restart.due_from_ms $((t_a + RESTART_DUE * 1000)); fig restart.due_to_ms $((t_b + RESTART_DUE * 1000))
+fig restart.outbox_at_kill "$outbox"; fig restart.kill_ms "$t_kill"; fig restart.restart_ms "$t_restart"; fig restart.ready_ms "$T_READY"
+echo "RESULT restart: $(restart_read) of $((RESTART * 3)) overdue breaches read, $(( $(wc -l <"$B/reader.txt") - before )) escalations in all (republished ones included);"
+echo "RESULT restart: killed $((t_a + RESTART_DUE * 1000 - t_kill)) ms before the first deadline," \
+     "restarted $((t_restart - t_b - RESTART_DUE * 1000)) ms after the last (dead $((t_restart - t_kill)) ms), ready after $((T_READY - t_restart)) ms"
 stop_processor
-grep -oE '\(\+[0-9]+ ms\)' "$B/steady.txt" | grep -oE '[0-9]+' | sort -n >"$B/lateness.txt"
-n=$(wc -l <"$B/lateness.txt")
-echo "RESULT steady timer lateness over $n warnings/breaches: p50 $(pct 50) ms, p99 $(pct 99) ms, max $(tail -1 "$B/lateness.txt") ms"
+fig load.end_fraud_sla "$(loadavg)"
+
+# --- BullMQ: the same workload on its own redis-server ------------------------------------------
+if [ "${SKIP_BULLMQ:-0}" != 1 ]; then
+    BQ="$ROOT/deploy/local/bullmq"
+    pinned=$(node -p "require('$BQ/package.json').dependencies.bullmq")
+    if [ "$(node -p "require('$BQ/node_modules/bullmq/package.json').version" 2>/dev/null)" != "$pinned" ]; then
+        log "installing BullMQ (npm ci in deploy/local/bullmq)"
+        (cd "$BQ" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
+    redis-server --port $BRP --bind 127.0.0.1 --dir "$B" --dbfilename bullmq.rdb --appendfilename bullmq.aof \
+        "${persistence[@]}" >"$B/redis-bullmq.log" 2>&1 &
+    pids+=($!)
+    wait_port $BRP redis-server
+    log "BullMQ: drain $ALERTS alerts, open $OPEN, probes $PROBE_RATE/s for $PROBE_SECONDS s, burst $((BURST * 9)) jobs"
+    fig load.bullmq "$(loadavg)"
+    BULLMQ_REDIS_PORT=$BRP ALERTS=$ALERTS LATE=$LATE MISSING=$MISSING OPEN=$OPEN PROBE_RATE=$PROBE_RATE \
+        PROBE_SECONDS=$PROBE_SECONDS BURST=$BURST node "$BQ/bench.mjs" >"$B/bullmq.json"
+fi
+fig load.end "$(loadavg)"
+
+# --- the table, the JSON record, BENCHMARKS.md's last results -----------------------------------
+mkdir -p "$ROOT/benchmarks"
+fig git.commit "$(git -C "$ROOT" rev-parse HEAD)"
+fig git.dirty "$(git -C "$ROOT" status --porcelain --untracked-files=no | wc -l)"
+node "$ROOT/deploy/local/bench-report.mjs" "$B" "$ROOT/benchmarks" "$ROOT/BENCHMARKS.md"

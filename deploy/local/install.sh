@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what fraud-sla needs on a fresh Debian machine, skipping what is already there:
-# redis-server (Debian package), the build's C dependencies, and the tansu Kafka broker.
+# redis-server (Debian package), the build's C dependencies, Node.js and npm (the benchmark), and the
+# tansu Kafka broker.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 SUDO=""
@@ -14,6 +15,9 @@ dpkg -s zlib1g-dev >/dev/null 2>&1 || missing+=(zlib1g-dev)
 command -v cc >/dev/null || missing+=(build-essential)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
 command -v curl >/dev/null || missing+=(curl)
+# Node.js and npm for the BullMQ side of bench.sh (deploy/local/bullmq, installed with npm ci).
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 # promtool (metrics, rules and their unit tests) and a real Alertmanager for the sink's tests.
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)

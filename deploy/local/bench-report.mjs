@@ -1,0 +1,183 @@
+// The report of deploy/local/bench.sh: reads what the run wrote (figures.txt, the Kafka reader's
+// stamped lines, BullMQ's JSON), prints the table, writes benchmarks/<time>-<host>.json and puts
+// the table into BENCHMARKS.md between its results markers. No dependencies beyond Node.
+//
+//   node deploy/local/bench-report.mjs <run dir> <benchmarks dir> <BENCHMARKS.md>
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+
+const [dir, outDir, doc] = process.argv.slice(2);
+if (!dir || !outDir) {
+  console.error('usage: bench-report.mjs <run dir> <benchmarks dir> [BENCHMARKS.md]');
+  process.exit(2);
+}
+
+// figures.txt: `name value…`, in the order the run wrote them; memory rows repeat their name.
+const figs = {};
+const memory = [];
+for (const line of readFileSync(join(dir, 'figures.txt'), 'utf8').split('\n')) {
+  const m = /^(\S+) ?(.*)$/.exec(line);
+  if (!m || !m[1]) continue;
+  if (m[1] === 'memory.fraud_sla') {
+    const [key, keys, bytes] = m[2].split(' ');
+    memory.push({ key, keys: keys === '-' ? null : Number(keys), bytes: Number(bytes) });
+  } else {
+    figs[m[1]] = m[2];
+  }
+}
+const n = (name) => (figs[name] === undefined || figs[name] === '' ? null : Number(figs[name]));
+
+// The reader: `<arrival ms> <fraud-sla watch line>` (display zone UTC, language en).
+const LINE = /^(\d+) (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC\s+(WARNING|BREACH L\d+|RESOLVED L\d+)\s+(\S+)\s+(\S+)\s.*?(?:\(\+(-?\d+) ms\))?\s+notify/;
+const escalations = [];
+const seen = new Set();
+const readerPath = join(dir, 'reader.txt');
+for (const line of existsSync(readerPath) ? readFileSync(readerPath, 'utf8').split('\n') : []) {
+  const m = LINE.exec(line);
+  if (!m || m[6] === undefined) continue; // resolutions have no due time
+  const id = `${m[5]}:${m[4]}:${m[3]}`;
+  if (seen.has(id)) continue; // at-least-once: the first arrival counts
+  seen.add(id);
+  const fired = Date.parse(`${m[2].replace(' ', 'T')}Z`);
+  const due = fired - Number(m[6]);
+  escalations.push({ arrival: Number(m[1]), fired, due });
+}
+
+function stats(values) {
+  const v = Float64Array.from(values).sort();
+  const at = (p) => (v.length ? v[Math.max(0, Math.ceil((p / 100) * v.length) - 1)] : null);
+  return { n: v.length, p50: at(50), p99: at(99), max: v.length ? v[v.length - 1] : null };
+}
+const within = (from, to) => escalations.filter((e) => e.due >= from && e.due < to);
+const perSecond = (count, ms) => (ms > 0 ? (count * 1000) / ms : null);
+
+const restartFrom = n('restart.due_from_ms') ?? Infinity;
+const fs = {
+  drain: {
+    alerts: n('drain.alerts'), dispositions: n('drain.dispositions'), messages: n('drain.messages'),
+    ms: n('drain.ms'), startup_ms: n('drain.startup_ms'),
+    messages_per_s: perSecond(n('drain.messages'), n('drain.ms')),
+    alerts_per_s: perSecond(n('drain.alerts'), n('drain.ms')),
+  },
+  open: {
+    alerts: n('open.alerts'), ms: n('open.ms'), startup_ms: n('open.startup_ms'),
+    messages_per_s: perSecond(n('open.alerts'), n('open.ms')),
+    used_memory_delta: n('open.used_memory_delta'), bytes_per_alert: n('open.bytes_per_alert'),
+    memory: memory.map((r) => ({ ...r, per_alert: n('open.alerts') ? r.bytes / n('open.alerts') : null })),
+  },
+};
+if (n('probe.start_ms') !== null) {
+  const probe = within(n('probe.start_ms'), n('burst.start_ms') ?? Infinity);
+  fs.probe = {
+    alerts: n('probe.alerts'), expected: n('probe.expected'), read: probe.length,
+    fired_minus_due_ms: stats(probe.map((e) => e.fired - e.due)),
+    arrival_minus_due_ms: stats(probe.map((e) => e.arrival - e.due)),
+  };
+}
+if (n('burst.start_ms') !== null) {
+  const burst = within(n('burst.start_ms'), restartFrom - 1000);
+  const dues = burst.map((e) => e.due);
+  fs.burst = {
+    alerts: n('burst.alerts'), expected: n('burst.expected'), read: burst.length,
+    due_window_ms: burst.length ? Math.max(...dues) - Math.min(...dues) : null,
+    fired_minus_due_ms: stats(burst.map((e) => e.fired - e.due)),
+    arrival_minus_due_ms: stats(burst.map((e) => e.arrival - e.due)),
+    sse_escalations: n('burst.sse_escalations'), sse_resyncs: n('burst.sse_resyncs'),
+  };
+}
+if (n('restart.restart_ms') !== null) {
+  const restart = within(restartFrom - 100, n('restart.due_to_ms') + 100);
+  const t0 = n('restart.restart_ms');
+  const arrivals = restart.map((e) => e.arrival - t0).sort((a, b) => a - b);
+  const fired = restart.map((e) => e.fired - t0).sort((a, b) => a - b);
+  fs.restart = {
+    alerts: n('restart.alerts'), expected: n('restart.expected'), read: restart.length,
+    outbox_at_kill: n('restart.outbox_at_kill'), dead_ms: t0 - n('restart.kill_ms'), ready_after_restart_ms: n('restart.ready_ms') - t0,
+    first_published_s: arrivals.length ? arrivals[0] / 1000 : null,
+    last_published_s: arrivals.length ? arrivals[arrivals.length - 1] / 1000 : null,
+    first_fired_s: fired.length ? fired[0] / 1000 : null,
+    last_fired_s: fired.length ? fired[fired.length - 1] / 1000 : null,
+  };
+}
+const bullPath = join(dir, 'bullmq.json');
+const bull = existsSync(bullPath) ? JSON.parse(readFileSync(bullPath, 'utf8')) : null;
+
+// --- the table -----------------------------------------------------------------------------------
+const int = (v) => (v === null || v === undefined ? '—' : Math.round(v).toLocaleString('en-US'));
+const ms = (v) => (v === null || v === undefined ? '—' : `${Math.round(v).toLocaleString('en-US')} ms`);
+const sec = (v) => (v === null || v === undefined ? '—' : `${v.toFixed(1)} s`);
+const ratio = (a, b) => (a === null || a === undefined || !b ? '—' : `${(a / b).toFixed(a / b < 0.1 ? 3 : 2)}`);
+const rows = [];
+const row = (figure, f, b, show, target, met) => rows.push({
+  figure, fraud_sla: f ?? null, bullmq: b ?? null, ratio: f != null && b ? f / b : null, target,
+  met: target ? (f == null ? null : met(f)) : null, show,
+});
+const bOpen = bull?.open;
+const bOpenNote = bOpen && bOpen.alerts < bOpen.requested ? ` (BullMQ at ${int(bOpen.alerts)})` : '';
+row('drain: messages/s, durable', fs.drain.messages_per_s, bull?.drain?.messages_per_s, int, '≥ 100,000', (v) => v >= 100000);
+row('drain: alerts/s', fs.drain.alerts_per_s, bull?.drain?.alerts_per_s, int);
+row(`${int(fs.open.alerts)} open: messages/s${bOpenNote}`, fs.open.messages_per_s, bOpen?.alerts_per_s, int, '≥ 100,000', (v) => v >= 100000);
+row(`Redis bytes per open alert${bOpenNote}`, fs.open.bytes_per_alert, bOpen?.bytes_per_alert, int, '≤ 300', (v) => v <= 300);
+row('probe: fired − due p50', fs.probe?.fired_minus_due_ms.p50, bull?.probe?.p50, ms);
+row('probe: fired − due p99', fs.probe?.fired_minus_due_ms.p99, bull?.probe?.p99, ms, '≤ 2 ms', (v) => v <= 2);
+row('probe: at a Kafka reader − due p50', fs.probe?.arrival_minus_due_ms.p50, null, ms);
+row('probe: at a Kafka reader − due p99', fs.probe?.arrival_minus_due_ms.p99, null, ms, '≤ 20 ms', (v) => v <= 20);
+row(`burst of ${int(fs.burst?.expected)}: fired − due p50`, fs.burst?.fired_minus_due_ms.p50, bull?.burst?.p50, ms);
+row(`burst of ${int(fs.burst?.expected)}: fired − due p99`, fs.burst?.fired_minus_due_ms.p99, bull?.burst?.p99, ms, '≤ 50 ms', (v) => v <= 50);
+row(`burst of ${int(fs.burst?.expected)}: fired − due max`, fs.burst?.fired_minus_due_ms.max, bull?.burst?.max, ms);
+row('burst: escalations reaching an SSE client', fs.burst?.sse_escalations, null, int, `${int(fs.burst?.expected)}, 0 resyncs`,
+  (v) => v >= fs.burst.expected && fs.burst.sse_resyncs === 0);
+row('burst: SSE resyncs', fs.burst?.sse_resyncs, null, int);
+row('restart: first overdue escalation published', fs.restart?.first_published_s, null, sec);
+row('restart: last overdue escalation published', fs.restart?.last_published_s, null, sec, '≤ 3 s', (v) => v <= 3);
+
+const table = [
+  '| figure | fraud-sla | BullMQ | ratio | target |',
+  '|---|---:|---:|---:|---|',
+  ...rows.map((r) => `| ${r.figure} | ${r.show(r.fraud_sla)} | ${r.bullmq == null ? '—' : r.show(r.bullmq)} | ${ratio(r.fraud_sla, r.bullmq)} | ${r.target ? `${r.target} ${r.met === null ? '' : r.met ? '✓' : '✗'}` : ''} |`),
+].join('\n');
+
+const date = new Date();
+const stamp = date.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z').replace(/^(\d{4})(\d\d)(\d\d)/, '$1-$2-$3');
+const host = figs['machine.hostname'] ?? 'unknown';
+const file = join(outDir, `${stamp}-${host}.json`);
+const machine = {
+  hostname: host, nproc: n('machine.nproc'), cpu: figs['machine.cpu'], ram_gib: n('machine.ram_gib'),
+  kernel: figs['machine.kernel'], redis_server: figs['machine.redis'], tansu: figs['machine.tansu'],
+  node: figs['machine.node'], bullmq: bull?.bullmq ?? null, redis_persistence: figs['machine.redis_persistence'],
+};
+const load = Object.fromEntries(Object.entries(figs).filter(([k]) => k.startsWith('load.')).map(([k, v]) => [k.slice(5), v]));
+const record = {
+  date: date.toISOString(),
+  git: { commit: figs['git.commit'], dirty_files: n('git.dirty') },
+  machine,
+  sizes: Object.fromEntries((figs.sizes ?? '').split(' ').filter(Boolean).map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)])),
+  load_average: load,
+  fraud_sla: fs,
+  bullmq: bull,
+  table: rows.map(({ show, ...r }) => r),
+};
+writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
+
+const loads = Object.entries(load).map(([k, v]) => `${k} ${v.split(' ')[0]}`).join(', ');
+const summary = [
+  `Run of ${record.date.slice(0, 16).replace('T', ' ')} UTC on ${host}: ${machine.cpu}, ${machine.nproc} cores, ` +
+    `${machine.ram_gib} GiB, ${machine.kernel}; redis-server ${machine.redis_server}, tansu ${machine.tansu}, ` +
+    `node ${machine.node}, BullMQ ${machine.bullmq ?? '(skipped)'}; commit ${String(record.git.commit).slice(0, 7)}` +
+    `${record.git.dirty_files ? ' (with uncommitted changes)' : ''}.`,
+  `Sizes: ${figs.sizes}. Redis persistence: ${machine.redis_persistence}. Load average (1 min) at each phase: ${loads}.`,
+  `Ratio = fraud-sla ÷ BullMQ. Record: \`benchmarks/${basename(file)}\`.`,
+].join('\n');
+console.log(`\n${table}\n\n${summary}\n`);
+
+if (doc && existsSync(doc)) {
+  const text = readFileSync(doc, 'utf8');
+  const begin = '<!-- results:begin -->';
+  const end = '<!-- results:end -->';
+  const i = text.indexOf(begin);
+  const j = text.indexOf(end);
+  if (i >= 0 && j > i) {
+    writeFileSync(doc, `${text.slice(0, i + begin.length)}\n${summary}\n\n${table}\n${text.slice(j)}`);
+    console.log(`${basename(doc)}: last results updated; ${basename(file)} written.`);
+  }
+}
