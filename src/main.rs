@@ -10,8 +10,10 @@ use fraud_sla::config::Config;
 
 /// glibc's allocator spent ~40% of the processor's time in `malloc`/`free` (consolidating
 /// chunks) while draining a backlog: every batch builds and drops thousands of small strings.
+/// jemalloc rather than mimalloc: mimalloc returned each batch's pages to the OS after 10 ms and
+/// faulted them in (zeroed) again, ~20% of the processor's CPU, and changing that needs `unsafe`.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Debug, Parser)]
 #[command(
