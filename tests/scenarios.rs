@@ -629,3 +629,46 @@ async fn the_query_api_requires_the_bearer_token_when_one_is_set() {
         "the token is never logged"
     );
 }
+
+/// Regression (issue 12's benches): while the next batch was waiting, the partition's `select!`
+/// dropped the relay's deletion of published escalations, so a backlog's escalations stayed in
+/// the Redis outbox (1.2M entries after a 200k-alert drain) and were published again by the
+/// next owner.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backlog_s_escalations_leave_the_outbox_once_the_broker_has_them() {
+    const ALERTS: usize = 1_500;
+    let env = Env::new("outbox-drains", 2, FAST_SLA);
+    let prod = env.broker.producer();
+    // Issued a minute ago and produced before the processor starts: every level of every stage
+    // fires in the batches (6 escalations an alert, none later), several batches back to back.
+    let issued = now_ms() - 60_000;
+    let ids: Vec<String> = (0..ALERTS).map(|i| format!("BACKLOG-{i:04}")).collect();
+    let values: Vec<String> = ids
+        .iter()
+        .map(|id| alert_json(id, issued, "medium"))
+        .collect();
+    futures::future::join_all(
+        ids.iter()
+            .zip(&values)
+            .map(|(id, value)| produce(&prod, &env.topics.alerts, Some(id), value)),
+    )
+    .await;
+    let p = env.processor();
+    p.wait_ready(WITHIN);
+    let published = (6 * ALERTS) as f64;
+    wait_until(WITHIN, "every escalation published", || {
+        p.metric("fraud_sla_escalations_total", &[]) >= published
+    });
+    let mut redis = env.redis.client().get_connection().unwrap();
+    let mut left = || -> i64 {
+        (0..2)
+            .map(|partition| {
+                redis::cmd("XLEN")
+                    .arg(format!("{{t:{partition}}}:outbox"))
+                    .query::<i64>(&mut redis)
+                    .unwrap()
+            })
+            .sum()
+    };
+    wait_until(WITHIN, "the outbox is empty", || left() == 0);
+}
