@@ -111,6 +111,11 @@ impl Redis {
         !self.peers.is_empty()
     }
 
+    /// This node and, on a cluster, the other masters: ask each for the keys it holds.
+    pub fn nodes(&self) -> impl Iterator<Item = &Redis> {
+        std::iter::once(self).chain(&self.peers)
+    }
+
     pub fn start_with(dir: &Path, extra: &[&str]) -> Redis {
         let port = free_port();
         Self::start_on(dir, port, extra)
@@ -193,10 +198,7 @@ impl Redis {
     /// Every key and its value as text (strings, hashes, zsets, streams), on every node, for
     /// privacy scans.
     pub fn dump(&self) -> String {
-        std::iter::once(self)
-            .chain(&self.peers)
-            .map(Redis::dump_node)
-            .collect()
+        self.nodes().map(Redis::dump_node).collect()
     }
 
     fn dump_node(&self) -> String {
