@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::escalate::alertmanager::Alertmanager;
+use crate::fatal::{Fatal, FatalSignal};
 use crate::health::Health;
 pub use crate::ingest::consumer::TopologyError;
 use crate::ingest::consumer::{self, IngestConsumer, IngestContext};
@@ -20,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::partition::{wall_clock, Partition, Shared};
 use crate::reload::Reloader;
 use crate::retry::{retry, Backoff, GaveUp};
-use crate::store::{RedisConn, Store};
+use crate::store::{Owner, RedisConn, Store};
 
 /// A reason the processor could not run.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,8 @@ pub enum AppError {
     Split(i32),
     #[error("alertmanager client: {0}")]
     Alertmanager(reqwest::Error),
+    #[error(transparent)]
+    Fatal(#[from] Fatal),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -96,6 +99,23 @@ async fn wait_for_topology(
 /// The longest any one step of shutdown may wait for the broker.
 const SHUTDOWN_STEP: Duration = Duration::from_secs(5);
 
+/// The last commit of what the workers applied. If it fails or times out, the offsets applied in
+/// Redis make the re-read after a restart harmless, and unacknowledged escalations stay in the
+/// outbox.
+async fn commit_final(consumer: &Arc<IngestConsumer>) {
+    let committer = consumer.clone();
+    let commit =
+        tokio::task::spawn_blocking(move || committer.commit_consumer_state(CommitMode::Sync));
+    match tokio::time::timeout(SHUTDOWN_STEP, commit).await {
+        Ok(Ok(Ok(()))) => tracing::info!("Offsets committed."),
+        Ok(Ok(Err(e))) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => {
+            tracing::info!("No new offsets to commit.")
+        }
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "Final offset commit failed; the applied offsets in Redis make the re-read harmless."),
+        _ => tracing::warn!("Final offset commit timed out; the applied offsets in Redis make the re-read harmless."),
+    }
+}
+
 /// Runs the processor until `cancel`; `SIGHUP` reloads the policy from `config_path`.
 pub async fn run(
     config: Config,
@@ -152,10 +172,20 @@ pub async fn run(
     let Some(conn) = connect_redis(&config, &cancel).await else {
         return Ok(());
     };
-    let store = Store::new(conn, &config.redis.key_prefix);
+    let instance = crate::kafka::instance_id(&config.kafka);
+    if let Some(id) = &instance {
+        tracing::info!(group_instance_id = %id, "Static group membership: the partitions last claimed with this instance id are taken back at once.");
+    }
+    let store = Store::new(conn, &config.redis.key_prefix).owned_by(Owner::new(instance));
     health.set_redis(true);
 
-    let ctx = IngestContext::new(&config.kafka, metrics.clone(), health.clone());
+    let fatal = FatalSignal::default();
+    let ctx = IngestContext::new(
+        &config.kafka,
+        metrics.clone(),
+        health.clone(),
+        fatal.clone(),
+    );
     let consumer: Arc<IngestConsumer> =
         Arc::new(crate::kafka::consumer_config(&config.kafka).create_with_context(ctx)?);
     let Some(partitions) = wait_for_topology(&consumer, &config, &cancel).await? else {
@@ -190,6 +220,7 @@ pub async fn run(
         now: wall_clock,
         alertmanager,
         display_zone: config.display.zone(),
+        fatal: fatal.clone(),
     };
     // Partition tasks (and their queues) exist before the subscription, so no message of an
     // assigned partition can reach the main queue.
@@ -228,6 +259,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
+            _ = fatal.raised() => break,
             _ = probe.tick() => {
                 let (c, h) = (consumer.clone(), shared.health.clone());
                 // fetch_metadata blocks; keep it off the runtime's threads.
@@ -254,19 +286,17 @@ pub async fn run(
             }
         }
     }
-    // librdkafka's synchronous commit, flush and close wait for the broker. Each is bounded, so
-    // a broker that is down cannot hold the process: the offsets applied in Redis make the
-    // re-read after a restart harmless, and unacknowledged escalations stay in the outbox.
-    let committer = consumer.clone();
-    let commit =
-        tokio::task::spawn_blocking(move || committer.commit_consumer_state(CommitMode::Sync));
-    match tokio::time::timeout(SHUTDOWN_STEP, commit).await {
-        Ok(Ok(Ok(()))) => tracing::info!("Offsets committed."),
-        Ok(Ok(Err(e))) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => {
-            tracing::info!("No new offsets to commit.")
-        }
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "Final offset commit failed; the applied offsets in Redis make the re-read harmless."),
-        _ => tracing::warn!("Final offset commit timed out; the applied offsets in Redis make the re-read harmless."),
+    // A fatal stop: the partitions belong to another process, which commits for them.
+    let fatal = fatal
+        .reason()
+        .map(|f| match (f, consumer.client().fatal_error()) {
+            (Fatal::Kafka(_), Some((code, reason))) => Fatal::Kafka(format!("{reason} ({code:?})")),
+            (f, _) => f,
+        });
+    // librdkafka's commit, flush and close wait for the broker; each is bounded, so a broker
+    // that is down cannot hold the process.
+    if fatal.is_none() {
+        commit_final(&consumer).await;
     }
     consumer.unsubscribe();
     let flush = tokio::task::spawn_blocking(move || {
@@ -280,7 +310,11 @@ pub async fn run(
             "The consumer did not leave its group in time; the broker will time the session out."
         );
     }
+    cancel.cancel(); // the HTTP servers, on a fatal stop
     while http.join_next().await.is_some() {}
+    if let Some(fatal) = fatal {
+        return Err(fatal.into());
+    }
     tracing::info!("Stopped.");
     Ok(())
 }

@@ -79,9 +79,12 @@ impl Health {
     }
     pub(crate) fn readiness(&self) -> Readiness {
         let reachable = self.kafka_ok() && self.redis_ok();
-        if reachable && self.owned() > 0 {
+        let assigned = self.assigned.load(Ordering::Relaxed);
+        // Partitions taken back at start-up fire their clocks before the group assigns them,
+        // but the instance is ready only once it also reads their input.
+        if reachable && self.owned() > 0 && assigned > 0 {
             Readiness::Ready
-        } else if reachable && self.assigned.load(Ordering::Relaxed) == 0 {
+        } else if reachable && assigned == 0 {
             Readiness::Standby
         } else {
             Readiness::NotReady
@@ -148,8 +151,14 @@ mod tests {
         h.set_redis(false);
         assert_eq!(h.readiness(), Readiness::NotReady, "Redis down is broken");
         h.set_redis(true);
-        h.set_assigned(Some(2));
+        h.set_assigned(None);
         h.partition_owned();
+        assert_eq!(
+            h.readiness(),
+            Readiness::NotReady,
+            "a partition taken back, not yet assigned"
+        );
+        h.set_assigned(Some(2));
         assert_eq!(h.readiness(), Readiness::Ready);
         h.partition_released();
         h.set_assigned(None);

@@ -9,13 +9,30 @@ use crate::config::KafkaConfig;
 
 /// Settings shared by every client; the user's `[kafka.client]` comes last but cannot override
 /// what correctness depends on.
+/// The readers that use it never join a group, so `group.instance.id` (the processor's static
+/// membership) is left out.
 pub(crate) fn client_config(config: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers);
     for (k, v) in &config.client {
-        c.set(k, v);
+        if k != INSTANCE_ID {
+            c.set(k, v);
+        }
     }
     c
+}
+
+const INSTANCE_ID: &str = "group.instance.id";
+
+/// The processor's static group membership, `[kafka.client]."group.instance.id"`, if set and
+/// not empty (librdkafka treats an empty one as unset). A process restarted with it takes its
+/// partitions back at once (docs/design.md, "Restarts in place").
+pub(crate) fn instance_id(config: &KafkaConfig) -> Option<String> {
+    config
+        .client
+        .get(INSTANCE_ID)
+        .filter(|id| !id.is_empty())
+        .cloned()
 }
 
 /// Fetch settings for every reader (the processor, the board's events, `watch`, the report),

@@ -10,7 +10,7 @@
 //! - [`escalate`] — out: the outbox relay to Kafka, at least once, and the Alertmanager sink.
 //! - [`retry`] — the one retry-with-backoff helper.
 //! - [`http`], [`metrics`], [`health`] — what operators see; [`reload`] — `SIGHUP`.
-//! - [`app`] — wiring and shutdown; [`simulate`] — the load generator; [`watch`] — prints
+//! - [`app`] — wiring and shutdown; [`fatal`] — why a process must stop; [`simulate`] — the load generator; [`watch`] — prints
 //!   escalations for the demo; [`report`] — the compliance report and SLA audit, replayed from
 //!   the topics through the same domain code.
 
@@ -18,6 +18,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 mod escalate;
+pub mod fatal;
 mod health;
 mod http;
 mod ingest;

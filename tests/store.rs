@@ -96,6 +96,61 @@ async fn a_stale_owner_is_fenced_and_cannot_overwrite_the_new_owners_state() {
 }
 
 #[tokio::test]
+async fn a_partition_is_taken_back_only_by_the_instance_id_that_claimed_it_last() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let instance = |id: &str| fraud_sla::store::Owner::new(Some(id.into()));
+    let first_run = store(&redis).await.owned_by(instance("station-a"));
+    let mut fence = first_run.claim(3).await.unwrap().fence;
+    first_run
+        .apply(3, &mut fence, &batch("A-1", 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        first_run.claimed_by(3).await.unwrap().as_ref(),
+        Some(first_run.owner())
+    );
+
+    // Another instance id, or none, takes nothing back; nothing changes.
+    let before = redis.dump();
+    let other = store(&redis).await.owned_by(instance("station-b"));
+    assert!(other.take_back(3).await.unwrap().is_none());
+    assert!(store(&redis).await.take_back(3).await.unwrap().is_none());
+    assert!(
+        first_run.take_back(4).await.unwrap().is_none(),
+        "a partition never claimed is the group's to assign"
+    );
+    assert_eq!(redis.dump(), before);
+
+    // The same instance id, restarted (a new process): it takes the partition back with what
+    // was applied, and the previous run's fence no longer writes.
+    let second_run = store(&redis).await.owned_by(instance("station-a"));
+    let back = second_run.take_back(3).await.unwrap().expect("taken back");
+    assert!(back.epoch() > fence.epoch);
+    assert_eq!(back.applied.get("fraud.alerts"), Some(&10));
+    assert!(matches!(
+        first_run.apply(3, &mut fence, &batch("A-2", 11)).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    let by = second_run.claimed_by(3).await.unwrap().unwrap();
+    assert_eq!(by.instance.as_deref(), Some("station-a"));
+    assert_ne!(by.process, first_run.owner().process, "who fenced it is told apart");
+
+    // Once the group gives the partition to another instance, the old id cannot take it back.
+    other.claim(3).await.unwrap();
+    assert!(second_run.take_back(3).await.unwrap().is_none());
+    assert_eq!(
+        other.claimed_by(3).await.unwrap().unwrap().instance.as_deref(),
+        Some("station-b")
+    );
+    // A claim without an instance id clears the recorded one.
+    let plain = store(&redis).await;
+    plain.claim(3).await.unwrap();
+    assert_eq!(plain.claimed_by(3).await.unwrap().unwrap().instance, None);
+    assert!(other.take_back(3).await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn the_open_count_follows_the_batches_and_takes_over_the_earlier_open_zset() {
     let dir = tmpdir();
     let redis = Redis::start(dir.path());

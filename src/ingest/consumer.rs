@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::config::KafkaConfig;
+use crate::fatal::{Fatal, FatalSignal};
 use crate::health::Health;
 use crate::metrics::Metrics;
 
@@ -27,6 +28,7 @@ pub(crate) struct IngestContext {
     pub(crate) dispositions_topic: String,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) health: Arc<Health>,
+    pub(crate) fatal: FatalSignal,
 }
 
 impl std::fmt::Debug for IngestContext {
@@ -40,6 +42,7 @@ impl IngestContext {
         config: &KafkaConfig,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
+        fatal: FatalSignal,
     ) -> IngestContext {
         IngestContext {
             workers: Default::default(),
@@ -47,6 +50,7 @@ impl IngestContext {
             dispositions_topic: config.dispositions_topic.clone(),
             metrics,
             health,
+            fatal,
         }
     }
 
@@ -94,13 +98,18 @@ impl ClientContext for IngestContext {
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        tracing::warn!(%error, reason, "Kafka client error.");
-        if matches!(
-            error.rdkafka_error_code(),
-            Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown)
-        ) {
-            self.health.set_kafka(false);
+        use rdkafka::types::RDKafkaErrorCode;
+        match error.rdkafka_error_code() {
+            // librdkafka's fatal errors (e.g. FENCED_INSTANCE_ID: another consumer joined with
+            // this one's group.instance.id) leave the consumer unusable.
+            Some(RDKafkaErrorCode::Fatal) => {
+                self.fatal.raise(Fatal::Kafka(format!("{error}: {reason}")));
+                return;
+            }
+            Some(RDKafkaErrorCode::AllBrokersDown) => self.health.set_kafka(false),
+            _ => {}
         }
+        tracing::warn!(%error, reason, "Kafka client error.");
     }
 }
 

@@ -29,10 +29,11 @@ use crate::domain::validate::{Limits, Source};
 use crate::domain::{AlertState, Millis, Policies, Policy, Rejection};
 use crate::escalate::alertmanager::{self, Alertmanager, Sink};
 use crate::escalate::relay::Relay;
+use crate::fatal::{Fatal, FatalSignal};
 use crate::health::Health;
 use crate::ingest::consumer::Control;
 use crate::ingest::deadletter;
-use crate::ingest::partition_input::PartitionInput;
+use crate::ingest::partition_input::{PartitionInput, ReadFrom};
 use crate::metrics::Metrics;
 use crate::retry::{retry, Backoff, GaveUp};
 use crate::store::{Batch, Fence, Store, StoreError};
@@ -66,6 +67,8 @@ pub(crate) struct Shared {
     pub(crate) alertmanager: Option<Alertmanager>,
     /// `[display]`'s zone: the board's station counters count per day in it.
     pub(crate) display_zone: jiff::tz::TimeZone,
+    /// Stops the process: raised when another process took this one's instance id.
+    pub(crate) fatal: FatalSignal,
 }
 
 impl std::fmt::Debug for Shared {
@@ -91,12 +94,28 @@ struct Owned {
     sink: Option<Sink>,
     /// Policy versions whose snapshot Redis holds for this partition.
     stored: HashSet<String>,
+    /// Taken back at start-up and not yet assigned by the group: where to read each input topic
+    /// from once it is. Clocks fire and the outbox goes out meanwhile.
+    unread: Option<Vec<(String, ReadFrom)>>,
 }
 
 impl Owned {
     fn rebuilding(&self) -> bool {
         self.replay_to.is_some()
     }
+}
+
+/// Why a partition is claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claiming {
+    /// The group assigned it: read its input.
+    Assigned,
+    /// At start-up, with a `group.instance.id`, before the group assigns anything: only if the
+    /// last claim was made with this instance id (this process's previous run). Its clocks
+    /// fire at once; its input is read once the group assigns it.
+    TakeBack,
+    /// Again, after Redis lost writes: a new fence, and the input replayed.
+    Rebuild,
 }
 
 /// Why a batch or a firing round stopped before its end. Its work is redone: after restart
@@ -166,6 +185,9 @@ impl Partition {
 
     /// Runs until cancelled, then flushes escalations in flight.
     pub(crate) async fn run(mut self) {
+        if self.shared.store.owner().instance.is_some() {
+            self.claim(Claiming::TakeBack).await;
+        }
         let mut check = tokio::time::interval(CHECK_EVERY);
         loop {
             let sleep = self.sleep_time();
@@ -174,7 +196,7 @@ impl Partition {
                 biased;
                 _ = self.cancel.cancelled() => break,
                 Some(control) = self.control.recv() => match control {
-                    Control::Assigned => self.claim().await,
+                    Control::Assigned => self.claim(Claiming::Assigned).await,
                     Control::Revoked => self.release("revoked"),
                 },
                 _ = self.relay.settle() => {}
@@ -199,7 +221,25 @@ impl Partition {
     /// and republishes what is left in the outbox. If Redis holds less than this process or the
     /// group's committed offsets say was applied, Redis forgot writes: the input from there is
     /// replayed before anything fires.
-    async fn claim(&mut self) {
+    async fn claim(&mut self, how: Claiming) {
+        if how == Claiming::Assigned {
+            if let Some(seeks) = self.owned.as_mut().and_then(|o| o.unread.take()) {
+                // Taken back at start-up: the fence holds already; only the input was waiting.
+                for (topic, from) in seeks {
+                    self.input.seek(&topic, from).await;
+                }
+                tracing::info!(
+                    partition = self.partition,
+                    "Partition assigned; reading its input."
+                );
+                return;
+            }
+        }
+        let reading = match how {
+            Claiming::Assigned => true,
+            Claiming::TakeBack => false,
+            Claiming::Rebuild => self.owned.as_ref().is_none_or(|o| o.unread.is_none()),
+        };
         let previous = self.owned.take();
         let was_owned = previous.is_some();
         let mut replay_to = Offsets::new();
@@ -208,11 +248,21 @@ impl Partition {
             raise(&mut replay_to, o.replay_to.unwrap_or_default());
         }
         // The claim comes first and at once: anything slow before it would widen the window in
-        // which a revoked owner, still catching up with its signals, fences the new one.
-        let Some(claim) = self
-            .with_redis("claim partition", |s, p| async move { s.claim(p).await })
+        // which a revoked owner, still catching up with its signals, fences the new one. Until
+        // the group assigns the partition, only a take-back: never over another instance.
+        let claimed = if reading {
+            self.with_redis("claim partition", |s, p| async move {
+                s.claim(p).await.map(Some)
+            })
             .await
-        else {
+        } else {
+            self.with_redis(
+                "take partition back",
+                |s, p| async move { s.take_back(p).await },
+            )
+            .await
+        };
+        let Some(claim) = claimed.flatten() else {
             if was_owned {
                 self.shared.health.partition_released();
             }
@@ -226,6 +276,7 @@ impl Partition {
         let stored = self.read_snapshots().await;
         let from_time = (self.shared.now)() - self.policies.retention;
         let mut behind = false;
+        let mut seeks = Vec::new();
         for topic in self.input.topics().clone() {
             let (from, lost) = plan::read_from(
                 claim.applied.get(&topic).copied(),
@@ -237,11 +288,21 @@ impl Partition {
                 from_time,
             );
             behind |= lost;
-            self.input.seek(&topic, from).await;
+            seeks.push((topic, from));
         }
+        let unread = if reading {
+            for (topic, from) in &seeks {
+                self.input.seek(topic, *from).await;
+            }
+            None
+        } else {
+            Some(seeks)
+        };
         if behind {
             self.shared.metrics.redis_rollback();
             tracing::warn!(partition = self.partition, applied = ?claim.applied, replay_to = ?replay_to, "Redis holds less than was applied (lost writes); re-reading the input before firing anything more.");
+        } else if how == Claiming::TakeBack {
+            tracing::info!(partition = self.partition, epoch = claim.epoch(), applied = ?claim.applied, "Partition taken back (last claimed with this instance id); its clocks fire now, its input is read once the group assigns it.");
         } else {
             tracing::info!(partition = self.partition, epoch = claim.epoch(), applied = ?claim.applied, "Partition owned.");
         }
@@ -262,6 +323,7 @@ impl Partition {
             replay_to: behind.then_some(replay_to),
             sink,
             stored,
+            unread,
         });
         // Whatever a previous owner (or this one, before Redis forgot) did not get acknowledged
         // goes out now.
@@ -324,7 +386,7 @@ impl Partition {
     /// Redis forgot what this owner wrote: claim again (a new fence), read on from what Redis
     /// holds, and replay up to where this process had been before firing anything.
     async fn rebuild(&mut self) {
-        self.claim().await;
+        self.claim(Claiming::Rebuild).await;
     }
 
     /// Runs a store read until it succeeds, backing off while Redis is unreachable; `None` if
@@ -418,12 +480,38 @@ impl Partition {
                 );
                 self.relay.clear();
                 self.release("fenced");
+                self.stop_if_instance_taken().await;
                 Stop::Fenced
             }
             e => {
                 // Not a refusal of the fence: the input is read again after a restart.
                 tracing::error!(partition = self.partition, error = %e, "Batch not written.");
                 Stop::Cancelled
+            }
+        }
+    }
+
+    /// Fenced by a claim made with this process's own `group.instance.id` by another process:
+    /// two processes run with one instance id. The newer one keeps it (as Kafka's static
+    /// membership fences the older member); this one stops the process.
+    async fn stop_if_instance_taken(&self) {
+        let me = self.shared.store.owner();
+        let Some(instance) = me.instance.as_ref() else {
+            return;
+        };
+        let claimed = self
+            .with_redis("read the partition's owner", |s, p| async move {
+                s.claimed_by(p).await
+            })
+            .await
+            .flatten();
+        if let Some(by) = claimed.filter(|by| by.instance.as_ref() == Some(instance)) {
+            if by.process != me.process {
+                self.shared.fatal.raise(Fatal::InstanceTaken {
+                    instance: instance.clone(),
+                    process: by.process,
+                    partition: self.partition,
+                });
             }
         }
     }

@@ -5,7 +5,7 @@
 //!
 //! | key                        | type   | holds                                              |
 //! |----------------------------|--------|----------------------------------------------------|
-//! | `{fsla:p}:owner`           | hash   | `epoch` and `token` of the owner (fencing), `seq` its writes (rollback detection), `open` the number of open alerts |
+//! | `{fsla:p}:owner`           | hash   | `epoch` and `token` of the owner (fencing), `seq` its writes (rollback detection), `open` the number of open alerts, `process` and `instance` who claimed (take-back after a restart) |
 //! | `{fsla:p}:offsets`         | hash   | highest applied offset per input topic             |
 //! | `{fsla:p}:a:<alert_id>`    | string | the alert's [`AlertState`] as a compact [`record`] |
 //! | `{fsla:p}:clock`           | zset   | one entry per open alert: its next due time (ms)   |
@@ -559,11 +559,34 @@ pub struct OutboxEntry {
     pub json: String,
 }
 
+/// Who claims partitions through a [`Store`]: recorded with every claim, so that a process
+/// restarted with the same `group.instance.id` can take its partitions back at once, and a
+/// fenced process can tell whether another process started with its instance id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// Random per process.
+    pub process: String,
+    /// The consumer's `group.instance.id`, if it has one.
+    pub instance: Option<String>,
+}
+
+impl Owner {
+    /// A new process identity, with `instance` as its static group membership.
+    pub fn new(instance: Option<String>) -> Owner {
+        Owner {
+            process: format!("{:016x}", rand::random::<u64>()),
+            instance,
+        }
+    }
+}
+
 /// The store: one connection (multiplexed, reconnecting) and the scripts.
 #[derive(Clone)]
 pub struct Store {
     conn: RedisConn,
     prefix: String,
+    /// This process, as its claims record it.
+    owner: std::sync::Arc<Owner>,
     apply_batch: Script,
     claim_partition: Script,
     list_stages: Script,
@@ -582,6 +605,7 @@ impl Store {
         Store {
             conn,
             prefix: prefix.to_owned(),
+            owner: std::sync::Arc::new(Owner::new(None)),
             apply_batch: Script::new(include_str!("lua/apply_batch.lua")),
             claim_partition: Script::new(include_str!("lua/claim_partition.lua")),
             list_stages: Script::new(include_str!("lua/list_stages.lua")),
@@ -592,23 +616,65 @@ impl Store {
         PartitionKeys::new(&self.prefix, partition)
     }
 
+    /// The same store, claiming as `owner`.
+    pub fn owned_by(mut self, owner: Owner) -> Store {
+        self.owner = std::sync::Arc::new(owner);
+        self
+    }
+
+    /// This process, as its claims record it.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
     /// Takes ownership of `partition`, fencing out any previous owner.
     pub async fn claim(&self, partition: i32) -> Result<Claim, StoreError> {
+        let claim = self.claim_if(partition, false).await?;
+        Ok(claim.expect("an unconditional claim always answers"))
+    }
+
+    /// Takes `partition` back without waiting for the group: only if its last claim was made
+    /// with this process's `group.instance.id` (by this process's previous run, or by another
+    /// process started with the same id, which is fenced out). `None` if it was not, or if this
+    /// process has no instance id.
+    pub async fn take_back(&self, partition: i32) -> Result<Option<Claim>, StoreError> {
+        if self.owner.instance.is_none() {
+            return Ok(None);
+        }
+        self.claim_if(partition, true).await
+    }
+
+    async fn claim_if(&self, partition: i32, only_mine: bool) -> Result<Option<Claim>, StoreError> {
         let k = self.keys(partition);
         let token = format!("{:016x}", rand::random::<u64>());
         let mut c = self.conn.clone();
-        let (epoch, seq, applied): (i64, i64, HashMap<String, i64>) = self
+        let claimed: Option<(i64, i64, HashMap<String, i64>)> = self
             .claim_partition
             .key(k.owner())
             .key(k.offsets())
             .key(k.open())
             .arg(&token)
+            .arg(&self.owner.process)
+            .arg(self.owner.instance.as_deref().unwrap_or(""))
+            .arg(if only_mine { "1" } else { "0" })
             .invoke_async(&mut c)
             .await?;
-        Ok(Claim {
+        Ok(claimed.map(|(epoch, seq, applied)| Claim {
             fence: Fence { epoch, token, seq },
             applied,
-        })
+        }))
+    }
+
+    /// Who made the partition's last claim; `None` if no claim is recorded.
+    pub async fn claimed_by(&self, partition: i32) -> Result<Option<Owner>, StoreError> {
+        let mut c = self.conn.clone();
+        let (process, instance): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys(partition).owner())
+            .arg("process")
+            .arg("instance")
+            .query_async(&mut c)
+            .await?;
+        Ok(process.map(|process| Owner { process, instance }))
     }
 
     /// Checks, writing nothing, that `fence` still owns the partition and Redis still holds

@@ -2,16 +2,31 @@
 -- previous owner's writes are refused, and returns the new epoch, the partition's write sequence
 -- and the applied offsets.
 --
+-- The owner hash also records who claimed: the process (random per run) and its
+-- `group.instance.id`, if it has one. A process restarted with that instance id may take the
+-- partition back at once (ARGV[4] = '1'): the claim then happens only if the last claim was made
+-- with the same instance id, and returns nil otherwise (someone else took the partition since).
+--
 -- Earlier versions kept the open alerts in a zset (KEYS[3]) where `open` now counts them: the
 -- first claim by this version takes the count from it and drops it.
 --
--- KEYS: 1 owner (hash: epoch, token, seq, open), 2 offsets, 3 the earlier versions' open zset
--- ARGV: 1 token of the new owner
+-- KEYS: 1 owner (hash: epoch, token, seq, open, process, instance), 2 offsets,
+--       3 the earlier versions' open zset
+-- ARGV: 1 token of the new owner, 2 its process, 3 its instance id ('' = none),
+--       4 '1' = take back only (the recorded instance id must be ARGV[3])
+if ARGV[4] == '1' and (ARGV[3] == '' or redis.call('HGET', KEYS[1], 'instance') ~= ARGV[3]) then
+  return nil
+end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 if redis.call('HEXISTS', KEYS[1], 'open') == 0 then
   redis.call('HSET', KEYS[1], 'open', redis.call('ZCARD', KEYS[3]))
   redis.call('DEL', KEYS[3])
 end
-redis.call('HSET', KEYS[1], 'token', ARGV[1])
+redis.call('HSET', KEYS[1], 'token', ARGV[1], 'process', ARGV[2])
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], 'instance')
+else
+  redis.call('HSET', KEYS[1], 'instance', ARGV[3])
+end
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 return { epoch, seq, redis.call('HGETALL', KEYS[2]) }
