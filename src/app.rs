@@ -180,12 +180,7 @@ pub async fn run(
     health.set_redis(true);
 
     let fatal = FatalSignal::default();
-    let ctx = IngestContext::new(
-        &config.kafka,
-        metrics.clone(),
-        health.clone(),
-        fatal.clone(),
-    );
+    let ctx = IngestContext::new(&config.kafka, metrics.clone(), health.clone());
     let consumer: Arc<IngestConsumer> =
         Arc::new(crate::kafka::consumer_config(&config.kafka).create_with_context(ctx)?);
     let Some(partitions) = wait_for_topology(&consumer, &config, &cancel).await? else {
@@ -267,7 +262,12 @@ pub async fn run(
             }
             m = consumer.recv() => match m {
                 Ok(m) => tracing::warn!(topic = m.topic(), partition = m.partition(), "Message on the main queue ignored (partition added after start-up?)."),
-                Err(e) => tracing::warn!(error = %e, "Kafka consumer error."),
+                // librdkafka's fatal errors (FENCED_INSTANCE_ID: another consumer joined the
+                // group with this one's group.instance.id) leave the consumer unusable.
+                Err(e) => match consumer.client().fatal_error() {
+                    Some((code, reason)) => fatal.raise(Fatal::Kafka(format!("{reason} ({code:?})"))),
+                    None => tracing::warn!(error = %e, "Kafka consumer error."),
+                },
             },
         }
     }
@@ -287,12 +287,7 @@ pub async fn run(
         }
     }
     // A fatal stop: the partitions belong to another process, which commits for them.
-    let fatal = fatal
-        .reason()
-        .map(|f| match (f, consumer.client().fatal_error()) {
-            (Fatal::Kafka(_), Some((code, reason))) => Fatal::Kafka(format!("{reason} ({code:?})")),
-            (f, _) => f,
-        });
+    let fatal = fatal.reason();
     // librdkafka's commit, flush and close wait for the broker; each is bounded, so a broker
     // that is down cannot hold the process.
     if fatal.is_none() {

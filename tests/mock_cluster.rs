@@ -1,6 +1,8 @@
 //! Fault injection with librdkafka's mock cluster (not a stand-in for the real broker, which the
 //! other suites use): request errors on produce, commit and fetch, a broker down and up again,
-//! and the group coordinator moving. The processor neither crashes nor loses an escalation.
+//! and the group coordinator moving. The processor neither crashes nor loses an escalation. And
+//! the one error it must stop for: `FENCED_INSTANCE_ID`, another consumer of the group joined
+//! with its `group.instance.id` (a broker that fences static members sends it; tansu does not).
 
 mod common;
 use common::*;
@@ -12,28 +14,22 @@ const WITHIN: Duration = Duration::from_secs(120);
 /// Longer than `session.timeout.ms` (6 s) and than the FAST_SLA ladder (10 s after the alert).
 const OUTAGE: Duration = Duration::from_secs(12);
 
-#[tokio::test(flavor = "multi_thread")]
-async fn request_errors_broker_loss_and_coordinator_moves_lose_nothing() {
-    let mock = MockCluster::new(3).expect("librdkafka mock cluster");
-    let topics = Topics::new("mock", 2);
-    for t in [
-        &topics.alerts,
-        &topics.dispositions,
-        &topics.escalations,
-        &topics.deadletter,
-    ] {
-        mock.create_topic(t, 2, 3).unwrap();
-    }
-    let dir = tmpdir();
-    let redis = Redis::start(dir.path());
-    let port = free_port();
+/// The processor's config for `mock`'s brokers, with `client` added to `[kafka.client]`.
+fn mock_config(
+    mock: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
+    topics: &Topics,
+    dir: &tempfile::TempDir,
+    redis: &Redis,
+    port: u16,
+    client: &str,
+) -> std::path::PathBuf {
     let config = dir.path().join("mock.toml");
     std::fs::write(
         &config,
         format!(
             "[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"mock-group\"\nalerts_topic = \"{a}\"\n\
              dispositions_topic = \"{d}\"\nescalations_topic = \"{e}\"\ndeadletter_topic = \"{x}\"\n\
-             [kafka.client]\n\"session.timeout.ms\" = \"6000\"\n\"max.poll.interval.ms\" = \"10000\"\n\
+             [kafka.client]\n\"session.timeout.ms\" = \"6000\"\n\"max.poll.interval.ms\" = \"10000\"\n{client}\n\
              [redis]\nurl = \"{r}\"\nkey_prefix = \"m\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n{FAST_SLA}",
             brokers = mock.bootstrap_servers(),
             a = topics.alerts,
@@ -44,6 +40,33 @@ async fn request_errors_broker_loss_and_coordinator_moves_lose_nothing() {
         ),
     )
     .unwrap();
+    config
+}
+
+fn mock_topics(
+    mock: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
+    name: &str,
+) -> Topics {
+    let topics = Topics::new(name, 2);
+    for t in [
+        &topics.alerts,
+        &topics.dispositions,
+        &topics.escalations,
+        &topics.deadletter,
+    ] {
+        mock.create_topic(t, 2, 3).unwrap();
+    }
+    topics
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_errors_broker_loss_and_coordinator_moves_lose_nothing() {
+    let mock = MockCluster::new(3).expect("librdkafka mock cluster");
+    let topics = mock_topics(&mock, "mock");
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let port = free_port();
+    let config = mock_config(&mock, &topics, &dir, &redis, port, "");
     let mut p = Processor::start(&config, port, &dir.path().join("mock.log"));
     p.wait_ready(WITHIN);
 
@@ -99,4 +122,41 @@ async fn request_errors_broker_loss_and_coordinator_moves_lose_nothing() {
     collect_all(&reader, WITHIN, &want, || p.log_text());
     assert!(p.proc.child.try_wait().unwrap().is_none(), "still running");
     assert_eq!(p.sigterm().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_fenced_as_a_static_member_stops_the_process_with_exit_1() {
+    let mock = MockCluster::new(1).expect("librdkafka mock cluster");
+    let topics = mock_topics(&mock, "fenced");
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let port = free_port();
+    let client = "\"group.instance.id\" = \"fenced-1\"\n\"heartbeat.interval.ms\" = \"300\"";
+    let config = mock_config(&mock, &topics, &dir, &redis, port, client);
+    let mut p = Processor::start(&config, port, &dir.path().join("fenced.log"));
+    p.wait_ready(WITHIN);
+
+    // The coordinator answers the next heartbeats as if another consumer had joined with this
+    // one's instance id: librdkafka makes it a fatal error, and the processor must not go on.
+    mock.request_errors(
+        RDKafkaApiKey::Heartbeat,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID; 3],
+    );
+    let status = (|| {
+        let start = std::time::Instant::now();
+        while start.elapsed() < WITHIN {
+            if let Some(status) = p.proc.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    })();
+    let log = p.log_text();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("FencedInstanceId")),
+        "the log says why:\n{log}"
+    );
 }

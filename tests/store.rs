@@ -134,13 +134,23 @@ async fn a_partition_is_taken_back_only_by_the_instance_id_that_claimed_it_last(
     ));
     let by = second_run.claimed_by(3).await.unwrap().unwrap();
     assert_eq!(by.instance.as_deref(), Some("station-a"));
-    assert_ne!(by.process, first_run.owner().process, "who fenced it is told apart");
+    assert_ne!(
+        by.process,
+        first_run.owner().process,
+        "who fenced it is told apart"
+    );
 
     // Once the group gives the partition to another instance, the old id cannot take it back.
     other.claim(3).await.unwrap();
     assert!(second_run.take_back(3).await.unwrap().is_none());
     assert_eq!(
-        other.claimed_by(3).await.unwrap().unwrap().instance.as_deref(),
+        other
+            .claimed_by(3)
+            .await
+            .unwrap()
+            .unwrap()
+            .instance
+            .as_deref(),
         Some("station-b")
     );
     // A claim without an instance id clears the recorded one.

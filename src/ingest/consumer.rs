@@ -10,7 +10,6 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::config::KafkaConfig;
-use crate::fatal::{Fatal, FatalSignal};
 use crate::health::Health;
 use crate::metrics::Metrics;
 
@@ -28,7 +27,6 @@ pub(crate) struct IngestContext {
     pub(crate) dispositions_topic: String,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) health: Arc<Health>,
-    pub(crate) fatal: FatalSignal,
 }
 
 impl std::fmt::Debug for IngestContext {
@@ -42,7 +40,6 @@ impl IngestContext {
         config: &KafkaConfig,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
-        fatal: FatalSignal,
     ) -> IngestContext {
         IngestContext {
             workers: Default::default(),
@@ -50,7 +47,6 @@ impl IngestContext {
             dispositions_topic: config.dispositions_topic.clone(),
             metrics,
             health,
-            fatal,
         }
     }
 
@@ -98,18 +94,13 @@ impl ClientContext for IngestContext {
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        use rdkafka::types::RDKafkaErrorCode;
-        match error.rdkafka_error_code() {
-            // librdkafka's fatal errors (e.g. FENCED_INSTANCE_ID: another consumer joined with
-            // this one's group.instance.id) leave the consumer unusable.
-            Some(RDKafkaErrorCode::Fatal) => {
-                self.fatal.raise(Fatal::Kafka(format!("{error}: {reason}")));
-                return;
-            }
-            Some(RDKafkaErrorCode::AllBrokersDown) => self.health.set_kafka(false),
-            _ => {}
-        }
         tracing::warn!(%error, reason, "Kafka client error.");
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown)
+        ) {
+            self.health.set_kafka(false);
+        }
     }
 }
 
