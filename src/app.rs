@@ -18,7 +18,7 @@ pub use crate::ingest::consumer::TopologyError;
 use crate::ingest::consumer::{self, IngestConsumer, IngestContext};
 use crate::ingest::partition_input::PartitionInput;
 use crate::metrics::Metrics;
-use crate::partition::{wall_clock, Partition, Shared};
+use crate::partition::{wall_clock, wall_clock_us, Partition, Shared};
 use crate::reload::Reloader;
 use crate::retry::{retry, Backoff, GaveUp};
 use crate::store::{Owner, RedisConn, Store};
@@ -213,6 +213,7 @@ pub async fn run(
         escalations_topic: config.kafka.escalations_topic.clone(),
         deadletter_topic: config.kafka.deadletter_topic.clone(),
         now: wall_clock,
+        now_us: wall_clock_us,
         alertmanager,
         display_zone: config.display.zone(),
         fatal: fatal.clone(),

@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) deadletter_topic: String,
     /// Wall clock in UTC milliseconds.
     pub(crate) now: fn() -> Millis,
+    /// The same in microseconds, for the firing loop's sleep.
+    pub(crate) now_us: fn() -> i64,
     /// The optional Alertmanager sink.
     pub(crate) alertmanager: Option<Alertmanager>,
     /// `[display]`'s zone: the board's station counters count per day in it.
@@ -79,6 +81,24 @@ impl std::fmt::Debug for Shared {
 
 pub(crate) fn wall_clock() -> Millis {
     chrono::Utc::now().timestamp_millis()
+}
+
+pub(crate) fn wall_clock_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// How long the firing loop sleeps until `due` (ms) when the wall clock reads `now_us` (µs),
+/// at most [`MAX_SLEEP`]. Exact to the microsecond: the timer wakes within its 1 ms tick after
+/// the deadline, and a sleep computed from the millisecond clock (truncated, up to 1 ms behind)
+/// would add up to another millisecond to every clock.
+fn sleep_for(due: Option<Millis>, now_us: i64) -> Duration {
+    match due {
+        None => MAX_SLEEP,
+        Some(due) => {
+            let left = due.saturating_mul(1000).saturating_sub(now_us).max(0);
+            Duration::from_micros(left as u64).min(MAX_SLEEP)
+        }
+    }
 }
 
 /// Ownership of the partition, valid while Redis accepts `fence`.
@@ -209,12 +229,7 @@ impl Partition {
     }
 
     fn sleep_time(&self) -> Duration {
-        let now = (self.shared.now)();
-        match self.next_due {
-            Some(due) if due <= now => Duration::ZERO,
-            Some(due) => Duration::from_millis((due - now) as u64).min(MAX_SLEEP),
-            None => MAX_SLEEP,
-        }
+        sleep_for(self.next_due, (self.shared.now_us)())
     }
 
     /// Takes the partition: fences out any previous owner, reads on from what Redis applied,
@@ -756,5 +771,25 @@ fn raise(into: &mut Offsets, from: impl IntoIterator<Item = (String, i64)>) {
     for (topic, offset) in from {
         let o = into.entry(topic).or_insert(offset);
         *o = (*o).max(offset);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_firing_loop_sleeps_to_the_microsecond_of_the_due_time() {
+        let due: Millis = 1_795_000_000_010;
+        // 9.3 ms before due: the millisecond clock reads 10 ms early.
+        let now_us = (due - 10) * 1000 + 700;
+        assert_eq!(sleep_for(Some(due), now_us), Duration::from_micros(9_300));
+        assert_eq!(
+            sleep_for(Some(due), due * 1000 + 1),
+            Duration::ZERO,
+            "overdue"
+        );
+        assert_eq!(sleep_for(Some(due + 60_000), due * 1000), MAX_SLEEP);
+        assert_eq!(sleep_for(None, due * 1000), MAX_SLEEP);
     }
 }
