@@ -169,6 +169,9 @@ pub async fn run(
         });
     }
 
+    // The producer first: its idempotent producer id takes librdkafka a timer tick or two, and
+    // partitions taken back at start-up publish at once.
+    let producer = crate::kafka::producer(&config.kafka)?;
     let Some(conn) = connect_redis(&config, &cancel).await else {
         return Ok(());
     };
@@ -187,7 +190,6 @@ pub async fn run(
         return Ok(());
     };
     health.set_kafka(true);
-    let producer = crate::kafka::producer(&config.kafka)?;
     tracing::info!(partitions, alerts = %config.kafka.alerts_topic, dispositions = %config.kafka.dispositions_topic, "Input topics are co-partitioned.");
     let _ = query.set((store.clone(), partitions as i32));
     // The board's live events: escalations from their topic, changes from Redis.
