@@ -9,6 +9,7 @@ use crate::config::KafkaConfig;
 
 /// Settings shared by every client; the user's `[kafka.client]` comes last but cannot override
 /// what correctness depends on.
+///
 /// The readers that use it never join a group, so `group.instance.id` (the processor's static
 /// membership) is left out.
 pub(crate) fn client_config(config: &KafkaConfig) -> ClientConfig {
