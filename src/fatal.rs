@@ -31,11 +31,10 @@ pub(crate) struct FatalSignal {
 
 impl FatalSignal {
     pub(crate) fn raise(&self, fatal: Fatal) {
-        if self.reason.set(fatal).is_ok() {
-            if let Some(reason) = self.reason.get() {
-                tracing::error!(error = %reason, "Stopping the process.");
-            }
+        if self.reason.get().is_none() {
+            tracing::error!(error = %fatal, "Stopping the process.");
         }
+        let _ = self.reason.set(fatal);
         self.raised.cancel();
     }
 

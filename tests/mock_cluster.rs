@@ -142,16 +142,7 @@ async fn a_consumer_fenced_as_a_static_member_stops_the_process_with_exit_1() {
         RDKafkaApiKey::Heartbeat,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID; 3],
     );
-    let status = (|| {
-        let start = std::time::Instant::now();
-        while start.elapsed() < WITHIN {
-            if let Some(status) = p.proc.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        None
-    })();
+    let status = p.wait_exit(WITHIN);
     let log = p.log_text();
     assert_eq!(status.and_then(|s| s.code()), Some(1), "{log}");
     assert!(

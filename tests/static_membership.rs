@@ -98,17 +98,8 @@ async fn of_two_processes_with_one_instance_id_the_older_one_stops_and_nothing_f
     let newer = start(&env, "twin");
     // The newer process takes the partitions back from Redis; the older one, fenced by a claim
     // made with its own instance id, stops with exit status 1 and names the id.
-    let start_wait = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = older.proc.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start_wait.elapsed() < WITHIN,
-            "the older process is still running\n{}",
-            older.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    let Some(status) = older.wait_exit(WITHIN) else {
+        panic!("the older process is still running\n{}", older.log_text());
     };
     assert_eq!(status.code(), Some(1), "{}", older.log_text());
     let log = older.log_text();
