@@ -13,8 +13,8 @@
 //! | `{fsla:p}:outbox`          | stream | escalations written with their transition, deleted once the broker acked |
 //! | `{fsla:p}:am`              | stream | Alertmanager alerts written with their transition, deleted once posted |
 //! | `{fsla:p}:policy`          | hash   | policy snapshots by version, written with the first alert that names one |
-//! | `{fsla:p}:due`             | zset   | open stages not yet breached, by deadline (ms): `/v1/open` |
-//! | `{fsla:p}:late`            | zset   | open stages with a breach level fired, by deadline: `/v1/overdue` |
+//! | `{fsla:p}:due:dir`, `:due:<n>` | zsets | open stages not yet breached, by deadline (ms): `/v1/open`; bucketed |
+//! | `{fsla:p}:late:dir`, `:late:<n>` | zsets | open stages with a breach level fired, by deadline: `/v1/overdue`; bucketed |
 //! | `{fsla:p}:openstat`        | hash   | `<jurisdiction>␟<stage>` → open stages now (entries of `due` + `late`) |
 //! | `{fsla:p}:day:<YYYY-MM-DD>`| hash   | `<jurisdiction>␟<stage>␟<on_time\|late\|breached>` → count that day (display zone); expires after 8 days |
 //! | `{fsla:p}:events`          | stream | one entry per batch that changed alerts: `c` = JSON `[[alert_id, jurisdiction], …]` (capped ~10 000) |
@@ -25,6 +25,12 @@
 //! also after a Redis rollback and its replay. A `due` or `late` member carries everything a
 //! list shows (`<jurisdiction>␟<risk>␟<stage>␟<alert_id>␟<warned 0|1, or level>`, ␟ = `\x1f`,
 //! which a jurisdiction never contains), so a list page reads no record.
+//!
+//! `due` and `late` hold one entry per open stage, most of an open alert's memory, so they are
+//! bucketed (`lua/buckets.lua`): a directory zset `…:dir` of buckets, each a zset of at most
+//! ~112 entries that hold one range of deadlines, which Redis keeps as a listpack (~50 bytes an
+//! entry, where one big zset's skiplist takes ~150). A claim moves an earlier version's plain
+//! zsets into buckets.
 
 pub mod changes;
 mod conn;
@@ -606,9 +612,18 @@ impl Store {
             conn,
             prefix: prefix.to_owned(),
             owner: std::sync::Arc::new(Owner::new(None)),
-            apply_batch: Script::new(include_str!("lua/apply_batch.lua")),
-            claim_partition: Script::new(include_str!("lua/claim_partition.lua")),
-            list_stages: Script::new(include_str!("lua/list_stages.lua")),
+            apply_batch: Script::new(concat!(
+                include_str!("lua/buckets.lua"),
+                include_str!("lua/apply_batch.lua")
+            )),
+            claim_partition: Script::new(concat!(
+                include_str!("lua/buckets.lua"),
+                include_str!("lua/claim_partition.lua")
+            )),
+            list_stages: Script::new(concat!(
+                include_str!("lua/buckets.lua"),
+                include_str!("lua/list_stages.lua")
+            )),
         }
     }
 
@@ -653,6 +668,8 @@ impl Store {
             .key(k.owner())
             .key(k.offsets())
             .key(k.open())
+            .key(k.due())
+            .key(k.late())
             .arg(&token)
             .arg(&self.owner.process)
             .arg(self.owner.instance.as_deref().unwrap_or(""))
@@ -768,7 +785,10 @@ impl Store {
         let board = &batch.board;
         inv.arg(board.remove.len());
         for e in &board.remove {
-            inv.arg(e.list.code()).arg(&e.member).arg(&e.station);
+            inv.arg(e.list.code())
+                .arg(e.deadline)
+                .arg(&e.member)
+                .arg(&e.station);
         }
         inv.arg(board.add.len());
         for e in &board.add {

@@ -12,7 +12,8 @@
 -- the escalations, in order.
 --
 -- KEYS: 1 owner, 2 offsets, 3 clock, 4 overdue, 5 outbox, 6 alertmanager queue,
---       7 policy snapshots, 8 due, 9 late, 10 openstat, 11 events,
+--       7 policy snapshots, 8 due, 9 late (bucketed: the names of their buckets' directories
+--       and buckets start with these), 10 openstat, 11 events,
 --       12.. one per alert record, then one per day of station counters
 -- ARGV: epoch, token, seq,
 --       n_offsets, (topic, offset)*,
@@ -21,7 +22,7 @@
 --       n_escalations, (escalation_id, json)*,
 --       n_notices, (json)*,
 --       n_policies, (version, json)*  (a snapshot is written once: the alerts it names keep it),
---       n_removed, (list 'd'|'l', member, station)*,
+--       n_removed, (list 'd'|'l', deadline, member, station)*,
 --       n_added, (list, deadline, member, station)*,
 --       n_days, day_ttl_seconds, (n_fields, (field, increment)*)*  (one per day key, in order),
 --       changes ('' = none: a JSON array of [alert_id, jurisdiction]), events_maxlen
@@ -102,8 +103,9 @@ local lists = { d = KEYS[8], l = KEYS[9] }
 n = tonumber(ARGV[i]); i = i + 1
 writes = writes + n
 for _ = 1, n do
-  local list, member, station = lists[ARGV[i]], ARGV[i + 1], ARGV[i + 2]; i = i + 3
-  if redis.call('ZREM', list, member) == 1 then
+  local list, deadline, member, station = lists[ARGV[i]], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  i = i + 4
+  if bucket_rem(list, deadline, member) == 1 then
     if redis.call('HINCRBY', KEYS[10], station, -1) <= 0 then
       redis.call('HDEL', KEYS[10], station)
     end
@@ -115,7 +117,7 @@ writes = writes + n
 for _ = 1, n do
   local list, deadline, member, station = lists[ARGV[i]], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   i = i + 4
-  if redis.call('ZADD', list, deadline, member) == 1 then
+  if bucket_add(list, deadline, member) == 1 then
     redis.call('HINCRBY', KEYS[10], station, 1)
   end
 end

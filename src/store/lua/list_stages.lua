@@ -7,7 +7,11 @@
 -- caller continues after the frontier. Unfiltered, every entry matches and the call stops after
 -- `limit`: O(log n + limit). Filtered: O(log n + budget). Read-only.
 --
--- KEYS: 1 the index (zset: deadline ms -> `<jurisdiction>\31<risk>\31<stage>\31<alert_id>\31<x>`)
+-- The index is bucketed (buckets.lua): the page walks its buckets in directory order, from the
+-- one that holds the cursor.
+--
+-- KEYS: 1 the index (bucketed zset: deadline ms ->
+--         `<jurisdiction>\31<risk>\31<stage>\31<alert_id>\31<x>`)
 -- ARGV: 1 after_deadline ('' = from the start), 2 after_member,
 --       3 max_deadline ('+inf' or ms), 4 limit, 5 budget,
 --       6 risk ('' = any), 7 stage ('' = any),
@@ -15,7 +19,8 @@
 --       10.. prefixes
 -- Returns: { exhausted '1'|'0', frontier_deadline ('' = nothing examined), frontier_member,
 --            (deadline, member)* of the matches }
-local key = KEYS[1]
+local base = KEYS[1]
+local dir = base .. ':dir'
 local after_deadline, after_member = ARGV[1], ARGV[2]
 local limit, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
 local risk, stage = ARGV[6], ARGV[7]
@@ -41,7 +46,7 @@ end
 -- The rank of the first entry after the cursor. The cursor's entry is usually still there
 -- (ZRANK); if it left the index meanwhile, or belongs to another partition, a binary search
 -- among the entries of its deadline finds the place: O(log n) either way.
-local function start_rank()
+local function start_rank(key)
   if after_deadline == '' then
     return 0
   end
@@ -95,20 +100,52 @@ local function matches(member)
   return true
 end
 
--- Entries in range are the ranks below `stop`; scores are read only for what is returned
--- (formatting every examined entry's score would cost more than matching it).
-local rank = start_rank()
-local stop
-if ARGV[3] == '+inf' then
-  stop = redis.call('ZCARD', key)
-else
-  stop = redis.call('ZCOUNT', key, '-inf', ARGV[3])
+-- Entries in range are the ranks below `stop` in the bucket at hand; scores are read only for
+-- what is returned (formatting every examined entry's score would cost more than matching it).
+local function in_range(key)
+  if ARGV[3] == '+inf' then
+    return redis.call('ZCARD', key)
+  end
+  return redis.call('ZCOUNT', key, '-inf', ARGV[3])
 end
+
+local b, key, rank, stop
+if after_deadline == '' then
+  b = redis.call('ZRANGE', dir, 0, 0)[1]
+else
+  b = bucket_of(dir, after_deadline)
+end
+if b then
+  key = base .. ':' .. b
+  rank = start_rank(key)
+  stop = in_range(key)
+end
+
+-- Moves past finished buckets; false once the index holds nothing more in range.
+local function more()
+  if not b then
+    return false
+  end
+  while rank >= stop do
+    if stop < redis.call('ZCARD', key) then
+      return false
+    end
+    local bound = redis.call('ZSCORE', dir, b)
+    b = redis.call('ZRANGEBYSCORE', dir, '(' .. bound, ARGV[3], 'LIMIT', 0, 1)[1]
+    if not b then
+      return false
+    end
+    key = base .. ':' .. b
+    rank, stop = 0, in_range(key)
+  end
+  return true
+end
+
 local CHUNK = 256
 local out = { '0', '', '' }
 local found, examined = 0, 0
-local last
-while found < limit and examined < budget and rank < stop do
+local last, last_key
+while found < limit and examined < budget and more() do
   if filtered then
     local rows = redis.call('ZRANGE', key, rank, rank + math.min(CHUNK, budget - examined, stop - rank) - 1)
     if #rows == 0 then
@@ -117,7 +154,7 @@ while found < limit and examined < budget and rank < stop do
     for _, member in ipairs(rows) do
       rank = rank + 1
       examined = examined + 1
-      last = member
+      last, last_key = member, key
       if matches(member) then
         found = found + 1
         out[#out + 1] = redis.call('ZSCORE', key, member)
@@ -140,13 +177,13 @@ while found < limit and examined < budget and rank < stop do
     rank = rank + #rows / 2
     found = found + #rows / 2
     examined = examined + #rows / 2
-    last = rows[#rows - 1]
+    last, last_key = rows[#rows - 1], key
   end
 end
 if last then
-  out[2], out[3] = redis.call('ZSCORE', key, last), last
+  out[2], out[3] = redis.call('ZSCORE', last_key, last), last
 end
-if rank >= stop then
+if not more() then
   -- Nothing more in range after the frontier: the last page is not followed by an empty one.
   out[1] = '1'
 end
