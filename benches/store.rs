@@ -93,7 +93,7 @@ async fn main() {
         .unwrap()
         .get_connection()
         .unwrap();
-    let store = Store::new(conn, "bench");
+    let store = Store::new(conn, "bench").fit_to_server().await;
     if let Some(n) = std::env::var("BOARD_ALERTS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
@@ -148,14 +148,15 @@ async fn main() {
     let after = used_memory(&mut sync);
     let open = store.open_count(0).await.unwrap();
 
-    // Sample the size of one record as stored.
-    let sample: i64 = redis::cmd("MEMORY")
-        .arg("USAGE")
-        .arg("{bench:0}:a:GA-620102-20261122-000001")
-        .query(&mut sync)
-        .unwrap();
-    let json: String = redis::cmd("GET")
-        .arg("{bench:0}:a:GA-620102-20261122-000001")
+    // One record as stored: its size, and whether it is kept in its bucket hash.
+    let id = "GA-620102-20261122-000001";
+    let record = fraud_sla::store::record::encode(id, &store.get(0, id).await.unwrap().unwrap());
+    let in_bucket: bool = redis::cmd("HEXISTS")
+        .arg(format!(
+            "{{bench:0}}:r:{}",
+            fraud_sla::store::alert_bucket(id)
+        ))
+        .arg(id)
         .query(&mut sync)
         .unwrap();
 
@@ -193,9 +194,14 @@ async fn main() {
         (after - before) as f64 / open.max(1) as f64
     );
     println!(
-        "  record   {:>10} bytes MEMORY USAGE of one alert key; JSON {} bytes",
-        sample,
-        json.len()
+        "  record   {:>10} bytes, kept {} (records up to {} bytes are)",
+        record.len(),
+        if in_bucket {
+            "in its bucket hash"
+        } else {
+            "under its own key"
+        },
+        store.record_limit()
     );
     let _ = server.kill();
     let _ = server.wait();

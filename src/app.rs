@@ -179,7 +179,14 @@ pub async fn run(
     if let Some(id) = &instance {
         tracing::info!(group_instance_id = %id, "Static group membership: the partitions last claimed with this instance id are taken back at once.");
     }
-    let store = Store::new(conn, &config.redis.key_prefix).owned_by(Owner::new(instance));
+    let store = Store::new(conn, &config.redis.key_prefix)
+        .owned_by(Owner::new(instance))
+        .fit_to_server()
+        .await;
+    tracing::debug!(
+        bytes = store.record_limit(),
+        "Alert records up to this size are kept in bucket hashes."
+    );
     health.set_redis(true);
 
     let fatal = FatalSignal::default();

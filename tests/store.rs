@@ -10,8 +10,9 @@ use fraud_sla::domain::validate::{Limits, Source};
 use fraud_sla::domain::{Alert, AlertState, Millis, Policies, Risk};
 use fraud_sla::partition::plan::{self, Input, Offsets, Progress};
 use fraud_sla::store::{
-    day_field, merge_pages, station_field, AlertWrite, Batch, BoardWrite, DayCount, Fence,
-    IndexEntry, IndexQuery, ListedStage, RedisConn, StageList, Store, StoreError,
+    alert_bucket, day_field, merge_pages, station_field, AlertWrite, Batch, BoardWrite, DayCount,
+    Fence, IndexChange, IndexEntry, IndexQuery, ListedStage, RedisConn, StageList, Store,
+    StoreError,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -1150,4 +1151,173 @@ async fn a_bucketed_index_keeps_its_order_and_small_buckets_through_adds_and_rem
     let keys: Vec<String> = redis::cmd("KEYS").arg("{t:0}:due*").query(&mut c).unwrap();
     assert_eq!(keys, ["{t:0}:due:n"]);
     assert!(hash(&redis, "{t:0}:openstat").is_empty());
+}
+
+fn exists(redis: &Redis, key: &str) -> bool {
+    redis::cmd("EXISTS")
+        .arg(key)
+        .query(&mut sync(redis))
+        .unwrap()
+}
+
+fn encoding(redis: &Redis, key: &str) -> String {
+    redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg(key)
+        .query(&mut sync(redis))
+        .unwrap()
+}
+
+/// Open alerts' records and clock entries live in per-alert buckets that stay listpacks: a
+/// record no longer than the server's `hash-max-listpack-value` goes to its bucket hash, a
+/// closed one to its own key with the retention as TTL; the clock is read across buckets,
+/// earliest first; and an earlier version's clock zset and record keys are taken over.
+#[tokio::test]
+async fn records_and_clock_entries_live_in_per_alert_buckets_that_stay_listpacks() {
+    let dir = tmpdir();
+    let redis = Redis::start_with(dir.path(), &["--hash-max-listpack-value", "128"]);
+    let s = store(&redis).await.fit_to_server().await;
+    assert_eq!(s.record_limit(), 128);
+    let mut fence = s.claim(0).await.unwrap().fence;
+    let policies = Policies::default();
+
+    // 600 alerts, issued a second apart: their clocks (the visit warnings) in that order.
+    let ids: Vec<String> = (0..600).map(|i| format!("GA-620102-{i:06}")).collect();
+    let issued = |i: usize| 1_795_000_000_000 + i as Millis * 1_000;
+    let states: Vec<AlertState> = (0..600)
+        .map(|i| {
+            let mut st = AlertState::default();
+            let alert = Alert {
+                alert_id: ids[i].clone(),
+                issued_at: issued(i),
+                jurisdiction: "620102-GWM".into(),
+                risk: Risk::High,
+                channel: Some("96110".into()),
+                fraud_type: Some("impersonating_police".into()),
+                amount_cents: Some(5_000_000),
+            };
+            st.apply_alert(alert, &policies, issued(i));
+            st
+        })
+        .collect();
+    let empty = AlertState::default();
+    let write = |i: usize, before: &AlertState, after: &AlertState| {
+        AlertWrite::new(&ids[i], before, after, &policies, true)
+    };
+    let batch = Batch {
+        alerts: (0..600).map(|i| write(i, &empty, &states[i])).collect(),
+        ..Default::default()
+    };
+    let record_len = batch.alerts[0].state.len();
+    assert!(
+        (65..=128).contains(&record_len),
+        "a record longer than Redis's default limit, within this server's: {record_len}"
+    );
+    s.apply(0, &mut fence, &batch).await.unwrap();
+
+    let bucket = |id: &str| format!("{{t:0}}:r:{}", alert_bucket(id));
+    for id in &ids {
+        let kept: bool = redis::cmd("HEXISTS")
+            .arg(bucket(id))
+            .arg(id)
+            .query(&mut sync(&redis))
+            .unwrap();
+        assert!(kept && !exists(&redis, &format!("{{t:0}}:a:{id}")), "{id}");
+    }
+    assert_eq!(encoding(&redis, &bucket(&ids[0])), "listpack");
+    assert_eq!(
+        encoding(&redis, &format!("{{t:0}}:clock:{}", alert_bucket(&ids[0]))),
+        "listpack"
+    );
+    let loaded = s.load(0, &ids).await.unwrap();
+    assert!(loaded
+        .iter()
+        .zip(&states)
+        .all(|(l, st)| l.as_ref() == Some(st)));
+
+    // The clock across buckets: the earliest first, and only what is due.
+    let first_due = states[0].next_due(&policies).unwrap();
+    assert_eq!(s.next_due(0).await.unwrap(), Some(first_due));
+    let due = s.due(0, first_due + 99_500, 50).await.unwrap();
+    assert_eq!(due, ids[..50], "the 50 earliest of 100 due, in order");
+    assert_eq!(
+        s.due(0, first_due + 9_500, 500).await.unwrap(),
+        ids[..10],
+        "no more than is due"
+    );
+
+    // Alert 0 closes: its record moves to its own key, which expires; its clock entry goes.
+    let mut closed = states[0].clone();
+    closed.closed_at = Some(issued(0) + 60_000);
+    let w = write(0, &states[0], &closed);
+    assert!(w.ttl_ms.is_some() && w.clock == IndexChange::Remove);
+    s.apply(
+        0,
+        &mut fence,
+        &Batch {
+            alerts: vec![w],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{{t:0}}:a:{}", ids[0]))
+        .query(&mut sync(&redis))
+        .unwrap();
+    assert!(ttl > 0, "the closed record expires: {ttl}");
+    let kept: bool = redis::cmd("HEXISTS")
+        .arg(bucket(&ids[0]))
+        .arg(&ids[0])
+        .query(&mut sync(&redis))
+        .unwrap();
+    assert!(!kept);
+    assert_eq!(s.get(0, &ids[0]).await.unwrap(), Some(closed));
+    assert_eq!(s.next_due(0).await.unwrap(), states[1].next_due(&policies));
+
+    // An earlier version's partition 1: a clock zset and a record key. The claim moves the
+    // clock into the buckets Rust names (buckets.lua computes alert_bucket too); the record
+    // loads from its key and moves to its bucket when next written.
+    let old = &states[7];
+    let old_due = old.next_due(&policies).unwrap();
+    let mut c = sync(&redis);
+    let _: () = redis::cmd("ZADD")
+        .arg("{t:1}:clock")
+        .arg(old_due)
+        .arg(&ids[7])
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{{t:1}}:a:{}", ids[7]))
+        .arg(fraud_sla::store::record::encode(&ids[7], old))
+        .query(&mut c)
+        .unwrap();
+    let mut fence1 = s.claim(1).await.unwrap().fence;
+    assert!(!exists(&redis, "{t:1}:clock"));
+    assert_eq!(s.due(1, old_due, 10).await.unwrap(), [ids[7].clone()]);
+    assert_eq!(s.get(1, &ids[7]).await.unwrap().as_ref(), Some(old));
+    let w = AlertWrite {
+        alert_id: ids[7].clone(),
+        state: fraud_sla::store::record::encode(&ids[7], old),
+        clock: IndexChange::Remove,
+        overdue: IndexChange::Keep,
+        ttl_ms: None,
+        opened: 0,
+    };
+    s.apply(
+        1,
+        &mut fence1,
+        &Batch {
+            alerts: vec![w],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!exists(&redis, &format!("{{t:1}}:a:{}", ids[7])));
+    assert_eq!(
+        s.next_due(1).await.unwrap(),
+        None,
+        "its clock entry removed from the bucket Rust names"
+    );
 }

@@ -7,8 +7,9 @@
 //! |----------------------------|--------|----------------------------------------------------|
 //! | `{fsla:p}:owner`           | hash   | `epoch` and `token` of the owner (fencing), `seq` its writes (rollback detection), `open` the number of open alerts, `process` and `instance` who claimed (take-back after a restart) |
 //! | `{fsla:p}:offsets`         | hash   | highest applied offset per input topic             |
-//! | `{fsla:p}:a:<alert_id>`    | string | the alert's [`AlertState`] as a compact [`record`] |
-//! | `{fsla:p}:clock`           | zset   | one entry per open alert: its next due time (ms)   |
+//! | `{fsla:p}:r:<b>`           | hash   | alert id → [`record`] of the open alerts of [`alert_bucket`] *b* (small records) |
+//! | `{fsla:p}:a:<alert_id>`    | string | the alert's [`AlertState`] as a compact [`record`], when not in a bucket (closed, held, or too big) |
+//! | `{fsla:p}:clock:<b>`, `:clock:dir` | zsets | one entry per open alert of bucket *b*: its next due time (ms); the directory holds each bucket's earliest |
 //! | `{fsla:p}:overdue`         | zset   | open alerts with a breached stage, by deadline     |
 //! | `{fsla:p}:outbox`          | stream | escalations written with their transition, deleted once the broker acked |
 //! | `{fsla:p}:am`              | stream | Alertmanager alerts written with their transition, deleted once posted |
@@ -31,6 +32,13 @@
 //! ~112 entries that hold one range of deadlines, which Redis keeps as a listpack (~50 bytes an
 //! entry, where one big zset's skiplist takes ~150). A claim moves an earlier version's plain
 //! zsets into buckets.
+//!
+//! An open alert's record and clock entry live in its bucket ([`alert_bucket`], one of
+//! [`ALERT_BUCKETS`] per partition), for the same reason: ~30 alerts a bucket at 125 000 open
+//! alerts per partition, so each bucket stays a listpack. A record goes to its bucket when it
+//! is no longer than the server's `hash-max-listpack-value` ([`Store::fit_to_server`]), else
+//! to its own key; closed alerts' records have their own keys, which expire. Records an
+//! earlier version wrote still load, and move to their bucket when next written.
 
 pub mod changes;
 mod conn;
@@ -98,8 +106,13 @@ impl PartitionKeys {
     pub fn offsets(&self) -> String {
         format!("{}:offsets", self.tag)
     }
+    /// The clock: its per-alert buckets and their directory start with this name.
     pub fn clock(&self) -> String {
         format!("{}:clock", self.tag)
+    }
+    /// The open alerts' records: their per-alert bucket hashes start with this name.
+    pub fn records(&self) -> String {
+        format!("{}:r", self.tag)
     }
     /// Earlier versions' zset of open alerts, read once by the first claim (now a count).
     pub fn open(&self) -> String {
@@ -144,6 +157,27 @@ impl PartitionKeys {
         format!("{}:events", self.tag)
     }
 }
+
+/// Per-alert buckets of a partition: enough that 400 000 open alerts per partition still make
+/// listpack-sized buckets (≤ 128 entries), few enough that a quiet partition's are not mostly
+/// overhead.
+pub const ALERT_BUCKETS: u32 = 4096;
+
+/// Rule: the bucket of an alert's record and clock entry. A polynomial hash modulo a prime,
+/// exact in Lua's doubles: `buckets.lua` computes the same to move an earlier version's clock.
+pub fn alert_bucket(alert_id: &str) -> u32 {
+    let h = alert_id
+        .bytes()
+        .fold(0u64, |h, b| (h * 31 + u64::from(b)) % 1_000_003);
+    (h % u64::from(ALERT_BUCKETS)) as u32
+}
+
+/// Redis's default `hash-max-listpack-value`: the longest value a hash keeps as a listpack.
+const LISTPACK_VALUE_DEFAULT: usize = 64;
+
+/// Records kept in buckets are at most this long whatever the server allows: a listpack is
+/// searched and rewritten whole.
+const LISTPACK_VALUE_MAX: usize = 256;
 
 /// Separates the parts of index members and counter fields: a control character, which no
 /// jurisdiction (validated), risk, stage name or alert id contains.
@@ -596,6 +630,10 @@ pub struct Store {
     apply_batch: Script,
     claim_partition: Script,
     list_stages: Script,
+    due_clocks: Script,
+    load_records: Script,
+    /// The longest record kept in a bucket hash ([`Store::fit_to_server`]).
+    record_limit: usize,
 }
 
 impl std::fmt::Debug for Store {
@@ -624,11 +662,39 @@ impl Store {
                 include_str!("lua/buckets.lua"),
                 include_str!("lua/list_stages.lua")
             )),
+            due_clocks: Script::new(include_str!("lua/due_clocks.lua")),
+            load_records: Script::new(include_str!("lua/load_records.lua")),
+            record_limit: LISTPACK_VALUE_DEFAULT,
         }
     }
 
     pub fn keys(&self, partition: i32) -> PartitionKeys {
         PartitionKeys::new(&self.prefix, partition)
+    }
+
+    /// Keeps records in buckets up to the server's `hash-max-listpack-value` (capped at 256
+    /// bytes), so that every bucket stays a listpack; Redis's default, 64, if the server does
+    /// not say (`CONFIG` refused, as some managed services do). Where a record is kept is only
+    /// a matter of memory: every record loads from either place.
+    pub async fn fit_to_server(mut self) -> Store {
+        let mut c = self.conn.clone();
+        let reply: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("hash-max-listpack-value")
+            .query_async(&mut c)
+            .await;
+        if let Some(limit) = reply
+            .ok()
+            .and_then(|pair| pair.get(1).and_then(|v| v.parse::<usize>().ok()))
+        {
+            self.record_limit = limit.min(LISTPACK_VALUE_MAX);
+        }
+        self
+    }
+
+    /// The longest record kept in a bucket.
+    pub fn record_limit(&self) -> usize {
+        self.record_limit
     }
 
     /// The same store, claiming as `owner`.
@@ -670,10 +736,12 @@ impl Store {
             .key(k.open())
             .key(k.due())
             .key(k.late())
+            .key(k.clock())
             .arg(&token)
             .arg(&self.owner.process)
             .arg(self.owner.instance.as_deref().unwrap_or(""))
             .arg(if only_mine { "1" } else { "0" })
+            .arg(ALERT_BUCKETS)
             .invoke_async(&mut c)
             .await?;
         Ok(claimed.map(|(epoch, seq, applied)| Claim {
@@ -702,7 +770,8 @@ impl Store {
             .map(drop)
     }
 
-    /// Loads the states of `alert_ids` (one `MGET`: they share a slot).
+    /// Loads the states of `alert_ids`, each from its bucket or its own key (one script call:
+    /// they share a slot).
     pub async fn load(
         &self,
         partition: i32,
@@ -712,9 +781,13 @@ impl Store {
             return Ok(Vec::new());
         }
         let k = self.keys(partition);
-        let keys: Vec<String> = alert_ids.iter().map(|id| k.alert(id)).collect();
+        let mut inv = self.load_records.prepare_invoke();
+        inv.key(k.records());
+        for id in alert_ids {
+            inv.key(k.alert(id)).arg(id).arg(alert_bucket(id));
+        }
         let mut c = self.conn.clone();
-        let raw: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&keys).query_async(&mut c).await?;
+        let raw: Vec<Option<Vec<u8>>> = inv.invoke_async(&mut c).await?;
         raw.into_iter()
             .zip(alert_ids)
             .map(|(bytes, id)| {
@@ -751,7 +824,8 @@ impl Store {
             .key(k.due())
             .key(k.late())
             .key(k.openstat())
-            .key(k.events());
+            .key(k.events())
+            .key(k.records());
         inv.arg(fence.epoch)
             .arg(&fence.token)
             .arg(fence.seq)
@@ -763,9 +837,12 @@ impl Store {
         inv.arg(batch.alerts.len())
             .arg(batch.alerts.iter().map(|a| a.opened).sum::<i64>());
         for a in &batch.alerts {
+            let in_bucket = a.ttl_ms.is_none() && a.state.len() <= self.record_limit;
             inv.key(k.alert(&a.alert_id));
             inv.arg(&a.alert_id)
+                .arg(alert_bucket(&a.alert_id))
                 .arg(&a.state)
+                .arg(if in_bucket { "1" } else { "0" })
                 .arg(a.clock.arg())
                 .arg(a.overdue.arg())
                 .arg(opt(a.ttl_ms));
@@ -858,8 +935,12 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
         let mut c = self.conn.clone();
-        let ids: Vec<String> = c
-            .zrangebyscore_limit(self.keys(partition).clock(), "-inf", now, 0, limit as isize)
+        let ids: Vec<String> = self
+            .due_clocks
+            .key(self.keys(partition).clock())
+            .arg(now)
+            .arg(limit)
+            .invoke_async(&mut c)
             .await?;
         Ok(ids)
     }
@@ -868,7 +949,7 @@ impl Store {
     pub async fn next_due(&self, partition: i32) -> Result<Option<Millis>, StoreError> {
         let mut c = self.conn.clone();
         let first: Vec<(String, f64)> = c
-            .zrange_withscores(self.keys(partition).clock(), 0, 0)
+            .zrange_withscores(format!("{}:dir", self.keys(partition).clock()), 0, 0)
             .await?;
         Ok(first.first().map(|(_, score)| *score as Millis))
     }
@@ -1158,6 +1239,30 @@ mod tests {
         );
         assert_eq!(done.next, None);
         assert_eq!(merge_pages(Vec::new(), 5), MergedPage::default());
+    }
+
+    #[test]
+    fn alert_ids_spread_evenly_over_the_buckets() {
+        // A partition's share of 1M open alerts, named as the simulator and the 96110 platform
+        // name them (sequential numbers): every bucket stays far below listpack's 128 entries.
+        for (n, name) in [
+            (125_000, "GA-620102-20261202-{:06}-3f9a"),
+            (125_000, "{}"),
+            (40_000, "YJ330106{:08}"),
+        ] {
+            let mut counts = vec![0u32; ALERT_BUCKETS as usize];
+            for i in 0..n {
+                let id = name.replace("{:06}", &format!("{i:06}"));
+                let id = id.replace("{:08}", &format!("{i:08}")).replace("{}", &i.to_string());
+                counts[alert_bucket(&id) as usize] += 1;
+            }
+            let mean = n as f64 / f64::from(ALERT_BUCKETS);
+            let max = *counts.iter().max().unwrap();
+            assert!(
+                f64::from(max) < mean * 2.0 + 10.0,
+                "{name}: fullest bucket {max}, mean {mean:.1}"
+            );
+        }
     }
 
     #[test]

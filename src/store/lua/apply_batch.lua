@@ -11,14 +11,17 @@
 -- Returns the earliest score of the clock afterwards ('' if none), then the outbox stream ids of
 -- the escalations, in order.
 --
--- KEYS: 1 owner, 2 offsets, 3 clock, 4 overdue, 5 outbox, 6 alertmanager queue,
---       7 policy snapshots, 8 due, 9 late (bucketed: the names of their buckets' directories
---       and buckets start with these), 10 openstat, 11 events,
---       12.. one per alert record, then one per day of station counters
+-- KEYS: 1 owner, 2 offsets, 3 clock (per-alert buckets), 4 overdue, 5 outbox,
+--       6 alertmanager queue, 7 policy snapshots, 8 due, 9 late (bucketed by deadline),
+--       10 openstat, 11 events, 12 records (per-alert buckets),
+--       13.. one per alert (its record when not in a bucket), then one per day of station counters
+--       (the bucketed keys' names start with theirs: buckets.lua)
 -- ARGV: epoch, token, seq,
 --       n_offsets, (topic, offset)*,
---       n_alerts, open_delta, (alert_id, record, clock, overdue, ttl_ms)*
---         (clock, overdue: '-' unchanged, '' removed, else the score; ttl_ms '' = none),
+--       n_alerts, open_delta, (alert_id, bucket, record, in_bucket, clock, overdue, ttl_ms)*
+--         (in_bucket '1': the record goes to the alert's bucket hash, small enough to keep it a
+--          listpack, else to its own key, which may expire; clock, overdue: '-' unchanged,
+--          '' removed, else the score; ttl_ms '' = none),
 --       n_escalations, (escalation_id, json)*,
 --       n_notices, (json)*,
 --       n_policies, (version, json)*  (a snapshot is written once: the alerts it names keep it),
@@ -68,17 +71,27 @@ local open_delta = tonumber(ARGV[i]); i = i + 1
 if open_delta ~= 0 then
   redis.call('HINCRBY', KEYS[1], 'open', open_delta)
 end
+local clocks = {}
 for k = 1, n do
-  local id, state, clock, overdue, ttl = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  i = i + 5
-  if ttl == '' then
-    redis.call('SET', KEYS[11 + k], state)
+  local id, bucket, state, in_bucket = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local clock, overdue, ttl = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  i = i + 7
+  local records = KEYS[12] .. ':' .. bucket
+  if in_bucket == '1' then
+    redis.call('HSET', records, id, state)
+    redis.call('DEL', KEYS[12 + k])
   else
-    redis.call('SET', KEYS[11 + k], state, 'PX', ttl)
+    if ttl == '' then
+      redis.call('SET', KEYS[12 + k], state)
+    else
+      redis.call('SET', KEYS[12 + k], state, 'PX', ttl)
+    end
+    redis.call('HDEL', records, id)
   end
-  index(KEYS[3], clock, id)
+  clock_set(KEYS[3], bucket, clock, id, clocks)
   index(KEYS[4], overdue, id)
 end
+clock_settle(KEYS[3], clocks)
 
 n = tonumber(ARGV[i]); i = i + 1
 writes = writes + n
@@ -126,7 +139,7 @@ n = tonumber(ARGV[i]); i = i + 1
 local day_ttl = ARGV[i]; i = i + 1
 writes = writes + n
 for d = 1, n do
-  local key = KEYS[11 + n_alerts + d]
+  local key = KEYS[12 + n_alerts + d]
   local fields = tonumber(ARGV[i]); i = i + 1
   for _ = 1, fields do
     redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1]); i = i + 2
@@ -143,7 +156,7 @@ end
 if writes > 0 then
   redis.call('HINCRBY', KEYS[1], 'seq', 1)
 end
-local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+local first = redis.call('ZRANGE', KEYS[3] .. ':dir', 0, 0, 'WITHSCORES')
 if first[2] then
   added[1] = first[2]
 end

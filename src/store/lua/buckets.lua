@@ -131,3 +131,60 @@ local function bucket_migrate(base)
     redis.call('ZREMRANGEBYRANK', base, 0, 499)
   end
 end
+
+-- Per-alert buckets: an open alert's record and its clock entry live in bucket
+-- alert_bucket(alert_id) of ARGV-given `n` (records: hashes `{p}:r:<b>`; clock: zsets
+-- `{p}:clock:<b>` with a directory `{p}:clock:dir` of each bucket's earliest score), found
+-- from the alert id alone: a clock entry is replaced or removed without knowing its score.
+-- The same rule as `store::alert_bucket` in Rust, which names the bucket for every write.
+local function alert_bucket(id, n)
+  local h = 0
+  for j = 1, #id do
+    h = (h * 31 + string.byte(id, j)) % 1000003
+  end
+  return h % n
+end
+
+-- Sets (score) or removes ('') an alert's clock entry in its bucket; '-' leaves it. The bucket
+-- is remembered in `dirty` so that clock_settle updates the directory once per bucket.
+local function clock_set(base, bucket, score, id, dirty)
+  if score == '-' then
+    return
+  end
+  local key = base .. ':' .. bucket
+  if score == '' then
+    redis.call('ZREM', key, id)
+  else
+    redis.call('ZADD', key, score, id)
+  end
+  if not dirty[bucket] then
+    dirty[bucket] = true
+    dirty[#dirty + 1] = bucket
+  end
+end
+
+-- Puts each changed bucket's earliest score in the directory (or takes an emptied bucket out).
+local function clock_settle(base, dirty)
+  local dir = base .. ':dir'
+  for _, bucket in ipairs(dirty) do
+    local first = redis.call('ZRANGE', base .. ':' .. bucket, 0, 0, 'WITHSCORES')
+    if first[2] then
+      redis.call('ZADD', dir, first[2], bucket)
+    else
+      redis.call('ZREM', dir, bucket)
+    end
+  end
+end
+
+-- Moves an earlier version's single clock zset `base` into per-alert buckets (once, at a claim).
+local function clock_migrate(base, n)
+  local dirty = {}
+  while redis.call('EXISTS', base) == 1 do
+    local rows = redis.call('ZRANGE', base, 0, 499, 'WITHSCORES')
+    for j = 1, #rows, 2 do
+      clock_set(base, alert_bucket(rows[j], n), rows[j + 1], rows[j], dirty)
+    end
+    redis.call('ZREMRANGEBYRANK', base, 0, 499)
+  end
+  clock_settle(base, dirty)
+end

@@ -10,13 +10,14 @@
 -- Earlier versions kept the open alerts in a zset (KEYS[3]) where `open` now counts them: the
 -- first claim by this version takes the count from it and drops it.
 --
--- Earlier versions kept the board's stage indexes as plain zsets; a claim moves them into
--- buckets (buckets.lua), once.
+-- Earlier versions kept the board's stage indexes and the clock as plain zsets; a claim moves
+-- them into buckets (buckets.lua), once.
 --
 -- KEYS: 1 owner (hash: epoch, token, seq, open, process, instance), 2 offsets,
---       3 the earlier versions' open zset, 4 due, 5 late (bucketed indexes)
+--       3 the earlier versions' open zset, 4 due, 5 late (bucketed indexes), 6 clock
 -- ARGV: 1 token of the new owner, 2 its process, 3 its instance id ('' = none),
---       4 '1' = take back only (the recorded instance id must be ARGV[3])
+--       4 '1' = take back only (the recorded instance id must be ARGV[3]),
+--       5 the number of per-alert buckets
 if ARGV[4] == '1' and (ARGV[3] == '' or redis.call('HGET', KEYS[1], 'instance') ~= ARGV[3]) then
   return nil
 end
@@ -27,6 +28,7 @@ if redis.call('HEXISTS', KEYS[1], 'open') == 0 then
 end
 bucket_migrate(KEYS[4])
 bucket_migrate(KEYS[5])
+clock_migrate(KEYS[6], tonumber(ARGV[5]))
 redis.call('HSET', KEYS[1], 'token', ARGV[1], 'process', ARGV[2])
 if ARGV[3] == '' then
   redis.call('HDEL', KEYS[1], 'instance')

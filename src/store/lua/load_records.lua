@@ -1,0 +1,16 @@
+-- The records of some alerts, in order (false for none): each from its bucket hash, else from
+-- its own key (a record too big for a bucket, a closed alert's, or one an earlier version wrote).
+-- Read-only.
+--
+-- KEYS: 1 records (per-alert buckets: buckets.lua), then one per alert: its own key
+-- ARGV: (alert_id, bucket)*
+local out = {}
+for k = 2, #KEYS do
+  local id, bucket = ARGV[2 * k - 3], ARGV[2 * k - 2]
+  local record = redis.call('HGET', KEYS[1] .. ':' .. bucket, id)
+  if not record then
+    record = redis.call('GET', KEYS[k])
+  end
+  out[k - 1] = record
+end
+return out
