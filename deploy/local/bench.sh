@@ -24,7 +24,8 @@
 # Knobs: ALERTS (200000), LATE (0.2), MISSING (0.52), OPEN (1000000), PROBE_RATE (50),
 # PROBE_SECONDS (30), BURST (10000), RESTART (3000), PARTITIONS (8), OPEN_MAX_SECONDS (cap on
 # BullMQ's arming, 240), SKIP_MICRO=1 (no criterion / store micro benches), SKIP_BULLMQ=1,
-# REDIS_AOF=1 (appendonly everysec on both redis-servers; off by default on both).
+# REDIS_AOF=1 (appendonly everysec on both redis-servers; off by default on both),
+# LISTPACK_VALUE (hash- and zset-max-listpack-value on both, 128; Redis's default is 64).
 PARTS="${PARTITIONS:-8}"   # read before common.sh, whose PARTITIONS is the demo's
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 "$ROOT/deploy/local/install.sh" >/dev/null
@@ -67,6 +68,9 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 persistence=(--save "" --appendonly no)
 [ "${REDIS_AOF:-0}" = 1 ] && persistence=(--save "" --appendonly yes --appendfsync everysec)
+# As docs/scaling.md recommends for fraud-sla's Redis (records and index entries up to 128 bytes
+# in listpack buckets); the same on BullMQ's, whose job hashes it also lets stay listpacks.
+persistence+=(--hash-max-listpack-value "${LISTPACK_VALUE:-128}" --zset-max-listpack-value "${LISTPACK_VALUE:-128}")
 redis-server --port $RP --bind 127.0.0.1 --dir "$B" "${persistence[@]}" >"$B/redis.log" 2>&1 &
 pids+=($!)
 "$TANSU" broker --listener-url tcp://127.0.0.1:$KP --advertised-listener-url tcp://127.0.0.1:$KP \
@@ -183,38 +187,30 @@ simulate() { # config, options...: the summary line; every message must have bee
 }
 count() { grep -oE "$1 [0-9]+" <<<"$2" | head -1 | grep -oE '[0-9]+'; }
 
-# MEMORY USAGE by key type for a key prefix: the per-partition keys in full, alert records from
-# a sample of 3,000 scaled to their count; per open alert, and what MEMORY USAGE does not see.
-memory_breakdown() { # prefix, open alerts, used_memory delta
-    local prefix=$1 open=$2 delta=$3
-    local kinds=(owner offsets clock open overdue outbox am policy due late openstat events)
-    { for k in "${kinds[@]}"; do for p in $(seq 0 $((PARTS - 1))); do
-        echo "MEMORY USAGE {$prefix:$p}:$k SAMPLES 0"; done; done; } | rc >"$B/mem-part.txt"
-    # Station counters: today and yesterday in the display zone (UTC), per partition.
-    for d in "$(date -u +%F)" "$(date -u -d yesterday +%F)"; do
-        for p in $(seq 0 $((PARTS - 1))); do echo "{$prefix:$p}:day:$d"; done
-    done >"$B/day-keys.txt"
-    sed 's/^/MEMORY USAGE /; s/$/ SAMPLES 0/' "$B/day-keys.txt" | rc >"$B/mem-day.txt"
-    # Alert records: a random sample (RANDOMKEY; nearly every key is one).
-    seq 4000 | sed 's/.*/RANDOMKEY/' | rc | awk '/\}:a:/ && !seen[$0]++ && n++ < 3000' >"$B/alert-keys.txt"
-    sed 's/^/MEMORY USAGE /; s/$/ SAMPLES 0/' "$B/alert-keys.txt" | rc >"$B/mem-alert.txt"
-    local others records
-    others=$(( $(grep -c '[0-9]' "$B/mem-part.txt" || true) + $(grep -c '[0-9]' "$B/mem-day.txt" || true) ))
-    records=$(( $(rc dbsize) - others ))
-    {
-        local i=0
-        for k in "${kinds[@]}"; do
-            awk -v k="$k" -v from=$((i * PARTS + 1)) -v to=$(((i + 1) * PARTS)) \
-                'NR >= from && NR <= to && $1 ~ /^[0-9]+$/ { n++; s += $1 } END { if (n) printf "{p}:%s %d %d\n", k, n, s }' "$B/mem-part.txt"
-            i=$((i + 1))
-        done
-        awk '$1 ~ /^[0-9]+$/ { n++; s += $1 } END { if (n) printf "{p}:day:<date> %d %d\n", n, s }' "$B/mem-day.txt"
-        awk -v records="$records" '$1 ~ /^[0-9]+$/ { n++; s += $1 } END { if (n) printf "{p}:a:<alert_id> %d %d\n", records, s / n * records }' "$B/mem-alert.txt"
-    } | sort -k3,3nr >"$B/memory.txt"
+# MEMORY USAGE by key kind: every key of the run (SCAN), its kind the part after the hash tag
+# with alert ids, buckets and dates generalised; records under their own keys from a sample of
+# 3,000 scaled to their count. Per open alert, and what MEMORY USAGE does not see.
+memory_breakdown() { # open alerts, used_memory delta
+    local open=$1 delta=$2
+    rc --scan --count 1000 | awk '{
+        k = $0; sub(/^\{[^}]*\}:/, "", k); n = split(k, part, ":")
+        if (part[1] == "a") kind = "a:<alert_id>"
+        else if (part[1] == "r" || part[1] == "clock") kind = part[1] ":<bucket>"
+        else if (part[1] == "due" || part[1] == "late") kind = part[1] ":<bucket>"
+        else if (part[1] == "day") kind = "day:<date>"
+        else kind = k
+        print kind, $0 }' >"$B/keys.txt"
+    awk '$1 != "a:<alert_id>" || n++ < 3000 { print $2 }' "$B/keys.txt" >"$B/mem-keys.txt"
+    sed 's/^/MEMORY USAGE /; s/$/ SAMPLES 0/' "$B/mem-keys.txt" | rc >"$B/mem-usage.txt"
+    paste -d' ' "$B/mem-keys.txt" "$B/mem-usage.txt" | awk -v keys="$B/keys.txt" '
+        BEGIN { while ((getline line < keys) > 0) { split(line, f, " "); kind[f[2]] = f[1]; count[f[1]]++ } }
+        $2 ~ /^[0-9]+$/ { k = kind[$1]; bytes[k] += $2; seen[k]++ }
+        END { for (k in bytes) printf "{p}:%s %d %d\n", k, count[k], bytes[k] / seen[k] * count[k] }' \
+        | sort -k3,3nr >"$B/memory.txt"
     local seen
     seen=$(awk '{ s += $3 } END { print s + 0 }' "$B/memory.txt")
     echo "(unaccounted:dict,expiry,allocator) - $((delta - seen))" >>"$B/memory.txt"
-    echo "   MEMORY USAGE by key type at $open open alerts (alert records: the mean of a sample):"
+    echo "   MEMORY USAGE by key kind at $open open alerts (records under their own keys: the mean of a sample):"
     awk -v open="$open" '{ printf "     %-38s %8s keys %12d bytes %6.0f per open alert\n", $1, $2, $3, $3 / open }' "$B/memory.txt"
     while read -r line; do fig "memory.fraud_sla $line"; done <"$B/memory.txt"
 }
@@ -228,6 +224,7 @@ fig machine.redis "$(redis-server --version | grep -oE 'v=[^ ]+' | cut -d= -f2)"
 fig machine.tansu "$("$TANSU" --version | awk '{ print $2 }')"
 fig machine.node "$(node --version 2>/dev/null || echo none)"
 fig machine.redis_persistence "$([ "${REDIS_AOF:-0}" = 1 ] && echo "appendonly everysec" || echo "none (no AOF, no RDB) on both")"
+fig machine.redis_listpack_value "${LISTPACK_VALUE:-128}"
 fig sizes "ALERTS=$ALERTS LATE=$LATE MISSING=$MISSING OPEN=$OPEN PROBE_RATE=$PROBE_RATE PROBE_SECONDS=$PROBE_SECONDS BURST=$BURST RESTART=$RESTART PARTITIONS=$PARTS"
 fig load.start "$(loadavg)"
 
@@ -285,7 +282,7 @@ fig open.alerts "$OPEN"; fig open.ms "$ms"; fig open.startup_ms $((T_READY - t_s
 fig open.used_memory_delta $((mem1 - mem0)); fig open.bytes_per_alert "$per"
 echo "RESULT open: $OPEN alerts applied in $ms ms after ready = $((OPEN * 1000 / ms)) messages/s;" \
      "Redis used_memory +$(( (mem1 - mem0) / 1048576 )) MiB = $per bytes per open alert"
-memory_breakdown main "$OPEN" $((mem1 - mem0))
+memory_breakdown "$OPEN" $((mem1 - mem0))
 
 # --- 3. probes at steady rate, with the open alerts still open ----------------------------------
 write_config "$B/main.toml" main bench-main '"group.instance.id" = "bench-1"' "$PROBE"

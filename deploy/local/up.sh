@@ -11,7 +11,8 @@ else
     log "starting redis-server on 127.0.0.1:$REDIS_PORT (AOF on, data in $RUN)"
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN" --appendonly yes \
         --appendfsync everysec --save "" --daemonize yes --pidfile "$RUN/redis.pid" \
-        --logfile "$RUN/redis.log"   # --daemonize detaches it from this terminal
+        --hash-max-listpack-value 128 --zset-max-listpack-value 128 \
+        --logfile "$RUN/redis.log"   # --daemonize detaches it; listpack: docs/scaling.md
     wait_port "$REDIS_PORT" redis-server
 fi
 
