@@ -37,6 +37,42 @@ fn used_memory(c: &mut redis::Connection) -> i64 {
         .unwrap()
 }
 
+/// Redis's own profile since the last `CONFIG RESETSTAT`: the commands that took most of its
+/// time, scripts' inner commands included (`INFO commandstats`), as `name calls µs/call share`.
+fn redis_profile(c: &mut redis::Connection) -> String {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(c).unwrap();
+    let mut rows: Vec<(String, u64, f64)> = info
+        .lines()
+        .filter_map(|l| {
+            let (name, stats) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let field = |k: &str| {
+                stats
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
+                    .and_then(|v| v.parse::<f64>().ok())
+            };
+            Some((name.to_owned(), field("calls")? as u64, field("usec")?))
+        })
+        .collect();
+    rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let total: f64 = rows
+        .iter()
+        .filter(|r| !r.0.starts_with("eval"))
+        .map(|r| r.2)
+        .sum();
+    rows.iter()
+        .take(10)
+        .map(|(name, calls, usec)| {
+            format!(
+                "{name} {calls} calls {:.2} µs/call {:.0}%",
+                usec / *calls as f64,
+                100.0 * usec / total
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Alert `i` as the alerts topic carries it: `(key, value)`.
 fn alert(i: usize, now: i64) -> (String, String) {
     let id = format!("GA-620102-20261122-{i:06}");
@@ -120,6 +156,10 @@ async fn main() {
     // it touches, apply the domain, write with one script call.
     let messages: Vec<(String, String)> = (0..total).map(|i| alert(i, now)).collect();
     let mut applied = Offsets::new();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut sync)
+        .unwrap();
     let t = Instant::now();
     for (b, chunk) in messages.chunks(batch_size).enumerate() {
         let inputs: Vec<Input<'_>> = chunk
@@ -145,6 +185,7 @@ async fn main() {
         applied.extend(outcome.batch.offsets);
     }
     let ingest = t.elapsed();
+    let ingest_profile = redis_profile(&mut sync);
     let after = used_memory(&mut sync);
     let open = store.open_count(0).await.unwrap();
 
@@ -184,6 +225,7 @@ async fn main() {
         total as f64 / ingest.as_secs_f64(),
         ingest
     );
+    println!("  redis's time while ingesting (share of the inner commands'): {ingest_profile}");
     println!(
         "  firing   {:>10.0} escalations/s  ({fired} in {:.2?}, claim+fire+write+outbox+ack)",
         fired as f64 / firing.as_secs_f64(),

@@ -192,7 +192,7 @@ count() { grep -oE "$1 [0-9]+" <<<"$2" | head -1 | grep -oE '[0-9]+'; }
 # 3,000 scaled to their count. Per open alert, and what MEMORY USAGE does not see.
 memory_breakdown() { # open alerts, used_memory delta
     local open=$1 delta=$2
-    rc --scan --count 1000 | awk '{
+    rc --scan | awk '{
         k = $0; sub(/^\{[^}]*\}:/, "", k); n = split(k, part, ":")
         if (part[1] == "a") kind = "a:<alert_id>"
         else if (part[1] == "r" || part[1] == "clock") kind = part[1] ":<bucket>"

@@ -414,6 +414,9 @@ pub struct AlertWrite {
     pub ttl_ms: Option<i64>,
     /// How the partition's count of open alerts changes: -1, 0 or 1.
     pub opened: i64,
+    /// Redis held a record of the alert before (in its bucket or under its own key), which
+    /// the write may have to move; a new alert's write is one command.
+    pub stored: bool,
 }
 
 impl AlertWrite {
@@ -429,6 +432,7 @@ impl AlertWrite {
         indexed: bool,
     ) -> AlertWrite {
         let opened = i64::from(after.is_open()) - i64::from(before.is_open());
+        let stored = *before != AlertState::default();
         let before = Some(before).filter(|_| indexed);
         AlertWrite {
             alert_id: alert_id.to_owned(),
@@ -443,6 +447,7 @@ impl AlertWrite {
             ),
             ttl_ms: (!after.is_open()).then_some(policies.retention),
             opened,
+            stored,
         }
     }
 }
@@ -843,6 +848,7 @@ impl Store {
                 .arg(alert_bucket(&a.alert_id))
                 .arg(&a.state)
                 .arg(if in_bucket { "1" } else { "0" })
+                .arg(if a.stored { "1" } else { "0" })
                 .arg(a.clock.arg())
                 .arg(a.overdue.arg())
                 .arg(opt(a.ttl_ms));
@@ -861,14 +867,14 @@ impl Store {
         }
         let board = &batch.board;
         inv.arg(board.remove.len());
-        for e in &board.remove {
+        for e in sorted(&board.remove) {
             inv.arg(e.list.code())
                 .arg(e.deadline)
                 .arg(&e.member)
                 .arg(&e.station);
         }
         inv.arg(board.add.len());
-        for e in &board.add {
+        for e in sorted(&board.add) {
             inv.arg(e.list.code())
                 .arg(e.deadline)
                 .arg(&e.member)
@@ -927,7 +933,7 @@ impl Store {
         Ok(c.hgetall(self.keys(partition).policies()).await?)
     }
 
-    /// Alert ids whose clock is due at `now`, earliest first.
+    /// Alert ids whose clock is due at `now`, earliest first (`due_clocks.lua`).
     pub async fn due(
         &self,
         partition: i32,
@@ -945,7 +951,8 @@ impl Store {
         Ok(ids)
     }
 
-    /// The earliest due time on the partition's clock.
+    /// The earliest due time on the partition's clock, or a time before it: the clock's
+    /// directory may be early for a bucket (`buckets.lua`) until [`Store::due`] looks.
     pub async fn next_due(&self, partition: i32) -> Result<Option<Millis>, StoreError> {
         let mut c = self.conn.clone();
         let first: Vec<(String, f64)> = c
@@ -1168,6 +1175,13 @@ impl Store {
             .pop()
             .flatten())
     }
+}
+
+/// `entries` in index order, as the batch script adds and removes a bucket's entries together.
+fn sorted(entries: &[IndexEntry]) -> Vec<&IndexEntry> {
+    let mut refs: Vec<&IndexEntry> = entries.iter().collect();
+    refs.sort();
+    refs
 }
 
 /// The error code a script answered with (`redis.error_reply("CODE …")`).

@@ -18,22 +18,25 @@
 --       (the bucketed keys' names start with theirs: buckets.lua)
 -- ARGV: epoch, token, seq,
 --       n_offsets, (topic, offset)*,
---       n_alerts, open_delta, (alert_id, bucket, record, in_bucket, clock, overdue, ttl_ms)*
+--       n_alerts, open_delta,
+--         (alert_id, bucket, record, in_bucket, stored, clock, overdue, ttl_ms)*
 --         (in_bucket '1': the record goes to the alert's bucket hash, small enough to keep it a
---          listpack, else to its own key, which may expire; clock, overdue: '-' unchanged,
---          '' removed, else the score; ttl_ms '' = none),
+--          listpack, else to its own key, which may expire; stored '1': Redis held a record of
+--          it, which may be in the other place; clock, overdue: '-' unchanged, '' removed, else
+--          the score; ttl_ms '' = none),
 --       n_escalations, (escalation_id, json)*,
 --       n_notices, (json)*,
 --       n_policies, (version, json)*  (a snapshot is written once: the alerts it names keep it),
 --       n_removed, (list 'd'|'l', deadline, member, station)*,
---       n_added, (list, deadline, member, station)*,
+--       n_added, (list, deadline, member, station)*  (both sorted by list, deadline, member),
 --       n_days, day_ttl_seconds, (n_fields, (field, increment)*)*  (one per day key, in order),
 --       changes ('' = none: a JSON array of [alert_id, jurisdiction]), events_maxlen
 --
 -- The stage indexes change by the differences the caller computed from the records as loaded
--- (removals first, so an entry that moves within an index is removed, then added). openstat
--- counts what the indexes actually hold: it moves only when ZREM removed or ZADD added a
--- member, and a field at 0 is deleted.
+-- (removals first, so an entry that moves within an index is removed, then added), a group of
+-- entries per bucket (buckets.lua). openstat counts what the indexes actually hold: it moves
+-- only by members removed or added, once per station and batch, and a field at 0 is deleted.
+-- The earliest score of the clock returned may be early (buckets.lua): a time to look again.
 local owner = redis.call('HMGET', KEYS[1], 'epoch', 'token', 'seq')
 local epoch, token, seq = tonumber(owner[1] or '0'), owner[2], tonumber(owner[3] or '0')
 local mine, my_seq = tonumber(ARGV[1]), tonumber(ARGV[3])
@@ -71,27 +74,29 @@ local open_delta = tonumber(ARGV[i]); i = i + 1
 if open_delta ~= 0 then
   redis.call('HINCRBY', KEYS[1], 'open', open_delta)
 end
-local clocks = {}
 for k = 1, n do
-  local id, bucket, state, in_bucket = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local clock, overdue, ttl = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
-  i = i + 7
+  local id, bucket, state, in_bucket, stored = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+    ARGV[i + 4]
+  local clock, overdue, ttl = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  i = i + 8
   local records = KEYS[12] .. ':' .. bucket
   if in_bucket == '1' then
-    redis.call('HSET', records, id, state)
-    redis.call('DEL', KEYS[12 + k])
+    if redis.call('HSET', records, id, state) == 1 and stored == '1' then
+      redis.call('DEL', KEYS[12 + k])
+    end
   else
     if ttl == '' then
       redis.call('SET', KEYS[12 + k], state)
     else
       redis.call('SET', KEYS[12 + k], state, 'PX', ttl)
     end
-    redis.call('HDEL', records, id)
+    if stored == '1' then
+      redis.call('HDEL', records, id)
+    end
   end
-  clock_set(KEYS[3], bucket, clock, id, clocks)
+  clock_set(KEYS[3], bucket, clock, id)
   index(KEYS[4], overdue, id)
 end
-clock_settle(KEYS[3], clocks)
 
 n = tonumber(ARGV[i]); i = i + 1
 writes = writes + n
@@ -113,25 +118,38 @@ for _ = 1, n do
 end
 
 local lists = { d = KEYS[8], l = KEYS[9] }
-n = tonumber(ARGV[i]); i = i + 1
-writes = writes + n
-for _ = 1, n do
-  local list, deadline, member, station = lists[ARGV[i]], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  i = i + 4
-  if bucket_rem(list, deadline, member) == 1 then
-    if redis.call('HINCRBY', KEYS[10], station, -1) <= 0 then
-      redis.call('HDEL', KEYS[10], station)
-    end
+local stations, station_order = {}, {}
+local function count(item, by)
+  local station = item[3]
+  if not stations[station] then
+    stations[station] = 0
+    station_order[#station_order + 1] = station
   end
+  stations[station] = stations[station] + by
 end
-
-n = tonumber(ARGV[i]); i = i + 1
-writes = writes + n
-for _ = 1, n do
-  local list, deadline, member, station = lists[ARGV[i]], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  i = i + 4
-  if bucket_add(list, deadline, member) == 1 then
-    redis.call('HINCRBY', KEYS[10], station, 1)
+local function entries()
+  n = tonumber(ARGV[i]); i = i + 1
+  writes = writes + n
+  local by_list = { d = {}, l = {} }
+  for _ = 1, n do
+    local items = by_list[ARGV[i]]
+    items[#items + 1] = { ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 1]) }
+    i = i + 4
+  end
+  return by_list
+end
+local removed = entries()
+for _, code in ipairs({ 'd', 'l' }) do
+  bucket_rem_all(lists[code], removed[code], function(item) count(item, -1) end)
+end
+local added_entries = entries()
+for _, code in ipairs({ 'd', 'l' }) do
+  bucket_add_all(lists[code], added_entries[code], function(item) count(item, 1) end)
+end
+for _, station in ipairs(station_order) do
+  local by = stations[station]
+  if by ~= 0 and redis.call('HINCRBY', KEYS[10], station, by) <= 0 then
+    redis.call('HDEL', KEYS[10], station)
   end
 end
 

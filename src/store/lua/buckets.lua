@@ -1,17 +1,25 @@
 -- Bucketed sorted sets: one ordered index kept as many small zsets, so Redis stores each as a
--- listpack (up to zset-max-listpack-entries, 128 by default) at ~50 bytes per entry instead of a
--- skiplist at ~150. Prepended to the scripts that use it.
+-- listpack (up to zset-max-listpack-entries, 128 by default) at ~member + 12 bytes per entry
+-- instead of a skiplist at ~150. Prepended to the scripts that use it.
 --
 -- An index named `base` is a directory `base:dir` (zset: bucket id -> bound) and buckets
 -- `base:<id>` (zsets of the entries). Bucket i holds the entries whose score is in
 -- [bound_i, bound_i+1): every score lives in exactly one bucket, so the buckets in directory
--- order, each in its own (score, member) order, are the index in (score, member) order. A bucket
--- splits at a score boundary when it grows past BUCKET_MAX (never between equal scores: a
--- bucket of one deadline may grow, and Redis then keeps it as a skiplist), and merges with a
--- neighbour when it falls below BUCKET_MIN. Removal needs the entry's score, which every caller
--- knows (an index entry's deadline is part of the entry). Ids come from `base:n`.
-local BUCKET_MAX = 112
-local BUCKET_MIN = 24
+-- order, each in its own (score, member) order, are the index in (score, member) order.
+--
+-- Entries are added and removed in groups, sorted by (score, member), one group per bucket: a
+-- few calls per bucket touched, not per entry. A bucket that would grow past BUCKET_MAX is
+-- rewritten as several, cut at score boundaries (never between equal scores: a bucket of one
+-- deadline may grow, and Redis then keeps it as a skiplist); written afresh, each is a listpack
+-- again. A bucket that falls below BUCKET_MIN merges with a neighbour. Removal needs the entry's
+-- score, which every caller knows (an index entry's deadline is part of the entry). Ids come
+-- from `base:n`.
+-- Small enough that a listpack's linear search stays cheap (~1 µs), big enough that a
+-- bucket's own key costs ~2 bytes an entry.
+local BUCKET_MAX = 64
+local BUCKET_FILL = 56
+local BUCKET_MIN = 12
+local GROUP_MAX = 1000 -- entries per call: a Lua call takes a bounded number of arguments
 
 -- The bucket that holds `score`: the last whose bound is at or below it, else the first.
 local function bucket_of(dir, score)
@@ -22,14 +30,13 @@ local function bucket_of(dir, score)
   return redis.call('ZRANGE', dir, 0, 0)[1], true
 end
 
--- Copies the entries of `from` with score in [min, +inf) to `to`, in chunks (a Lua call takes
--- a bounded number of arguments), and returns how many.
-local function copy_entries(from, to, min)
+-- Copies the entries of `from` to `to`, in chunks.
+local function copy_entries(from, to)
   local offset = 0
   while true do
-    local rows = redis.call('ZRANGEBYSCORE', from, min, '+inf', 'WITHSCORES', 'LIMIT', offset, 500)
+    local rows = redis.call('ZRANGE', from, offset, offset + GROUP_MAX - 1, 'WITHSCORES')
     if #rows == 0 then
-      return offset
+      return
     end
     local args = {}
     for j = 1, #rows, 2 do
@@ -41,20 +48,55 @@ local function copy_entries(from, to, min)
   end
 end
 
-local function split(base, dir, key)
-  local n = redis.call('ZCARD', key)
-  local at = redis.call('ZRANGE', key, math.floor(n / 2), math.floor(n / 2), 'WITHSCORES')[2]
-  local low = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]
-  if tonumber(at) == tonumber(low) then
-    at = redis.call('ZRANGEBYSCORE', key, '(' .. at, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]
-    if not at then
-      return
+-- Rewrites an overfull bucket as the fewest buckets of at most BUCKET_FILL entries, equal in
+-- size (an overfull bucket halves; a batch appended to the last bucket becomes full ones); the
+-- first keeps the bucket's id and bound. Runs of one score stay whole: a bucket is cut before
+-- a run that would take it past BUCKET_MAX, so a run longer than that is a bucket of its own.
+-- A tail shorter than BUCKET_MIN stays with the bucket before it if they fit.
+local function rewrite(base, dir, key)
+  local rows = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+  redis.call('DEL', key)
+  local total = #rows / 2
+  local size = math.ceil(total / math.ceil(total / BUCKET_FILL))
+  local out, args, n = key, {}, 0
+  local function flush()
+    for j = 1, #args, 2 * GROUP_MAX do
+      redis.call('ZADD', out, unpack(args, j, math.min(j + 2 * GROUP_MAX - 1, #args)))
     end
   end
-  local id = redis.call('INCR', base .. ':n')
-  copy_entries(key, base .. ':' .. id, at)
-  redis.call('ZREMRANGEBYSCORE', key, at, '+inf')
-  redis.call('ZADD', dir, at, id)
+  local j = 1
+  while j <= #rows do
+    local score = rows[j + 1]
+    local run = 1
+    while rows[j + 2 * run + 1] == score do
+      run = run + 1
+    end
+    local rest = total - (j - 1) / 2
+    local tail_fits = rest < BUCKET_MIN and n + rest <= BUCKET_MAX
+    if n > 0 and (n >= size or n + run > BUCKET_MAX) and not tail_fits then
+      flush()
+      local id = redis.call('INCR', base .. ':n')
+      -- After a run of one deadline too long for a bucket, the next bucket starts just after
+      -- that deadline (scores are whole milliseconds), so entries later than the run never
+      -- land in the run's bucket.
+      local bound = n > BUCKET_MAX and tonumber(rows[j - 1]) + 1 or score
+      redis.call('ZADD', dir, bound, id)
+      out, args, n = base .. ':' .. id, {}, 0
+    end
+    for t = j, j + 2 * run - 1, 2 do
+      args[#args + 1] = rows[t + 1]
+      args[#args + 1] = rows[t]
+    end
+    n = n + run
+    j = j + 2 * run
+  end
+  flush()
+end
+
+-- Whether every entry of `key` has one score: a bucket no rewrite can cut.
+local function one_score(key)
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]
+  return first == redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]
 end
 
 -- Merges a small bucket into its predecessor, or its successor into it, if they fit.
@@ -64,7 +106,7 @@ local function merge(base, dir, b, key, n)
   if prev then
     local to = base .. ':' .. prev
     if redis.call('ZCARD', to) + n <= BUCKET_MAX then
-      copy_entries(key, to, '-inf')
+      copy_entries(key, to)
       redis.call('DEL', key)
       redis.call('ZREM', dir, b)
     end
@@ -74,69 +116,164 @@ local function merge(base, dir, b, key, n)
   if next then
     local from = base .. ':' .. next
     if redis.call('ZCARD', from) + n <= BUCKET_MAX then
-      copy_entries(from, key, '-inf')
+      copy_entries(from, key)
       redis.call('DEL', from)
       redis.call('ZREM', dir, next)
     end
   end
 end
 
--- ZADD to the index; 1 if the member is new to its bucket.
-local function bucket_add(base, score, member)
+-- Calls `group(b, key, first, last)` for each run of `items` (sorted by score, each
+-- { score, member, station, score as a number }) that belongs in one bucket. The directory is
+-- read once for the batch: the bucket of the lowest score and every bound up to the highest
+-- (a batch of new alerts touches a few buckets at the end of the index; a spread one, at most
+-- DIR_SLICE bounds, else one lookup per bucket). `create` makes the first bucket of an empty
+-- index and lowers the first bucket's bound to what goes in it (so every bound orders its
+-- bucket); without it, items for no bucket are skipped. `group` may add buckets within its
+-- own range, never remove any.
+local DIR_SLICE = 4096
+local function by_bucket(base, items, create, group)
+  if #items == 0 then
+    return
+  end
   local dir = base .. ':dir'
-  local b, below = bucket_of(dir, score)
-  if not b then
-    b = redis.call('INCR', base .. ':n')
-    below = true
+  local hi = items[#items][1]
+  local b, bounds, sliced, k
+  -- The bucket of items[from] and the bounds after it, read again after a group cut short
+  -- by GROUP_MAX, whose bucket may have been rewritten into several.
+  local function locate(from)
+    local lo = items[from][1]
+    local below
+    b, below = bucket_of(dir, lo)
+    if not b then
+      if not create then
+        return false
+      end
+      b = redis.call('INCR', base .. ':n')
+      below = true
+    end
+    if below and create then
+      redis.call('ZADD', dir, lo, b)
+    end
+    bounds = redis.call('ZRANGEBYSCORE', dir, '(' .. lo, hi, 'WITHSCORES', 'LIMIT', 0, DIR_SLICE)
+    sliced, k = #bounds < 2 * DIR_SLICE, 1
+    return true
   end
-  if below then
-    -- The first bucket's bound follows its lowest entry, so every bound orders its bucket.
-    redis.call('ZADD', dir, score, b)
+  if not locate(1) then
+    return
   end
-  local key = base .. ':' .. b
-  local added = redis.call('ZADD', key, score, member)
-  if added == 1 and redis.call('ZCARD', key) > BUCKET_MAX then
-    split(base, dir, key)
-  end
-  return added
-end
-
--- ZREM from the index, the entry found by its score; 1 if it was there.
-local function bucket_rem(base, score, member)
-  local dir = base .. ':dir'
-  local b = bucket_of(dir, score)
-  if not b then
-    return 0
-  end
-  local key = base .. ':' .. b
-  local removed = redis.call('ZREM', key, member)
-  if removed == 1 then
-    local n = redis.call('ZCARD', key)
-    if n == 0 then
-      redis.call('ZREM', dir, b)
-    elseif n < BUCKET_MIN then
-      merge(base, dir, b, key, n)
+  local j = 1
+  while j <= #items do
+    local score = items[j][4]
+    local upper
+    if sliced then
+      while bounds[k] and tonumber(bounds[k + 1]) <= score do
+        b, k = bounds[k], k + 2
+      end
+      upper = bounds[k + 1] and tonumber(bounds[k + 1])
+    else
+      b = bucket_of(dir, items[j][1])
+      local next = redis.call('ZRANGEBYSCORE', dir, '(' .. items[j][1], '+inf', 'WITHSCORES',
+        'LIMIT', 0, 1)
+      upper = next[2] and tonumber(next[2])
+    end
+    local last = j
+    while last < #items and last - j + 1 < GROUP_MAX and (not upper or items[last + 1][4] < upper) do
+      last = last + 1
+    end
+    group(b, base .. ':' .. b, j, last)
+    j = last + 1
+    if j <= #items and (not upper or items[j][4] < upper) then
+      locate(j)
     end
   end
-  return removed
+end
+
+-- Which of items[first..last] `key` holds (ZMSCORE), or, for one item, nil: the write's
+-- own answer tells.
+local function held(key, first, last, items)
+  if first == last then
+    return nil
+  end
+  local members = {}
+  for t = first, last do
+    members[#members + 1] = items[t][2]
+  end
+  return redis.call('ZMSCORE', key, unpack(members)), members
+end
+
+-- ZADD to the index; calls `on_new(item)` for each member new to the index.
+local function bucket_add_all(base, items, on_new)
+  local dir = base .. ':dir'
+  by_bucket(base, items, true, function(_, key, first, last)
+    local had = held(key, first, last, items)
+    local args = {}
+    for t = first, last do
+      args[#args + 1] = items[t][1]
+      args[#args + 1] = items[t][2]
+    end
+    local added = redis.call('ZADD', key, unpack(args))
+    for t = first, last do
+      if (had and not had[t - first + 1]) or (not had and added == 1) then
+        on_new(items[t])
+      end
+    end
+    if redis.call('ZCARD', key) > BUCKET_MAX and not one_score(key) then
+      rewrite(base, dir, key)
+    end
+  end)
+end
+
+-- ZREM from the index, each entry found by its score; calls `on_removed(item)` for each that
+-- was there. Buckets left small merge once all are removed (merging removes buckets).
+local function bucket_rem_all(base, items, on_removed)
+  local dir = base .. ':dir'
+  local small = {}
+  by_bucket(base, items, false, function(b, key, first, last)
+    local had, members = held(key, first, last, items)
+    members = members or { items[first][2] }
+    if redis.call('ZREM', key, unpack(members)) == 0 then
+      return
+    end
+    for t = first, last do
+      if not had or had[t - first + 1] then
+        on_removed(items[t])
+      end
+    end
+    small[#small + 1] = { b, key }
+  end)
+  for _, bk in ipairs(small) do
+    local n = redis.call('ZCARD', bk[2])
+    if n == 0 then
+      redis.call('ZREM', dir, bk[1])
+    elseif n < BUCKET_MIN and redis.call('ZSCORE', dir, bk[1]) then
+      merge(base, dir, bk[1], bk[2], n)
+    end
+  end
 end
 
 -- Moves an earlier version's plain zset `base` into buckets (once, at a claim).
 local function bucket_migrate(base)
   while redis.call('EXISTS', base) == 1 do
-    local rows = redis.call('ZRANGE', base, 0, 499, 'WITHSCORES')
+    local rows = redis.call('ZRANGE', base, 0, GROUP_MAX - 1, 'WITHSCORES')
+    local items = {}
     for j = 1, #rows, 2 do
-      bucket_add(base, rows[j + 1], rows[j])
+      items[#items + 1] = { rows[j + 1], rows[j], '', tonumber(rows[j + 1]) }
     end
-    redis.call('ZREMRANGEBYRANK', base, 0, 499)
+    bucket_add_all(base, items, function() end)
+    redis.call('ZREMRANGEBYRANK', base, 0, GROUP_MAX - 1)
   end
 end
 
 -- Per-alert buckets: an open alert's record and its clock entry live in bucket
 -- alert_bucket(alert_id) of ARGV-given `n` (records: hashes `{p}:r:<b>`; clock: zsets
--- `{p}:clock:<b>` with a directory `{p}:clock:dir` of each bucket's earliest score), found
--- from the alert id alone: a clock entry is replaced or removed without knowing its score.
--- The same rule as `store::alert_bucket` in Rust, which names the bucket for every write.
+-- `{p}:clock:<b>` with a directory `{p}:clock:dir`), found from the alert id alone: a clock
+-- entry is replaced or removed without knowing its score. The same rule as
+-- `store::alert_bucket` in Rust, which names the bucket for every write.
+--
+-- The clock's directory holds, per bucket, a time no later than its earliest entry: lowered
+-- (ZADD LT) when an entry is set, left as it is when one is removed or moved later, so a
+-- batch pays two calls per clock entry. due_clocks.lua puts right the buckets it finds early.
 local function alert_bucket(id, n)
   local h = 0
   for j = 1, #id do
@@ -145,9 +282,8 @@ local function alert_bucket(id, n)
   return h % n
 end
 
--- Sets (score) or removes ('') an alert's clock entry in its bucket; '-' leaves it. The bucket
--- is remembered in `dirty` so that clock_settle updates the directory once per bucket.
-local function clock_set(base, bucket, score, id, dirty)
+-- Sets (score) or removes ('') an alert's clock entry in its bucket; '-' leaves it.
+local function clock_set(base, bucket, score, id)
   if score == '-' then
     return
   end
@@ -156,35 +292,17 @@ local function clock_set(base, bucket, score, id, dirty)
     redis.call('ZREM', key, id)
   else
     redis.call('ZADD', key, score, id)
-  end
-  if not dirty[bucket] then
-    dirty[bucket] = true
-    dirty[#dirty + 1] = bucket
-  end
-end
-
--- Puts each changed bucket's earliest score in the directory (or takes an emptied bucket out).
-local function clock_settle(base, dirty)
-  local dir = base .. ':dir'
-  for _, bucket in ipairs(dirty) do
-    local first = redis.call('ZRANGE', base .. ':' .. bucket, 0, 0, 'WITHSCORES')
-    if first[2] then
-      redis.call('ZADD', dir, first[2], bucket)
-    else
-      redis.call('ZREM', dir, bucket)
-    end
+    redis.call('ZADD', base .. ':dir', 'LT', score, bucket)
   end
 end
 
 -- Moves an earlier version's single clock zset `base` into per-alert buckets (once, at a claim).
 local function clock_migrate(base, n)
-  local dirty = {}
   while redis.call('EXISTS', base) == 1 do
     local rows = redis.call('ZRANGE', base, 0, 499, 'WITHSCORES')
     for j = 1, #rows, 2 do
-      clock_set(base, alert_bucket(rows[j], n), rows[j + 1], rows[j], dirty)
+      clock_set(base, alert_bucket(rows[j], n), rows[j + 1], rows[j])
     end
     redis.call('ZREMRANGEBYRANK', base, 0, 499)
   end
-  clock_settle(base, dirty)
 end

@@ -1,19 +1,37 @@
--- The alerts whose clock is due: up to `limit` ids, earliest first. Read-only.
+-- The alerts whose clock is due: up to `limit` ids, earliest first among the buckets read.
 --
--- The clock is kept in per-alert buckets with a directory of each bucket's earliest score
--- (buckets.lua). The `limit` buckets with the earliest scores hold the `limit` earliest entries
--- (every other bucket starts no earlier than each of theirs), so only they are read.
+-- The clock is kept in per-alert buckets with a directory that holds, per bucket, a time no
+-- later than its earliest entry (buckets.lua). The buckets are read in directory order while
+-- they say something may be due; one that holds nothing due after all gets its true earliest
+-- time in the directory (or leaves it, empty), so an early time is put right once.
 --
 -- KEYS: 1 clock
 -- ARGV: 1 now (ms), 2 limit
+local dir = KEYS[1] .. ':dir'
 local limit = tonumber(ARGV[2])
-local buckets = redis.call('ZRANGEBYSCORE', KEYS[1] .. ':dir', '-inf', ARGV[1], 'LIMIT', 0, limit)
 local rows = {}
-for _, bucket in ipairs(buckets) do
-  local r = redis.call('ZRANGEBYSCORE', KEYS[1] .. ':' .. bucket, '-inf', ARGV[1], 'WITHSCORES',
-    'LIMIT', 0, limit)
-  for j = 1, #r, 2 do
-    rows[#rows + 1] = { tonumber(r[j + 1]), r[j] }
+local offset = 0
+while #rows < limit do
+  local buckets = redis.call('ZRANGEBYSCORE', dir, '-inf', ARGV[1], 'LIMIT', offset, limit)
+  if #buckets == 0 then
+    break
+  end
+  for _, bucket in ipairs(buckets) do
+    local key = KEYS[1] .. ':' .. bucket
+    local r = redis.call('ZRANGEBYSCORE', key, '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, limit)
+    if #r == 0 then
+      local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+      if first[2] then
+        redis.call('ZADD', dir, first[2], bucket)
+      else
+        redis.call('ZREM', dir, bucket)
+      end
+    else
+      offset = offset + 1
+      for j = 1, #r, 2 do
+        rows[#rows + 1] = { tonumber(r[j + 1]), r[j] }
+      end
+    end
   end
 end
 table.sort(rows, function(a, b)
