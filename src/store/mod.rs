@@ -29,9 +29,9 @@
 //!
 //! `due` and `late` hold one entry per open stage, most of an open alert's memory, so they are
 //! bucketed (`lua/buckets.lua`): a directory zset `…:dir` of buckets, each a zset of at most
-//! ~112 entries that hold one range of deadlines, which Redis keeps as a listpack (~50 bytes an
-//! entry, where one big zset's skiplist takes ~150). A claim moves an earlier version's plain
-//! zsets into buckets.
+//! 64 entries that hold one range of deadlines, which Redis keeps as a listpack (member + ~12
+//! bytes an entry, where one big zset's skiplist takes ~150). A claim moves an earlier
+//! version's plain zsets into buckets.
 //!
 //! An open alert's record and clock entry live in its bucket ([`alert_bucket`], one of
 //! [`ALERT_BUCKETS`] per partition), for the same reason: ~30 alerts a bucket at 125 000 open
@@ -1267,7 +1267,9 @@ mod tests {
             let mut counts = vec![0u32; ALERT_BUCKETS as usize];
             for i in 0..n {
                 let id = name.replace("{:06}", &format!("{i:06}"));
-                let id = id.replace("{:08}", &format!("{i:08}")).replace("{}", &i.to_string());
+                let id = id
+                    .replace("{:08}", &format!("{i:08}"))
+                    .replace("{}", &i.to_string());
                 counts[alert_bucket(&id) as usize] += 1;
             }
             let mean = n as f64 / f64::from(ALERT_BUCKETS);

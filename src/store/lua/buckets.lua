@@ -125,9 +125,10 @@ end
 
 -- Calls `group(b, key, first, last)` for each run of `items` (sorted by score, each
 -- { score, member, station, score as a number }) that belongs in one bucket. The directory is
--- read once for the batch: the bucket of the lowest score and every bound up to the highest
--- (a batch of new alerts touches a few buckets at the end of the index; a spread one, at most
--- DIR_SLICE bounds, else one lookup per bucket). `create` makes the first bucket of an empty
+-- read once for the batch when the items' range holds few bounds (at most two per item, and
+-- DIR_SLICE): the bucket of the lowest score and every bound up to the highest. Otherwise each
+-- run looks up its bucket and where it ends: two calls a run, and a batch of new alerts makes
+-- one run per stage, at the end of each stage's deadlines. `create` makes the first bucket of an empty
 -- index and lowers the first bucket's bound to what goes in it (so every bound orders its
 -- bucket); without it, items for no bucket are skipped. `group` may add buckets within its
 -- own range, never remove any.
@@ -155,8 +156,9 @@ local function by_bucket(base, items, create, group)
     if below and create then
       redis.call('ZADD', dir, lo, b)
     end
-    bounds = redis.call('ZRANGEBYSCORE', dir, '(' .. lo, hi, 'WITHSCORES', 'LIMIT', 0, DIR_SLICE)
-    sliced, k = #bounds < 2 * DIR_SLICE, 1
+    local want = math.min(2 * (#items - from + 1), DIR_SLICE)
+    bounds = redis.call('ZRANGEBYSCORE', dir, '(' .. lo, hi, 'WITHSCORES', 'LIMIT', 0, want)
+    sliced, k = #bounds < 2 * want, 1
     return true
   end
   if not locate(1) then

@@ -1,9 +1,11 @@
 -- The alerts whose clock is due: up to `limit` ids, earliest first among the buckets read.
 --
 -- The clock is kept in per-alert buckets with a directory that holds, per bucket, a time no
--- later than its earliest entry (buckets.lua). The buckets are read in directory order while
--- they say something may be due; one that holds nothing due after all gets its true earliest
--- time in the directory (or leaves it, empty), so an early time is put right once.
+-- later than its earliest entry (buckets.lua). The buckets are read in directory order, each
+-- for all it holds due, until `limit` ids are found: in a burst, the earliest buckets first
+-- and every bucket read once, not the `limit` earliest entries of all (every id returned is
+-- due all the same). A bucket that holds nothing due after all gets its true earliest time in
+-- the directory (or leaves it, empty), so an early time is put right once.
 --
 -- KEYS: 1 clock
 -- ARGV: 1 now (ms), 2 limit
@@ -12,11 +14,14 @@ local limit = tonumber(ARGV[2])
 local rows = {}
 local offset = 0
 while #rows < limit do
-  local buckets = redis.call('ZRANGEBYSCORE', dir, '-inf', ARGV[1], 'LIMIT', offset, limit)
+  local buckets = redis.call('ZRANGEBYSCORE', dir, '-inf', ARGV[1], 'LIMIT', offset, 64)
   if #buckets == 0 then
     break
   end
   for _, bucket in ipairs(buckets) do
+    if #rows >= limit then
+      break
+    end
     local key = KEYS[1] .. ':' .. bucket
     local r = redis.call('ZRANGEBYSCORE', key, '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, limit)
     if #r == 0 then
