@@ -99,27 +99,22 @@ local function one_score(key)
   return first == redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]
 end
 
--- Merges a small bucket into its predecessor, or its successor into it, if they fit.
-local function merge(base, dir, b, key, n)
+-- Merges a small bucket (n entries) with its predecessor, or its successor with it, if they
+-- fit: the later one's entries move to the earlier, whose range then covers both.
+local function merge(base, dir, b, n)
   local bound = redis.call('ZSCORE', dir, b)
+  local earlier, later
   local prev = redis.call('ZREVRANGEBYSCORE', dir, '(' .. bound, '-inf', 'LIMIT', 0, 1)[1]
   if prev then
-    local to = base .. ':' .. prev
-    if redis.call('ZCARD', to) + n <= BUCKET_MAX then
-      copy_entries(key, to)
-      redis.call('DEL', key)
-      redis.call('ZREM', dir, b)
-    end
-    return
+    earlier, later = prev, b
+  else
+    earlier, later = b, redis.call('ZRANGEBYSCORE', dir, '(' .. bound, '+inf', 'LIMIT', 0, 1)[1]
   end
-  local next = redis.call('ZRANGEBYSCORE', dir, '(' .. bound, '+inf', 'LIMIT', 0, 1)[1]
-  if next then
-    local from = base .. ':' .. next
-    if redis.call('ZCARD', from) + n <= BUCKET_MAX then
-      copy_entries(from, key)
-      redis.call('DEL', from)
-      redis.call('ZREM', dir, next)
-    end
+  local other = prev or later
+  if later and redis.call('ZCARD', base .. ':' .. other) + n <= BUCKET_MAX then
+    copy_entries(base .. ':' .. later, base .. ':' .. earlier)
+    redis.call('DEL', base .. ':' .. later)
+    redis.call('ZREM', dir, later)
   end
 end
 
@@ -249,7 +244,7 @@ local function bucket_rem_all(base, items, on_removed)
     if n == 0 then
       redis.call('ZREM', dir, bk[1])
     elseif n < BUCKET_MIN and redis.call('ZSCORE', dir, bk[1]) then
-      merge(base, dir, bk[1], bk[2], n)
+      merge(base, dir, bk[1], n)
     end
   end
 end
