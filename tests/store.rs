@@ -1109,8 +1109,55 @@ async fn a_bucketed_index_keeps_its_order_and_small_buckets_through_adds_and_rem
             );
         }
     }
+    // A directory longer than a page of bounds (64): a batch spread over it finds each bucket
+    // beyond the page afresh.
+    let mut board = BoardWrite::default();
+    for _ in 0..5000 {
+        serial += 1;
+        let deadline = T0 + next(50_000) as Millis * 1_000;
+        model.insert((deadline, serial));
+        board.add.push(entry(deadline, serial));
+    }
+    let batch = Batch {
+        board,
+        ..Default::default()
+    };
+    s.apply(0, &mut fence, &batch).await.unwrap();
+    let mut board = BoardWrite::default();
+    let spread: Vec<(Millis, u64)> = model.iter().step_by(250).copied().collect();
+    for gone in &spread {
+        model.remove(gone);
+        board.remove.push(entry(gone.0, gone.1));
+    }
+    for k in 0..20 {
+        serial += 1;
+        let deadline = T0 + k * 2_500_000 + 500;
+        model.insert((deadline, serial));
+        board.add.push(entry(deadline, serial));
+    }
+    let batch = Batch {
+        board,
+        ..Default::default()
+    };
+    s.apply(0, &mut fence, &batch).await.unwrap();
+    let mut want: Vec<(String, Millis)> = model
+        .iter()
+        .map(|(d, n)| (entry(*d, *n).member, *d))
+        .collect();
+    want.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    assert_eq!(
+        index(&redis, "{t:0}:due"),
+        want,
+        "a batch spread over many pages"
+    );
+    let open: i64 = hash(&redis, "{t:0}:openstat").values().sum();
+    assert_eq!(open, model.len() as i64);
+
     let n_buckets = buckets(&redis, "{t:0}:due").len();
-    assert!(n_buckets > 5, "the index spans buckets: {n_buckets}");
+    assert!(
+        n_buckets > 64,
+        "the index spans pages of buckets: {n_buckets}"
+    );
     let mut c = sync(&redis);
     let ids: Vec<String> = redis::cmd("ZRANGE")
         .arg("{t:0}:due:dir")

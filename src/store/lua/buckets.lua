@@ -120,23 +120,20 @@ end
 
 -- Calls `group(b, key, first, last)` for each run of `items` (sorted by score, each
 -- { score, member, station, score as a number }) that belongs in one bucket. The directory is
--- read once for the batch when the items' range holds few bounds (at most two per item, and
--- DIR_SLICE): the bucket of the lowest score and every bound up to the highest. Otherwise each
--- run looks up its bucket and where it ends: two calls a run, and a batch of new alerts makes
--- one run per stage, at the end of each stage's deadlines. `create` makes the first bucket of an empty
--- index and lowers the first bucket's bound to what goes in it (so every bound orders its
--- bucket); without it, items for no bucket are skipped. `group` may add buckets within its
--- own range, never remove any.
-local DIR_SLICE = 4096
+-- read a page of bounds at a time from an item's bucket on, and looked up afresh for an item
+-- beyond the page: a batch of new alerts (one run per stage, far apart) costs a few lookups, a
+-- batch spread over the index one page per DIR_PAGE bounds it crosses. `create` makes the
+-- first bucket of an empty index and lowers the first bucket's bound to what goes in it (so
+-- every bound orders its bucket); without it, items for no bucket are skipped. `group` may add
+-- buckets within its own range, never remove any.
+local DIR_PAGE = 64
 local function by_bucket(base, items, create, group)
   if #items == 0 then
     return
   end
   local dir = base .. ':dir'
-  local hi = items[#items][1]
-  local b, bounds, sliced, k
-  -- The bucket of items[from] and the bounds after it, read again after a group cut short
-  -- by GROUP_MAX, whose bucket may have been rewritten into several.
+  local b, bounds, k, last_page
+  -- The bucket of items[from] and the page of bounds after its score.
   local function locate(from)
     local lo = items[from][1]
     local below
@@ -151,9 +148,8 @@ local function by_bucket(base, items, create, group)
     if below and create then
       redis.call('ZADD', dir, lo, b)
     end
-    local want = math.min(2 * (#items - from + 1), DIR_SLICE)
-    bounds = redis.call('ZRANGEBYSCORE', dir, '(' .. lo, hi, 'WITHSCORES', 'LIMIT', 0, want)
-    sliced, k = #bounds < 2 * want, 1
+    bounds = redis.call('ZRANGEBYSCORE', dir, '(' .. lo, '+inf', 'WITHSCORES', 'LIMIT', 0, DIR_PAGE)
+    k, last_page = 1, #bounds < 2 * DIR_PAGE
     return true
   end
   if not locate(1) then
@@ -162,24 +158,20 @@ local function by_bucket(base, items, create, group)
   local j = 1
   while j <= #items do
     local score = items[j][4]
-    local upper
-    if sliced then
-      while bounds[k] and tonumber(bounds[k + 1]) <= score do
-        b, k = bounds[k], k + 2
-      end
-      upper = bounds[k + 1] and tonumber(bounds[k + 1])
-    else
-      b = bucket_of(dir, items[j][1])
-      local next = redis.call('ZRANGEBYSCORE', dir, '(' .. items[j][1], '+inf', 'WITHSCORES',
-        'LIMIT', 0, 1)
-      upper = next[2] and tonumber(next[2])
+    while bounds[k] and tonumber(bounds[k + 1]) <= score do
+      b, k = bounds[k], k + 2
     end
+    if not bounds[k] and not last_page then
+      locate(j)
+    end
+    local upper = bounds[k + 1] and tonumber(bounds[k + 1])
     local last = j
     while last < #items and last - j + 1 < GROUP_MAX and (not upper or items[last + 1][4] < upper) do
       last = last + 1
     end
     group(b, base .. ':' .. b, j, last)
     j = last + 1
+    -- A run cut short by GROUP_MAX: its bucket may have been rewritten into several.
     if j <= #items and (not upper or items[j][4] < upper) then
       locate(j)
     end
