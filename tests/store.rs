@@ -1041,6 +1041,17 @@ async fn a_bucketed_index_keeps_its_order_and_small_buckets_through_adds_and_rem
         ),
         station: station_field(&format!("6201{:02}", n % 7), "visit"),
     };
+    // The index holds the model's entries, in (deadline, member) order, and openstat counts them.
+    let holds = |model: &std::collections::BTreeSet<(Millis, u64)>, what: &str| {
+        let mut want: Vec<(String, Millis)> = model
+            .iter()
+            .map(|(d, n)| (entry(*d, *n).member, *d))
+            .collect();
+        want.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        assert_eq!(index(&redis, "{t:0}:due"), want, "{what}");
+        let open: i64 = hash(&redis, "{t:0}:openstat").values().sum();
+        assert_eq!(open, model.len() as i64, "{what}");
+    };
     let mut model: std::collections::BTreeSet<(Millis, u64)> = Default::default();
     let mut serial = 0;
     for round in 0..24 {
@@ -1092,14 +1103,7 @@ async fn a_bucketed_index_keeps_its_order_and_small_buckets_through_adds_and_rem
         };
         s.apply(0, &mut fence, &batch).await.unwrap();
 
-        let mut want: Vec<(String, Millis)> = model
-            .iter()
-            .map(|(d, n)| (entry(*d, *n).member, *d))
-            .collect();
-        want.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
-        assert_eq!(index(&redis, "{t:0}:due"), want, "round {round}");
-        let open: i64 = hash(&redis, "{t:0}:openstat").values().sum();
-        assert_eq!(open, model.len() as i64, "round {round}");
+        holds(&model, &format!("round {round}"));
         for (i, b) in buckets(&redis, "{t:0}:due").iter().enumerate() {
             let one_deadline = b.iter().all(|(_, d)| *d == b[0].1);
             assert!(
@@ -1140,18 +1144,7 @@ async fn a_bucketed_index_keeps_its_order_and_small_buckets_through_adds_and_rem
         ..Default::default()
     };
     s.apply(0, &mut fence, &batch).await.unwrap();
-    let mut want: Vec<(String, Millis)> = model
-        .iter()
-        .map(|(d, n)| (entry(*d, *n).member, *d))
-        .collect();
-    want.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
-    assert_eq!(
-        index(&redis, "{t:0}:due"),
-        want,
-        "a batch spread over many pages"
-    );
-    let open: i64 = hash(&redis, "{t:0}:openstat").values().sum();
-    assert_eq!(open, model.len() as i64);
+    holds(&model, "a batch spread over many pages");
 
     let n_buckets = buckets(&redis, "{t:0}:due").len();
     assert!(
