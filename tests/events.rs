@@ -16,6 +16,7 @@
 
 mod common;
 use common::*;
+use fraud_sla::store::changes::Changes;
 use fraud_sla::store::{RedisConn, Store};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::Message;
@@ -513,13 +514,65 @@ async fn a_reconnect_with_last_event_id_replays_what_it_missed() {
     again.ends_within(Duration::from_secs(5)).await;
 }
 
+/// The hub reads each partition's change stream on from where it was. When that place is gone
+/// (trimmed past, or the stream lost), changes may be missed: every page is told to refetch,
+/// once, scoped or not, and a reconnect that replays across it is told too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_stream_lost_under_the_board_makes_every_page_refetch() {
+    let env = Env::new("events-gap", 1, FAST_SLA);
+    let p = start(&env);
+    let mut root = Events::open(p.http_port, Some(ROOT), None).await.unwrap();
+    let mut station = Events::open(p.http_port, Some(STATION), None)
+        .await
+        .unwrap();
+    assert!(root.hello().await && station.hello().await);
+
+    change_entry(&env, 0, &[("G-1", "620102")]);
+    let before = root.change_of("G-1").await;
+    station.change_of("G-1").await;
+    let resyncs = |e: &Events| e.seen.iter().filter(|e| e.event == "resync").count();
+    assert_eq!(resyncs(&root), 0, "no refetch while nothing is missed");
+
+    let mut c = env.redis.client().get_connection().unwrap();
+    let _: i64 = redis::cmd("DEL").arg("{t:0}:events").query(&mut c).unwrap();
+    let told = root.until("resync", |e| e.event == "resync").await;
+    assert_eq!(told.json()["resync"], true, "{told:?}");
+    station.until("resync", |e| e.event == "resync").await;
+
+    // The hub reads on from what the stream holds now.
+    change_entry(&env, 0, &[("G-2", "620102")]);
+    root.change_of("G-2").await;
+    station.change_of("G-2").await;
+    assert_eq!(
+        (resyncs(&root), resyncs(&station)),
+        (1, 1),
+        "{:#?}",
+        root.seen
+    );
+
+    // A page that was away across it refetches when it replays that far.
+    let mut away = Events::open(p.http_port, Some(ROOT), before.id.as_deref())
+        .await
+        .unwrap();
+    assert!(!away.hello().await, "resumable");
+    let replayed: Vec<String> = [away.next(WITHIN).await, away.next(WITHIN).await]
+        .into_iter()
+        .map(|e| e.expect("replayed").event)
+        .collect();
+    assert_eq!(replayed, ["resync", "changed"]);
+    away.change_of("G-2").await;
+}
+
 #[tokio::test]
 async fn the_change_stream_end_is_where_the_board_starts_reading() {
     let dir = tmpdir();
     let redis = Redis::start(dir.path());
     let store = Store::new(RedisConn::connect(&redis.url(), false).await.unwrap(), "t");
     assert_eq!(store.changes_end(0).await.unwrap(), "0-0", "empty");
-    assert!(store.changes(0, "0-0", 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.changes(0, "0-0", 10).await.unwrap(),
+        Changes::default()
+    );
 
     let mut c = redis
         .client()
@@ -527,7 +580,12 @@ async fn the_change_stream_end_is_where_the_board_starts_reading() {
         .await
         .unwrap();
     let mut ids = Vec::new();
-    for (alert, jurisdiction) in [("A-1", "620102"), ("A-2", "330100"), ("A-3", "620103")] {
+    for (alert, jurisdiction) in [
+        ("A-1", "620102"),
+        ("A-2", "330100"),
+        ("A-3", "620103"),
+        ("A-4", "620104"),
+    ] {
         let id: String = redis::cmd("XADD")
             .arg("{t:0}:events")
             .arg("*")
@@ -538,25 +596,67 @@ async fn the_change_stream_end_is_where_the_board_starts_reading() {
             .unwrap();
         ids.push(id);
     }
-    assert_eq!(store.changes_end(0).await.unwrap(), ids[2]);
+    assert_eq!(store.changes_end(0).await.unwrap(), ids[3]);
     assert_eq!(store.changes_end(1).await.unwrap(), "0-0", "per partition");
 
     let all = store.changes(0, "0-0", 10).await.unwrap();
-    assert_eq!(all.len(), 3, "from an empty stream's end: everything after");
-    let after_first = store.changes(0, &ids[0], 10).await.unwrap();
+    assert_eq!(
+        all.entries.len(),
+        4,
+        "from an empty stream's end: everything after"
+    );
+    assert!(!all.gap);
+    let change = |i: usize, alert: &str, jurisdiction: &str| {
+        (
+            ids[i].clone(),
+            vec![(alert.to_owned(), jurisdiction.to_owned())],
+        )
+    };
+    let after_first = store.changes(0, &ids[0], 2).await.unwrap();
     assert_eq!(
         after_first,
-        vec![
-            (
-                ids[1].clone(),
-                vec![("A-2".to_owned(), "330100".to_owned())]
-            ),
-            (
-                ids[2].clone(),
-                vec![("A-3".to_owned(), "620103".to_owned())]
-            ),
-        ],
-        "after a position, exclusive"
+        Changes {
+            gap: false,
+            entries: vec![change(1, "A-2", "330100"), change(2, "A-3", "620103")],
+        },
+        "after a position, exclusive, at most `count`"
     );
-    assert!(store.changes(0, &ids[2], 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.changes(0, &ids[3], 10).await.unwrap(),
+        Changes::default()
+    );
+
+    // Trimmed past a reader: what it gets is still in order, and it is told it may miss some.
+    let _: i64 = redis::cmd("XTRIM")
+        .arg("{t:0}:events")
+        .arg("MAXLEN")
+        .arg(2)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.changes(0, &ids[0], 10).await.unwrap(),
+        Changes {
+            gap: true,
+            entries: vec![change(2, "A-3", "620103"), change(3, "A-4", "620104")],
+        },
+        "A-2 was trimmed unread"
+    );
+    let at_oldest_kept = store.changes(0, &ids[2], 10).await.unwrap();
+    assert_eq!(at_oldest_kept.entries, vec![change(3, "A-4", "620104")]);
+    assert!(!at_oldest_kept.gap, "nothing after it was trimmed");
+
+    // The stream lost (a flush, a promoted replica): a gap, whatever comes after.
+    let _: i64 = redis::cmd("DEL")
+        .arg("{t:0}:events")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.changes(0, &ids[3], 10).await.unwrap(),
+        Changes {
+            gap: true,
+            entries: vec![],
+        }
+    );
 }

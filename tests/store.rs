@@ -596,7 +596,7 @@ async fn the_board_indexes_and_counters_follow_the_records_through_an_alerts_lif
     assert!((8 * 24 * 3600 - 60..=8 * 24 * 3600).contains(&ttl), "{ttl}");
 
     // The change stream: one entry per batch, naming each changed alert.
-    let changes = s.changes(0, "", 100).await.unwrap();
+    let changes = s.changes(0, "", 100).await.unwrap().entries;
     let named: Vec<Vec<(String, String)>> = changes.iter().map(|(_, c)| c.clone()).collect();
     let pair = |a: &str, j: &str| (a.to_owned(), j.to_owned());
     assert_eq!(
@@ -608,8 +608,14 @@ async fn the_board_indexes_and_counters_follow_the_records_through_an_alerts_lif
         ]
     );
     let after_first = s.changes(0, &changes[0].0, 100).await.unwrap();
-    assert_eq!(after_first, changes[1..], "after an id: exclusive");
-    assert!(s.changes(0, &changes[2].0, 100).await.unwrap().is_empty());
+    assert_eq!(after_first.entries, changes[1..], "after an id: exclusive");
+    assert!(!after_first.gap);
+    assert!(s
+        .changes(0, &changes[2].0, 100)
+        .await
+        .unwrap()
+        .entries
+        .is_empty());
     let raw: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
         .arg("{t:0}:events")
         .arg("-")
@@ -637,7 +643,7 @@ async fn the_board_indexes_and_counters_follow_the_records_through_an_alerts_lif
         None,
     )
     .await;
-    assert_eq!(s.changes(0, "", 100).await.unwrap().len(), 3);
+    assert_eq!(s.changes(0, "", 100).await.unwrap().entries.len(), 3);
 }
 
 /// A replay after a Redis rollback goes through the same plan from what Redis still holds:

@@ -7,8 +7,9 @@
 //!   `{"resync": false}` when the events missed since `Last-Event-ID` follow at once;
 //! - `escalation`: one per published escalation, data = the §4 JSON exactly as published;
 //! - `changed`: `{"alert_id", "jurisdiction"}` when a batch changed the alert's stages;
-//! - `resync` (`{"resync": true}`, no id): this connection fell so far behind that events were
-//!   dropped; refetch, as after a `hello` asking for it;
+//! - `resync` (`{"resync": true}`, no id): events were dropped, because this connection fell so
+//!   far behind or because the hub missed changes (its change stream was trimmed past it, or
+//!   lost); refetch, as after a `hello` asking for it;
 //! - a comment every 15 s, so proxies keep an idle stream open.
 //!
 //! `escalation` and `changed` carry an id `<boot>-<seq>`: `seq` counts every event of this
@@ -48,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Access, HttpState};
 use crate::config::KafkaConfig;
 use crate::retry::{retry, Backoff, GaveUp};
+use crate::store::changes::Changes;
 use crate::store::{Store, StoreError};
 
 /// Events kept for replays after a reconnect or a burst: minutes of a busy day, and a burst of
@@ -87,6 +89,8 @@ pub(crate) enum EventsError {
 enum Kind {
     Escalation,
     Changed,
+    /// Changes were missed: every connection that reaches it refetches (a `resync` frame).
+    Gap,
 }
 
 impl Kind {
@@ -94,6 +98,7 @@ impl Kind {
         match self {
             Kind::Escalation => "escalation",
             Kind::Changed => "changed",
+            Kind::Gap => "resync",
         }
     }
 }
@@ -330,6 +335,9 @@ impl Connection {
                 },
             };
             self.cursor = event.seq;
+            if event.kind == Kind::Gap {
+                return Some(Frame::Resync);
+            }
             if self.access.sees(&event.jurisdiction) {
                 return Some(Frame::Event(event));
             }
@@ -517,13 +525,20 @@ impl Hub {
             let results = futures::future::join_all(reads).await;
             more = false;
             let mut error = None;
+            let mut missed = false;
             for ((p, feed), result) in feeds.iter_mut().enumerate().zip(results) {
                 match result {
                     Ok(Read::End(id)) => feed.at = Some(id),
-                    Ok(Read::Entries(entries)) => {
+                    Ok(Read::Entries(Changes { gap, entries })) => {
                         let full = entries.len() == feed.page();
                         feed.careful &= full;
                         more |= full;
+                        if gap {
+                            tracing::warn!(partition = p, "Board events: changes missed (the stream was trimmed past this reader, or lost); pages refetch.");
+                            missed = true;
+                            // Read on from whatever the stream holds now.
+                            feed.at = Some("0-0".to_owned());
+                        }
                         if let Some((last, _)) = entries.last() {
                             feed.at = Some(last.clone());
                         }
@@ -541,6 +556,10 @@ impl Hub {
                     }
                     Err(e) => error = Some(EventsError::from(e)),
                 }
+            }
+            if missed {
+                // One refetch for every feed that missed changes in this poll.
+                self.publish(Kind::Gap, String::new(), RESYNC.to_owned());
             }
             match error {
                 Some(e) if !failing => {
@@ -580,7 +599,7 @@ impl Feed {
 /// One partition's read: where its stream ended, or what came after.
 enum Read {
     End(String),
-    Entries(Vec<(String, Vec<(String, String)>)>),
+    Entries(Changes),
 }
 
 /// The data of a `changed` event.

@@ -187,9 +187,11 @@ pub const SEP: char = '\x1f';
 /// oldest day is whole in every zone.
 pub const DAY_TTL_SECONDS: i64 = 8 * 24 * 3600;
 
-/// Roughly how many entries `{p}:events` keeps (`XADD MAXLEN ~`): minutes of changes at any
-/// realistic rate, enough for a board that reconnects, never unbounded.
-pub const EVENTS_MAXLEN: usize = 10_000;
+/// Roughly how many entries `{p}:events` keeps (`XADD MAXLEN ~`): one a batch of up to 500
+/// changes, so at most ~20 MB a partition, and over a minute of batches at full speed (the
+/// board's reader polls every 300 ms). A reader that falls further behind finds the gap and
+/// tells its pages to refetch ([`Changes::gap`]).
+pub const EVENTS_MAXLEN: usize = 1_000;
 
 /// The board's two stage indexes (docs/contract.md §10.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1124,43 +1126,6 @@ impl Store {
             .query_async(&mut c)
             .await?;
         Ok(StationCounts { day, open })
-    }
-
-    /// Up to `count` entries of the partition's change stream after `after_id` (exclusive; `""`
-    /// or `"-"` from the oldest kept), oldest first: `(stream id, [(alert_id, jurisdiction)])`.
-    /// An entry whose `c` is not that JSON is an error: only the batch script writes the
-    /// stream.
-    pub async fn changes(
-        &self,
-        partition: i32,
-        after_id: &str,
-        count: usize,
-    ) -> Result<Vec<(String, Vec<(String, String)>)>, StoreError> {
-        let start = match after_id {
-            "" | "-" => "-".to_owned(),
-            id => format!("({id}"),
-        };
-        let mut c = self.conn.clone();
-        let reply: redis::streams::StreamRangeReply = c
-            .xrange_count(self.keys(partition).events(), start, "+", count)
-            .await?;
-        reply
-            .ids
-            .into_iter()
-            .map(|entry| {
-                let corrupt = |problem: String| StoreError::CorruptChange {
-                    partition,
-                    stream_id: entry.id.clone(),
-                    problem,
-                };
-                let json: String = entry
-                    .get("c")
-                    .ok_or_else(|| corrupt("it has no field c".into()))?;
-                let pairs: Vec<(String, String)> =
-                    serde_json::from_str(&json).map_err(|e| corrupt(e.to_string()))?;
-                Ok((entry.id.clone(), pairs))
-            })
-            .collect()
     }
 
     /// One alert's state, for the query API.
