@@ -421,7 +421,7 @@ async fn page(
     Ok(merged
         .items
         .iter()
-        .filter_map(|(_, d, m)| ListedStage::decode(list, *d, m))
+        .filter_map(|(_, m)| ListedStage::decode(list, m.deadline, &m.member))
         .count())
 }
 

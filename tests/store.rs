@@ -11,8 +11,8 @@ use fraud_sla::domain::{Alert, AlertState, Millis, Policies, Risk};
 use fraud_sla::partition::plan::{self, Input, Offsets, Progress};
 use fraud_sla::store::{
     alert_bucket, day_field, merge_pages, station_field, AlertWrite, Batch, BoardWrite, DayCount,
-    Fence, IndexChange, IndexEntry, IndexQuery, ListedStage, RedisConn, StageList, Store,
-    StoreError,
+    Fence, IndexChange, IndexEntry, IndexMatch, IndexQuery, ListedStage, RedisConn, StageList,
+    Store, StoreError,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -444,7 +444,33 @@ fn sync(redis: &Redis) -> redis::Connection {
 /// `(member, deadline)` of a whole bucketed index (buckets.lua), in order: its buckets in
 /// directory order, each in its own.
 fn index(redis: &Redis, base: &str) -> Vec<(String, Millis)> {
+    let names = names(redis, base);
+    stored_index(redis, base)
+        .into_iter()
+        .map(|(short, d)| (names(&short), d))
+        .collect()
+}
+
+/// A bucketed index's members as Redis holds them (short), in order.
+fn stored_index(redis: &Redis, base: &str) -> Vec<(String, Millis)> {
     buckets(redis, base).into_iter().flatten().collect()
+}
+
+/// Decodes the short members of the index `base` (`{t:<p>}:due`) with its partition's
+/// dictionary, as the list script does (lua/names.lua); anything else stays as it is.
+fn names(redis: &Redis, base: &str) -> impl Fn(&str) -> String {
+    let tag = &base[..base.find('}').unwrap() + 1];
+    let dictionary: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("{tag}:names"))
+        .query(&mut sync(redis))
+        .unwrap();
+    move |short: &str| {
+        let parts: Vec<&str> = short.split('\x1f').collect();
+        match (parts.as_slice(), dictionary.get(&format!("#{}", parts[0]))) {
+            ([_, id, x], Some(triple)) => format!("{triple}\x1f{id}\x1f{x}"),
+            _ => short.to_owned(),
+        }
+    }
 }
 
 /// The buckets of a bucketed index in directory order, each `(member, deadline)` in order.
@@ -750,7 +776,7 @@ async fn page_through(s: &Store, list: StageList, q: IndexQuery<'_>) -> (Vec<Lis
             merged
                 .items
                 .iter()
-                .map(|(_, d, m)| ListedStage::decode(list, *d, m).unwrap()),
+                .map(|(_, m)| ListedStage::decode(list, m.deadline, &m.member).unwrap()),
         );
         match merged.next {
             None => return (out, pages),
@@ -765,15 +791,28 @@ async fn page_through(s: &Store, list: StageList, q: IndexQuery<'_>) -> (Vec<Lis
     }
 }
 
-/// Every item of both partitions' `due` indexes, by the order of the lists.
-fn all_due(redis: &Redis) -> Vec<ListedStage> {
-    let mut all: Vec<(Millis, String)> = (0..2)
-        .flat_map(|p| index(redis, &format!("{{t:{p}}}:due")))
-        .map(|(m, d)| (d, m))
+/// Every entry of both partitions' `due` indexes, by the order of the lists: (deadline, short
+/// member), with the member decoded.
+fn all_due_entries(redis: &Redis) -> Vec<(Millis, String, String)> {
+    let mut all: Vec<(Millis, String, String)> = (0..2)
+        .flat_map(|p| {
+            let base = format!("{{t:{p}}}:due");
+            let names = names(redis, &base);
+            stored_index(redis, &base)
+                .into_iter()
+                .map(move |(short, d)| (d, names(&short), short))
+        })
+        .map(|(d, member, short)| (d, short, member))
         .collect();
     all.sort();
-    all.iter()
-        .map(|(d, m)| ListedStage::decode(StageList::Due, *d, m).unwrap())
+    all
+}
+
+/// Every item of both partitions' `due` indexes, by the order of the lists.
+fn all_due(redis: &Redis) -> Vec<ListedStage> {
+    all_due_entries(redis)
+        .iter()
+        .map(|(d, _, m)| ListedStage::decode(StageList::Due, *d, m).unwrap())
         .collect()
 }
 
@@ -817,7 +856,7 @@ async fn paging_with_filters_and_small_budgets_yields_every_match_once_in_order(
     let all = all_due(&redis);
     assert_eq!(all.len(), (400 + 140) * 3);
     for p in 0..2 {
-        let in_buckets: Vec<(Millis, String)> = index(&redis, &format!("{{t:{p}}}:due"))
+        let in_buckets: Vec<(Millis, String)> = stored_index(&redis, &format!("{{t:{p}}}:due"))
             .into_iter()
             .map(|(m, d)| (d, m))
             .collect();
@@ -913,8 +952,8 @@ async fn paging_with_filters_and_small_budgets_yields_every_match_once_in_order(
         parts.push((p, s.list_stages(p, StageList::Due, &q).await.unwrap()));
     }
     let first = merge_pages(parts, 5);
-    let (last_p, _, last_m) = first.items.last().unwrap().clone();
-    let gone = ListedStage::decode(StageList::Due, 0, &last_m).unwrap();
+    let (last_p, last) = first.items.last().unwrap().clone();
+    let gone = ListedStage::decode(StageList::Due, 0, &last.member).unwrap();
     let mut o = Owner::claim(&s, last_p).await;
     o.ingest(
         &[(
@@ -937,11 +976,10 @@ async fn paging_with_filters_and_small_budgets_yields_every_match_once_in_order(
         parts.push((p, s.list_stages(p, StageList::Due, &q).await.unwrap()));
     }
     let second = merge_pages(parts, 5);
-    let mut now_all: Vec<(Millis, String)> = (0..2)
-        .flat_map(|p| index(&redis, &format!("{{t:{p}}}:due")))
-        .map(|(m, d)| (d, m))
+    let now_all: Vec<(Millis, String)> = all_due_entries(&redis)
+        .into_iter()
+        .map(|(d, short, _)| (d, short))
         .collect();
-    now_all.sort();
     assert!(
         !now_all.contains(&(cursor_d, cursor_m.clone())),
         "the cursor's entry left"
@@ -953,9 +991,140 @@ async fn paging_with_filters_and_small_budgets_yields_every_match_once_in_order(
     let got: Vec<(Millis, String)> = second
         .items
         .iter()
-        .map(|(_, d, m)| (*d, m.clone()))
+        .map(|(_, m)| (m.deadline, m.key.clone()))
         .collect();
     assert_eq!(got, now_all[at..at + 5]);
+}
+
+/// Index members are stored short: the jurisdiction, risk and stage they share with every
+/// stage of that station, risk and stage become a code (lua/names.lua). An earlier version's
+/// long members are rewritten at the first claim; a list reads them back as they were written,
+/// and a removal by the long member finds the short one.
+#[tokio::test]
+async fn index_members_are_stored_short_and_an_earlier_versions_long_ones_are_rewritten() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let s = store(&redis).await;
+    let mut c = sync(&redis);
+    let long = [
+        (
+            m(
+                "620102-GWM",
+                "high",
+                "visit",
+                "GA-620102-20261202-000001-3f9a",
+                0,
+            ),
+            10,
+        ),
+        (
+            m(
+                "620102-GWM",
+                "high",
+                "meet",
+                "GA-620102-20261202-000001-3f9a",
+                1,
+            ),
+            20,
+        ),
+        (
+            m(
+                "330106-XHQ",
+                "low",
+                "visit",
+                "GA-330106-20261202-000002-3f9a",
+                0,
+            ),
+            10,
+        ),
+        (
+            m(
+                "620102-GWM",
+                "high",
+                "visit",
+                "GA-620102-20261202-000003-3f9a",
+                0,
+            ),
+            30,
+        ),
+    ];
+    for (member, deadline) in &long {
+        let _: () = redis::cmd("ZADD")
+            .arg("{t:0}:due")
+            .arg(deadline)
+            .arg(member)
+            .query(&mut c)
+            .unwrap();
+    }
+    s.claim(0).await.unwrap();
+
+    let stored = stored_index(&redis, "{t:0}:due");
+    assert_eq!(stored.len(), long.len());
+    for (short, _) in &stored {
+        assert_eq!(short.matches('\x1f').count(), 2, "{short:?} is short");
+        assert!(
+            short.len() <= "GA-620102-20261202-000001-3f9a".len() + 5,
+            "{short:?}"
+        );
+    }
+    let codes: std::collections::HashSet<&str> = stored
+        .iter()
+        .map(|(m, _)| m.split('\x1f').next().unwrap())
+        .collect();
+    assert_eq!(codes.len(), 3, "one code per (jurisdiction, risk, stage)");
+    let mut want: Vec<(String, Millis)> = long.iter().map(|(m, d)| (m.clone(), *d)).collect();
+    want.sort();
+    let mut got = index(&redis, "{t:0}:due");
+    got.sort();
+    assert_eq!(got, want, "decoded, the members are the long ones");
+
+    let q = IndexQuery {
+        limit: 10,
+        budget: 100,
+        risk: Some(Risk::High),
+        stage: Some("visit"),
+        prefixes: Some(&["6201".to_owned()]),
+        ..Default::default()
+    };
+    let page = s.list_stages(0, StageList::Due, &q).await.unwrap();
+    let members: Vec<(Millis, &str)> = page
+        .matches
+        .iter()
+        .map(|m| (m.deadline, m.member.as_str()))
+        .collect();
+    assert_eq!(
+        members,
+        [(10, long[0].0.as_str()), (30, long[3].0.as_str())],
+        "the filters read the decoded members"
+    );
+    assert!(page.matches.iter().all(|m| m.key.len() < m.member.len()));
+
+    // The batch script removes by the member as written: it finds the short one.
+    let remove = |(member, deadline): &(String, Millis)| IndexEntry {
+        list: StageList::Due,
+        deadline: *deadline,
+        member: member.clone(),
+        station: station_field("620102-GWM", "visit"),
+    };
+    let mut fence = s.claim(0).await.unwrap().fence;
+    s.apply(
+        0,
+        &mut fence,
+        &Batch {
+            board: BoardWrite {
+                remove: vec![remove(&long[0]), remove(&long[3])],
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut got = index(&redis, "{t:0}:due");
+    got.sort();
+    let mut want = vec![long[1].clone(), long[2].clone()];
+    want.sort();
+    assert_eq!(got, want);
 }
 
 /// Entries this version does not write never pass for list items, and a change entry whose
@@ -984,7 +1153,14 @@ async fn alien_index_entries_do_not_decode_and_an_unreadable_change_entry_is_an_
         ..Default::default()
     };
     let page = s.list_stages(0, StageList::Late, &q).await.unwrap();
-    assert_eq!(page.matches, [(5, "no separators".to_owned())]);
+    assert_eq!(
+        page.matches,
+        [IndexMatch {
+            deadline: 5,
+            key: "no separators".to_owned(),
+            member: "no separators".to_owned()
+        }]
+    );
     assert!(page.exhausted);
     assert!(ListedStage::decode(StageList::Late, 5, "no separators").is_none());
     assert!(
@@ -1047,14 +1223,27 @@ async fn a_bucketed_index_keeps_its_order_and_small_buckets_through_adds_and_rem
         ),
         station: station_field(&format!("6201{:02}", n % 7), "visit"),
     };
-    // The index holds the model's entries, in (deadline, member) order, and openstat counts them.
+    // The index holds the model's entries, in (deadline, short member) order, and openstat
+    // counts them.
     let holds = |model: &std::collections::BTreeSet<(Millis, u64)>, what: &str| {
+        let by_deadline =
+            |a: &(String, Millis), b: &(String, Millis)| (a.1, &a.0).cmp(&(b.1, &b.0));
         let mut want: Vec<(String, Millis)> = model
             .iter()
             .map(|(d, n)| (entry(*d, *n).member, *d))
             .collect();
-        want.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
-        assert_eq!(index(&redis, "{t:0}:due"), want, "{what}");
+        want.sort_by(by_deadline);
+        let stored = stored_index(&redis, "{t:0}:due");
+        let first_wrong = stored
+            .windows(2)
+            .position(|w| by_deadline(&w[0], &w[1]).is_ge());
+        assert_eq!(
+            first_wrong, None,
+            "{what}: the buckets in order are the index in order"
+        );
+        let mut got = index(&redis, "{t:0}:due");
+        got.sort_by(by_deadline);
+        assert_eq!(got, want, "{what}");
         let open: i64 = hash(&redis, "{t:0}:openstat").values().sum();
         assert_eq!(open, model.len() as i64, "{what}");
     };
@@ -1196,7 +1385,7 @@ async fn a_bucketed_index_keeps_its_order_and_small_buckets_through_adds_and_rem
             ..Default::default()
         };
         let page = s.list_stages(0, StageList::Due, &q).await.unwrap();
-        got.extend(page.matches.iter().cloned());
+        got.extend(page.matches.iter().map(|m| (m.deadline, m.member.clone())));
         if page.exhausted {
             break;
         }

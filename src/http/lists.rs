@@ -367,12 +367,12 @@ async fn page(
     let items = merged
         .items
         .into_iter()
-        .map(|(p, deadline, member)| {
-            ListedStage::decode(list, deadline, &member)
+        .map(|(p, m)| {
+            ListedStage::decode(list, m.deadline, &m.member)
                 .map(|i| (p, i))
                 .ok_or(StoreError::CorruptIndex {
                     partition: p,
-                    entry: member,
+                    entry: m.member,
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;

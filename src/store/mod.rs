@@ -139,6 +139,10 @@ impl PartitionKeys {
     pub fn late(&self) -> String {
         format!("{}:late", self.tag)
     }
+    /// The dictionary of the stage indexes' short members (`lua/names.lua`).
+    pub fn names(&self) -> String {
+        format!("{}:names", self.tag)
+    }
     pub fn list(&self, list: StageList) -> String {
         match list {
             StageList::Due => self.due(),
@@ -514,10 +518,10 @@ impl BoardWrite {
 }
 
 /// What one partition is asked for a list page: the index entries after `after`, by
-/// `(deadline, member)`, that pass the filters.
+/// `(deadline, key)`, that pass the filters.
 #[derive(Debug, Clone, Default)]
 pub struct IndexQuery<'a> {
-    /// Start after this `(deadline, member)` position; from the beginning if `None`.
+    /// Start after this `(deadline, key)` position; from the beginning if `None`.
     pub after: Option<(Millis, &'a str)>,
     /// Only deadlines at or before this.
     pub max_deadline: Option<Millis>,
@@ -532,12 +536,24 @@ pub struct IndexQuery<'a> {
     pub stage: Option<&'a str>,
 }
 
+/// One entry of a list page.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IndexMatch {
+    pub deadline: Millis,
+    /// The entry as the index holds it, short (`lua/names.lua`): the index's order, in every
+    /// partition the same, and what a cursor names.
+    pub key: String,
+    /// The entry as [`IndexEntry`] wrote it, which [`ListedStage::decode`] reads.
+    pub member: String,
+}
+
 /// One partition's answer to an [`IndexQuery`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexPage {
-    /// The matches, in `(deadline, member)` order.
-    pub matches: Vec<(Millis, String)>,
-    /// The last entry examined: everything up to it was seen. `None` if nothing was.
+    /// The matches, in `(deadline, key)` order.
+    pub matches: Vec<IndexMatch>,
+    /// The last entry examined, `(deadline, key)`: everything up to it was seen. `None` if
+    /// nothing was.
     pub frontier: Option<(Millis, String)>,
     /// The index holds nothing more in range after `frontier`.
     pub exhausted: bool,
@@ -546,13 +562,13 @@ pub struct IndexPage {
 /// A list page merged over partitions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MergedPage {
-    /// `(partition, deadline, member)` in `(deadline, member)` order.
-    pub items: Vec<(i32, Millis, String)>,
-    /// Where the next page starts; `None` when the list is done.
+    /// `(partition, match)` in `(deadline, key)` order.
+    pub items: Vec<(i32, IndexMatch)>,
+    /// Where the next page starts, `(deadline, key)`; `None` when the list is done.
     pub next: Option<(Millis, String)>,
 }
 
-/// Rule: merges the partitions' pages of one request into one page in `(deadline, member)`
+/// Rule: merges the partitions' pages of one request into one page in `(deadline, key)`
 /// order. A partition that stopped early (its budget or `limit` reached) has seen its index
 /// only up to its frontier, so only matches up to the lowest such frontier are certain to be
 /// complete; the page ends there, short if need be, and the next one starts after it. Every
@@ -564,27 +580,27 @@ pub fn merge_pages(pages: Vec<(i32, IndexPage)>, limit: usize) -> MergedPage {
         .filter_map(|(_, p)| p.frontier.clone())
         .min();
     let all_exhausted = pages.iter().all(|(_, p)| p.exhausted);
-    let mut candidates: Vec<(Millis, String, i32)> = pages
+    let mut candidates: Vec<(IndexMatch, i32)> = pages
         .into_iter()
-        .flat_map(|(partition, p)| p.matches.into_iter().map(move |(d, m)| (d, m, partition)))
-        .filter(|(d, m, _)| {
+        .flat_map(|(partition, p)| p.matches.into_iter().map(move |m| (m, partition)))
+        .filter(|(m, _)| {
             bound
                 .as_ref()
-                .is_none_or(|(bd, bm)| (*d, m.as_str()) <= (*bd, bm.as_str()))
+                .is_none_or(|(bd, bk)| (m.deadline, m.key.as_str()) <= (*bd, bk.as_str()))
         })
         .collect();
     candidates.sort();
     let more = candidates.len() > limit;
     candidates.truncate(limit);
     let next = if more || (candidates.len() == limit && !all_exhausted) {
-        candidates.last().map(|(d, m, _)| (*d, m.clone()))
+        candidates.last().map(|(m, _)| (m.deadline, m.key.clone()))
     } else if all_exhausted {
         None
     } else {
         bound
     };
     MergedPage {
-        items: candidates.into_iter().map(|(d, m, p)| (p, d, m)).collect(),
+        items: candidates.into_iter().map(|(m, p)| (p, m)).collect(),
         next,
     }
 }
@@ -659,14 +675,17 @@ impl Store {
             owner: std::sync::Arc::new(Owner::new(None)),
             apply_batch: Script::new(concat!(
                 include_str!("lua/buckets.lua"),
+                include_str!("lua/names.lua"),
                 include_str!("lua/apply_batch.lua")
             )),
             claim_partition: Script::new(concat!(
                 include_str!("lua/buckets.lua"),
+                include_str!("lua/names.lua"),
                 include_str!("lua/claim_partition.lua")
             )),
             list_stages: Script::new(concat!(
                 include_str!("lua/buckets.lua"),
+                include_str!("lua/names.lua"),
                 include_str!("lua/list_stages.lua")
             )),
             due_clocks: Script::new(include_str!("lua/due_clocks.lua")),
@@ -744,6 +763,7 @@ impl Store {
             .key(k.due())
             .key(k.late())
             .key(k.clock())
+            .key(k.names())
             .arg(&token)
             .arg(&self.owner.process)
             .arg(self.owner.instance.as_deref().unwrap_or(""))
@@ -832,7 +852,8 @@ impl Store {
             .key(k.late())
             .key(k.openstat())
             .key(k.events())
-            .key(k.records());
+            .key(k.records())
+            .key(k.names());
         inv.arg(fence.epoch)
             .arg(&fence.token)
             .arg(fence.seq)
@@ -1062,7 +1083,7 @@ impl Store {
     ) -> Result<IndexPage, StoreError> {
         let k = self.keys(partition);
         let mut inv = self.list_stages.prepare_invoke();
-        inv.key(k.list(list));
+        inv.key(k.list(list)).key(k.names());
         match q.after {
             Some((deadline, member)) => inv.arg(deadline).arg(member),
             None => inv.arg("").arg(""),
@@ -1102,10 +1123,14 @@ impl Store {
             Some((score(frontier_score)?, frontier_member.clone()))
         };
         let matches = rest
-            .chunks(2)
-            .map(|pair| match pair {
-                [s, m] => Ok((score(s)?, m.clone())),
-                _ => Err(corrupt(&pair.join(" "))),
+            .chunks(3)
+            .map(|row| match row {
+                [s, key, m] => Ok(IndexMatch {
+                    deadline: score(s)?,
+                    key: key.clone(),
+                    member: m.clone(),
+                }),
+                _ => Err(corrupt(&row.join(" "))),
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(IndexPage {
@@ -1164,7 +1189,14 @@ mod tests {
         exhausted: bool,
     ) -> IndexPage {
         IndexPage {
-            matches: matches.iter().map(|(d, m)| (*d, m.to_string())).collect(),
+            matches: matches
+                .iter()
+                .map(|(d, k)| IndexMatch {
+                    deadline: *d,
+                    key: k.to_string(),
+                    member: format!("member of {k}"),
+                })
+                .collect(),
             frontier: frontier.map(|(d, m)| (d, m.to_owned())),
             exhausted,
         }
@@ -1183,7 +1215,7 @@ mod tests {
         let items: Vec<_> = merged
             .items
             .iter()
-            .map(|(p, d, m)| (*p, *d, m.as_str()))
+            .map(|(p, m)| (*p, m.deadline, m.key.as_str()))
             .collect();
         assert_eq!(
             items,
@@ -1196,7 +1228,7 @@ mod tests {
             "a short page goes on from the frontier"
         );
 
-        // Full page: the cursor is its last item; ties by member.
+        // Full page: the cursor is its last item; ties by key.
         let merged = merge_pages(
             vec![
                 (0, page(&[(1, "b"), (1, "d")], Some((1, "d")), false)),
@@ -1204,8 +1236,12 @@ mod tests {
             ],
             3,
         );
-        let members: Vec<_> = merged.items.iter().map(|(_, _, m)| m.as_str()).collect();
-        assert_eq!(members, ["a", "b", "c"]);
+        let members: Vec<_> = merged
+            .items
+            .iter()
+            .map(|(_, m)| m.member.as_str())
+            .collect();
+        assert_eq!(members, ["member of a", "member of b", "member of c"]);
         assert_eq!(merged.next, Some((1, "c".to_owned())));
 
         // Everything seen and shown: done.

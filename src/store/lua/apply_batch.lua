@@ -13,8 +13,9 @@
 --
 -- KEYS: 1 owner, 2 offsets, 3 clock (per-alert buckets), 4 overdue, 5 outbox,
 --       6 alertmanager queue, 7 policy snapshots, 8 due, 9 late (bucketed by deadline),
---       10 openstat, 11 events, 12 records (per-alert buckets),
---       13.. one per alert (its record when not in a bucket), then one per day of station counters
+--       10 openstat, 11 events, 12 records (per-alert buckets), 13 the members' dictionary
+--       (names.lua),
+--       14.. one per alert (its record when not in a bucket), then one per day of station counters
 --       (the bucketed keys' names start with theirs: buckets.lua)
 -- ARGV: epoch, token, seq,
 --       n_offsets, (topic, offset)*,
@@ -34,7 +35,7 @@
 --
 -- The stage indexes change by the differences the caller computed from the records as loaded
 -- (removals first, so an entry that moves within an index is removed, then added), a group of
--- entries per bucket (buckets.lua). openstat counts what the indexes actually hold: it moves
+-- entries per bucket (buckets.lua), each member stored short (names.lua). openstat counts what the indexes actually hold: it moves
 -- only by members removed or added, once per station and batch, and a field at 0 is deleted.
 -- The earliest score of the clock returned may be early (buckets.lua): a time to look again.
 local owner = redis.call('HMGET', KEYS[1], 'epoch', 'token', 'seq')
@@ -82,13 +83,13 @@ for k = 1, n do
   local records = KEYS[12] .. ':' .. bucket
   if in_bucket == '1' then
     if redis.call('HSET', records, id, state) == 1 and stored == '1' then
-      redis.call('DEL', KEYS[12 + k])
+      redis.call('DEL', KEYS[13 + k])
     end
   else
     if ttl == '' then
-      redis.call('SET', KEYS[12 + k], state)
+      redis.call('SET', KEYS[13 + k], state)
     else
-      redis.call('SET', KEYS[12 + k], state, 'PX', ttl)
+      redis.call('SET', KEYS[13 + k], state, 'PX', ttl)
     end
     if stored == '1' then
       redis.call('HDEL', records, id)
@@ -127,22 +128,23 @@ local function count(item, by)
   end
   stations[station] = stations[station] + by
 end
-local function entries()
+local encode = names_encoder(KEYS[13])
+local function entries(adding)
   n = tonumber(ARGV[i]); i = i + 1
   writes = writes + n
   local by_list = { d = {}, l = {} }
   for _ = 1, n do
     local items = by_list[ARGV[i]]
-    items[#items + 1] = { ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 1]) }
+    items[#items + 1] = { ARGV[i + 1], encode(ARGV[i + 2], adding), ARGV[i + 3], tonumber(ARGV[i + 1]) }
     i = i + 4
   end
   return by_list
 end
-local removed = entries()
+local removed = entries(false)
 for _, code in ipairs({ 'd', 'l' }) do
   bucket_rem_all(lists[code], removed[code], function(item) count(item, -1) end)
 end
-local added_entries = entries()
+local added_entries = entries(true)
 for _, code in ipairs({ 'd', 'l' }) do
   bucket_add_all(lists[code], added_entries[code], function(item) count(item, 1) end)
 end
@@ -157,7 +159,7 @@ n = tonumber(ARGV[i]); i = i + 1
 local day_ttl = ARGV[i]; i = i + 1
 writes = writes + n
 for d = 1, n do
-  local key = KEYS[12 + n_alerts + d]
+  local key = KEYS[13 + n_alerts + d]
   local fields = tonumber(ARGV[i]); i = i + 1
   for _ = 1, fields do
     redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1]); i = i + 2

@@ -11,10 +11,12 @@
 -- first claim by this version takes the count from it and drops it.
 --
 -- Earlier versions kept the board's stage indexes and the clock as plain zsets; a claim moves
--- them into buckets (buckets.lua), once.
+-- them into buckets (buckets.lua), once. Earlier versions' index members were long; a claim
+-- writes them short (names.lua), once (owner field 'names').
 --
 -- KEYS: 1 owner (hash: epoch, token, seq, open, process, instance), 2 offsets,
---       3 the earlier versions' open zset, 4 due, 5 late (bucketed indexes), 6 clock
+--       3 the earlier versions' open zset, 4 due, 5 late (bucketed indexes), 6 clock,
+--       7 the index members' dictionary
 -- ARGV: 1 token of the new owner, 2 its process, 3 its instance id ('' = none),
 --       4 '1' = take back only (the recorded instance id must be ARGV[3]),
 --       5 the number of per-alert buckets
@@ -28,6 +30,10 @@ if redis.call('HEXISTS', KEYS[1], 'open') == 0 then
 end
 bucket_migrate(KEYS[4])
 bucket_migrate(KEYS[5])
+if redis.call('HSETNX', KEYS[1], 'names', '1') == 1 then
+  names_migrate(KEYS[4], KEYS[7])
+  names_migrate(KEYS[5], KEYS[7])
+end
 clock_migrate(KEYS[6], tonumber(ARGV[5]))
 redis.call('HSET', KEYS[1], 'token', ARGV[1], 'process', ARGV[2])
 if ARGV[3] == '' then

@@ -8,17 +8,20 @@
 -- `limit`: O(log n + limit). Filtered: O(log n + budget). Read-only.
 --
 -- The index is bucketed (buckets.lua): the page walks its buckets in directory order, from the
--- one that holds the cursor.
+-- one that holds the cursor. Its members are short (names.lua): the filters read them decoded,
+-- the order and the cursor are the short ones.
 --
--- KEYS: 1 the index (bucketed zset: deadline ms ->
---         `<jurisdiction>\31<risk>\31<stage>\31<alert_id>\31<x>`)
--- ARGV: 1 after_deadline ('' = from the start), 2 after_member,
+-- KEYS: 1 the index (bucketed zset: deadline ms -> `<code>\31<alert_id>\31<x>`),
+--       2 the members' dictionary (code -> `<jurisdiction>\31<risk>\31<stage>`)
+-- ARGV: 1 after_deadline ('' = from the start), 2 after_member (short),
 --       3 max_deadline ('+inf' or ms), 4 limit, 5 budget,
 --       6 risk ('' = any), 7 stage ('' = any),
 --       8 prefixed ('1': only jurisdictions starting with one of the prefixes), 9 n_prefixes,
 --       10.. prefixes
 -- Returns: { exhausted '1'|'0', frontier_deadline ('' = nothing examined), frontier_member,
---            (deadline, member)* of the matches }
+--            (deadline, short member, member)* of the matches } (a member that does not
+--            decode is returned as it is stored when unfiltered, for the caller to refuse, and
+--            never matches a filter)
 local base = KEYS[1]
 local dir = base .. ':dir'
 local after_deadline, after_member = ARGV[1], ARGV[2]
@@ -30,6 +33,7 @@ for j = 1, tonumber(ARGV[9]) do
   prefixes[j] = ARGV[9 + j]
 end
 local filtered = prefixed or risk ~= '' or stage ~= ''
+local decode = names_decoder(KEYS[2])
 
 -- a <= b in byte order, as Redis orders members of equal score. Lua's own string comparison
 -- follows the server's collation locale, which need not be bytewise.
@@ -151,13 +155,15 @@ while found < limit and examined < budget and more() do
     if #rows == 0 then
       break
     end
-    for _, member in ipairs(rows) do
+    for _, short in ipairs(rows) do
       rank = rank + 1
       examined = examined + 1
-      last, last_key = member, key
-      if matches(member) then
+      last, last_key = short, key
+      local member = decode(short)
+      if member and matches(member) then
         found = found + 1
-        out[#out + 1] = redis.call('ZSCORE', key, member)
+        out[#out + 1] = redis.call('ZSCORE', key, short)
+        out[#out + 1] = short
         out[#out + 1] = member
         if found >= limit then
           break
@@ -173,6 +179,7 @@ while found < limit and examined < budget and more() do
     for j = 1, #rows, 2 do
       out[#out + 1] = rows[j + 1]
       out[#out + 1] = rows[j]
+      out[#out + 1] = decode(rows[j]) or rows[j]
     end
     rank = rank + #rows / 2
     found = found + #rows / 2
