@@ -16,16 +16,20 @@
 //! | `{fsla:p}:policy`          | hash   | policy snapshots by version, written with the first alert that names one |
 //! | `{fsla:p}:due:dir`, `:due:<n>` | zsets | open stages not yet breached, by deadline (ms): `/v1/open`; bucketed |
 //! | `{fsla:p}:late:dir`, `:late:<n>` | zsets | open stages with a breach level fired, by deadline: `/v1/overdue`; bucketed |
+//! | `{fsla:p}:names`           | hash   | the index members' dictionary: `<jurisdiction>␟<risk>␟<stage>` → code, `#<code>` → it, `n` codes given |
 //! | `{fsla:p}:openstat`        | hash   | `<jurisdiction>␟<stage>` → open stages now (entries of `due` + `late`) |
 //! | `{fsla:p}:day:<YYYY-MM-DD>`| hash   | `<jurisdiction>␟<stage>␟<on_time\|late\|breached>` → count that day (display zone); expires after 8 days |
-//! | `{fsla:p}:events`          | stream | one entry per batch that changed alerts: `c` = JSON `[[alert_id, jurisdiction], …]` (capped ~10 000) |
+//! | `{fsla:p}:events`          | stream | one entry per batch that changed alerts: `c` = JSON `[[alert_id, jurisdiction], …]` (capped ~1 000) |
 //!
 //! The board's keys (`due`, `late`, `openstat`, `day:*`, `events`) are written by the same
 //! script call as the records they describe, from differences the plan computes between the
 //! records as loaded and as written ([`BoardWrite`]), so they never disagree with the records,
 //! also after a Redis rollback and its replay. A `due` or `late` member carries everything a
 //! list shows (`<jurisdiction>␟<risk>␟<stage>␟<alert_id>␟<warned 0|1, or level>`, ␟ = `\x1f`,
-//! which a jurisdiction never contains), so a list page reads no record.
+//! which a jurisdiction never contains), so a list page reads no record. Redis holds it short,
+//! `<code>␟<alert_id>␟<x>` (`lua/names.lua`): the scripts encode and decode, so what Rust
+//! writes and reads ([`IndexEntry`], [`ListedStage`]) is the long form, and only the order and
+//! cursors of a page ([`IndexMatch::key`]) are the short one.
 //!
 //! `due` and `late` hold one entry per open stage, most of an open alert's memory, so they are
 //! bucketed (`lua/buckets.lua`): a directory zset `…:dir` of buckets, each a zset of at most
