@@ -7,9 +7,9 @@
 //! |----------------------------|--------|----------------------------------------------------|
 //! | `{fsla:p}:owner`           | hash   | `epoch` and `token` of the owner (fencing), `seq` its writes (rollback detection), `open` the number of open alerts, `process` and `instance` who claimed (take-back after a restart) |
 //! | `{fsla:p}:offsets`         | hash   | highest applied offset per input topic             |
-//! | `{fsla:p}:r:<b>`           | hash   | alert id → [`record`] of the open alerts of [`alert_bucket`] *b* (small records) |
+//! | `{fsla:p}:r:<b>`           | hash   | alert id → `#<handle> ` + [`record`] of the open alerts of [`alert_bucket`] *b* (small records) |
 //! | `{fsla:p}:a:<alert_id>`    | string | the alert's [`AlertState`] as a compact [`record`], when not in a bucket (closed, held, or too big) |
-//! | `{fsla:p}:clock:<b>`, `:clock:dir` | zsets | one entry per open alert of bucket *b*: its next due time (ms); the directory holds each bucket's earliest |
+//! | `{fsla:p}:clock:<b>`, `:clock:dir` | zsets | one entry per open alert of bucket *b* (its handle): its next due time (ms); the directory holds each bucket's earliest |
 //! | `{fsla:p}:overdue`         | zset   | open alerts with a breached stage, by deadline     |
 //! | `{fsla:p}:outbox`          | stream | escalations written with their transition, deleted once the broker acked |
 //! | `{fsla:p}:am`              | stream | Alertmanager alerts written with their transition, deleted once posted |
@@ -17,6 +17,7 @@
 //! | `{fsla:p}:due:dir`, `:due:<n>` | zsets | open stages not yet breached, by deadline (ms): `/v1/open`; bucketed |
 //! | `{fsla:p}:late:dir`, `:late:<n>` | zsets | open stages with a breach level fired, by deadline: `/v1/overdue`; bucketed |
 //! | `{fsla:p}:names`           | hash   | the index members' dictionary: `<jurisdiction>␟<risk>␟<stage>` → code, `#<code>` → it, `n` codes given |
+//! | `{fsla:p}:ids:<xy>`        | hash   | handle → alert id of the open alerts whose handle ends in *xy* (the owner's `handles` counts handles given) |
 //! | `{fsla:p}:openstat`        | hash   | `<jurisdiction>␟<stage>` → open stages now (entries of `due` + `late`) |
 //! | `{fsla:p}:day:<YYYY-MM-DD>`| hash   | `<jurisdiction>␟<stage>␟<on_time\|late\|breached>` → count that day (display zone); expires after 8 days |
 //! | `{fsla:p}:events`          | stream | one entry per batch that changed alerts: `c` = JSON `[[alert_id, jurisdiction], …]` (capped ~1 000) |
@@ -27,9 +28,10 @@
 //! also after a Redis rollback and its replay. A `due` or `late` member carries everything a
 //! list shows (`<jurisdiction>␟<risk>␟<stage>␟<alert_id>␟<warned 0|1, or level>`, ␟ = `\x1f`,
 //! which a jurisdiction never contains), so a list page reads no record. Redis holds it short,
-//! `<code>␟<alert_id>␟<x>` (`lua/names.lua`): the scripts encode and decode, so what Rust
-//! writes and reads ([`IndexEntry`], [`ListedStage`]) is the long form, and only the order and
-//! cursors of a page ([`IndexMatch::key`]) are the short one.
+//! `<code>␟<handle>␟<x>` (`lua/names.lua`), and the clock names alerts by handle too: the
+//! scripts encode and decode, so what Rust writes and reads ([`IndexEntry`], [`ListedStage`],
+//! ids) is the long form, and only the order and cursors of a page ([`IndexMatch::key`]) are
+//! the short one.
 //!
 //! `due` and `late` hold one entry per open stage, most of an open alert's memory, so they are
 //! bucketed (`lua/buckets.lua`): a directory zset `…:dir` of buckets, each a zset of at most
@@ -147,6 +149,11 @@ impl PartitionKeys {
     pub fn names(&self) -> String {
         format!("{}:names", self.tag)
     }
+    /// The id map: open alerts' handles → their ids (`lua/names.lua`); its buckets start with
+    /// this name.
+    pub fn ids(&self) -> String {
+        format!("{}:ids", self.tag)
+    }
     pub fn list(&self, list: StageList) -> String {
         match list {
             StageList::Due => self.due(),
@@ -186,6 +193,10 @@ const LISTPACK_VALUE_DEFAULT: usize = 64;
 /// Records kept in buckets are at most this long whatever the server allows: a listpack is
 /// searched and rewritten whole.
 const LISTPACK_VALUE_MAX: usize = 256;
+
+/// What the batch script may put before a record: its handle and a space (`lua/names.lua`),
+/// `#<partition>.<n>` in base 62: up to 3,844 partitions and 56 billion alerts a partition.
+const HANDLE_ROOM: usize = 12;
 
 /// Separates the parts of index members and counter fields: a control character, which no
 /// jurisdiction (validated), risk, stage name or alert id contains.
@@ -857,7 +868,8 @@ impl Store {
             .key(k.openstat())
             .key(k.events())
             .key(k.records())
-            .key(k.names());
+            .key(k.names())
+            .key(k.ids());
         inv.arg(fence.epoch)
             .arg(&fence.token)
             .arg(fence.seq)
@@ -869,7 +881,7 @@ impl Store {
         inv.arg(batch.alerts.len())
             .arg(batch.alerts.iter().map(|a| a.opened).sum::<i64>());
         for a in &batch.alerts {
-            let in_bucket = a.ttl_ms.is_none() && a.state.len() <= self.record_limit;
+            let in_bucket = a.ttl_ms.is_none() && a.state.len() + HANDLE_ROOM <= self.record_limit;
             inv.key(k.alert(&a.alert_id));
             inv.arg(&a.alert_id)
                 .arg(alert_bucket(&a.alert_id))
@@ -878,7 +890,8 @@ impl Store {
                 .arg(if a.stored { "1" } else { "0" })
                 .arg(a.clock.arg())
                 .arg(a.overdue.arg())
-                .arg(opt(a.ttl_ms));
+                .arg(opt(a.ttl_ms))
+                .arg(a.opened);
         }
         inv.arg(batch.escalations.len());
         for (id, json) in &batch.escalations {
@@ -971,6 +984,7 @@ impl Store {
         let ids: Vec<String> = self
             .due_clocks
             .key(self.keys(partition).clock())
+            .key(self.keys(partition).ids())
             .arg(now)
             .arg(limit)
             .invoke_async(&mut c)
@@ -1087,7 +1101,7 @@ impl Store {
     ) -> Result<IndexPage, StoreError> {
         let k = self.keys(partition);
         let mut inv = self.list_stages.prepare_invoke();
-        inv.key(k.list(list)).key(k.names());
+        inv.key(k.list(list)).key(k.names()).key(k.ids());
         match q.after {
             Some((deadline, member)) => inv.arg(deadline).arg(member),
             None => inv.arg("").arg(""),

@@ -13,18 +13,18 @@
 --
 -- KEYS: 1 owner, 2 offsets, 3 clock (per-alert buckets), 4 overdue, 5 outbox,
 --       6 alertmanager queue, 7 policy snapshots, 8 due, 9 late (bucketed by deadline),
---       10 openstat, 11 events, 12 records (per-alert buckets), 13 the members' dictionary
---       (names.lua),
---       14.. one per alert (its record when not in a bucket), then one per day of station counters
+--       10 openstat, 11 events, 12 records (per-alert buckets), 13 the members' dictionary,
+--       14 the id map (names.lua),
+--       15.. one per alert (its record when not in a bucket), then one per day of station counters
 --       (the bucketed keys' names start with theirs: buckets.lua)
 -- ARGV: epoch, token, seq,
 --       n_offsets, (topic, offset)*,
 --       n_alerts, open_delta,
---         (alert_id, bucket, record, in_bucket, stored, clock, overdue, ttl_ms)*
+--         (alert_id, bucket, record, in_bucket, stored, clock, overdue, ttl_ms, opened)*
 --         (in_bucket '1': the record goes to the alert's bucket hash, small enough to keep it a
 --          listpack, else to its own key, which may expire; stored '1': Redis held a record of
 --          it, which may be in the other place; clock, overdue: '-' unchanged, '' removed, else
---          the score; ttl_ms '' = none),
+--          the score; ttl_ms '' = none; opened '1' the alert opens, '-1' it closes, else '0'),
 --       n_escalations, (escalation_id, json)*,
 --       n_notices, (json)*,
 --       n_policies, (version, json)*  (a snapshot is written once: the alerts it names keep it),
@@ -75,27 +75,47 @@ local open_delta = tonumber(ARGV[i]); i = i + 1
 if open_delta ~= 0 then
   redis.call('HINCRBY', KEYS[1], 'open', open_delta)
 end
+-- Each alert's handle, or its id when it has none (names.lua): what its clock and index entries
+-- name it by.
+local handles = {}
 for k = 1, n do
   local id, bucket, state, in_bucket, stored = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
     ARGV[i + 4]
-  local clock, overdue, ttl = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
-  i = i + 8
+  local clock, overdue, ttl, opened = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
+  i = i + 9
   local records = KEYS[12] .. ':' .. bucket
+  local handle
+  if stored == '1' then
+    local old = redis.call('HGET', records, id) or redis.call('GET', KEYS[14 + k])
+    handle = old and handle_of(old)
+  else
+    handle = new_handle(KEYS[1])
+  end
+  if handle then
+    state = handle .. ' ' .. state
+    if opened == '1' then
+      redis.call('HSET', ids_key(KEYS[14], handle), handle, id)
+    elseif opened == '-1' then
+      redis.call('HDEL', ids_key(KEYS[14], handle), handle)
+    end
+  end
+  handle = handle or id
+  handles[id] = handle
   if in_bucket == '1' then
     if redis.call('HSET', records, id, state) == 1 and stored == '1' then
-      redis.call('DEL', KEYS[13 + k])
+      redis.call('DEL', KEYS[14 + k])
     end
   else
     if ttl == '' then
-      redis.call('SET', KEYS[13 + k], state)
+      redis.call('SET', KEYS[14 + k], state)
     else
-      redis.call('SET', KEYS[13 + k], state, 'PX', ttl)
+      redis.call('SET', KEYS[14 + k], state, 'PX', ttl)
     end
     if stored == '1' then
       redis.call('HDEL', records, id)
     end
   end
-  clock_set(KEYS[3], bucket, clock, id)
+  clock_set(KEYS[3], bucket, clock, handle)
   index(KEYS[4], overdue, id)
 end
 
@@ -128,7 +148,10 @@ local function count(item, by)
   end
   stations[station] = stations[station] + by
 end
-local encode = names_encoder(KEYS[13])
+-- Every index entry is of an alert the batch writes; one that is not keeps its id.
+local encode = names_encoder(KEYS[13], function(id)
+  return handles[id] or id
+end)
 local function entries(adding)
   n = tonumber(ARGV[i]); i = i + 1
   writes = writes + n
@@ -159,7 +182,7 @@ n = tonumber(ARGV[i]); i = i + 1
 local day_ttl = ARGV[i]; i = i + 1
 writes = writes + n
 for d = 1, n do
-  local key = KEYS[13 + n_alerts + d]
+  local key = KEYS[14 + n_alerts + d]
   local fields = tonumber(ARGV[i]); i = i + 1
   for _ = 1, fields do
     redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1]); i = i + 2

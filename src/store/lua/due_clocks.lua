@@ -7,7 +7,11 @@
 -- due all the same). A bucket that holds nothing due after all gets its true earliest time in
 -- the directory (or leaves it, empty), so an early time is put right once.
 --
--- KEYS: 1 clock
+-- A member is the alert's handle, or its id if it has none (names.lua); ids are returned. A
+-- handle the id map no longer holds names no open alert (its record closed, or is gone), so
+-- its entry is dropped: nothing could fire for it.
+--
+-- KEYS: 1 clock, 2 the id map
 -- ARGV: 1 now (ms), 2 limit
 local dir = KEYS[1] .. ':dir'
 local limit = tonumber(ARGV[2])
@@ -34,7 +38,16 @@ while #rows < limit do
     else
       offset = offset + 1
       for j = 1, #r, 2 do
-        rows[#rows + 1] = { tonumber(r[j + 1]), r[j] }
+        local id = r[j]
+        if string.byte(id, 1) == 35 then
+          id = redis.call('HGET', KEYS[2] .. ':' .. string.sub(id, -2), id)
+          if not id then
+            redis.call('ZREM', key, r[j])
+          end
+        end
+        if id then
+          rows[#rows + 1] = { tonumber(r[j + 1]), id }
+        end
       end
     end
   end

@@ -11,8 +11,8 @@
 -- one that holds the cursor. Its members are short (names.lua): the filters read them decoded,
 -- the order and the cursor are the short ones.
 --
--- KEYS: 1 the index (bucketed zset: deadline ms -> `<code>\31<alert_id>\31<x>`),
---       2 the members' dictionary (code -> `<jurisdiction>\31<risk>\31<stage>`)
+-- KEYS: 1 the index (bucketed zset: deadline ms -> `<code>\31<handle>\31<x>`),
+--       2 the members' dictionary (code -> `<jurisdiction>\31<risk>\31<stage>`), 3 the id map
 -- ARGV: 1 after_deadline ('' = from the start), 2 after_member (short),
 --       3 max_deadline ('+inf' or ms), 4 limit, 5 budget,
 --       6 risk ('' = any), 7 stage ('' = any),
@@ -33,7 +33,7 @@ for j = 1, tonumber(ARGV[9]) do
   prefixes[j] = ARGV[9 + j]
 end
 local filtered = prefixed or risk ~= '' or stage ~= ''
-local decode = names_decoder(KEYS[2])
+local decode = names_decoder(KEYS[2], KEYS[3])
 
 -- a <= b in byte order, as Redis orders members of equal score. Lua's own string comparison
 -- follows the server's collation locale, which need not be bytewise.

@@ -1,6 +1,6 @@
 -- The records of some alerts, in order (false for none): each from its bucket hash, else from
--- its own key (a record too big for a bucket, a closed alert's, or one an earlier version wrote).
--- Read-only.
+-- its own key (a record too big for a bucket, a closed alert's, or one an earlier version wrote),
+-- without the handle at its head (names.lua). Read-only.
 --
 -- KEYS: 1 records (per-alert buckets: buckets.lua), then one per alert: its own key
 -- ARGV: (alert_id, bucket)*
@@ -10,6 +10,9 @@ for k = 2, #KEYS do
   local record = redis.call('HGET', KEYS[1] .. ':' .. bucket, id)
   if not record then
     record = redis.call('GET', KEYS[k])
+  end
+  if record and string.byte(record, 1) == 35 then
+    record = string.sub(record, string.find(record, ' ', 1, true) + 1)
   end
   out[k - 1] = record
 end

@@ -1,13 +1,20 @@
--- Short stage index members. What the caller writes and reads (store.rs's IndexEntry) is
--- `<jurisdiction>\31<risk>\31<stage>\31<alert_id>\31<x>`; what the bucketed indexes hold is
--- `<code>\31<alert_id>\31<x>`, the code standing for `<jurisdiction>\31<risk>\31<stage>`: the
--- part every open stage of one station, risk and stage repeats, and otherwise half a member.
--- Prepended to the scripts that write or read the indexes.
---
--- The dictionary (a hash per partition) maps each triple to its code and '#' .. code back,
--- and counts codes in field 'n'. Codes are base 62, assigned once and never reused, so a
--- member once written always decodes. Index order is by (deadline, stored member): the same
--- total order in every partition, which is all a page's merge and its cursor need.
+-- Short members. What the caller writes and reads as a stage index member (store.rs's
+-- IndexEntry) is `<jurisdiction>\31<risk>\31<stage>\31<alert_id>\31<x>`; what the bucketed
+-- indexes hold is `<code>\31<handle>\31<x>`:
+-- - the code stands for `<jurisdiction>\31<risk>\31<stage>`, the part every open stage of one
+--   station, risk and stage repeats. The dictionary (a hash per partition) maps each triple to
+--   its code and '#' .. code back, and counts codes in field 'n'. Codes repeat across
+--   partitions; handles do not, so no two partitions store the same member.
+-- - the handle stands for the alert id, which an open alert would otherwise repeat in each of
+--   its index entries and its clock entry: '#<partition>.<n>', n in base 62 from the owner's
+--   field 'handles', given when this version first writes the alert's record, and kept at the head of
+--   the record ('#<n> <record>', stripped by load_records.lua). The id map (hashes
+--   `{p}:ids:<last two characters of the handle>`) maps it back while the alert is open. An
+--   alert whose record an earlier version wrote has no handle: its id stands for itself, in
+--   its clock and index entries alike, for the rest of its life.
+-- Codes and handles are never reused and never hold the separator, and '#' is in no alert id.
+-- Index order is by (deadline, stored member): the same total order in every partition, which
+-- is all a page's merge and its cursor need. Prepended to the scripts that use them.
 local DIGITS = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
 
 local function base62(n)
@@ -33,10 +40,32 @@ local function separators(member)
   return at
 end
 
--- Stored member for a caller's member: `encode(member, create)`. A triple without a code
--- gets one when `create`; otherwise (a removal) the member is returned as it came, which is
--- also how an earlier version's member is found. Anything not of five parts is kept as is.
-local function names_encoder(key)
+-- The handle at the head of a stored record, or nil.
+local function handle_of(record)
+  if string.byte(record, 1) ~= 35 then
+    return nil
+  end
+  return string.sub(record, 1, string.find(record, ' ', 1, true) - 1)
+end
+
+-- The id map's bucket of a handle.
+local function ids_key(base, handle)
+  return base .. ':' .. string.sub(handle, -2)
+end
+
+-- A new handle, from the owner hash's counter: '#<partition>.<n>', so that no two partitions
+-- give the same one (a page merges the partitions' entries by their stored form, and its cursor
+-- must name one entry of all).
+local function new_handle(owner)
+  local partition = tonumber(string.match(owner, ':(%d+)}'))
+  return '#' .. base62(partition) .. '.' .. base62(redis.call('HINCRBY', owner, 'handles', 1))
+end
+
+-- Stored member for a caller's member: `encode(member, create)`. A triple without a code gets
+-- one when `create`; otherwise (a removal) it cannot be stored, and the member is returned as it
+-- came, which is also how an earlier version's long member is found. `handle_for(id)` gives the
+-- alert's handle, or its id when it has none. Anything not of five parts is kept as is.
+local function names_encoder(key, handle_for)
   local cache = {}
   return function(member, create)
     local at = separators(member)
@@ -56,13 +85,14 @@ local function names_encoder(key)
       end
       cache[triple] = code
     end
-    return code .. string.sub(member, at[3])
+    local id = string.sub(member, at[3] + 1, at[4] - 1)
+    return code .. '\31' .. handle_for(id) .. string.sub(member, at[4])
   end
 end
 
--- The caller's member for a stored one: `decode(stored)`, nil for a code the dictionary does
--- not hold. An earlier version's member (five parts) is already the caller's.
-local function names_decoder(key)
+-- The caller's member for a stored one: `decode(stored)`, nil for a code or handle that does not
+-- resolve. An earlier version's member (five parts) is already the caller's.
+local function names_decoder(key, ids)
   local cache = {}
   return function(stored)
     local at = separators(stored)
@@ -81,14 +111,24 @@ local function names_decoder(key)
       end
       cache[code] = triple
     end
-    return triple .. string.sub(stored, at[1])
+    local id = string.sub(stored, at[1] + 1, at[2] - 1)
+    if string.byte(id, 1) == 35 then
+      id = redis.call('HGET', ids_key(ids, id), id)
+      if not id then
+        return nil
+      end
+    end
+    return triple .. '\31' .. id .. string.sub(stored, at[2])
   end
 end
 
 -- Rewrites an earlier version's members of the bucketed index `base` in short form (once, at
--- a claim). Scores stay, so every entry stays in its bucket.
+-- a claim), their alert ids as they are: those alerts have no handle. Scores stay, so every
+-- entry stays in its bucket.
 local function names_migrate(base, key)
-  local encode = names_encoder(key)
+  local encode = names_encoder(key, function(id)
+    return id
+  end)
   for _, b in ipairs(redis.call('ZRANGE', base .. ':dir', 0, -1)) do
     local bucket = base .. ':' .. b
     local rows = redis.call('ZRANGE', bucket, 0, -1, 'WITHSCORES')
