@@ -76,8 +76,15 @@ if open_delta ~= 0 then
   redis.call('HINCRBY', KEYS[1], 'open', open_delta)
 end
 -- Each alert's handle, or its id when it has none (names.lua): what its clock and index entries
--- name it by.
+-- name it by. A record Redis did not hold gets a new one.
 local handles = {}
+local fresh = 0
+for k = 0, n - 1 do
+  if ARGV[i + 9 * k + 4] == '0' then
+    fresh = fresh + 1
+  end
+end
+local new_handle = new_handles(KEYS[1], fresh)
 for k = 1, n do
   local id, bucket, state, in_bucket, stored = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
     ARGV[i + 4]
@@ -89,7 +96,7 @@ for k = 1, n do
     local old = redis.call('HGET', records, id) or redis.call('GET', KEYS[14 + k])
     handle = old and handle_of(old)
   else
-    handle = new_handle(KEYS[1])
+    handle = new_handle()
   end
   if handle then
     state = handle .. ' ' .. state

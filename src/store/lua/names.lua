@@ -7,8 +7,8 @@
 --   partitions; handles do not, so no two partitions store the same member.
 -- - the handle stands for the alert id, which an open alert would otherwise repeat in each of
 --   its index entries and its clock entry: '#<partition>.<n>', n in base 62 from the owner's
---   field 'handles', given when this version first writes the alert's record, and kept at the head of
---   the record ('#<n> <record>', stripped by load_records.lua). The id map (hashes
+--   field 'handles', given when this version first writes the alert's record and kept at its
+--   head ('<handle> <record>', stripped by load_records.lua). The id map (hashes
 --   `{p}:ids:<last two characters of the handle>`) maps it back while the alert is open. An
 --   alert whose record an earlier version wrote has no handle: its id stands for itself, in
 --   its clock and index entries alike, for the rest of its life.
@@ -27,19 +27,6 @@ local function base62(n)
   return s
 end
 
--- The positions of the separators in `member`, up to five.
-local function separators(member)
-  local at, pos = {}, 0
-  while #at < 5 do
-    pos = string.find(member, '\31', pos + 1, true)
-    if not pos then
-      break
-    end
-    at[#at + 1] = pos
-  end
-  return at
-end
-
 -- The handle at the head of a stored record, or nil.
 local function handle_of(record)
   if string.byte(record, 1) ~= 35 then
@@ -53,13 +40,23 @@ local function ids_key(base, handle)
   return base .. ':' .. string.sub(handle, -2)
 end
 
--- A new handle, from the owner hash's counter: '#<partition>.<n>', so that no two partitions
--- give the same one (a page merges the partitions' entries by their stored form, and its cursor
--- must name one entry of all).
-local function new_handle(owner)
-  local partition = tonumber(string.match(owner, ':(%d+)}'))
-  return '#' .. base62(partition) .. '.' .. base62(redis.call('HINCRBY', owner, 'handles', 1))
+-- Gives `count` new handles, from the owner hash's counter: a function that returns the next.
+-- A handle is '#<partition>.<n>', so that no two partitions give the same one (a page merges
+-- the partitions' entries by their stored form, and its cursor must name one entry of all).
+local function new_handles(owner, count)
+  local prefix = '#' .. base62(tonumber(string.match(owner, ':(%d+)}'))) .. '.'
+  local n = count > 0 and redis.call('HINCRBY', owner, 'handles', count) - count or 0
+  return function()
+    n = n + 1
+    return prefix .. base62(n)
+  end
 end
+
+-- A caller's member: its `<jurisdiction>\31<risk>\31<stage>`, alert id and last part; nil
+-- for anything else. One match, in C.
+local LONG = '^([^\31]*\31[^\31]*\31[^\31]*)\31([^\31]*)\31([^\31]*)$'
+-- A stored member: its code, handle (or id) and last part.
+local SHORT = '^([^\31]*)\31([^\31]*)\31([^\31]*)$'
 
 -- Stored member for a caller's member: `encode(member, create)`. A triple without a code gets
 -- one when `create`; otherwise (a removal) it cannot be stored, and the member is returned as it
@@ -68,11 +65,10 @@ end
 local function names_encoder(key, handle_for)
   local cache = {}
   return function(member, create)
-    local at = separators(member)
-    if #at ~= 4 then
+    local triple, id, last = string.match(member, LONG)
+    if not triple then
       return member
     end
-    local triple = string.sub(member, 1, at[3] - 1)
     local code = cache[triple]
     if not code then
       code = redis.call('HGET', key, triple)
@@ -85,8 +81,7 @@ local function names_encoder(key, handle_for)
       end
       cache[triple] = code
     end
-    local id = string.sub(member, at[3] + 1, at[4] - 1)
-    return code .. '\31' .. handle_for(id) .. string.sub(member, at[4])
+    return code .. '\31' .. handle_for(id) .. '\31' .. last
   end
 end
 
@@ -95,14 +90,10 @@ end
 local function names_decoder(key, ids)
   local cache = {}
   return function(stored)
-    local at = separators(stored)
-    if #at == 4 then
-      return stored
+    local code, id, last = string.match(stored, SHORT)
+    if not code then
+      return string.match(stored, LONG) and stored or nil
     end
-    if #at ~= 2 then
-      return nil
-    end
-    local code = string.sub(stored, 1, at[1] - 1)
     local triple = cache[code]
     if not triple then
       triple = redis.call('HGET', key, '#' .. code)
@@ -111,14 +102,13 @@ local function names_decoder(key, ids)
       end
       cache[code] = triple
     end
-    local id = string.sub(stored, at[1] + 1, at[2] - 1)
     if string.byte(id, 1) == 35 then
       id = redis.call('HGET', ids_key(ids, id), id)
       if not id then
         return nil
       end
     end
-    return triple .. '\31' .. id .. string.sub(stored, at[2])
+    return triple .. '\31' .. id .. '\31' .. last
   end
 end
 
