@@ -33,7 +33,13 @@ for j = 1, tonumber(ARGV[9]) do
   prefixes[j] = ARGV[9 + j]
 end
 local filtered = prefixed or risk ~= '' or stage ~= ''
-local decode = names_decoder(KEYS[2], KEYS[3])
+local parts, id_of = names_decoder(KEYS[2], KEYS[3])
+-- The caller's member for a stored one, nil if it does not decode.
+local function decode(short)
+  local triple, name, last = parts(short)
+  local id = triple and id_of(name)
+  return id and (triple .. '\31' .. id .. '\31' .. last) or nil
+end
 
 -- a <= b in byte order, as Redis orders members of equal score. Lua's own string comparison
 -- follows the server's collation locale, which need not be bytewise.
@@ -71,8 +77,9 @@ local function start_rank(key)
   return lo
 end
 
--- A member starts with its jurisdiction and neither it nor a prefix holds the separator, so a
--- prefix of the jurisdiction is a prefix of the member: no split for the common filter.
+-- `member`: a decoded member, or its first three parts and a separator (all a filter reads). It
+-- starts with the jurisdiction and neither it nor a prefix holds the separator, so a prefix of
+-- the jurisdiction is a prefix of the member: no split for the common filter.
 local function matches(member)
   if prefixed then
     local hit = false
@@ -159,12 +166,14 @@ while found < limit and examined < budget and more() do
       rank = rank + 1
       examined = examined + 1
       last, last_key = short, key
-      local member = decode(short)
-      if member and matches(member) then
+      -- The filters read the triple; the id map is read only for a match.
+      local triple, name, tail = parts(short)
+      local id = triple and matches(triple .. '\31') and id_of(name)
+      if id then
         found = found + 1
         out[#out + 1] = redis.call('ZSCORE', key, short)
         out[#out + 1] = short
-        out[#out + 1] = member
+        out[#out + 1] = triple .. '\31' .. id .. '\31' .. tail
         if found >= limit then
           break
         end

@@ -85,31 +85,40 @@ local function names_encoder(key, handle_for)
   end
 end
 
--- The caller's member for a stored one: `decode(stored)`, nil for a code or handle that does not
--- resolve. An earlier version's member (five parts) is already the caller's.
+-- Reads stored members: returns `parts(stored)`, the triple, name (handle or id) and last part
+-- (nil when the code does not resolve), and `id_of(name)`, the alert id a name stands for (nil
+-- for a handle the id map no longer holds). Separate, so that a filter reads the triple only
+-- and the id map is read for what a page returns. An earlier version's long member is read as
+-- it is.
 local function names_decoder(key, ids)
-  local cache = {}
-  return function(stored)
-    local code, id, last = string.match(stored, SHORT)
+  local triples, names = {}, {}
+  local function parts(stored)
+    local code, name, last = string.match(stored, SHORT)
     if not code then
-      return string.match(stored, LONG) and stored or nil
+      return string.match(stored, LONG)
     end
-    local triple = cache[code]
+    local triple = triples[code]
     if not triple then
       triple = redis.call('HGET', key, '#' .. code)
       if not triple then
         return nil
       end
-      cache[code] = triple
+      triples[code] = triple
     end
-    if string.byte(id, 1) == 35 then
-      id = redis.call('HGET', ids_key(ids, id), id)
-      if not id then
-        return nil
-      end
-    end
-    return triple .. '\31' .. id .. '\31' .. last
+    return triple, name, last
   end
+  local function id_of(name)
+    if string.byte(name, 1) ~= 35 then
+      return name
+    end
+    local id = names[name]
+    if id == nil then
+      id = redis.call('HGET', ids_key(ids, name), name)
+      names[name] = id
+    end
+    return id or nil
+  end
+  return parts, id_of
 end
 
 -- Rewrites an earlier version's members of the bucketed index `base` in short form (once, at
