@@ -685,6 +685,56 @@ async fn the_board_indexes_and_counters_follow_the_records_through_an_alerts_lif
     assert_eq!(s.changes(0, "", 100).await.unwrap().entries.len(), 3);
 }
 
+/// The change stream keeps the last seconds by Redis's clock, not the last 1,000 batches: what
+/// a quiet partition wrote long ago goes with the next batch, and a reader still there is told.
+#[tokio::test]
+async fn the_change_stream_keeps_only_its_window() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let s = store(&redis).await;
+    let mut o = Owner::claim(&s, 0).await;
+    let now: Vec<String> = redis::cmd("TIME").query(&mut sync(&redis)).unwrap();
+    let redis_ms: u64 = now[0].parse::<u64>().unwrap() * 1000;
+    let old = |ago: u64| format!("{}-0", redis_ms - ago);
+    let outside = old(fraud_sla::store::EVENTS_WINDOW_MS + 5_000);
+    let inside = old(fraud_sla::store::EVENTS_WINDOW_MS - 5_000);
+    for id in [&outside, &inside] {
+        let _: String = redis::cmd("XADD")
+            .arg("{t:0}:events")
+            .arg(id)
+            .arg("c")
+            .arg(r#"[["OLD","620102"]]"#)
+            .query(&mut sync(&redis))
+            .unwrap();
+    }
+
+    o.ingest(
+        &[(
+            Source::Alerts,
+            0,
+            alert_msg("A", T0, "620102-GWM", "high"),
+            T0,
+        )],
+        T0 + MIN,
+        None,
+    )
+    .await;
+    let kept: Vec<String> = s
+        .changes(0, "0-0", 100)
+        .await
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(kept[0], inside, "the entry within the window stays");
+    let from_outside = s.changes(0, &outside, 100).await.unwrap();
+    assert!(from_outside.gap, "a reader at the trimmed entry is told");
+    assert_eq!(from_outside.entries.len(), 2);
+    assert!(!s.changes(0, &inside, 100).await.unwrap().gap);
+}
+
 /// A replay after a Redis rollback goes through the same plan from what Redis still holds:
 /// the board ends exactly as after the first run (partition 1 is the first run, partition 2
 /// the one whose Redis lost the second batch).

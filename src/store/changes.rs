@@ -3,7 +3,8 @@
 //! but without `XREAD BLOCK`, which would stall every other command on the multiplexed
 //! connection all partitions share. [`Store::changes`] reads on from there.
 //!
-//! The stream is trimmed (`MAXLEN ~`, [`super::EVENTS_MAXLEN`]), and Redis may lose it (a
+//! The stream is trimmed (to [`super::EVENTS_WINDOW_MS`] and at most
+//! [`super::EVENTS_MAXLEN`] entries), and Redis may lose it (a
 //! flush, a promoted replica). A reader that asks for what came after an entry that is no
 //! longer there may have missed entries: [`Changes::gap`] says so, and the board refetches.
 

@@ -206,11 +206,17 @@ pub const SEP: char = '\x1f';
 /// oldest day is whole in every zone.
 pub const DAY_TTL_SECONDS: i64 = 8 * 24 * 3600;
 
-/// Roughly how many entries `{p}:events` keeps (`XADD MAXLEN ~`): one a batch of up to 500
-/// changes, so at most ~20 MB a partition, and over a minute of batches at full speed (the
-/// board's reader polls every 300 ms). A reader that falls further behind finds the gap and
-/// tells its pages to refetch ([`Changes::gap`]).
+/// Roughly how many entries `{p}:events` keeps at most (`XADD MAXLEN ~`): one a batch of up
+/// to 500 changes, so at most ~20 MB a partition however fast the batches come.
 pub const EVENTS_MAXLEN: usize = 1_000;
+
+/// How far back `{p}:events` reaches (`XTRIM MINID`, by Redis's clock): the stream is only the
+/// relay from a partition's writer to the boards' readers, which poll every 300 ms: over 30
+/// polls. A reader that falls further behind finds the gap and tells its pages to refetch
+/// ([`Changes::gap`]); a page's own replays come from its process's memory, not from here.
+/// Without this the stream would keep the last 1,000 batches of a quiet day for good: 50 bytes
+/// an open alert after a backlog, as much as the alert's clock and index entries together.
+pub const EVENTS_WINDOW_MS: u64 = 10_000;
 
 /// The board's two stage indexes (docs/contract.md §10.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -933,7 +939,7 @@ impl Store {
         } else {
             inv.arg(serde_json::to_string(&board.changed).expect("pairs of strings serialise"));
         }
-        inv.arg(EVENTS_MAXLEN);
+        inv.arg(EVENTS_MAXLEN).arg(EVENTS_WINDOW_MS);
         let mut c = self.conn.clone();
         match inv.invoke_async::<Vec<String>>(&mut c).await {
             Ok(reply) => {

@@ -31,7 +31,8 @@
 --       n_removed, (list 'd'|'l', deadline, member, station)*,
 --       n_added, (list, deadline, member, station)*  (both sorted by list, deadline, member),
 --       n_days, day_ttl_seconds, (n_fields, (field, increment)*)*  (one per day key, in order),
---       changes ('' = none: a JSON array of [alert_id, jurisdiction]), events_maxlen
+--       changes ('' = none: a JSON array of [alert_id, jurisdiction]), events_maxlen,
+--       events_window_ms (entries older than this before the new one, by its id, are trimmed)
 --
 -- The stage indexes change by the differences the caller computed from the records as loaded
 -- (removals first, so an entry that moves within an index is removed, then added), a group of
@@ -197,10 +198,13 @@ for d = 1, n do
   redis.call('EXPIRE', key, day_ttl)
 end
 
-local changes, events_maxlen = ARGV[i], ARGV[i + 1]; i = i + 2
+local changes, events_maxlen, events_window = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
 if changes ~= '' then
   writes = writes + 1
-  redis.call('XADD', KEYS[11], 'MAXLEN', '~', events_maxlen, '*', 'c', changes)
+  local id = redis.call('XADD', KEYS[11], 'MAXLEN', '~', events_maxlen, '*', 'c', changes)
+  -- The window by the new entry's own time (Redis's clock, whatever the processors' say).
+  local since = tonumber(string.match(id, '^%d+')) - tonumber(events_window)
+  redis.call('XTRIM', KEYS[11], 'MINID', string.format('%.0f', since))
 end
 
 if writes > 0 then
