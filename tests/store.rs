@@ -1543,7 +1543,7 @@ async fn records_and_clock_entries_live_in_per_alert_buckets_that_stay_listpacks
         alerts: (0..600).map(|i| write(i, &empty, &states[i])).collect(),
         ..Default::default()
     };
-    let record_len = batch.alerts[0].state.len();
+    let record_len = fraud_sla::store::record::stored_len(&batch.alerts[0].state);
     assert!(
         (65..=116).contains(&record_len),
         "a record longer than Redis's default limit, within this server's with its handle: {record_len}"
@@ -1582,6 +1582,35 @@ async fn records_and_clock_entries_live_in_per_alert_buckets_that_stay_listpacks
         "{members:?}"
     );
     assert_eq!(id_map_len(&redis, 0), 600);
+    // The strings every alert repeats are stored as codes of the partition's dictionary.
+    let stored: Vec<u8> = redis::cmd("HGET")
+        .arg(bucket(&ids[0]))
+        .arg(&ids[0])
+        .query(&mut sync(&redis))
+        .unwrap();
+    let has = |s: &str| stored.windows(s.len()).any(|w| w == s.as_bytes());
+    assert!(
+        !has("620102-GWM") && !has("impersonating_police") && !has("96110"),
+        "{stored:?}"
+    );
+    assert!(
+        stored.len() <= record_len + 6,
+        "with its handle, within the length the batch was sized by: {} bytes",
+        stored.len()
+    );
+    let dictionary: BTreeMap<String, String> = redis::cmd("HGETALL")
+        .arg("{t:0}:names")
+        .query(&mut sync(&redis))
+        .unwrap();
+    for name in ["620102-GWM", "impersonating_police", "96110"] {
+        let code = &dictionary[&format!("={name}")];
+        let back: String = redis::cmd("HGET")
+            .arg("{t:0}:names")
+            .arg(format!("#{code}"))
+            .query(&mut sync(&redis))
+            .unwrap();
+        assert_eq!(back, name);
+    }
 
     // The clock across buckets: the earliest first, and only what is due.
     let first_due = states[0].next_due(&policies).unwrap();
@@ -1633,7 +1662,19 @@ async fn records_and_clock_entries_live_in_per_alert_buckets_that_stay_listpacks
     assert!(s.due(0, first_due, 10).await.unwrap().is_empty());
     assert_eq!(s.next_due(0).await.unwrap(), states[1].next_due(&policies));
 
-    // An earlier version's partition 1: a clock zset and a record key. The claim moves the
+    // A dictionary that lost a name (a Redis that lost writes and not the records after them,
+    // which should not happen): the record is corrupt, never taken for no record.
+    let _: () = redis::cmd("HDEL")
+        .arg("{t:0}:names")
+        .arg(format!("#{}", dictionary["=96110"]))
+        .query(&mut sync(&redis))
+        .unwrap();
+    assert!(matches!(
+        s.get(0, &ids[1]).await,
+        Err(StoreError::Corrupt { alert_id, .. }) if alert_id == ids[1]
+    ));
+
+    // An earlier version's partition 1: a clock zset and a (JSON) record key. The claim moves the
     // clock into the buckets Rust names (buckets.lua computes alert_bucket too); the record
     // loads from its key and moves to its bucket when next written.
     let old = &states[7];
@@ -1647,7 +1688,7 @@ async fn records_and_clock_entries_live_in_per_alert_buckets_that_stay_listpacks
         .unwrap();
     let _: () = redis::cmd("SET")
         .arg(format!("{{t:1}}:a:{}", ids[7]))
-        .arg(fraud_sla::store::record::encode(&ids[7], old))
+        .arg(serde_json::to_vec(old).unwrap())
         .query(&mut c)
         .unwrap();
     let mut fence1 = s.claim(1).await.unwrap().fence;

@@ -710,7 +710,10 @@ impl Store {
                 include_str!("lua/list_stages.lua")
             )),
             due_clocks: Script::new(include_str!("lua/due_clocks.lua")),
-            load_records: Script::new(include_str!("lua/load_records.lua")),
+            load_records: Script::new(concat!(
+                include_str!("lua/names.lua"),
+                include_str!("lua/load_records.lua")
+            )),
             record_limit: LISTPACK_VALUE_DEFAULT,
         }
     }
@@ -830,7 +833,7 @@ impl Store {
         }
         let k = self.keys(partition);
         let mut inv = self.load_records.prepare_invoke();
-        inv.key(k.records());
+        inv.key(k.records()).key(k.names());
         for id in alert_ids {
             inv.key(k.alert(id)).arg(id).arg(alert_bucket(id));
         }
@@ -887,7 +890,8 @@ impl Store {
         inv.arg(batch.alerts.len())
             .arg(batch.alerts.iter().map(|a| a.opened).sum::<i64>());
         for a in &batch.alerts {
-            let in_bucket = a.ttl_ms.is_none() && a.state.len() + HANDLE_ROOM <= self.record_limit;
+            let in_bucket = a.ttl_ms.is_none()
+                && record::stored_len(&a.state) + HANDLE_ROOM <= self.record_limit;
             inv.key(k.alert(&a.alert_id));
             inv.arg(&a.alert_id)
                 .arg(alert_bucket(&a.alert_id))

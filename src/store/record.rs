@@ -2,29 +2,52 @@
 //!
 //! Redis holds one record per alert for as long as the alert is open, so its size is most of
 //! the memory an open alert costs. The layout leaves out what the key already says (the alert
-//! id), writes times as zig-zag varints, packs the 16-hex policy version into 8 bytes and the
-//! enums into one byte each. Records written as JSON by earlier versions still load.
+//! id), writes times as zig-zag varints and the enums as one byte each, and puts the strings
+//! many alerts repeat (station, channel, fraud type, policy version) in front as *names*,
+//! which the batch script stores as short codes of a per-partition dictionary
+//! (`lua/names.lua`) and the load script gives back. Records of earlier versions (version 1,
+//! and JSON) still load.
 //!
-//! Layout (version 1), after the marker byte [`V1`]:
+//! Layout (version 2): [`V2`], the names joined by `\x1f`, `\x1e`, then
 //! ```text
-//! alert?      : issued_at, jurisdiction, risk, channel?, fraud_type?, amount_cents?, alert_id^
-//! policy      : 0 none | 1 + 8 bytes (16 lowercase hex) | 2 + str
+//! alert?      : issued_at, jurisdiction~, risk, channel~?, fraud_type~?, amount_cents?, alert_id^
+//! policy      : 0 none | 1 + 8 bytes (16 lowercase hex) | 2 + str | 3 (the next name)
 //! stages      : n, (deadline, flags, level, [satisfied: at − deadline])*
 //! closed_at?  : time
 //! events      : n, str*
 //! pending     : n, (event_id, alert_id^, kind, occurred_at, officer_id?, outcome?)*
-//! timeline    : n, (at, what, event_id?, officer_id?, outcome?, stage?, level?)*
+//! timeline    : n, (at, what, present, event_id, officer_id, outcome, stage, level)*
 //! ```
-//! `x?` is a presence byte then `x`; `str` a varint length then UTF-8; integers are zig-zag
-//! LEB128 varints, and every time after `issued_at` is one relative to it (0 without an alert),
-//! so a deadline takes 4 bytes, not 6; `alert_id^` is 0 when it equals the key's id, else
-//! 1 + str; a timeline's `what` is one byte when it is one of [`WORDS`].
+//! `x?` is a presence byte then `x`; `str` a varint length then UTF-8; `x~` a varint that is
+//! odd for the next name and `len << 1` before inline UTF-8 otherwise (a string is a name when
+//! [`is_name`]); integers are zig-zag LEB128 varints, and every time after `issued_at` is one
+//! relative to it (0 without an alert), so a deadline takes 4 bytes, not 6; `alert_id^` is 0
+//! when it equals the key's id, else 1 + str; a timeline's `what` is one byte when it is one
+//! of [`WORDS`], and `present` says in one byte which of the five optional parts follow.
+//! Version 1 is the same without names (every `x~` a `str`) and with a presence byte for each
+//! of a timeline entry's optional parts.
 
 use crate::domain::sla::{StageClock, StageStatus, TimelineEntry};
 use crate::domain::{Alert, AlertState, Disposition, DispositionKind, Outcome, Risk, Stage};
 
 /// First byte of a version 1 record. JSON records start with `{`.
 const V1: u8 = 0xB1;
+/// First byte of a version 2 record.
+pub const V2: u8 = 0xB2;
+/// First byte the load script gives a version 2 record one of whose codes the dictionary no
+/// longer holds.
+const UNNAMED: u8 = 0xBF;
+/// Between two names.
+const NAME_SEP: u8 = 0x1f;
+/// After the names.
+const NAMES_END: u8 = 0x1e;
+
+/// Whether a string goes to the dictionary: long enough that a code is shorter (codes take
+/// up to 4 characters until a partition has named 14.7 million strings), short enough that the
+/// dictionary stays small, and free of control characters (the separators).
+fn is_name(s: &str) -> bool {
+    (4..=64).contains(&s.len()) && !s.bytes().any(|b| b < 0x20)
+}
 
 /// What a timeline entry usually says (`alert`, a disposition kind, an escalation kind).
 const WORDS: [&str; 9] = [
@@ -52,29 +75,36 @@ pub enum RecordError {
     Json(String),
 }
 
-/// Encodes `state`, the record of `alert_id`.
+/// Encodes `state`, the record of `alert_id` (version 2).
 pub fn encode(alert_id: &str, state: &AlertState) -> Vec<u8> {
-    let mut w = Writer(Vec::with_capacity(96), 0);
-    w.0.push(V1);
+    let mut w = Writer {
+        out: Vec::with_capacity(96),
+        base: 0,
+        names: vec![V2],
+    };
     w.opt(state.alert.as_ref(), |w, a| {
         w.int(a.issued_at);
-        w.1 = a.issued_at;
-        w.str(&a.jurisdiction);
+        w.base = a.issued_at;
+        w.text(&a.jurisdiction);
         w.enum_of(&Risk::ALL, &a.risk);
-        w.opt(a.channel.as_deref(), Writer::str);
-        w.opt(a.fraud_type.as_deref(), Writer::str);
+        w.opt(a.channel.as_deref(), Writer::text);
+        w.opt(a.fraud_type.as_deref(), Writer::text);
         w.opt(a.amount_cents, Writer::int);
         w.same_id(alert_id, &a.alert_id);
     });
     match state.policy_version.as_deref() {
-        None => w.0.push(0),
+        None => w.out.push(0),
+        Some(v) if is_name(v) => {
+            w.out.push(3);
+            w.name(v);
+        }
         Some(v) => match pack_hex(v) {
             Some(bytes) => {
-                w.0.push(1);
-                w.0.extend_from_slice(&bytes);
+                w.out.push(1);
+                w.out.extend_from_slice(&bytes);
             }
             None => {
-                w.0.push(2);
+                w.out.push(2);
                 w.str(v);
             }
         },
@@ -89,8 +119,8 @@ pub fn encode(alert_id: &str, state: &AlertState) -> Vec<u8> {
         };
         let flags =
             status | u8::from(c.warned) << 2 | u8::from(c.resolved) << 3 | u8::from(on_time) << 4;
-        w.0.push(flags);
-        w.0.push(c.level);
+        w.out.push(flags);
+        w.out.push(c.level);
         if let Some(at) = at {
             w.int(at.wrapping_sub(c.deadline));
         }
@@ -116,33 +146,88 @@ pub fn encode(alert_id: &str, state: &AlertState) -> Vec<u8> {
             Some(i) => w.uint((i as u64) << 1 | 1),
             None => {
                 w.uint((t.what.len() as u64) << 1);
-                w.0.extend_from_slice(t.what.as_bytes());
+                w.out.extend_from_slice(t.what.as_bytes());
             }
         }
-        w.opt(t.event_id.as_deref(), Writer::str);
-        w.opt(t.officer_id.as_deref(), Writer::str);
-        w.opt(t.outcome.as_ref(), |w, o| w.enum_of(&Outcome::ALL, o));
-        w.opt(t.stage.as_ref(), |w, s| w.str(s.as_str()));
-        w.opt(t.level, |w, l| w.0.push(l));
+        w.out.push(
+            u8::from(t.event_id.is_some())
+                | u8::from(t.officer_id.is_some()) << 1
+                | u8::from(t.outcome.is_some()) << 2
+                | u8::from(t.stage.is_some()) << 3
+                | u8::from(t.level.is_some()) << 4,
+        );
+        if let Some(e) = &t.event_id {
+            w.str(e);
+        }
+        if let Some(o) = &t.officer_id {
+            w.str(o);
+        }
+        if let Some(o) = &t.outcome {
+            w.enum_of(&Outcome::ALL, o);
+        }
+        if let Some(s) = &t.stage {
+            w.str(s.as_str());
+        }
+        if let Some(l) = t.level {
+            w.out.push(l);
+        }
     }
-    w.0
+    w.names.push(NAMES_END);
+    w.names.extend_from_slice(&w.out);
+    w.names
 }
 
-/// Decodes the record of `alert_id`: version 1, or the JSON of earlier versions.
-pub fn decode(alert_id: &str, bytes: &[u8]) -> Result<AlertState, RecordError> {
-    match bytes.first() {
-        Some(&V1) => {
-            let mut r = Reader(&bytes[1..], 0);
-            let state = r.state(alert_id)?;
-            if r.0.is_empty() {
-                Ok(state)
-            } else {
-                Err(RecordError::Bad("trailing bytes"))
-            }
+/// How long the batch script stores `record` at most (its handle aside): each name becomes a
+/// code of at most 4 characters, which holds for a partition's first 14.7 million names (past
+/// that, a record may outgrow a bucket's listpack, which costs memory and nothing else).
+pub fn stored_len(record: &[u8]) -> usize {
+    match record.iter().position(|&b| b == NAMES_END) {
+        Some(end) if record[0] == V2 && end > 1 => {
+            let names = record[1..end].iter().filter(|&&b| b == NAME_SEP).count() + 1;
+            record.len() - (end - 1) + names * 5 - 1
         }
-        Some(b'{') => serde_json::from_slice(bytes).map_err(|e| RecordError::Json(e.to_string())),
-        Some(&b) => Err(RecordError::Format(b)),
-        None => Err(RecordError::Truncated),
+        _ => record.len(),
+    }
+}
+
+/// Decodes the record of `alert_id`: version 2 as the load script gives it back, version 1,
+/// or the JSON of earlier versions.
+pub fn decode(alert_id: &str, bytes: &[u8]) -> Result<AlertState, RecordError> {
+    let (names, body, v2) = match bytes.first() {
+        Some(&V2) => {
+            let end = bytes
+                .iter()
+                .position(|&b| b == NAMES_END)
+                .ok_or(RecordError::Truncated)?;
+            let names = &bytes[1..end];
+            let names = if names.is_empty() {
+                Vec::new()
+            } else {
+                names.split(|&b| b == NAME_SEP).collect()
+            };
+            (names, &bytes[end + 1..], true)
+        }
+        Some(&V1) => (Vec::new(), &bytes[1..], false),
+        Some(b'{') => {
+            return serde_json::from_slice(bytes).map_err(|e| RecordError::Json(e.to_string()))
+        }
+        Some(&UNNAMED) => return Err(RecordError::Bad("name code (not in the dictionary)")),
+        Some(&b) => return Err(RecordError::Format(b)),
+        None => return Err(RecordError::Truncated),
+    };
+    let mut r = Reader {
+        rest: body,
+        base: 0,
+        names: names.into_iter(),
+        v2,
+    };
+    let state = r.state(alert_id)?;
+    if !r.rest.is_empty() {
+        Err(RecordError::Bad("trailing bytes"))
+    } else if r.names.next().is_some() {
+        Err(RecordError::Bad("unused names"))
+    } else {
+        Ok(state)
     }
 }
 
@@ -153,19 +238,43 @@ fn pack_hex(v: &str) -> Option<[u8; 8]> {
         .flatten()
 }
 
-/// The bytes so far, and the time later times are relative to.
-struct Writer(Vec<u8>, i64);
+/// A record being written.
+struct Writer {
+    /// The body so far.
+    out: Vec<u8>,
+    /// The time later times are relative to.
+    base: i64,
+    /// The marker and the names so far.
+    names: Vec<u8>,
+}
 
 impl Writer {
     fn time(&mut self, t: i64) {
-        self.int(t.wrapping_sub(self.1));
+        self.int(t.wrapping_sub(self.base));
+    }
+    /// A name: the next one, in the body as an odd varint.
+    fn name(&mut self, s: &str) {
+        if self.names.len() > 1 {
+            self.names.push(NAME_SEP);
+        }
+        self.names.extend_from_slice(s.as_bytes());
+    }
+    /// A string that may be a name.
+    fn text(&mut self, s: &str) {
+        if is_name(s) {
+            self.name(s);
+            self.uint(1);
+        } else {
+            self.uint((s.len() as u64) << 1);
+            self.out.extend_from_slice(s.as_bytes());
+        }
     }
     fn uint(&mut self, mut n: u64) {
         while n >= 0x80 {
-            self.0.push(n as u8 | 0x80);
+            self.out.push(n as u8 | 0x80);
             n >>= 7;
         }
-        self.0.push(n as u8);
+        self.out.push(n as u8);
     }
     fn int(&mut self, n: i64) {
         self.uint(((n << 1) ^ (n >> 63)) as u64);
@@ -175,13 +284,13 @@ impl Writer {
     }
     fn str(&mut self, s: &str) {
         self.len(s.len());
-        self.0.extend_from_slice(s.as_bytes());
+        self.out.extend_from_slice(s.as_bytes());
     }
     fn opt<T>(&mut self, v: Option<T>, f: impl FnOnce(&mut Writer, T)) {
         match v {
-            None => self.0.push(0),
+            None => self.out.push(0),
             Some(v) => {
-                self.0.push(1);
+                self.out.push(1);
                 f(self, v);
             }
         }
@@ -191,24 +300,56 @@ impl Writer {
             .iter()
             .position(|x| x == v)
             .expect("a variant is in ALL");
-        self.0.push(i as u8);
+        self.out.push(i as u8);
     }
     fn same_id(&mut self, key: &str, id: &str) {
         if id == key {
-            self.0.push(0);
+            self.out.push(0);
         } else {
-            self.0.push(1);
+            self.out.push(1);
             self.str(id);
         }
     }
 }
 
-/// The bytes left, and the time later times are relative to.
-struct Reader<'a>(&'a [u8], i64);
+/// A record being read.
+struct Reader<'a> {
+    /// The body's bytes left.
+    rest: &'a [u8],
+    /// The time later times are relative to.
+    base: i64,
+    /// The names not yet taken.
+    names: std::vec::IntoIter<&'a [u8]>,
+    /// Version 2 (names, a timeline entry's presence in one byte), else 1.
+    v2: bool,
+}
 
 impl Reader<'_> {
     fn time(&mut self) -> Result<i64, RecordError> {
-        Ok(self.int()?.wrapping_add(self.1))
+        Ok(self.int()?.wrapping_add(self.base))
+    }
+    fn name(&mut self) -> Result<String, RecordError> {
+        let name = self.names.next().ok_or(RecordError::Bad("missing name"))?;
+        String::from_utf8(name.to_vec()).map_err(|_| RecordError::Bad("UTF-8"))
+    }
+    /// A string that may be a name (version 2), or a plain one (version 1).
+    fn text(&mut self) -> Result<String, RecordError> {
+        if !self.v2 {
+            return self.str();
+        }
+        let n = self.uint()?;
+        if n & 1 == 1 {
+            return self.name();
+        }
+        self.take((n >> 1) as usize)
+    }
+    fn take(&mut self, n: usize) -> Result<String, RecordError> {
+        if n > self.rest.len() {
+            return Err(RecordError::Truncated);
+        }
+        let (s, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        String::from_utf8(s.to_vec()).map_err(|_| RecordError::Bad("UTF-8"))
     }
     fn what(&mut self) -> Result<String, RecordError> {
         let n = self.uint()?;
@@ -218,17 +359,11 @@ impl Reader<'_> {
                 .ok_or(RecordError::Bad("word"))?;
             return Ok((*word).to_owned());
         }
-        let n = (n >> 1) as usize;
-        if n > self.0.len() {
-            return Err(RecordError::Truncated);
-        }
-        let (s, rest) = self.0.split_at(n);
-        self.0 = rest;
-        String::from_utf8(s.to_vec()).map_err(|_| RecordError::Bad("UTF-8"))
+        self.take((n >> 1) as usize)
     }
     fn byte(&mut self) -> Result<u8, RecordError> {
-        let (&b, rest) = self.0.split_first().ok_or(RecordError::Truncated)?;
-        self.0 = rest;
+        let (&b, rest) = self.rest.split_first().ok_or(RecordError::Truncated)?;
+        self.rest = rest;
         Ok(b)
     }
     fn uint(&mut self) -> Result<u64, RecordError> {
@@ -249,16 +384,14 @@ impl Reader<'_> {
     fn len(&mut self) -> Result<usize, RecordError> {
         let n = self.uint()? as usize;
         // Every element takes at least a byte: a longer count is corrupt, not a huge alloc.
-        if n > self.0.len() {
+        if n > self.rest.len() {
             return Err(RecordError::Truncated);
         }
         Ok(n)
     }
     fn str(&mut self) -> Result<String, RecordError> {
         let n = self.len()?;
-        let (s, rest) = self.0.split_at(n);
-        self.0 = rest;
-        String::from_utf8(s.to_vec()).map_err(|_| RecordError::Bad("UTF-8"))
+        self.take(n)
     }
     fn opt<T>(
         &mut self,
@@ -287,11 +420,11 @@ impl Reader<'_> {
     fn state(&mut self, key: &str) -> Result<AlertState, RecordError> {
         let alert = self.opt(|r| {
             let issued_at = r.int()?;
-            r.1 = issued_at;
-            let jurisdiction = r.str()?;
+            r.base = issued_at;
+            let jurisdiction = r.text()?;
             let risk = r.enum_of(&Risk::ALL, "risk")?;
-            let channel = r.opt(Reader::str)?;
-            let fraud_type = r.opt(Reader::str)?;
+            let channel = r.opt(Reader::text)?;
+            let fraud_type = r.opt(Reader::text)?;
             let amount_cents = r.opt(Reader::int)?;
             Ok(Alert {
                 alert_id: r.same_id(key)?,
@@ -307,15 +440,16 @@ impl Reader<'_> {
             0 => None,
             1 => {
                 let bytes: [u8; 8] = self
-                    .0
+                    .rest
                     .get(..8)
                     .ok_or(RecordError::Truncated)?
                     .try_into()
                     .expect("8 bytes");
-                self.0 = &self.0[8..];
+                self.rest = &self.rest[8..];
                 Some(format!("{:016x}", u64::from_be_bytes(bytes)))
             }
             2 => Some(self.str()?),
+            3 if self.v2 => Some(self.name()?),
             _ => return Err(RecordError::Bad("policy tag")),
         };
         let stages = (0..self.len()?)
@@ -359,14 +493,32 @@ impl Reader<'_> {
             .collect::<Result<_, _>>()?;
         let timeline = (0..self.len()?)
             .map(|_| {
+                let at = self.time()?;
+                let what = self.what()?;
+                if !self.v2 {
+                    return Ok(TimelineEntry {
+                        at,
+                        what,
+                        event_id: self.opt(Reader::str)?,
+                        officer_id: self.opt(Reader::str)?,
+                        outcome: self.opt(Reader::outcome)?,
+                        stage: self.opt(Reader::stage)?,
+                        level: self.opt(Reader::byte)?,
+                    });
+                }
+                let present = self.byte()?;
+                if present >> 5 != 0 {
+                    return Err(RecordError::Bad("timeline presence"));
+                }
+                let has = |bit: u8| present & 1 << bit != 0;
                 Ok(TimelineEntry {
-                    at: self.time()?,
-                    what: self.what()?,
-                    event_id: self.opt(Reader::str)?,
-                    officer_id: self.opt(Reader::str)?,
-                    outcome: self.opt(Reader::outcome)?,
-                    stage: self.opt(Reader::stage)?,
-                    level: self.opt(Reader::byte)?,
+                    at,
+                    what,
+                    event_id: has(0).then(|| self.str()).transpose()?,
+                    officer_id: has(1).then(|| self.str()).transpose()?,
+                    outcome: has(2).then(|| self.outcome()).transpose()?,
+                    stage: has(3).then(|| self.stage()).transpose()?,
+                    level: has(4).then(|| self.byte()).transpose()?,
                 })
             })
             .collect::<Result<_, _>>()?;

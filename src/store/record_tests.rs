@@ -190,15 +190,15 @@ fn typical() -> AlertState {
 }
 
 #[test]
-fn a_typical_open_alert_takes_a_quarter_of_its_json() {
+fn a_typical_open_alert_takes_a_fifth_of_its_json() {
     let s = typical();
     let id = "GA-330106-20261202-001065-akzz";
     let bytes = encode(id, &s);
     let json = serde_json::to_vec(&s).unwrap();
     assert!(
-        bytes.len() * 4 <= json.len(),
-        "{} bytes against {} of JSON",
-        bytes.len(),
+        stored_len(&bytes) * 5 <= json.len(),
+        "{} bytes as stored against {} of JSON",
+        stored_len(&bytes),
         json.len()
     );
     assert!(
@@ -206,6 +206,73 @@ fn a_typical_open_alert_takes_a_quarter_of_its_json() {
         "the alert id is the key's, not repeated in the record"
     );
     assert_eq!(decode(id, &bytes), Ok(s));
+}
+
+#[test]
+fn the_strings_alerts_repeat_come_first_as_names_for_the_dictionary() {
+    let bytes = encode("GA-330106-20261202-001065-akzz", &typical());
+    let end = bytes.iter().position(|&b| b == NAMES_END).unwrap();
+    assert_eq!(bytes[0], V2);
+    assert_eq!(
+        bytes[1..end].split(|&b| b == NAME_SEP).collect::<Vec<_>>(),
+        [
+            &b"330106"[..],
+            b"phone",
+            b"impersonation",
+            b"0123456789abcdef"
+        ],
+        "station, channel, fraud type and policy, in the order the body takes them"
+    );
+    // Names replaced by codes of up to 4 characters, at most 95 bytes: version 1 took 119.
+    assert_eq!(stored_len(&bytes), 95);
+
+    // Short strings and strings with control characters stay inline; a missing or an extra
+    // name is an error.
+    let mut s = typical();
+    let a = s.alert.as_mut().unwrap();
+    a.jurisdiction = "620".into();
+    a.channel = Some("a\x1fb\x1ec".into());
+    a.fraud_type = None;
+    s.policy_version = None;
+    let bytes = encode("K", &s);
+    assert_eq!(&bytes[..2], [V2, NAMES_END], "no names");
+    assert_eq!(decode("K", &bytes), Ok(s));
+    let named = encode("K", &typical());
+    let end = named.iter().position(|&b| b == NAMES_END).unwrap();
+    let cut = named.iter().rposition(|&b| b == NAME_SEP).unwrap();
+    let one_fewer = [&named[..cut], &named[end..]].concat();
+    assert_eq!(
+        decode("K", &one_fewer),
+        Err(RecordError::Bad("missing name"))
+    );
+    let one_more = [&named[..end], b"\x1fextra", &named[end..]].concat();
+    assert_eq!(
+        decode("K", &one_more),
+        Err(RecordError::Bad("unused names"))
+    );
+    assert_eq!(
+        decode("K", b"\xBF1\x1e"),
+        Err(RecordError::Bad("name code (not in the dictionary)"))
+    );
+}
+
+/// `typical()` as version 1 wrote it (before names, one presence byte per optional part of a
+/// timeline entry).
+const TYPICAL_V1: &str = "b10180f8b2e5bd680633333031303600010570686f6e65010d696d706572736f6e61\
+    74696f6e0180ade20400010123456789abcdef0380bab703000080f4ee06000080dccc14000000010465762d3100\
+    0200010000000000c0a90703010465762d310106502d30303432000105766973697400";
+
+#[test]
+fn records_of_version_1_still_load() {
+    let bytes: Vec<u8> = (0..TYPICAL_V1.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&TYPICAL_V1[i..i + 2], 16).unwrap())
+        .collect();
+    assert_eq!(
+        decode("GA-330106-20261202-001065-akzz", &bytes),
+        Ok(typical())
+    );
+    assert!(decode("GA-330106-20261202-001065-akzz", &bytes[..bytes.len() - 1]).is_err());
 }
 
 #[test]

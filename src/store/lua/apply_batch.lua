@@ -13,7 +13,7 @@
 --
 -- KEYS: 1 owner, 2 offsets, 3 clock (per-alert buckets), 4 overdue, 5 outbox,
 --       6 alertmanager queue, 7 policy snapshots, 8 due, 9 late (bucketed by deadline),
---       10 openstat, 11 events, 12 records (per-alert buckets), 13 the members' dictionary,
+--       10 openstat, 11 events, 12 records (per-alert buckets), 13 the names' dictionary,
 --       14 the id map (names.lua),
 --       15.. one per alert (its record when not in a bucket), then one per day of station counters
 --       (the bucketed keys' names start with theirs: buckets.lua)
@@ -86,12 +86,14 @@ for k = 0, n - 1 do
   end
 end
 local new_handle = new_handles(KEYS[1], fresh)
+local store_names = record_names(KEYS[13])
 for k = 1, n do
   local id, bucket, state, in_bucket, stored = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
     ARGV[i + 4]
   local clock, overdue, ttl, opened = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
   i = i + 9
   local records = KEYS[12] .. ':' .. bucket
+  state = store_names(state)
   local handle
   if stored == '1' then
     local old = redis.call('HGET', records, id) or redis.call('GET', KEYS[14 + k])

@@ -1,19 +1,24 @@
 -- The records of some alerts, in order (false for none): each from its bucket hash, else from
 -- its own key (a record too big for a bucket, a closed alert's, or one an earlier version wrote),
--- without the handle at its head (names.lua). Read-only.
+-- without the handle at its head and with its names (names.lua). Read-only.
 --
--- KEYS: 1 records (per-alert buckets: buckets.lua), then one per alert: its own key
+-- KEYS: 1 records (per-alert buckets: buckets.lua), 2 the names' dictionary, then one per
+--       alert: its own key
 -- ARGV: (alert_id, bucket)*
+local _, load = record_names(KEYS[2])
 local out = {}
-for k = 2, #KEYS do
-  local id, bucket = ARGV[2 * k - 3], ARGV[2 * k - 2]
+for k = 3, #KEYS do
+  local id, bucket = ARGV[2 * k - 5], ARGV[2 * k - 4]
   local record = redis.call('HGET', KEYS[1] .. ':' .. bucket, id)
   if not record then
     record = redis.call('GET', KEYS[k])
   end
-  if record and string.byte(record, 1) == 35 then
-    record = string.sub(record, string.find(record, ' ', 1, true) + 1)
+  if record then
+    if string.byte(record, 1) == 35 then
+      record = string.sub(record, string.find(record, ' ', 1, true) + 1)
+    end
+    record = load(record)
   end
-  out[k - 1] = record
+  out[k - 2] = record
 end
 return out

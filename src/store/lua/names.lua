@@ -140,3 +140,56 @@ local function names_migrate(base, key)
     end
   end
 end
+
+-- Record names (record.rs, version 2). A record comes as `\178<name>\31<name>…\30<body>`
+-- and is stored with each name's code in its place; the load undoes it. The dictionary is the
+-- members' one, a name under '=' .. name (so that no name is taken for the counter 'n' or a
+-- code's '#' entry) and '#' .. code back. Returns `store(record)` and `load(record)`; a code
+-- the dictionary no longer holds loads as a record that begins with \191 (record.rs refuses
+-- it as corrupt).
+local function record_names(key)
+  local codes, names = {}, {}
+  local function code_of(name)
+    local code = codes[name]
+    if not code then
+      code = redis.call('HGET', key, '=' .. name)
+      if not code then
+        code = base62(redis.call('HINCRBY', key, 'n', 1))
+        redis.call('HSET', key, '=' .. name, code, '#' .. code, name)
+      end
+      codes[name] = code
+    end
+    return code
+  end
+  local function name_of(code)
+    local name = names[code]
+    if name == nil then
+      name = redis.call('HGET', key, '#' .. code)
+      names[code] = name
+    end
+    return name or nil
+  end
+  local function map(record, f)
+    if string.byte(record, 1) ~= 178 then
+      return record
+    end
+    local cut = string.find(record, '\30', 2, true)
+    if not cut or cut == 2 then
+      return record
+    end
+    local out = {}
+    for part in string.gmatch(string.sub(record, 2, cut - 1), '[^\31]+') do
+      local mapped = f(part)
+      if not mapped then
+        return '\191' .. string.sub(record, 2)
+      end
+      out[#out + 1] = mapped
+    end
+    return '\178' .. table.concat(out, '\31') .. string.sub(record, cut)
+  end
+  return function(record)
+    return map(record, code_of)
+  end, function(record)
+    return map(record, name_of)
+  end
+end
