@@ -685,8 +685,10 @@ async fn the_board_indexes_and_counters_follow_the_records_through_an_alerts_lif
     assert_eq!(s.changes(0, "", 100).await.unwrap().entries.len(), 3);
 }
 
-/// The change stream keeps the last seconds by Redis's clock, not the last 1,000 batches: what
-/// a quiet partition wrote long ago goes with the next batch, and a reader still there is told.
+/// The change stream keeps the last seconds by Redis's clock, not the last batches: what a quiet
+/// partition wrote long ago goes with the next batch. A reader is told it missed something only
+/// when an entry after its place was trimmed, not when its place was (on a quiet partition,
+/// every reader's place is the last entry, soon older than the window).
 #[tokio::test]
 async fn the_change_stream_keeps_only_its_window() {
     let dir = tmpdir();
@@ -695,10 +697,14 @@ async fn the_change_stream_keeps_only_its_window() {
     let mut o = Owner::claim(&s, 0).await;
     let now: Vec<String> = redis::cmd("TIME").query(&mut sync(&redis)).unwrap();
     let redis_ms: u64 = now[0].parse::<u64>().unwrap() * 1000;
+    let window = fraud_sla::store::EVENTS_WINDOW_MS;
     let old = |ago: u64| format!("{}-0", redis_ms - ago);
-    let outside = old(fraud_sla::store::EVENTS_WINDOW_MS + 5_000);
-    let inside = old(fraud_sla::store::EVENTS_WINDOW_MS - 5_000);
-    for id in [&outside, &inside] {
+    let (oldest, outside, inside) = (
+        old(window + 9_000),
+        old(window + 5_000),
+        old(window - 5_000),
+    );
+    for id in [&oldest, &outside, &inside] {
         let _: String = redis::cmd("XADD")
             .arg("{t:0}:events")
             .arg(id)
@@ -707,18 +713,16 @@ async fn the_change_stream_keeps_only_its_window() {
             .query(&mut sync(&redis))
             .unwrap();
     }
-
-    o.ingest(
-        &[(
+    let msg = |offset, id| {
+        (
             Source::Alerts,
-            0,
-            alert_msg("A", T0, "620102-GWM", "high"),
+            offset,
+            alert_msg(id, T0, "620102-GWM", "high"),
             T0,
-        )],
-        T0 + MIN,
-        None,
-    )
-    .await;
+        )
+    };
+    o.ingest(&[msg(0, "A")], T0 + MIN, None).await;
+
     let kept: Vec<String> = s
         .changes(0, "0-0", 100)
         .await
@@ -729,10 +733,41 @@ async fn the_change_stream_keeps_only_its_window() {
         .collect();
     assert_eq!(kept.len(), 2, "{kept:?}");
     assert_eq!(kept[0], inside, "the entry within the window stays");
+    let trimmed: String = redis::cmd("GET")
+        .arg("{t:0}:events:trimmed")
+        .query(&mut sync(&redis))
+        .unwrap();
+    assert_eq!(trimmed, outside, "the newest entry trimmed");
+
+    let from_oldest = s.changes(0, &oldest, 100).await.unwrap();
+    assert!(from_oldest.gap, "`outside` was trimmed unread");
+    assert_eq!(from_oldest.entries.len(), 2);
     let from_outside = s.changes(0, &outside, 100).await.unwrap();
-    assert!(from_outside.gap, "a reader at the trimmed entry is told");
+    assert!(
+        !from_outside.gap,
+        "its place was trimmed after it read it, nothing after"
+    );
     assert_eq!(from_outside.entries.len(), 2);
     assert!(!s.changes(0, &inside, 100).await.unwrap().gap);
+
+    // A quiet partition: two batches in a row after a long pause trim its last entry, which a
+    // reader that read everything is still at.
+    let _: () = redis::cmd("DEL")
+        .arg("{t:0}:events")
+        .query(&mut sync(&redis))
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg("{t:0}:events")
+        .arg(&outside)
+        .arg("c")
+        .arg(r#"[["OLD","620102"]]"#)
+        .query(&mut sync(&redis))
+        .unwrap();
+    o.ingest(&[msg(1, "B")], T0 + MIN, None).await;
+    o.ingest(&[msg(2, "C")], T0 + MIN, None).await;
+    let quiet = s.changes(0, &outside, 100).await.unwrap();
+    assert!(!quiet.gap);
+    assert_eq!(quiet.entries.len(), 2, "B and C");
 }
 
 /// A replay after a Redis rollback goes through the same plan from what Redis still holds:

@@ -8,7 +8,7 @@
 //! - `escalation`: one per published escalation, data = the §4 JSON exactly as published;
 //! - `changed`: `{"alert_id", "jurisdiction"}` when a batch changed the alert's stages;
 //! - `resync` (`{"resync": true}`, no id): events were dropped, because this connection fell so
-//!   far behind or because the hub missed changes (its change stream was trimmed past it, or
+//!   far behind or because the hub missed changes (entries of its change stream trimmed unread, or
 //!   lost); refetch, as after a `hello` asking for it;
 //! - a comment every 15 s, so proxies keep an idle stream open.
 //!

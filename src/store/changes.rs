@@ -3,13 +3,14 @@
 //! but without `XREAD BLOCK`, which would stall every other command on the multiplexed
 //! connection all partitions share. [`Store::changes`] reads on from there.
 //!
-//! The stream is trimmed (to [`super::EVENTS_WINDOW_MS`] and at most
-//! [`super::EVENTS_MAXLEN`] entries), and Redis may lose it (a
-//! flush, a promoted replica). A reader that asks for what came after an entry that is no
-//! longer there may have missed entries: [`Changes::gap`] says so, and the board refetches.
+//! The stream is trimmed to its last [`super::EVENTS_WINDOW_MS`], and Redis may lose it (a
+//! flush, a promoted replica). A reader may have missed entries when something newer than its
+//! place was trimmed (the batch script records the newest entry it trimmed), or when its place
+//! is gone and was not trimmed (the stream lost): [`Changes::gap`] says so, and the board
+//! refetches. A place that was merely the oldest entry, trimmed after it was read, is no gap:
+//! on a quiet partition that is every reader's place when the next batch comes.
 
 use super::{Store, StoreError};
-use redis::AsyncCommands;
 
 /// What came after a position in a change stream.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -41,11 +42,10 @@ impl Store {
     }
 
     /// Up to `count` entries of the partition's change stream after `after_id` (exclusive; `""`
-    /// or `"-"` from the oldest kept, `"0-0"` from an empty stream's end), and whether
-    /// `after_id` is still there. The read starts *at* `after_id`: trimming only removes the
-    /// oldest entries, so when it is still the first, nothing after it was lost.
-    /// An entry whose `c` is not that JSON is an error: only the batch script writes the
-    /// stream.
+    /// or `"-"` from the oldest kept, `"0-0"` from an empty stream's end), and whether entries
+    /// after `after_id` may have been lost. The read starts *at* `after_id` to see whether it is
+    /// still there. An entry whose `c` is not that JSON is an error: only the batch script
+    /// writes the stream.
     pub async fn changes(
         &self,
         partition: i32,
@@ -58,23 +58,33 @@ impl Store {
             "0-0" => ("0-0", None),
             id => (id, Some(id)),
         };
+        let k = self.keys(partition);
         let mut c = self.conn.clone();
-        let reply: redis::streams::StreamRangeReply = c
-            .xrange_count(
-                self.keys(partition).events(),
-                start,
-                "+",
-                count + usize::from(at.is_some()),
-            )
+        let (trimmed, reply): (Option<String>, redis::streams::StreamRangeReply) = self
+            .read_changes
+            .key(k.events())
+            .key(k.events_trimmed())
+            .arg(start)
+            .arg(count + usize::from(at.is_some()))
+            .invoke_async(&mut c)
             .await?;
         let mut ids = reply.ids.into_iter().peekable();
         let gap = match at {
-            Some(at) if ids.peek().is_some_and(|e| e.id == at) => {
-                // Not decoded: it was read (or skipped as unreadable) before.
-                ids.next();
-                false
+            Some(at) => {
+                let there = ids.peek().is_some_and(|e| e.id == at);
+                if there {
+                    // Not decoded: it was read (or skipped as unreadable) before.
+                    ids.next();
+                }
+                match trimmed.as_deref() {
+                    // Something after it was trimmed.
+                    Some(t) if stream_id(t) > stream_id(at) => true,
+                    // It was the newest trimmed, or is still there.
+                    Some(t) if t == at => false,
+                    // Gone without being trimmed: the stream was lost.
+                    _ => !there,
+                }
             }
-            Some(_) => true,
             None => false,
         };
         let entries = ids
@@ -95,4 +105,11 @@ impl Store {
             .collect::<Result<_, StoreError>>()?;
         Ok(Changes { gap, entries })
     }
+}
+
+/// A stream id's `(milliseconds, sequence)`, which order as the ids do; `(0, 0)` for anything
+/// else.
+fn stream_id(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }

@@ -16,11 +16,12 @@
 //! | `{fsla:p}:policy`          | hash   | policy snapshots by version, written with the first alert that names one |
 //! | `{fsla:p}:due:dir`, `:due:<n>` | zsets | open stages not yet breached, by deadline (ms): `/v1/open`; bucketed |
 //! | `{fsla:p}:late:dir`, `:late:<n>` | zsets | open stages with a breach level fired, by deadline: `/v1/overdue`; bucketed |
-//! | `{fsla:p}:names`           | hash   | the index members' dictionary: `<jurisdiction>␟<risk>␟<stage>` → code, `#<code>` → it, `n` codes given |
+//! | `{fsla:p}:names`           | hash   | the dictionary of index members and record names: `<jurisdiction>␟<risk>␟<stage>` and `=<name>` → code, `#<code>` → it, `n` codes given |
 //! | `{fsla:p}:ids:<xy>`        | hash   | handle → alert id of the open alerts whose handle ends in *xy* (the owner's `handles` counts handles given) |
 //! | `{fsla:p}:openstat`        | hash   | `<jurisdiction>␟<stage>` → open stages now (entries of `due` + `late`) |
 //! | `{fsla:p}:day:<YYYY-MM-DD>`| hash   | `<jurisdiction>␟<stage>␟<on_time\|late\|breached>` → count that day (display zone); expires after 8 days |
-//! | `{fsla:p}:events`          | stream | one entry per batch that changed alerts: `c` = JSON `[[alert_id, jurisdiction], …]` (capped ~1 000) |
+//! | `{fsla:p}:events`          | stream | one entry per batch that changed alerts: `c` = JSON `[[alert_id, jurisdiction], …]` (its last 10 s) |
+//! | `{fsla:p}:events:trimmed`  | string | the id of the newest entry trimmed from `events` |
 //!
 //! The board's keys (`due`, `late`, `openstat`, `day:*`, `events`) are written by the same
 //! script call as the records they describe, from differences the plan computes between the
@@ -145,7 +146,8 @@ impl PartitionKeys {
     pub fn late(&self) -> String {
         format!("{}:late", self.tag)
     }
-    /// The dictionary of the stage indexes' short members (`lua/names.lua`).
+    /// The dictionary of the stage indexes' short members and the records' names
+    /// (`lua/names.lua`).
     pub fn names(&self) -> String {
         format!("{}:names", self.tag)
     }
@@ -170,6 +172,10 @@ impl PartitionKeys {
     /// The change stream the board's live events follow.
     pub fn events(&self) -> String {
         format!("{}:events", self.tag)
+    }
+    /// The id of the newest entry trimmed from the change stream.
+    pub fn events_trimmed(&self) -> String {
+        format!("{}:events:trimmed", self.tag)
     }
 }
 
@@ -206,16 +212,12 @@ pub const SEP: char = '\x1f';
 /// oldest day is whole in every zone.
 pub const DAY_TTL_SECONDS: i64 = 8 * 24 * 3600;
 
-/// Roughly how many entries `{p}:events` keeps at most (`XADD MAXLEN ~`): one a batch of up
-/// to 500 changes, so at most ~20 MB a partition however fast the batches come.
-pub const EVENTS_MAXLEN: usize = 1_000;
-
 /// How far back `{p}:events` reaches (`XTRIM MINID`, by Redis's clock): the stream is only the
 /// relay from a partition's writer to the boards' readers, which poll every 300 ms: over 30
 /// polls. A reader that falls further behind finds the gap and tells its pages to refetch
 /// ([`Changes::gap`]); a page's own replays come from its process's memory, not from here.
-/// Without this the stream would keep the last 1,000 batches of a quiet day for good: 50 bytes
-/// an open alert after a backlog, as much as the alert's clock and index entries together.
+/// Trimmed by time, the stream costs what the last seconds wrote (at most ~25 MB at 60,000
+/// changes a second), not the last batches of a quiet day for good.
 pub const EVENTS_WINDOW_MS: u64 = 10_000;
 
 /// The board's two stage indexes (docs/contract.md §10.4).
@@ -676,6 +678,7 @@ pub struct Store {
     list_stages: Script,
     due_clocks: Script,
     load_records: Script,
+    pub(super) read_changes: Script,
     /// The longest record kept in a bucket hash ([`Store::fit_to_server`]).
     record_limit: usize,
 }
@@ -710,6 +713,7 @@ impl Store {
                 include_str!("lua/list_stages.lua")
             )),
             due_clocks: Script::new(include_str!("lua/due_clocks.lua")),
+            read_changes: Script::new(include_str!("lua/read_changes.lua")),
             load_records: Script::new(concat!(
                 include_str!("lua/names.lua"),
                 include_str!("lua/load_records.lua")
@@ -943,7 +947,7 @@ impl Store {
         } else {
             inv.arg(serde_json::to_string(&board.changed).expect("pairs of strings serialise"));
         }
-        inv.arg(EVENTS_MAXLEN).arg(EVENTS_WINDOW_MS);
+        inv.arg(EVENTS_WINDOW_MS);
         let mut c = self.conn.clone();
         match inv.invoke_async::<Vec<String>>(&mut c).await {
             Ok(reply) => {

@@ -31,8 +31,9 @@
 --       n_removed, (list 'd'|'l', deadline, member, station)*,
 --       n_added, (list, deadline, member, station)*  (both sorted by list, deadline, member),
 --       n_days, day_ttl_seconds, (n_fields, (field, increment)*)*  (one per day key, in order),
---       changes ('' = none: a JSON array of [alert_id, jurisdiction]), events_maxlen,
---       events_window_ms (entries older than this before the new one, by its id, are trimmed)
+--       changes ('' = none: a JSON array of [alert_id, jurisdiction]),
+--       events_window_ms (entries older than this before the new one, by its id, are trimmed;
+--       the newest trimmed one's id goes to `<events>:trimmed`)
 --
 -- The stage indexes change by the differences the caller computed from the records as loaded
 -- (removals first, so an entry that moves within an index is removed, then added), a group of
@@ -200,13 +201,18 @@ for d = 1, n do
   redis.call('EXPIRE', key, day_ttl)
 end
 
-local changes, events_maxlen, events_window = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
+local changes, events_window = ARGV[i], ARGV[i + 1]; i = i + 2
 if changes ~= '' then
   writes = writes + 1
-  local id = redis.call('XADD', KEYS[11], 'MAXLEN', '~', events_maxlen, '*', 'c', changes)
-  -- The window by the new entry's own time (Redis's clock, whatever the processors' say).
-  local since = tonumber(string.match(id, '^%d+')) - tonumber(events_window)
-  redis.call('XTRIM', KEYS[11], 'MINID', string.format('%.0f', since))
+  local id = redis.call('XADD', KEYS[11], '*', 'c', changes)
+  -- The window by the new entry's own time (Redis's clock, whatever the processors' say). The
+  -- newest entry trimmed is recorded: a reader whose place is older than it has missed some.
+  local since = string.format('%.0f', tonumber(string.match(id, '^%d+')) - tonumber(events_window))
+  local newest_old = redis.call('XREVRANGE', KEYS[11], '(' .. since .. '-0', '-', 'COUNT', 1)[1]
+  if newest_old then
+    redis.call('XTRIM', KEYS[11], 'MINID', since)
+    redis.call('SET', KEYS[11] .. ':trimmed', newest_old[1])
+  end
 end
 
 if writes > 0 then
