@@ -678,7 +678,7 @@ pub struct Store {
     list_stages: Script,
     due_clocks: Script,
     load_records: Script,
-    pub(super) read_changes: Script,
+    read_changes: Script,
     /// The longest record kept in a bucket hash ([`Store::fit_to_server`]).
     record_limit: usize,
 }
