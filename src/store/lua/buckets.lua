@@ -48,13 +48,14 @@ local function copy_entries(from, to)
   end
 end
 
--- Rewrites an overfull bucket as the fewest buckets of at most BUCKET_FILL entries, equal in
--- size (an overfull bucket halves; a batch appended to the last bucket becomes full ones); the
--- first keeps the bucket's id and bound. Runs of one score stay whole: a bucket is cut before
--- a run that would take it past BUCKET_MAX, so a run longer than that is a bucket of its own.
--- A tail shorter than BUCKET_MIN stays with the bucket before it if they fit.
-local function rewrite(base, dir, key)
-  local rows = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+-- Rewrites bucket `key` as the fewest buckets of at most BUCKET_FILL entries, equal in size
+-- (an overfull bucket halves; a batch appended to the last bucket becomes full ones), from
+-- `rows` (member, score, ...; in score order, equal scores together in any order): its
+-- entries and those that overfill it. The first keeps the bucket's id and bound. Runs of one
+-- score stay whole: a bucket is cut before a run that would take it past BUCKET_MAX, so a run
+-- longer than that is a bucket of its own. A tail shorter than BUCKET_MIN stays with the bucket
+-- before it if they fit.
+local function rewrite(base, dir, key, rows)
   redis.call('DEL', key)
   local total = #rows / 2
   local size = math.ceil(total / math.ceil(total / BUCKET_FILL))
@@ -93,10 +94,49 @@ local function rewrite(base, dir, key)
   flush()
 end
 
--- Whether every entry of `key` has one score: a bucket no rewrite can cut.
-local function one_score(key)
+-- Whether the entries of `key` and items of scores `lo` to `hi` all have one score: a bucket no
+-- rewrite can cut.
+local function one_score(key, lo, hi)
+  if lo ~= hi then
+    return false
+  end
   local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]
-  return first == redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]
+  return tonumber(first) == lo and tonumber(last) == lo
+end
+
+-- The entries of a bucket (`rows` from ZRANGE WITHSCORES) with items[first..last] added, as
+-- rows for `rewrite`; calls `on_new(item)` for each item whose member the bucket did not hold
+-- (one it held moves to the item's score, as ZADD would move it).
+local function merged(rows, items, first, last, on_new)
+  local at = {}
+  for j = 1, #rows, 2 do
+    at[rows[j]] = j
+  end
+  local replaced = {}
+  for t = first, last do
+    local j = at[items[t][2]]
+    if j then
+      replaced[j] = true
+    else
+      on_new(items[t])
+    end
+  end
+  local out, j, t = {}, 1, first
+  while j <= #rows or t <= last do
+    if j <= #rows and replaced[j] then
+      j = j + 2
+    elseif t > last or (j <= #rows and tonumber(rows[j + 1]) <= items[t][4]) then
+      out[#out + 1] = rows[j]
+      out[#out + 1] = rows[j + 1]
+      j = j + 2
+    else
+      out[#out + 1] = items[t][2]
+      out[#out + 1] = items[t][1]
+      t = t + 1
+    end
+  end
+  return out
 end
 
 -- Merges a small bucket (n entries) with its predecessor, or its successor with it, if they
@@ -191,10 +231,18 @@ local function held(key, first, last, items)
   return redis.call('ZMSCORE', key, unpack(members)), members
 end
 
--- ZADD to the index; calls `on_new(item)` for each member new to the index.
+-- ZADD to the index; calls `on_new(item)` for each member new to the index. Items that would
+-- overfill their bucket are merged with its entries and written afresh as full buckets (not
+-- added, read back and cut: a batch appended to the index writes each entry once).
 local function bucket_add_all(base, items, on_new)
   local dir = base .. ':dir'
   by_bucket(base, items, true, function(_, key, first, last)
+    if redis.call('ZCARD', key) + last - first + 1 > BUCKET_MAX
+        and not one_score(key, items[first][4], items[last][4]) then
+      rewrite(base, dir, key,
+        merged(redis.call('ZRANGE', key, 0, -1, 'WITHSCORES'), items, first, last, on_new))
+      return
+    end
     local had = held(key, first, last, items)
     local args = {}
     for t = first, last do
@@ -206,9 +254,6 @@ local function bucket_add_all(base, items, on_new)
       if (had and not had[t - first + 1]) or (not had and added == 1) then
         on_new(items[t])
       end
-    end
-    if redis.call('ZCARD', key) > BUCKET_MAX and not one_score(key) then
-      rewrite(base, dir, key)
     end
   end)
 end
