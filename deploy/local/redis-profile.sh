@@ -11,7 +11,8 @@
 #               callgrind: the same writes, so the same instructions whatever the timing was;
 #               prints instructions per message and the functions that took the most.
 #
-# Knobs: ALERTS (5000), CAPTURE (a capture file to replay instead of running step 1),
+# Knobs: ALERTS (5000), CAPTURE (a capture to replay instead of running step 1, with its
+# message count in CAPTURE.messages as step 1 writes it),
 # LUA_FROM (a directory of scripts replayed in place of the captured ones, composed as
 # src/store/mod.rs composes them: what a change to a script saves, with no rebuild and on the
 # very same batches), REDIS_SERVER (a redis-server to replay on: one built with symbols names
