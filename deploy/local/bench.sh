@@ -111,7 +111,7 @@ TOML
 }
 
 # The production policy: config/default.toml's [sla] and [sla.*] sections as shipped.
-PRODUCTION="$(awk '/^\[sla\]/ { p = 1 } /^\[/ && !/^\[sla/ { p = 0 } p' config/default.toml)"
+PRODUCTION="$(shipped_policy)"
 # Probes: low risk runs its ladder in seconds (nine escalations per alert); the rest as shipped.
 PROBE="$PRODUCTION
 [sla.risk.low]
@@ -143,11 +143,7 @@ metrics() { curl -fsS "http://127.0.0.1:$HP/metrics"; }
 metric() { # sum of a metric's samples, optionally only those whose labels contain $2
     metrics | awk -v n="$1" -v l="${2:-}" '$1 ~ "^"n"({|$)" && index($1, l) { s += $2 } END { printf "%d", s }'
 }
-# Messages the processor has applied: in Redis with their offsets (counted after the batch
-# script returned), including the duplicates it skipped and the dead letters it wrote.
-applied() {
-    metrics | awk '$1 ~ /^fraud_sla_(alerts|dispositions|duplicates|deadletters)_total({|$)/ { s += $2 } END { printf "%d", s }'
-}
+applied() { messages_applied "$HP"; }
 wait_applied() { # target, timeout in s; the time (ms) it was reached
     local until=$(( $(now_ms) + $2 * 1000 )) n
     while :; do

@@ -24,3 +24,17 @@ wait_port() {
     echo "$what did not open 127.0.0.1:$port" >&2
     return 1
 }
+
+# The policy as shipped: the [sla] and [sla.*] sections of config/default.toml (the benchmarks'
+# production policy).
+shipped_policy() {
+    awk '/^\[sla\]/ { p = 1 } /^\[/ && !/^\[sla/ { p = 0 } p' "$ROOT/config/default.toml"
+}
+
+# Messages the processor whose HTTP listens on 127.0.0.1:$1 has applied: in Redis with their
+# offsets (counted after the batch script returned), including the duplicates it skipped and
+# the dead letters it wrote. 0 while it does not answer.
+messages_applied() {
+    { curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null || true; } \
+        | awk '$1 ~ /^fraud_sla_(alerts|dispositions|duplicates|deadletters)_total({|$)/ { s += $2 } END { printf "%d", s }'
+}

@@ -65,7 +65,7 @@ url = "redis://127.0.0.1:$RP"
 key_prefix = "drain"
 [http]
 listen = "127.0.0.1:$HP"
-$(awk '/^\[sla\]/ { p = 1 } /^\[/ && !/^\[sla/ { p = 0 } p' config/default.toml)
+$(shipped_policy)
 TOML
     log "1. capture: $ALERTS alerts with their dispositions (bench.sh's drain mix), processor stopped"
     out=$("$FS" simulate --config "$B/run/drain.toml" --burst --count "$ALERTS" --late 0.2 --missing 0.52 --seed 7 --quiet 2>&1)
@@ -78,11 +78,7 @@ TOML
     until grep -q '"ping"\|"PING"' "$CAPTURE" 2>/dev/null; do redis-cli -p $RP ping >/dev/null; sleep 0.1; done
     "$FS" run --config "$B/run/drain.toml" >"$B/run/processor.log" 2>&1 &
     PROC=$!; pids+=($PROC)
-    applied() {
-        curl -fsS "http://127.0.0.1:$HP/metrics" 2>/dev/null \
-            | awk '$1 ~ /^fraud_sla_(alerts|dispositions|duplicates|deadletters)_total({|$)/ { s += $2 } END { printf "%d", s }'
-    }
-    until [ "$(applied)" -ge "$total" ]; do sleep 0.2; done
+    until [ "$(messages_applied $HP)" -ge "$total" ]; do sleep 0.2; done
     kill -TERM "$PROC"; wait "$PROC" || true
     echo "messages $total" >"$CAPTURE.messages"
     cleanup; pids=()
