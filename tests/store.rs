@@ -280,6 +280,120 @@ async fn a_redis_that_lost_writes_refuses_the_owner_with_rollback_and_changes_no
     ));
 }
 
+fn dictionary(redis: &Redis, partition: i32) -> BTreeMap<String, String> {
+    redis::cmd("HGETALL")
+        .arg(format!("{{t:{partition}}}:names"))
+        .query(&mut sync(redis))
+        .unwrap()
+}
+
+/// The write of a new alert of `jurisdiction` (a record name).
+fn alert_in(id: &str, jurisdiction: &str, offset: i64) -> Batch {
+    let mut state = AlertState::default();
+    let mut alert = opened(id).alert.unwrap();
+    alert.jurisdiction = jurisdiction.into();
+    state.apply_alert(alert, &Policies::default(), 1_795_000_000_000);
+    Batch {
+        offsets: vec![("fraud.alerts".into(), offset)],
+        alerts: vec![AlertWrite::new(
+            id,
+            &AlertState::default(),
+            &state,
+            &Policies::default(),
+            true,
+        )],
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn the_owner_codes_names_from_the_dictionary_it_read_at_its_claim() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let first = store(&redis).await;
+    let mut fence = first.claim(6).await.unwrap().fence;
+    first
+        .apply(6, &mut fence, &alert_in("N-1", "620102-GWM", 1))
+        .await
+        .unwrap();
+    let after_first = dictionary(&redis, 6);
+    let code = &after_first["=620102-GWM"];
+    assert_eq!(after_first[&format!("#{code}")], "620102-GWM");
+    // The jurisdiction and the policy version: two names, two codes.
+    assert_eq!(after_first["n"], "2");
+
+    // A new owner codes the same name with the same code: it gives none.
+    let second = store(&redis).await;
+    let mut fence = second.claim(6).await.unwrap().fence;
+    second
+        .apply(6, &mut fence, &alert_in("N-2", "620102-GWM", 2))
+        .await
+        .unwrap();
+    assert_eq!(dictionary(&redis, 6), after_first);
+    // A new name takes the next code, once, though two alerts of one batch name it.
+    let mut two = alert_in("N-3", "330100-XYZ", 3);
+    two.alerts.extend(alert_in("N-4", "330100-XYZ", 4).alerts);
+    second.apply(6, &mut fence, &two).await.unwrap();
+    let dict = dictionary(&redis, 6);
+    assert_eq!((dict.len(), &dict["n"]), (7, &"3".to_owned()), "{dict:?}");
+    assert_eq!(dict[&format!("#{}", dict["=330100-XYZ"])], "330100-XYZ");
+    let ids = ["N-1", "N-2", "N-3", "N-4"].map(String::from);
+    let loaded = second.load(6, &ids).await.unwrap();
+    let jurisdictions: Vec<_> = loaded
+        .iter()
+        .map(|s| {
+            s.as_ref()
+                .unwrap()
+                .alert
+                .as_ref()
+                .unwrap()
+                .jurisdiction
+                .as_str()
+        })
+        .collect();
+    assert_eq!(
+        jurisdictions,
+        ["620102-GWM", "620102-GWM", "330100-XYZ", "330100-XYZ"]
+    );
+
+    // A dictionary that lost the owner's last code (its counter is not where the owner's
+    // codes start): giving codes is refused as a rollback, and nothing is written.
+    let _: () = redis::pipe()
+        .hdel("{t:6}:names", &["=330100-XYZ", "#3"])
+        .hset("{t:6}:names", "n", 2)
+        .query(&mut sync(&redis))
+        .unwrap();
+    let before = redis.dump();
+    match second
+        .apply(6, &mut fence.clone(), &alert_in("N-5", "510100-CD", 5))
+        .await
+    {
+        Err(StoreError::Rollback { partition: 6, .. }) => {}
+        other => panic!("a dictionary behind the owner must be a rollback, got {other:?}"),
+    }
+    assert_eq!(redis.dump(), before, "the refused write changed nothing");
+    // The claim that follows reads the dictionary as it is, and codes from there.
+    let mut fence = second.claim(6).await.unwrap().fence;
+    second
+        .apply(6, &mut fence, &alert_in("N-5", "510100-CD", 5))
+        .await
+        .unwrap();
+    let dict = dictionary(&redis, 6);
+    assert_eq!(dict["n"], "3");
+    assert_eq!(dict["=510100-CD"], "3");
+    let loaded = second.load(6, &["N-5".to_owned()]).await.unwrap();
+    assert_eq!(
+        loaded[0]
+            .as_ref()
+            .unwrap()
+            .alert
+            .as_ref()
+            .unwrap()
+            .jurisdiction,
+        "510100-CD"
+    );
+}
+
 #[tokio::test]
 async fn two_owners_never_share_an_epoch_after_redis_forgot_a_claim() {
     let dir = tmpdir();

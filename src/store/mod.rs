@@ -29,10 +29,11 @@
 //! also after a Redis rollback and its replay. A `due` or `late` member carries everything a
 //! list shows (`<jurisdiction>␟<risk>␟<stage>␟<alert_id>␟<warned 0|1, or level>`, ␟ = `\x1f`,
 //! which a jurisdiction never contains), so a list page reads no record. Redis holds it short,
-//! `<code>␟<handle>␟<x>` (`lua/names.lua`), and the clock names alerts by handle too: the
-//! scripts encode and decode, so what Rust writes and reads ([`IndexEntry`], [`ListedStage`],
-//! ids) is the long form, and only the order and cursors of a page ([`IndexMatch::key`]) are
-//! the short one.
+//! `<code>␟<handle>␟<x>` (`lua/names.lua`), and the clock names alerts by handle too. The
+//! plan and the readers deal in the long form ([`IndexEntry`], [`ListedStage`], ids): the
+//! owner codes what it writes from its copy of the dictionary ([`Names`], part of its
+//! [`Fence`]), the batch script puts handles in, the other scripts decode, and only the order
+//! and cursors of a page ([`IndexMatch::key`]) are the short form.
 //!
 //! `due` and `late` hold one entry per open stage, most of an open alert's memory, so they are
 //! bucketed (`lua/buckets.lua`): a directory zset `…:dir` of buckets, each a zset of at most
@@ -49,9 +50,11 @@
 
 pub mod changes;
 mod conn;
+mod names;
 pub mod record;
 
 pub use conn::RedisConn;
+pub use names::Names;
 
 use redis::{AsyncCommands, Script};
 use std::collections::{BTreeMap, HashMap};
@@ -377,13 +380,16 @@ pub fn parse_station_field(field: &str) -> Option<(&str, &str, Option<DayCount>)
 
 /// The owner's side of the fence: every write carries it, and Redis refuses a stale owner
 /// (`FENCED`) or tells an owner it is ahead of Redis (`ROLLBACK`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Fence {
     pub epoch: i64,
     /// Random per claim, so two owners never share an epoch after Redis forgot a claim.
     pub token: String,
     /// Writes this owner knows Redis holds; one more after every non-empty batch.
     pub seq: i64,
+    /// The partition's dictionary as of those writes, read at the claim: the owner codes what
+    /// it writes ([`names`]).
+    pub names: Names,
 }
 
 /// What one partition owner learns when it takes the partition.
@@ -783,7 +789,9 @@ impl Store {
         let k = self.keys(partition);
         let token = format!("{:016x}", rand::random::<u64>());
         let mut c = self.conn.clone();
-        let claimed: Option<(i64, i64, HashMap<String, i64>)> = self
+        /// The claim script's answer: epoch, write sequence, applied offsets, dictionary.
+        type Claimed = (i64, i64, HashMap<String, i64>, HashMap<String, String>);
+        let claimed: Option<Claimed> = self
             .claim_partition
             .key(k.owner())
             .key(k.offsets())
@@ -799,8 +807,13 @@ impl Store {
             .arg(ALERT_BUCKETS)
             .invoke_async(&mut c)
             .await?;
-        Ok(claimed.map(|(epoch, seq, applied)| Claim {
-            fence: Fence { epoch, token, seq },
+        Ok(claimed.map(|(epoch, seq, applied, names)| Claim {
+            fence: Fence {
+                epoch,
+                token,
+                seq,
+                names: Names::from_hash(names),
+            },
             applied,
         }))
     }
@@ -868,6 +881,12 @@ impl Store {
         batch: &Batch,
     ) -> Result<Applied, StoreError> {
         let k = self.keys(partition);
+        let Coded {
+            records,
+            removed,
+            added,
+            new_codes,
+        } = Coded::of(&fence.names, batch);
         let mut inv = self.apply_batch.prepare_invoke();
         inv.key(k.owner())
             .key(k.offsets())
@@ -886,20 +905,24 @@ impl Store {
         inv.arg(fence.epoch)
             .arg(&fence.token)
             .arg(fence.seq)
-            .arg(batch.offsets.len());
+            .arg(new_codes.entries.len())
+            .arg(new_codes.from);
+        for c in &new_codes.entries {
+            inv.arg(&c.field).arg(&c.code).arg(&c.value);
+        }
+        inv.arg(batch.offsets.len());
         for (topic, offset) in &batch.offsets {
             inv.arg(topic).arg(offset);
         }
         let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
         inv.arg(batch.alerts.len())
             .arg(batch.alerts.iter().map(|a| a.opened).sum::<i64>());
-        for a in &batch.alerts {
-            let in_bucket = a.ttl_ms.is_none()
-                && record::stored_len(&a.state) + HANDLE_ROOM <= self.record_limit;
+        for (a, record) in batch.alerts.iter().zip(&records) {
+            let in_bucket = a.ttl_ms.is_none() && record.len() + HANDLE_ROOM <= self.record_limit;
             inv.key(k.alert(&a.alert_id));
             inv.arg(&a.alert_id)
                 .arg(alert_bucket(&a.alert_id))
-                .arg(&a.state)
+                .arg(record)
                 .arg(if in_bucket { "1" } else { "0" })
                 .arg(if a.stored { "1" } else { "0" })
                 .arg(a.clock.arg())
@@ -920,19 +943,14 @@ impl Store {
             inv.arg(version).arg(json);
         }
         let board = &batch.board;
-        inv.arg(board.remove.len());
-        for e in sorted(&board.remove) {
-            inv.arg(e.list.code())
-                .arg(e.deadline)
-                .arg(&e.member)
-                .arg(&e.station);
-        }
-        inv.arg(board.add.len());
-        for e in sorted(&board.add) {
-            inv.arg(e.list.code())
-                .arg(e.deadline)
-                .arg(&e.member)
-                .arg(&e.station);
+        for entries in [&removed, &added] {
+            inv.arg(entries.len());
+            for (e, member) in entries {
+                inv.arg(e.list.code())
+                    .arg(e.deadline)
+                    .arg(member)
+                    .arg(&e.station);
+            }
         }
         inv.arg(board.days.len()).arg(DAY_TTL_SECONDS);
         for (date, fields) in &board.days {
@@ -954,6 +972,7 @@ impl Store {
                 if !batch.is_empty() {
                     fence.seq += 1;
                 }
+                fence.names.written(new_codes);
                 let mut reply = reply.into_iter();
                 let next_due = reply
                     .next()
@@ -1200,6 +1219,40 @@ impl Store {
 }
 
 /// `entries` in index order, as the batch script adds and removes a bucket's entries together.
+/// A batch's records and index members as Redis stores them, coded from the partition's
+/// dictionary, and the codes it gives.
+struct Coded<'a> {
+    records: Vec<Vec<u8>>,
+    /// The index entries removed and added, sorted, each with its member as sent.
+    removed: Vec<(&'a IndexEntry, String)>,
+    added: Vec<(&'a IndexEntry, String)>,
+    new_codes: names::NewCodes,
+}
+
+impl Coded<'_> {
+    fn of<'a>(names: &Names, batch: &'a Batch) -> Coded<'a> {
+        let mut coder = names.coder();
+        let records = batch
+            .alerts
+            .iter()
+            .map(|a| coder.record(&a.state))
+            .collect();
+        let mut entries = |all: &'a [IndexEntry]| -> Vec<(&'a IndexEntry, String)> {
+            sorted(all)
+                .into_iter()
+                .map(|e| (e, coder.member(&e.member)))
+                .collect()
+        };
+        let (removed, added) = (entries(&batch.board.remove), entries(&batch.board.add));
+        Coded {
+            records,
+            removed,
+            added,
+            new_codes: coder.finish(),
+        }
+    }
+}
+
 fn sorted(entries: &[IndexEntry]) -> Vec<&IndexEntry> {
     let mut refs: Vec<&IndexEntry> = entries.iter().collect();
     refs.sort();

@@ -38,9 +38,9 @@ pub const V2: u8 = 0xB2;
 /// longer holds.
 const UNNAMED: u8 = 0xBF;
 /// Between two names.
-const NAME_SEP: u8 = 0x1f;
+pub(crate) const NAME_SEP: u8 = 0x1f;
 /// After the names.
-const NAMES_END: u8 = 0x1e;
+pub(crate) const NAMES_END: u8 = 0x1e;
 
 /// Whether a string goes to the dictionary: long enough that a code is shorter (codes take
 /// up to 4 characters until a partition has named 14.7 million strings), short enough that the
@@ -175,6 +175,16 @@ pub fn encode(alert_id: &str, state: &AlertState) -> Vec<u8> {
     w.names.push(NAMES_END);
     w.names.extend_from_slice(&w.out);
     w.names
+}
+
+/// A version 2 record's names and its body (after [`NAMES_END`]); `None` for a record
+/// without names or of another version.
+pub(crate) fn split_names(record: &[u8]) -> Option<(impl Iterator<Item = &[u8]>, &[u8])> {
+    if record.first() != Some(&V2) {
+        return None;
+    }
+    let end = record.iter().position(|&b| b == NAMES_END)?;
+    (end > 1).then(|| (record[1..end].split(|&b| b == NAME_SEP), &record[end + 1..]))
 }
 
 /// How long the batch script stores `record` at most (its handle aside): each name becomes a

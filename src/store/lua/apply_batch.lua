@@ -7,6 +7,7 @@
 -- - ROLLBACK: Redis is behind what this owner wrote (an older epoch, or a lower write sequence):
 --   a replica promoted, an everysec crash, a restore, a flush. The caller rebuilds; nothing of
 --   this batch is written.
+-- A dictionary that is not where the owner's codes start from is a ROLLBACK too.
 -- An empty batch only checks. Otherwise the write sequence goes up by one.
 -- Returns the earliest score of the clock afterwards ('' if none), then the outbox stream ids of
 -- the escalations, in order.
@@ -18,9 +19,13 @@
 --       15.. one per alert (its record when not in a bucket), then one per day of station counters
 --       (the bucketed keys' names start with theirs: buckets.lua)
 -- ARGV: epoch, token, seq,
+--       n_codes, codes_from, (field, code, value)*  (codes the owner gave for this batch, from
+--         the dictionary's counter 'n' = codes_from on: each field's code and what the code's
+--         '#' entry gives back; names.lua, store/names.rs),
 --       n_offsets, (topic, offset)*,
 --       n_alerts, open_delta,
 --         (alert_id, bucket, record, in_bucket, stored, clock, overdue, ttl_ms, opened)*
+--         (the record as stored, its names coded by the owner)
 --         (in_bucket '1': the record goes to the alert's bucket hash, small enough to keep it a
 --          listpack, else to its own key, which may expire; stored '1': Redis held a record of
 --          it, which may be in the other place; clock, overdue: '-' unchanged, '' removed, else
@@ -29,7 +34,8 @@
 --       n_notices, (json)*,
 --       n_policies, (version, json)*  (a snapshot is written once: the alerts it names keep it),
 --       n_removed, (list 'd'|'l', deadline, member, station)*,
---       n_added, (list, deadline, member, station)*  (both sorted by list, deadline, member),
+--       n_added, (list, deadline, member, station)*  (both sorted by list, deadline, member;
+--         a member as `<code>\31<alert_id>\31<x>`, coded by the owner),
 --       n_days, day_ttl_seconds, (n_fields, (field, increment)*)*  (one per day key, in order),
 --       changes ('' = none: a JSON array of [alert_id, jurisdiction]),
 --       events_window_ms (entries older than this before the new one, by its id, are trimmed;
@@ -37,7 +43,7 @@
 --
 -- The stage indexes change by the differences the caller computed from the records as loaded
 -- (removals first, so an entry that moves within an index is removed, then added), a group of
--- entries per bucket (buckets.lua), each member stored short (names.lua). openstat counts what the indexes actually hold: it moves
+-- entries per bucket (buckets.lua), each member stored with its alert's handle (names.lua). openstat counts what the indexes actually hold: it moves
 -- only by members removed or added, once per station and batch, and a field at 0 is deleted.
 -- The earliest score of the clock returned may be early (buckets.lua): a time to look again.
 local owner = redis.call('HMGET', KEYS[1], 'epoch', 'token', 'seq')
@@ -53,7 +59,22 @@ end
 
 local i = 4
 local n = tonumber(ARGV[i]); i = i + 1
+local codes_from = tonumber(ARGV[i]); i = i + 1
+if n > 0 then
+  local given = tonumber(redis.call('HGET', KEYS[13], 'n') or '0')
+  if given ~= codes_from then
+    return redis.error_reply('ROLLBACK the dictionary has given ' .. given .. ' codes, not ' ..
+      codes_from)
+  end
+  for _ = 1, n do
+    redis.call('HSET', KEYS[13], ARGV[i], ARGV[i + 1], '#' .. ARGV[i + 1], ARGV[i + 2]); i = i + 3
+  end
+  redis.call('HSET', KEYS[13], 'n', codes_from + n)
+end
 local writes = n
+
+n = tonumber(ARGV[i]); i = i + 1
+writes = writes + n
 for _ = 1, n do
   local topic, offset = ARGV[i], tonumber(ARGV[i + 1]); i = i + 2
   local applied = tonumber(redis.call('HGET', KEYS[2], topic) or '-1')
@@ -87,14 +108,12 @@ for k = 0, n - 1 do
   end
 end
 local new_handle = new_handles(KEYS[1], fresh)
-local store_names = record_names(KEYS[13])
 for k = 1, n do
   local id, bucket, state, in_bucket, stored = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
     ARGV[i + 4]
   local clock, overdue, ttl, opened = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
   i = i + 9
   local records = KEYS[12] .. ':' .. bucket
-  state = store_names(state)
   local handle
   if stored == '1' then
     local old = redis.call('HGET', records, id) or redis.call('GET', KEYS[14 + k])
@@ -160,25 +179,25 @@ local function count(item, by)
   stations[station] = stations[station] + by
 end
 -- Every index entry is of an alert the batch writes; one that is not keeps its id.
-local encode = names_encoder(KEYS[13], function(id)
+local encode = names_handles(function(id)
   return handles[id] or id
 end)
-local function entries(adding)
+local function entries()
   n = tonumber(ARGV[i]); i = i + 1
   writes = writes + n
   local by_list = { d = {}, l = {} }
   for _ = 1, n do
     local items = by_list[ARGV[i]]
-    items[#items + 1] = { ARGV[i + 1], encode(ARGV[i + 2], adding), ARGV[i + 3], tonumber(ARGV[i + 1]) }
+    items[#items + 1] = { ARGV[i + 1], encode(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 1]) }
     i = i + 4
   end
   return by_list
 end
-local removed = entries(false)
+local removed = entries()
 for _, code in ipairs({ 'd', 'l' }) do
   bucket_rem_all(lists[code], removed[code], function(item) count(item, -1) end)
 end
-local added_entries = entries(true)
+local added_entries = entries()
 for _, code in ipairs({ 'd', 'l' }) do
   bucket_add_all(lists[code], added_entries[code], function(item) count(item, 1) end)
 end

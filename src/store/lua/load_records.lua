@@ -5,7 +5,7 @@
 -- KEYS: 1 records (per-alert buckets: buckets.lua), 2 the names' dictionary, then one per
 --       alert: its own key
 -- ARGV: (alert_id, bucket)*
-local _, load = record_names(KEYS[2])
+local load = record_names(KEYS[2])
 local out = {}
 for k = 3, #KEYS do
   local id, bucket = ARGV[2 * k - 5], ARGV[2 * k - 4]

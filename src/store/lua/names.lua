@@ -3,8 +3,10 @@
 -- indexes hold is `<code>\31<handle>\31<x>`:
 -- - the code stands for `<jurisdiction>\31<risk>\31<stage>`, the part every open stage of one
 --   station, risk and stage repeats. The dictionary (a hash per partition) maps each triple to
---   its code and '#' .. code back, and counts codes in field 'n'. Codes repeat across
---   partitions; handles do not, so no two partitions store the same member.
+--   its code and '#' .. code back, and counts codes in field 'n'. The owner gives the codes of
+--   what it writes (store/names.rs) and sends members as `<code>\31<alert_id>\31<x>`; the
+--   batch script writes the new codes and puts the handle in. Codes repeat across partitions;
+--   handles do not, so no two partitions store the same member.
 -- - the handle stands for the alert id, which an open alert would otherwise repeat in each of
 --   its index entries and its clock entry: '#<partition>.<n>', n in base 62 from the owner's
 --   field 'handles', given when this version first writes the alert's record and kept at its
@@ -58,13 +60,13 @@ local LONG = '^([^\31]*\31[^\31]*\31[^\31]*)\31([^\31]*)\31([^\31]*)$'
 -- A stored member: its code, handle (or id) and last part.
 local SHORT = '^([^\31]*)\31([^\31]*)\31([^\31]*)$'
 
--- Stored member for a caller's member: `encode(member, create)`. A triple without a code gets
--- one when `create`; otherwise (a removal) it cannot be stored, and the member is returned as it
--- came, which is also how an earlier version's long member is found. `handle_for(id)` gives the
--- alert's handle, or its id when it has none. Anything not of five parts is kept as is.
+-- Stored member for an earlier version's long member: `encode(member)`, giving a triple
+-- without a code one. `handle_for(id)` gives the alert's handle, or its id when it has none.
+-- Anything not of five parts is kept as is. (The owner codes the triples of what it writes
+-- itself, store/names.rs; this is for the claim's migration.)
 local function names_encoder(key, handle_for)
   local cache = {}
-  return function(member, create)
+  return function(member)
     local triple, id, last = string.match(member, LONG)
     if not triple then
       return member
@@ -73,15 +75,28 @@ local function names_encoder(key, handle_for)
     if not code then
       code = redis.call('HGET', key, triple)
       if not code then
-        if not create then
-          return member
-        end
         code = base62(redis.call('HINCRBY', key, 'n', 1))
         redis.call('HSET', key, triple, code, '#' .. code, triple)
       end
       cache[triple] = code
     end
     return code .. '\31' .. handle_for(id) .. '\31' .. last
+  end
+end
+
+-- Stored member for one the owner sent, `<code>\31<alert_id>\31<x>`: the alert's handle for
+-- its id (`handle_for(id)`, the id itself when it has none). Anything else is kept as is.
+local function names_handles(handle_for)
+  return function(member)
+    local code, id, last = string.match(member, SHORT)
+    if not code then
+      return member
+    end
+    local handle = handle_for(id)
+    if handle == id then
+      return member
+    end
+    return code .. '\31' .. handle .. '\31' .. last
   end
 end
 
@@ -132,7 +147,7 @@ local function names_migrate(base, key)
     local bucket = base .. ':' .. b
     local rows = redis.call('ZRANGE', bucket, 0, -1, 'WITHSCORES')
     for j = 1, #rows, 2 do
-      local short = encode(rows[j], true)
+      local short = encode(rows[j])
       if short ~= rows[j] then
         redis.call('ZREM', bucket, rows[j])
         redis.call('ZADD', bucket, rows[j + 1], short)
@@ -141,26 +156,14 @@ local function names_migrate(base, key)
   end
 end
 
--- Record names (record.rs, version 2). A record comes as `\178<name>\31<name>…\30<body>`
--- and is stored with each name's code in its place; the load undoes it. The dictionary is the
--- members' one, a name under '=' .. name (so that no name is taken for the counter 'n' or a
--- code's '#' entry) and '#' .. code back. Returns `store(record)` and `load(record)`; a code
--- the dictionary no longer holds loads as a record that begins with \191 (record.rs refuses
--- it as corrupt).
+-- Record names (record.rs, version 2). A record is stored as `\178<code>\31<code>…\30<body>`,
+-- each of its names coded by the owner (store/names.rs); the load gives the names back. The
+-- dictionary is the members' one, a name under '=' .. name (so that no name is taken for the
+-- counter 'n' or a code's '#' entry) and '#' .. code back. Returns `load(record)`; a code the
+-- dictionary no longer holds loads as a record that begins with \191 (record.rs refuses it
+-- as corrupt).
 local function record_names(key)
-  local codes, names = {}, {}
-  local function code_of(name)
-    local code = codes[name]
-    if not code then
-      code = redis.call('HGET', key, '=' .. name)
-      if not code then
-        code = base62(redis.call('HINCRBY', key, 'n', 1))
-        redis.call('HSET', key, '=' .. name, code, '#' .. code, name)
-      end
-      codes[name] = code
-    end
-    return code
-  end
+  local names = {}
   local function name_of(code)
     local name = names[code]
     if name == nil then
@@ -188,8 +191,6 @@ local function record_names(key)
     return '\178' .. table.concat(out, '\31') .. string.sub(record, cut)
   end
   return function(record)
-    return map(record, code_of)
-  end, function(record)
     return map(record, name_of)
   end
 end
