@@ -54,11 +54,33 @@ impl Coded<'_> {
     }
 }
 
-/// The codes Redis holds, by the field they are kept under, and how many were given.
+/// The codes Redis holds, and how many were given.
 #[derive(Debug, Default)]
 struct Dictionary {
-    codes: HashMap<String, String>,
+    /// Members' triples' codes, by the triple.
+    triples: HashMap<String, String>,
+    /// Record names' codes, by the name.
+    names: HashMap<Vec<u8>, String>,
     given: u64,
+}
+
+impl Dictionary {
+    fn get(&self, what: &Coded<'_>) -> Option<&String> {
+        match what {
+            Coded::Triple(t) => self.triples.get(*t),
+            Coded::Name(n) => self.names.get(*n),
+        }
+    }
+
+    /// Keeps the code of a dictionary field: a triple holds the separator, a name's field is
+    /// `=` and a name without it; anything else (`n`, a code's `#` entry) is not a code.
+    fn keep(&mut self, field: String, code: String) {
+        if field.contains(SEP) {
+            self.triples.insert(field, code);
+        } else if let Some(name) = field.strip_prefix('=') {
+            self.names.insert(name.as_bytes().to_vec(), code);
+        }
+    }
 }
 
 /// The dictionary of one claim, shared by the copies of its [`super::Fence`].
@@ -68,12 +90,14 @@ pub struct Names(Arc<Mutex<Dictionary>>);
 impl Names {
     /// From the dictionary hash as `HGETALL` returns it.
     pub(crate) fn from_hash(fields: HashMap<String, String>) -> Names {
-        let given = fields.get("n").and_then(|n| n.parse().ok()).unwrap_or(0);
-        let codes = fields
-            .into_iter()
-            .filter(|(field, _)| field != "n" && !field.starts_with('#'))
-            .collect();
-        Names(Arc::new(Mutex::new(Dictionary { codes, given })))
+        let mut dict = Dictionary {
+            given: fields.get("n").and_then(|n| n.parse().ok()).unwrap_or(0),
+            ..Dictionary::default()
+        };
+        for (field, code) in fields {
+            dict.keep(field, code);
+        }
+        Names(Arc::new(Mutex::new(dict)))
     }
 
     /// A coder for one batch.
@@ -92,8 +116,9 @@ impl Names {
     pub(crate) fn written(&self, new: NewCodes) {
         let mut dict = self.0.lock().unwrap_or_else(|e| e.into_inner());
         dict.given = dict.given.max(new.from + new.entries.len() as u64);
-        dict.codes
-            .extend(new.entries.into_iter().map(|e| (e.field, e.code)));
+        for e in new.entries {
+            dict.keep(e.field, e.code);
+        }
     }
 }
 
@@ -128,10 +153,10 @@ pub(crate) struct Coder<'a> {
 
 impl Coder<'_> {
     fn code(&mut self, what: Coded<'_>) -> &str {
-        let (field, value) = what.field_and_value();
-        if let Some(code) = self.dict.codes.get(&field) {
+        if let Some(code) = self.dict.get(&what) {
             return code;
         }
+        let (field, value) = what.field_and_value();
         let at = match self.new_at.get(&field) {
             Some(&at) => at,
             None => {
