@@ -11,6 +11,10 @@
 #               callgrind: the same writes, so the same instructions whatever the timing was;
 #               prints instructions per message and the functions that took the most.
 #
+# Two replays of one capture agree to 0.02%; two captures of one tree differ by up to 10% (the
+# drain's messages fall into batches differently), so compare scripts on one capture
+# (LUA_FROM) and trees that send the scripts different arguments over several captures each.
+#
 # Knobs: ALERTS (5000), CAPTURE (a capture to replay instead of running step 1, with its
 # message count in CAPTURE.messages as step 1 writes it),
 # LUA_FROM (a directory of scripts replayed in place of the captured ones, composed as
