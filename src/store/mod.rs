@@ -1218,7 +1218,6 @@ impl Store {
     }
 }
 
-/// `entries` in index order, as the batch script adds and removes a bucket's entries together.
 /// A batch's records and index members as Redis stores them, coded from the partition's
 /// dictionary, and the codes it gives.
 struct Coded<'a> {
@@ -1253,6 +1252,7 @@ impl Coded<'_> {
     }
 }
 
+/// `entries` in index order, as the batch script adds and removes a bucket's entries together.
 fn sorted(entries: &[IndexEntry]) -> Vec<&IndexEntry> {
     let mut refs: Vec<&IndexEntry> = entries.iter().collect();
     refs.sort();
