@@ -355,6 +355,8 @@ async fn the_owner_codes_names_from_the_dictionary_it_read_at_its_claim() {
         jurisdictions,
         ["620102-GWM", "620102-GWM", "330100-XYZ", "330100-XYZ"]
     );
+    // The owner gives the names back from its own copy of the dictionary: the same states.
+    assert_eq!(second.load_as_owner(6, &fence, &ids).await.unwrap(), loaded);
 
     // A dictionary that lost the owner's last code (its counter is not where the owner's
     // codes start): giving codes is refused as a rollback, and nothing is written.

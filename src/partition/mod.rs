@@ -679,10 +679,16 @@ impl Partition {
     /// The stored states of `ids`, in order, retried while Redis is unreachable, with the
     /// snapshots they name.
     async fn load(&mut self, ids: Vec<String>) -> Result<Vec<Option<AlertState>>, Stop> {
+        let fence = self.owned.as_ref().map(|o| o.fence.clone());
         let states = self
             .with_redis("load alerts", |s, p| {
-                let ids = ids.clone();
-                async move { s.load(p, &ids).await }
+                let (ids, fence) = (ids.clone(), fence.clone());
+                async move {
+                    match fence {
+                        Some(fence) => s.load_as_owner(p, &fence, &ids).await,
+                        None => s.load(p, &ids).await,
+                    }
+                }
             })
             .await
             .ok_or(Stop::Cancelled)?;

@@ -31,9 +31,10 @@
 //! which a jurisdiction never contains), so a list page reads no record. Redis holds it short,
 //! `<code>␟<handle>␟<x>` (`lua/names.lua`), and the clock names alerts by handle too. The
 //! plan and the readers deal in the long form ([`IndexEntry`], [`ListedStage`], ids): the
-//! owner codes what it writes from its copy of the dictionary ([`Names`], part of its
-//! [`Fence`]), the batch script puts handles in, the other scripts decode, and only the order
-//! and cursors of a page ([`IndexMatch::key`]) are the short form.
+//! owner codes what it writes and decodes what it loads from its copy of the dictionary
+//! ([`Names`], part of its [`Fence`]), the batch script puts handles in, the other scripts
+//! decode for readers, and only the order and cursors of a page ([`IndexMatch::key`]) are the
+//! short form.
 //!
 //! `due` and `late` hold one entry per open stage, most of an open alert's memory, so they are
 //! bucketed (`lua/buckets.lua`): a directory zset `…:dir` of buckets, each a zset of at most
@@ -845,23 +846,50 @@ impl Store {
         partition: i32,
         alert_ids: &[String],
     ) -> Result<Vec<Option<AlertState>>, StoreError> {
+        self.load_with(partition, None, alert_ids).await
+    }
+
+    /// [`Store::load`] for the partition's owner: the record names come back from its copy of
+    /// the dictionary, not from the script (in Lua, 2.7% of Redis's instructions in a drain).
+    pub async fn load_as_owner(
+        &self,
+        partition: i32,
+        fence: &Fence,
+        alert_ids: &[String],
+    ) -> Result<Vec<Option<AlertState>>, StoreError> {
+        self.load_with(partition, Some(&fence.names), alert_ids)
+            .await
+    }
+
+    async fn load_with(
+        &self,
+        partition: i32,
+        names: Option<&Names>,
+        alert_ids: &[String],
+    ) -> Result<Vec<Option<AlertState>>, StoreError> {
         if alert_ids.is_empty() {
             return Ok(Vec::new());
         }
         let k = self.keys(partition);
         let mut inv = self.load_records.prepare_invoke();
-        inv.key(k.records()).key(k.names());
+        inv.key(k.records())
+            .key(k.names())
+            .arg(if names.is_some() { "0" } else { "1" });
         for id in alert_ids {
             inv.key(k.alert(id)).arg(id).arg(alert_bucket(id));
         }
         let mut c = self.conn.clone();
         let raw: Vec<Option<Vec<u8>>> = inv.invoke_async(&mut c).await?;
+        let decode = |id: &str, bytes: Vec<u8>| match names {
+            Some(names) => record::decode(id, &names.names_back(bytes)?),
+            None => record::decode(id, &bytes),
+        };
         raw.into_iter()
             .zip(alert_ids)
             .map(|(bytes, id)| {
                 bytes
                     .map(|b| {
-                        record::decode(id, &b).map_err(|source| StoreError::Corrupt {
+                        decode(id, b).map_err(|source| StoreError::Corrupt {
                             alert_id: id.clone(),
                             source,
                         })

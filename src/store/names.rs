@@ -3,9 +3,9 @@
 //! `<jurisdiction>␟<risk>␟<stage>` and a record's names (station, channel, fraud type, policy
 //! version).
 //!
-//! The owner codes what it writes here, not in the batch script: a Lua library call costs
-//! about what a Redis command does, and coding a batch's names in Lua was a ninth of Redis's
-//! instructions in a drain (BENCHMARKS.md, Profiles). The dictionary is read whole when the
+//! The owner codes what it writes, and gives the names back in what it loads, here and not in
+//! the scripts: a Lua library call costs about what a Redis command does, and coding a batch's
+//! names in Lua was 13% of Redis's instructions in a drain (BENCHMARKS.md, Profiles). The dictionary is read whole when the
 //! partition is claimed; a code the owner gives is written by the batch that first uses it and
 //! kept here only once Redis has it. Only the owner writes the dictionary, and a Redis that
 //! forgets a batch forgets its codes with it: the batch after is refused as a `ROLLBACK`, and
@@ -61,6 +61,8 @@ struct Dictionary {
     triples: HashMap<String, String>,
     /// Record names' codes, by the name.
     names: HashMap<Vec<u8>, String>,
+    /// Record names, by their code.
+    by_code: HashMap<String, Vec<u8>>,
     given: u64,
 }
 
@@ -78,6 +80,7 @@ impl Dictionary {
         if field.contains(SEP) {
             self.triples.insert(field, code);
         } else if let Some(name) = field.strip_prefix('=') {
+            self.by_code.insert(code.clone(), name.as_bytes().to_vec());
             self.names.insert(name.as_bytes().to_vec(), code);
         }
     }
@@ -110,6 +113,29 @@ impl Names {
             new_at: HashMap::new(),
             from,
         }
+    }
+
+    /// A stored [`record`] with its names given back for its codes, as the decoder reads it.
+    pub(crate) fn names_back(&self, stored: Vec<u8>) -> Result<Vec<u8>, record::RecordError> {
+        let Some((codes, body)) = record::split_names(&stored) else {
+            return Ok(stored);
+        };
+        let dict = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::with_capacity(stored.len() + 64);
+        out.push(stored[0]);
+        for (k, code) in codes.enumerate() {
+            if k > 0 {
+                out.push(record::NAME_SEP);
+            }
+            let name = std::str::from_utf8(code)
+                .ok()
+                .and_then(|code| dict.by_code.get(code))
+                .ok_or(record::RecordError::UNKNOWN_CODE)?;
+            out.extend_from_slice(name);
+        }
+        out.push(record::NAMES_END);
+        out.extend_from_slice(body);
+        Ok(out)
     }
 
     /// Keeps the codes a written batch gave: Redis has them now.
@@ -275,7 +301,15 @@ mod tests {
         assert_eq!(names.coder().record(rec), b"\xb23\x1f2\x1e\x01\x02");
         names.written(new);
         let mut coder = names.coder();
-        assert_eq!(coder.record(rec), b"\xb24\x1f2\x1e\x01\x02");
+        let stored = coder.record(rec);
+        assert_eq!(stored, b"\xb24\x1f2\x1e\x01\x02");
         assert!(coder.finish().entries.is_empty());
+        // And back, as the owner loads it; a code the dictionary does not hold is an error.
+        assert_eq!(names.names_back(stored).unwrap(), rec);
+        assert!(names.names_back(b"\xb27\x1e\x01".to_vec()).is_err());
+        assert_eq!(
+            names.names_back(b"\xb2\x1e\x01".to_vec()).unwrap(),
+            b"\xb2\x1e\x01"
+        );
     }
 }

@@ -75,6 +75,12 @@ pub enum RecordError {
     Json(String),
 }
 
+impl RecordError {
+    /// A name's code the dictionary does not hold.
+    pub(crate) const UNKNOWN_CODE: RecordError =
+        RecordError::Bad("name code (not in the dictionary)");
+}
+
 /// Encodes `state`, the record of `alert_id` (version 2).
 pub fn encode(alert_id: &str, state: &AlertState) -> Vec<u8> {
     let mut w = Writer {
@@ -221,7 +227,7 @@ pub fn decode(alert_id: &str, bytes: &[u8]) -> Result<AlertState, RecordError> {
         Some(b'{') => {
             return serde_json::from_slice(bytes).map_err(|e| RecordError::Json(e.to_string()))
         }
-        Some(&UNNAMED) => return Err(RecordError::Bad("name code (not in the dictionary)")),
+        Some(&UNNAMED) => return Err(RecordError::UNKNOWN_CODE),
         Some(&b) => return Err(RecordError::Format(b)),
         None => return Err(RecordError::Truncated),
     };

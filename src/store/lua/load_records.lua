@@ -1,14 +1,16 @@
 -- The records of some alerts, in order (false for none): each from its bucket hash, else from
 -- its own key (a record too big for a bucket, a closed alert's, or one an earlier version wrote),
--- without the handle at its head and with its names (names.lua). Read-only.
+-- without the handle at its head, with its names or their codes (names.lua). Read-only.
 --
 -- KEYS: 1 records (per-alert buckets: buckets.lua), 2 the names' dictionary, then one per
 --       alert: its own key
--- ARGV: (alert_id, bucket)*
+-- ARGV: 1 '1' to give the names back, '0' to leave the codes (the owner, which holds the
+--       dictionary, gives them back itself: store/names.rs), then (alert_id, bucket)*
 local load = record_names(KEYS[2])
+local names_back = ARGV[1] == '1'
 local out = {}
 for k = 3, #KEYS do
-  local id, bucket = ARGV[2 * k - 5], ARGV[2 * k - 4]
+  local id, bucket = ARGV[2 * k - 4], ARGV[2 * k - 3]
   local record = redis.call('HGET', KEYS[1] .. ':' .. bucket, id)
   if not record then
     record = redis.call('GET', KEYS[k])
@@ -17,7 +19,9 @@ for k = 3, #KEYS do
     if string.byte(record, 1) == 35 then
       record = string.sub(record, string.find(record, ' ', 1, true) + 1)
     end
-    record = load(record)
+    if names_back then
+      record = load(record)
+    end
   end
   out[k - 2] = record
 end
