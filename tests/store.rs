@@ -311,9 +311,9 @@ async fn the_owner_codes_names_from_the_dictionary_it_read_at_its_claim() {
     let dir = tmpdir();
     let redis = Redis::start(dir.path());
     let first = store(&redis).await;
-    let mut fence = first.claim(6).await.unwrap().fence;
+    let mut first_fence = first.claim(6).await.unwrap().fence;
     first
-        .apply(6, &mut fence, &alert_in("N-1", "620102-GWM", 1))
+        .apply(6, &mut first_fence, &alert_in("N-1", "620102-GWM", 1))
         .await
         .unwrap();
     let after_first = dictionary(&redis, 6);
@@ -357,6 +357,11 @@ async fn the_owner_codes_names_from_the_dictionary_it_read_at_its_claim() {
     );
     // The owner gives the names back from its own copy of the dictionary: the same states.
     assert_eq!(second.load_as_owner(6, &fence, &ids).await.unwrap(), loaded);
+    // So does the owner fenced out since, though its copy lacks the code given after it.
+    assert_eq!(
+        first.load_as_owner(6, &first_fence, &ids).await.unwrap(),
+        loaded
+    );
 
     // A dictionary that lost the owner's last code (its counter is not where the owner's
     // codes start): giving codes is refused as a rollback, and nothing is written.
