@@ -193,7 +193,7 @@ pub(crate) fn split_names(record: &[u8]) -> Option<(impl Iterator<Item = &[u8]>,
     (end > 1).then(|| (record[1..end].split(|&b| b == NAME_SEP), &record[end + 1..]))
 }
 
-/// How long the batch script stores `record` at most (its handle aside): each name becomes a
+/// How long `record` is at most once stored (its handle aside): each name becomes a
 /// code of at most 4 characters, which holds for a partition's first 14.7 million names (past
 /// that, a record may outgrow a bucket's listpack, which costs memory and nothing else).
 pub fn stored_len(record: &[u8]) -> usize {
