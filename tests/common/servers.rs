@@ -10,12 +10,39 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A loopback port free now, for a server a test starts.
+///
+/// Taken from below the kernel's ephemeral range: a port the kernel hands out (`bind :0`) is
+/// free only until the probe closes it, and any client's outgoing connection (Kafka and Redis
+/// clients open many) may take it before the server binds. Below the range only servers that
+/// bind a port by number compete, and this counter gives each a different one. The start
+/// depends on the process id, so test binaries run side by side start apart.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = (10_000, ephemeral_start());
+    if high < low + 1_000 {
+        // An unusual range that leaves no room below it: the kernel's choice.
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        return probe.local_addr().unwrap().port();
+    }
+    let span = high - low;
+    let start = std::process::id() * 97 % span;
+    for _ in 0..span {
+        let port = (low + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {low}..{high}")
+}
+
+/// The first port of the kernel's ephemeral range (32768 when it cannot be read).
+fn ephemeral_start() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 fn wait_port(port: u16, within: Duration) {
