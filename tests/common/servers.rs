@@ -15,26 +15,30 @@ use std::time::{Duration, Instant};
 /// Taken from below the kernel's ephemeral range: a port the kernel hands out (`bind :0`) is
 /// free only until the probe closes it, and any client's outgoing connection (Kafka and Redis
 /// clients open many) may take it before the server binds. Below the range only servers that
-/// bind a port by number compete, and this counter gives each a different one. The start
-/// depends on the process id, so test binaries run side by side start apart.
+/// bind a port by number compete, and this counter gives each a different one. Ports come from
+/// 10000–19999, so that a Redis Cluster node's bus port (its port + 10000) is free too and
+/// never one this hands out. The start depends on the process id, so test binaries run side
+/// by side start apart.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let (low, high) = (10_000, ephemeral_start());
-    if high < low + 1_000 {
-        // An unusual range that leaves no room below it: the kernel's choice.
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 10_000;
+    const BUS: u16 = 10_000;
+    if ephemeral_start() < LOW + SPAN + u32::from(BUS) {
+        // A range that leaves no room below it: the kernel's choice.
         let probe = TcpListener::bind("127.0.0.1:0").unwrap();
         return probe.local_addr().unwrap().port();
     }
-    let span = high - low;
-    let start = std::process::id() * 97 % span;
-    for _ in 0..span {
-        let port = (low + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+    let start = std::process::id() * 97 % SPAN;
+    for _ in 0..SPAN {
+        let port = (LOW + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + BUS) {
             return port;
         }
     }
-    panic!("no free loopback port in {low}..{high}")
+    panic!("no free loopback port in {LOW}..{}", LOW + SPAN)
 }
 
 /// The first port of the kernel's ephemeral range (32768 when it cannot be read).
