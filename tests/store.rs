@@ -401,6 +401,117 @@ async fn the_owner_codes_names_from_the_dictionary_it_read_at_its_claim() {
     );
 }
 
+/// What Redis holds of alert `id` of partition 7: its record (bucket or own key) as stored.
+fn stored_record(redis: &Redis, id: &str) -> Vec<u8> {
+    let in_bucket: Option<Vec<u8>> = redis::cmd("HGET")
+        .arg(format!("{{t:7}}:r:{}", alert_bucket(id)))
+        .arg(id)
+        .query(&mut sync(redis))
+        .unwrap();
+    in_bucket.unwrap_or_else(|| {
+        redis::cmd("GET")
+            .arg(format!("{{t:7}}:a:{id}"))
+            .query(&mut sync(redis))
+            .unwrap()
+    })
+}
+
+/// The write of `id` again, unchanged, as its owner would after loading it.
+fn rewrite(id: &str, state: &AlertState, offset: i64) -> Batch {
+    Batch {
+        offsets: vec![("fraud.dispositions".into(), offset)],
+        alerts: vec![AlertWrite::new(
+            id,
+            state,
+            state,
+            &Policies::default(),
+            true,
+        )],
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn the_owner_gives_handles_from_the_counter_it_read_and_a_stored_alert_keeps_its_own() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let handles = |redis: &Redis| -> Option<String> {
+        redis::cmd("HGET")
+            .arg("{t:7}:owner")
+            .arg("handles")
+            .query(&mut sync(redis))
+            .unwrap()
+    };
+    let starts =
+        |record: Vec<u8>, handle: &str| record.starts_with(format!("{handle} ").as_bytes());
+    let first = store(&redis).await;
+    let mut fence = first.claim(7).await.unwrap().fence;
+    first
+        .apply(7, &mut fence, &alert_in("H-1", "620102-GWM", 1))
+        .await
+        .unwrap();
+    assert_eq!(handles(&redis).as_deref(), Some("1"));
+    assert!(starts(stored_record(&redis, "H-1"), "#7.1"));
+    let id_of: Option<String> = redis::cmd("HGET")
+        .arg("{t:7}:ids:.1")
+        .arg("#7.1")
+        .query(&mut sync(&redis))
+        .unwrap();
+    assert_eq!(id_of.as_deref(), Some("H-1"));
+
+    // A new owner reads the counter at its claim and gives the next handle; an alert it loaded
+    // keeps its handle, and so does one written without its load (the store reads it first).
+    let second = store(&redis).await;
+    let mut fence = second.claim(7).await.unwrap().fence;
+    let ids = ["H-1".to_owned()];
+    let loaded = second.load_as_owner(7, &fence, &ids).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    second
+        .apply(7, &mut fence, &rewrite("H-1", &loaded, 2))
+        .await
+        .unwrap();
+    assert!(starts(stored_record(&redis, "H-1"), "#7.1"));
+    second
+        .apply(7, &mut fence, &rewrite("H-1", &loaded, 3))
+        .await
+        .unwrap();
+    assert!(starts(stored_record(&redis, "H-1"), "#7.1"));
+    second
+        .apply(7, &mut fence, &alert_in("H-2", "620102-GWM", 4))
+        .await
+        .unwrap();
+    assert!(starts(stored_record(&redis, "H-2"), "#7.2"));
+    assert_eq!(handles(&redis).as_deref(), Some("2"));
+    assert_eq!(
+        second.load(7, &ids).await.unwrap()[0].as_ref(),
+        Some(&loaded)
+    );
+
+    // A counter that is not where the owner's handles start (Redis lost the last one): giving
+    // a handle is refused as a rollback, and nothing is written.
+    let _: () = redis::cmd("HSET")
+        .arg("{t:7}:owner")
+        .arg("handles")
+        .arg(1)
+        .query(&mut sync(&redis))
+        .unwrap();
+    let before = redis.dump();
+    match second
+        .apply(7, &mut fence.clone(), &alert_in("H-3", "620102-GWM", 5))
+        .await
+    {
+        Err(StoreError::Rollback { partition: 7, .. }) => {}
+        other => panic!("a handle counter behind the owner must be a rollback, got {other:?}"),
+    }
+    assert_eq!(redis.dump(), before, "the refused write changed nothing");
+    // A batch that gives no handle does not depend on the counter.
+    second
+        .apply(7, &mut fence, &rewrite("H-1", &loaded, 5))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn two_owners_never_share_an_epoch_after_redis_forgot_a_claim() {
     let dir = tmpdir();

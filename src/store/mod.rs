@@ -204,10 +204,6 @@ const LISTPACK_VALUE_DEFAULT: usize = 64;
 /// searched and rewritten whole.
 const LISTPACK_VALUE_MAX: usize = 256;
 
-/// What the batch script may put before a record: its handle and a space (`lua/names.lua`),
-/// `#<partition>.<n>` in base 62: up to 3,844 partitions and 56 billion alerts a partition.
-const HANDLE_ROOM: usize = 12;
-
 /// Separates the parts of index members and counter fields: a control character, which no
 /// jurisdiction (validated), risk, stage name or alert id contains.
 pub const SEP: char = '\x1f';
@@ -388,8 +384,8 @@ pub struct Fence {
     pub token: String,
     /// Writes this owner knows Redis holds; one more after every non-empty batch.
     pub seq: i64,
-    /// The partition's dictionary as of those writes, read at the claim: the owner codes what
-    /// it writes ([`names`]).
+    /// The partition's dictionary and handle counter as of those writes, read at the claim:
+    /// the owner codes what it writes and gives new alerts their handles ([`names`]).
     pub names: Names,
 }
 
@@ -790,8 +786,9 @@ impl Store {
         let k = self.keys(partition);
         let token = format!("{:016x}", rand::random::<u64>());
         let mut c = self.conn.clone();
-        /// The claim script's answer: epoch, write sequence, applied offsets, dictionary.
-        type Claimed = (i64, i64, HashMap<String, i64>, HashMap<String, String>);
+        /// The claim script's answer: epoch, write sequence, applied offsets, dictionary,
+        /// handles given.
+        type Claimed = (i64, i64, HashMap<String, i64>, HashMap<String, String>, u64);
         let claimed: Option<Claimed> = self
             .claim_partition
             .key(k.owner())
@@ -808,12 +805,12 @@ impl Store {
             .arg(ALERT_BUCKETS)
             .invoke_async(&mut c)
             .await?;
-        Ok(claimed.map(|(epoch, seq, applied, names)| Claim {
+        Ok(claimed.map(|(epoch, seq, applied, names, handles)| Claim {
             fence: Fence {
                 epoch,
                 token,
                 seq,
-                names: Names::from_hash(names),
+                names: Names::from_claim(partition, names, handles),
             },
             applied,
         }))
@@ -879,21 +876,9 @@ impl Store {
         names: Option<&Names>,
         alert_ids: &[String],
     ) -> Result<Vec<Option<AlertState>>, StoreError> {
-        if alert_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let k = self.keys(partition);
-        let mut inv = self.load_records.prepare_invoke();
-        inv.key(k.records())
-            .key(k.names())
-            .arg(if names.is_some() { "0" } else { "1" });
-        for id in alert_ids {
-            inv.key(k.alert(id)).arg(id).arg(alert_bucket(id));
-        }
-        let mut c = self.conn.clone();
-        let raw: Vec<Option<Vec<u8>>> = inv.invoke_async(&mut c).await?;
+        let raw = self.load_raw(partition, names, alert_ids).await?;
         let decode = |id: &str, bytes: Vec<u8>| match names {
-            Some(names) => record::decode(id, &names.names_back(bytes)?),
+            Some(names) => record::decode(id, &names.names_back(&bytes)?),
             None => record::decode(id, &bytes),
         };
         raw.into_iter()
@@ -911,6 +896,38 @@ impl Store {
             .collect()
     }
 
+    /// The records of `alert_ids` as `load_records.lua` gives them: for a reader (`names`
+    /// `None`) as the decoder reads them, for the owner with their codes, its copy of the
+    /// names keeping their handles ([`Names::loaded`]).
+    async fn load_raw(
+        &self,
+        partition: i32,
+        names: Option<&Names>,
+        alert_ids: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if alert_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let k = self.keys(partition);
+        let mut inv = self.load_records.prepare_invoke();
+        inv.key(k.records())
+            .key(k.names())
+            .arg(if names.is_some() { "0" } else { "1" });
+        for id in alert_ids {
+            inv.key(k.alert(id)).arg(id).arg(alert_bucket(id));
+        }
+        let mut c = self.conn.clone();
+        let raw: Vec<Option<Vec<u8>>> = inv.invoke_async(&mut c).await?;
+        let Some(names) = names else {
+            return Ok(raw);
+        };
+        Ok(raw
+            .into_iter()
+            .zip(alert_ids)
+            .map(|(stored, id)| names.loaded(id, stored))
+            .collect())
+    }
+
     /// Writes a batch atomically, if `fence` still owns the partition and Redis holds all it
     /// wrote (then `fence.seq` counts this write); returns the batch's escalations as outbox
     /// entries and the clock's earliest due time after it.
@@ -921,7 +938,20 @@ impl Store {
         batch: &Batch,
     ) -> Result<Applied, StoreError> {
         let k = self.keys(partition);
+        let unread = fence.names.not_loaded(
+            batch
+                .alerts
+                .iter()
+                .filter(|a| a.stored)
+                .map(|a| a.alert_id.as_str()),
+        );
+        if !unread.is_empty() {
+            // Written without the owner's load (a caller's own state): their handles first.
+            self.load_raw(partition, Some(&fence.names), &unread)
+                .await?;
+        }
         let Coded {
+            handles,
             records,
             removed,
             added,
@@ -945,6 +975,8 @@ impl Store {
         inv.arg(fence.epoch)
             .arg(&fence.token)
             .arg(fence.seq)
+            .arg(new_codes.handles)
+            .arg(new_codes.handles_from)
             .arg(new_codes.entries.len())
             .arg(new_codes.from);
         for c in &new_codes.entries {
@@ -957,10 +989,11 @@ impl Store {
         let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
         inv.arg(batch.alerts.len())
             .arg(batch.alerts.iter().map(|a| a.opened).sum::<i64>());
-        for (a, record) in batch.alerts.iter().zip(&records) {
-            let in_bucket = a.ttl_ms.is_none() && record.len() + HANDLE_ROOM <= self.record_limit;
+        for ((a, record), handle) in batch.alerts.iter().zip(&records).zip(&handles) {
+            let in_bucket = a.ttl_ms.is_none() && record.len() <= self.record_limit;
             inv.key(k.alert(&a.alert_id));
             inv.arg(&a.alert_id)
+                .arg(handle.as_deref().unwrap_or(""))
                 .arg(alert_bucket(&a.alert_id))
                 .arg(record)
                 .arg(if in_bucket { "1" } else { "0" })
@@ -1259,8 +1292,10 @@ impl Store {
 }
 
 /// A batch's records and index members as Redis stores them, coded from the partition's
-/// dictionary, and the codes it gives.
+/// names, and the codes and handles it gives.
 struct Coded<'a> {
+    /// Each alert's handle, in the batch's order (`None`: its id stands for itself).
+    handles: Vec<Option<String>>,
     records: Vec<Vec<u8>>,
     /// The index entries removed and added, sorted, each with its member as sent.
     removed: Vec<(&'a IndexEntry, String)>,
@@ -1271,19 +1306,33 @@ struct Coded<'a> {
 impl Coded<'_> {
     fn of<'a>(names: &Names, batch: &'a Batch) -> Coded<'a> {
         let mut coder = names.coder();
+        let handles: Vec<Option<String>> = batch
+            .alerts
+            .iter()
+            .map(|a| coder.handle(&a.alert_id, a.stored))
+            .collect();
         let records = batch
             .alerts
             .iter()
-            .map(|a| coder.record(&a.state))
+            .zip(&handles)
+            .map(|(a, handle)| coder.record(&a.state, handle.as_deref()))
+            .collect();
+        // Every index entry is of an alert the batch writes; one that is not keeps its id.
+        let by_id: HashMap<&str, &str> = batch
+            .alerts
+            .iter()
+            .zip(&handles)
+            .filter_map(|(a, h)| Some((a.alert_id.as_str(), h.as_deref()?)))
             .collect();
         let mut entries = |all: &'a [IndexEntry]| -> Vec<(&'a IndexEntry, String)> {
             sorted(all)
                 .into_iter()
-                .map(|e| (e, coder.member(&e.member)))
+                .map(|e| (e, coder.member(&e.member, &by_id)))
                 .collect()
         };
         let (removed, added) = (entries(&batch.board.remove), entries(&batch.board.add));
         Coded {
+            handles,
             records,
             removed,
             added,

@@ -1,15 +1,18 @@
-//! A partition's dictionary (`{p}:names`, `lua/names.lua`) as its owner holds it: the codes
-//! that stand for the strings open alerts repeat, an index member's
+//! A partition's names as its owner holds them (`lua/names.lua`): the dictionary
+//! (`{p}:names`), whose codes stand for the strings open alerts repeat, an index member's
 //! `<jurisdiction>␟<risk>␟<stage>` and a record's names (station, channel, fraud type, policy
-//! version).
+//! version); and the alerts' handles, which stand for their ids.
 //!
-//! The owner codes what it writes, and gives the names back in what it loads, here and not in
-//! the scripts: a Lua library call costs about what a Redis command does, and coding a batch's
-//! names in Lua was 13% of Redis's instructions in a drain (BENCHMARKS.md, Profiles). The dictionary is read whole when the
-//! partition is claimed; a code the owner gives is written by the batch that first uses it and
-//! kept here only once Redis has it. Only the owner writes the dictionary, and a Redis that
-//! forgets a batch forgets its codes with it: the batch after is refused as a `ROLLBACK`, and
-//! the claim that follows reads the dictionary again. Codes are never reused.
+//! The owner codes what it writes, gives the names back in what it loads, and gives new alerts
+//! their handles, here and not in the scripts: a Lua library call costs about what a Redis
+//! command does, and coding a batch's names and handles in Lua was a fifth of Redis's
+//! instructions in a drain (BENCHMARKS.md, Profiles). The dictionary and the handle counter are
+//! read when the partition is claimed; a code or handle the owner gives is written by the batch
+//! that first uses it and counted here only once Redis has it. An alert's handle is read with
+//! its record by the owner's load and kept until the write after it. Only the owner writes the
+//! dictionary and the counter, and a Redis that forgets a batch forgets its codes and handles
+//! with it: the batch after is refused as a `ROLLBACK`, and the claim that follows reads them
+//! again. Codes and handles are never reused.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -54,7 +57,7 @@ impl Coded<'_> {
     }
 }
 
-/// The codes Redis holds, and how many were given.
+/// The codes Redis holds, and how many were given; the handles.
 #[derive(Debug, Default)]
 struct Dictionary {
     /// Members' triples' codes, by the triple.
@@ -64,6 +67,13 @@ struct Dictionary {
     /// Record names, by their code.
     by_code: HashMap<String, Vec<u8>>,
     given: u64,
+    /// A handle's start, `#<partition>.`: no two partitions give the same handle.
+    handle_prefix: String,
+    /// Handles given (the owner hash's `handles`).
+    handles_given: u64,
+    /// The handle of each alert the owner loaded since its last write (`None`: its record has
+    /// none, or there is no record): what that write names the alert by.
+    loaded: HashMap<String, Option<String>>,
 }
 
 impl Dictionary {
@@ -91,10 +101,17 @@ impl Dictionary {
 pub struct Names(Arc<Mutex<Dictionary>>);
 
 impl Names {
-    /// From the dictionary hash as `HGETALL` returns it.
-    pub(crate) fn from_hash(fields: HashMap<String, String>) -> Names {
+    /// Partition `partition`'s, from the dictionary hash as `HGETALL` returns it and the
+    /// handles given.
+    pub(crate) fn from_claim(
+        partition: i32,
+        fields: HashMap<String, String>,
+        handles_given: u64,
+    ) -> Names {
         let mut dict = Dictionary {
             given: fields.get("n").and_then(|n| n.parse().ok()).unwrap_or(0),
+            handle_prefix: format!("#{}.", base62(u64::try_from(partition).unwrap_or(0))),
+            handles_given,
             ..Dictionary::default()
         };
         for (field, code) in fields {
@@ -106,19 +123,48 @@ impl Names {
     /// A coder for one batch.
     pub(crate) fn coder(&self) -> Coder<'_> {
         let dict = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let from = dict.given;
+        let (from, handles_from) = (dict.given, dict.handles_given);
         Coder {
             dict,
             new: Vec::new(),
             new_at: HashMap::new(),
             from,
+            handles_from,
+            handles: 0,
         }
     }
 
+    /// Of `alert_ids`, those whose handle the owner has not loaded.
+    pub(crate) fn not_loaded<'i>(&self, alert_ids: impl Iterator<Item = &'i str>) -> Vec<String> {
+        let dict = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        alert_ids
+            .filter(|id| !dict.loaded.contains_key(*id))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// An alert's record as Redis stores it (`None`: no record), loaded by the owner: keeps its
+    /// handle for the alert's next write; returns the record without it.
+    pub(crate) fn loaded(&self, alert_id: &str, stored: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        let mut handle = None;
+        let record = stored.map(|mut s| {
+            if s.first() == Some(&b'#') {
+                if let Some(at) = s.iter().position(|&b| b == b' ') {
+                    handle = Some(String::from_utf8_lossy(&s[..at]).into_owned());
+                    s.drain(..=at);
+                }
+            }
+            s
+        });
+        let mut dict = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        dict.loaded.insert(alert_id.to_owned(), handle);
+        record
+    }
+
     /// A stored [`record`] with its names given back for its codes, as the decoder reads it.
-    pub(crate) fn names_back(&self, stored: Vec<u8>) -> Result<Vec<u8>, record::RecordError> {
-        let Some((codes, body)) = record::split_names(&stored) else {
-            return Ok(stored);
+    pub(crate) fn names_back(&self, stored: &[u8]) -> Result<Vec<u8>, record::RecordError> {
+        let Some((codes, body)) = record::split_names(stored) else {
+            return Ok(stored.to_vec());
         };
         let dict = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::with_capacity(stored.len() + 64);
@@ -138,10 +184,13 @@ impl Names {
         Ok(out)
     }
 
-    /// Keeps the codes a written batch gave: Redis has them now.
+    /// Keeps the codes and counts the handles a written batch gave: Redis has them now. The
+    /// handles loaded for it are spent.
     pub(crate) fn written(&self, new: NewCodes) {
         let mut dict = self.0.lock().unwrap_or_else(|e| e.into_inner());
         dict.given = dict.given.max(new.from + new.entries.len() as u64);
+        dict.handles_given = dict.handles_given.max(new.handles_from + new.handles);
+        dict.loaded.clear();
         for e in new.entries {
             dict.keep(e.field, e.code);
         }
@@ -157,7 +206,8 @@ pub(crate) struct NewCode {
     pub(crate) value: String,
 }
 
-/// Codes a batch gives: written with it, kept by [`Names::written`] once Redis has them.
+/// Codes and handles a batch gives: written with it, kept by [`Names::written`] once Redis has
+/// them.
 #[derive(Debug, Default)]
 pub(crate) struct NewCodes {
     /// The dictionary's counter before them: the script refuses them (`ROLLBACK`) if Redis's
@@ -165,6 +215,10 @@ pub(crate) struct NewCodes {
     pub(crate) from: u64,
     /// In the order given: the codes `from + 1` on.
     pub(crate) entries: Vec<NewCode>,
+    /// The handle counter before the batch's (the same check).
+    pub(crate) handles_from: u64,
+    /// How many handles it gives: `handles_from + 1` on.
+    pub(crate) handles: u64,
 }
 
 /// Codes the strings of one batch: from the dictionary, or new.
@@ -175,6 +229,9 @@ pub(crate) struct Coder<'a> {
     new_at: HashMap<String, usize>,
     /// The dictionary's counter when the batch began.
     from: u64,
+    /// The handle counter when the batch began, and the handles given since.
+    handles_from: u64,
+    handles: u64,
 }
 
 impl Coder<'_> {
@@ -198,12 +255,25 @@ impl Coder<'_> {
         &self.new[at].code
     }
 
-    /// A stage index member as Redis takes it from the owner: `<code>␟<alert_id>␟<x>` for
-    /// [`super::IndexEntry`]'s `<jurisdiction>␟<risk>␟<stage>␟<alert_id>␟<x>` (the script puts
-    /// the alert's handle for its id). A member of another shape is sent as it is.
-    pub(crate) fn member(&mut self, member: &str) -> String {
+    /// The handle of an alert the batch writes: a new one for an alert Redis holds no record
+    /// of (`stored` false), else the one its record was loaded with (`None`: it has none, its
+    /// id stands for itself). Every stored alert must have been loaded ([`Names::loaded`]).
+    pub(crate) fn handle(&mut self, alert_id: &str, stored: bool) -> Option<String> {
+        if !stored {
+            self.handles += 1;
+            let n = self.handles_from + self.handles;
+            return Some(format!("{}{}", self.dict.handle_prefix, base62(n)));
+        }
+        self.dict.loaded.get(alert_id).cloned().flatten()
+    }
+
+    /// A stage index member as Redis stores it: `<code>␟<name>␟<x>` for
+    /// [`super::IndexEntry`]'s `<jurisdiction>␟<risk>␟<stage>␟<alert_id>␟<x>`, the name being
+    /// the alert's handle in `handles` (by alert id), else its id. A member of another shape is
+    /// sent as it is.
+    pub(crate) fn member(&mut self, member: &str, handles: &HashMap<&str, &str>) -> String {
         let mut cuts = member.match_indices(SEP).map(|(at, _)| at);
-        let (Some(_), Some(_), Some(third), Some(_), None) = (
+        let (Some(_), Some(_), Some(third), Some(fourth), None) = (
             cuts.next(),
             cuts.next(),
             cuts.next(),
@@ -212,19 +282,29 @@ impl Coder<'_> {
         ) else {
             return member.to_owned();
         };
+        let id = &member[third + SEP.len_utf8()..fourth];
+        let name = handles.get(id).copied().unwrap_or(id);
         let code = self.code(Coded::Triple(&member[..third]));
-        let mut out = String::with_capacity(code.len() + member.len() - third);
+        let mut out = String::with_capacity(code.len() + name.len() + member.len() - fourth + 1);
         out.push_str(code);
-        out.push_str(&member[third..]);
+        out.push(SEP);
+        out.push_str(name);
+        out.push_str(&member[fourth..]);
         out
     }
 
-    /// A [`record`] as Redis stores it: each of its names replaced by its code.
-    pub(crate) fn record(&mut self, rec: &[u8]) -> Vec<u8> {
+    /// A [`record`] as Redis stores it: its alert's handle and a space at its head, if it has
+    /// one, and each of its names replaced by its code.
+    pub(crate) fn record(&mut self, rec: &[u8], handle: Option<&str>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(rec.len() + 12);
+        if let Some(handle) = handle {
+            out.extend_from_slice(handle.as_bytes());
+            out.push(b' ');
+        }
         let Some((names, body)) = record::split_names(rec) else {
-            return rec.to_vec();
+            out.extend_from_slice(rec);
+            return out;
         };
-        let mut out = Vec::with_capacity(rec.len());
         out.push(rec[0]);
         for (k, name) in names.enumerate() {
             if k > 0 {
@@ -237,11 +317,13 @@ impl Coder<'_> {
         out
     }
 
-    /// The codes given, to write with the batch.
+    /// The codes and handles given, to write with the batch.
     pub(crate) fn finish(self) -> NewCodes {
         NewCodes {
             from: self.from,
             entries: self.new,
+            handles_from: self.handles_from,
+            handles: self.handles,
         }
     }
 }
@@ -260,29 +342,34 @@ mod tests {
 
     #[test]
     fn a_batch_codes_known_strings_from_the_dictionary_and_gives_new_ones_once() {
-        let names = Names::from_hash(HashMap::from([
-            ("n".to_owned(), "2".to_owned()),
-            ("620102\x1fhigh\x1fvisit".to_owned(), "1".to_owned()),
-            ("#1".to_owned(), "620102\x1fhigh\x1fvisit".to_owned()),
-            ("=96110".to_owned(), "2".to_owned()),
-            ("#2".to_owned(), "96110".to_owned()),
-        ]));
+        let names = Names::from_claim(
+            3,
+            HashMap::from([
+                ("n".to_owned(), "2".to_owned()),
+                ("620102\x1fhigh\x1fvisit".to_owned(), "1".to_owned()),
+                ("#1".to_owned(), "620102\x1fhigh\x1fvisit".to_owned()),
+                ("=96110".to_owned(), "2".to_owned()),
+                ("#2".to_owned(), "96110".to_owned()),
+            ]),
+            0,
+        );
         let mut coder = names.coder();
+        let handles = HashMap::from([("A-1", "#3.Z")]);
         assert_eq!(
-            coder.member("620102\x1fhigh\x1fvisit\x1fA-1\x1f0"),
-            "1\x1fA-1\x1f0"
+            coder.member("620102\x1fhigh\x1fvisit\x1fA-1\x1f0", &handles),
+            "1\x1f#3.Z\x1f0"
         );
         assert_eq!(
-            coder.member("620102\x1fhigh\x1fmeet\x1fA-1\x1f0"),
-            "3\x1fA-1\x1f0"
+            coder.member("620102\x1fhigh\x1fmeet\x1fA-1\x1f0", &handles),
+            "3\x1f#3.Z\x1f0"
         );
         assert_eq!(
-            coder.member("620102\x1fhigh\x1fmeet\x1fA-2\x1f1"),
+            coder.member("620102\x1fhigh\x1fmeet\x1fA-2\x1f1", &handles),
             "3\x1fA-2\x1f1"
         );
-        assert_eq!(coder.member("not a member"), "not a member");
+        assert_eq!(coder.member("not a member", &handles), "not a member");
         let rec = b"\xb2station-7\x1f96110\x1e\x01\x02";
-        assert_eq!(coder.record(rec), b"\xb24\x1f2\x1e\x01\x02");
+        assert_eq!(coder.record(rec, None), b"\xb24\x1f2\x1e\x01\x02");
         let new = coder.finish();
         assert_eq!(new.from, 2);
         let entry = |field: &str, code: &str, value: &str| NewCode {
@@ -298,18 +385,47 @@ mod tests {
             ]
         );
         // Kept only once written: until then, the next batch gives the same code again.
-        assert_eq!(names.coder().record(rec), b"\xb23\x1f2\x1e\x01\x02");
+        assert_eq!(names.coder().record(rec, None), b"\xb23\x1f2\x1e\x01\x02");
         names.written(new);
         let mut coder = names.coder();
-        let stored = coder.record(rec);
-        assert_eq!(stored, b"\xb24\x1f2\x1e\x01\x02");
+        let stored = coder.record(rec, Some("#3.Z"));
+        assert_eq!(stored, b"#3.Z \xb24\x1f2\x1e\x01\x02");
         assert!(coder.finish().entries.is_empty());
-        // And back, as the owner loads it; a code the dictionary does not hold is an error.
-        assert_eq!(names.names_back(stored).unwrap(), rec);
-        assert!(names.names_back(b"\xb27\x1e\x01".to_vec()).is_err());
+        // And back, as the owner loads it: the handle kept for the alert's next write, the
+        // names given back; a code the dictionary does not hold is an error.
+        let record = names.loaded("A-1", Some(stored)).unwrap();
+        assert_eq!(names.names_back(&record).unwrap(), rec);
+        assert_eq!(names.coder().handle("A-1", true).as_deref(), Some("#3.Z"));
+        assert!(names.names_back(b"\xb27\x1e\x01").is_err());
+        assert_eq!(names.names_back(b"\xb2\x1e\x01").unwrap(), b"\xb2\x1e\x01");
+    }
+
+    #[test]
+    fn new_alerts_get_handles_from_the_counter_and_loaded_ones_keep_theirs_until_written() {
+        let names = Names::from_claim(70, HashMap::new(), 60);
+        // A record an earlier version wrote has no handle; no record, none either.
+        let old = b"\xb2\x1e\x01".to_vec();
+        assert_eq!(names.loaded("OLD", Some(old.clone())), Some(old));
+        assert_eq!(names.loaded("GONE", None), None);
+        assert_eq!(names.not_loaded(["OLD", "GONE", "B"].into_iter()), ["B"]);
+        let mut coder = names.coder();
+        assert_eq!(coder.handle("NEW-1", false).as_deref(), Some("#18.z"));
+        assert_eq!(coder.handle("NEW-2", false).as_deref(), Some("#18.10"));
+        assert_eq!(coder.handle("OLD", true), None);
+        assert_eq!(coder.handle("GONE", true), None);
+        let given = coder.finish();
+        assert_eq!((given.handles_from, given.handles), (60, 2));
+        // Not counted until written: a batch that failed gives the same handles again.
         assert_eq!(
-            names.names_back(b"\xb2\x1e\x01".to_vec()).unwrap(),
-            b"\xb2\x1e\x01"
+            names.coder().handle("NEW-1", false).as_deref(),
+            Some("#18.z")
         );
+        names.written(given);
+        assert_eq!(
+            names.coder().handle("NEW-3", false).as_deref(),
+            Some("#18.11")
+        );
+        // What was loaded for a write is spent with it.
+        assert_eq!(names.not_loaded(["OLD"].into_iter()), ["OLD"]);
     }
 }

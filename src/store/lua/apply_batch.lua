@@ -7,7 +7,8 @@
 -- - ROLLBACK: Redis is behind what this owner wrote (an older epoch, or a lower write sequence):
 --   a replica promoted, an everysec crash, a restore, a flush. The caller rebuilds; nothing of
 --   this batch is written.
--- A dictionary that is not where the owner's codes start from is a ROLLBACK too.
+-- A dictionary or handle counter that is not where the owner's codes or handles start from is a
+-- ROLLBACK too.
 -- An empty batch only checks. Otherwise the write sequence goes up by one.
 -- Returns the earliest score of the clock afterwards ('' if none), then the outbox stream ids of
 -- the escalations, in order.
@@ -19,13 +20,16 @@
 --       15.. one per alert (its record when not in a bucket), then one per day of station counters
 --       (the bucketed keys' names start with theirs: buckets.lua)
 -- ARGV: epoch, token, seq,
+--       n_handles, handles_from  (handles the owner gave new alerts for this batch, from the
+--         owner hash's counter 'handles' = handles_from on; names.lua, store/names.rs),
 --       n_codes, codes_from, (field, code, value)*  (codes the owner gave for this batch, from
 --         the dictionary's counter 'n' = codes_from on: each field's code and what the code's
---         '#' entry gives back; names.lua, store/names.rs),
+--         '#' entry gives back),
 --       n_offsets, (topic, offset)*,
 --       n_alerts, open_delta,
---         (alert_id, bucket, record, in_bucket, stored, clock, overdue, ttl_ms, opened)*
---         (the record as stored, its names coded by the owner)
+--         (alert_id, handle, bucket, record, in_bucket, stored, clock, overdue, ttl_ms, opened)*
+--         (handle: what the alert's clock and index entries name it by, '' = its id (names.lua);
+--          the record as stored, its handle at its head and its names coded by the owner)
 --         (in_bucket '1': the record goes to the alert's bucket hash, small enough to keep it a
 --          listpack, else to its own key, which may expire; stored '1': Redis held a record of
 --          it, which may be in the other place; clock, overdue: '-' unchanged, '' removed, else
@@ -35,7 +39,7 @@
 --       n_policies, (version, json)*  (a snapshot is written once: the alerts it names keep it),
 --       n_removed, (list 'd'|'l', deadline, member, station)*,
 --       n_added, (list, deadline, member, station)*  (both sorted by list, deadline, member;
---         a member as `<code>\31<alert_id>\31<x>`, coded by the owner),
+--         a member as stored, `<code>\31<handle>\31<x>`, coded by the owner),
 --       n_days, day_ttl_seconds, (n_fields, (field, increment)*)*  (one per day key, in order),
 --       changes ('' = none: a JSON array of [alert_id, jurisdiction]),
 --       events_window_ms (entries older than this before the new one, by its id, are trimmed;
@@ -43,10 +47,10 @@
 --
 -- The stage indexes change by the differences the caller computed from the records as loaded
 -- (removals first, so an entry that moves within an index is removed, then added), a group of
--- entries per bucket (buckets.lua), each member stored with its alert's handle (names.lua). openstat counts what the indexes actually hold: it moves
+-- entries per bucket (buckets.lua). openstat counts what the indexes actually hold: it moves
 -- only by members removed or added, once per station and batch, and a field at 0 is deleted.
 -- The earliest score of the clock returned may be early (buckets.lua): a time to look again.
-local owner = redis.call('HMGET', KEYS[1], 'epoch', 'token', 'seq')
+local owner = redis.call('HMGET', KEYS[1], 'epoch', 'token', 'seq', 'handles')
 local epoch, token, seq = tonumber(owner[1] or '0'), owner[2], tonumber(owner[3] or '0')
 local mine, my_seq = tonumber(ARGV[1]), tonumber(ARGV[3])
 if epoch > mine or (epoch == mine and token ~= ARGV[2]) then
@@ -57,21 +61,31 @@ if epoch < mine or seq < my_seq then
     ', behind epoch ' .. ARGV[1] .. ' sequence ' .. ARGV[3])
 end
 
-local i = 4
-local n = tonumber(ARGV[i]); i = i + 1
-local codes_from = tonumber(ARGV[i]); i = i + 1
+-- Handles and codes the owner gave are checked before anything is written.
+local n_handles, handles_from = tonumber(ARGV[4]), tonumber(ARGV[5])
+if n_handles > 0 and tonumber(owner[4] or '0') ~= handles_from then
+  return redis.error_reply('ROLLBACK the partition has given ' .. (owner[4] or '0') ..
+    ' handles, not ' .. handles_from)
+end
+local n, codes_from = tonumber(ARGV[6]), tonumber(ARGV[7])
 if n > 0 then
-  local given = tonumber(redis.call('HGET', KEYS[13], 'n') or '0')
-  if given ~= codes_from then
+  local given = redis.call('HGET', KEYS[13], 'n') or '0'
+  if tonumber(given) ~= codes_from then
     return redis.error_reply('ROLLBACK the dictionary has given ' .. given .. ' codes, not ' ..
       codes_from)
   end
+end
+if n_handles > 0 then
+  redis.call('HSET', KEYS[1], 'handles', handles_from + n_handles)
+end
+local i = 8
+if n > 0 then
   for _ = 1, n do
     redis.call('HSET', KEYS[13], ARGV[i], ARGV[i + 1], '#' .. ARGV[i + 1], ARGV[i + 2]); i = i + 3
   end
   redis.call('HSET', KEYS[13], 'n', codes_from + n)
 end
-local writes = n
+local writes = n + n_handles
 
 n = tonumber(ARGV[i]); i = i + 1
 writes = writes + n
@@ -98,39 +112,20 @@ local open_delta = tonumber(ARGV[i]); i = i + 1
 if open_delta ~= 0 then
   redis.call('HINCRBY', KEYS[1], 'open', open_delta)
 end
--- Each alert's handle, or its id when it has none (names.lua): what its clock and index entries
--- name it by. A record Redis did not hold gets a new one.
-local handles = {}
-local fresh = 0
-for k = 0, n - 1 do
-  if ARGV[i + 9 * k + 4] == '0' then
-    fresh = fresh + 1
-  end
-end
-local new_handle = new_handles(KEYS[1], fresh)
 for k = 1, n do
-  local id, bucket, state, in_bucket, stored = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+  local id, handle, bucket, state, in_bucket = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
     ARGV[i + 4]
-  local clock, overdue, ttl, opened = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
-  i = i + 9
+  local stored, clock, overdue, ttl, opened = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8],
+    ARGV[i + 9]
+  i = i + 10
   local records = KEYS[12] .. ':' .. bucket
-  local handle
-  if stored == '1' then
-    local old = redis.call('HGET', records, id) or redis.call('GET', KEYS[14 + k])
-    handle = old and handle_of(old)
-  else
-    handle = new_handle()
+  if handle == '' then
+    handle = id
+  elseif opened == '1' then
+    redis.call('HSET', ids_key(KEYS[14], handle), handle, id)
+  elseif opened == '-1' then
+    redis.call('HDEL', ids_key(KEYS[14], handle), handle)
   end
-  if handle then
-    state = handle .. ' ' .. state
-    if opened == '1' then
-      redis.call('HSET', ids_key(KEYS[14], handle), handle, id)
-    elseif opened == '-1' then
-      redis.call('HDEL', ids_key(KEYS[14], handle), handle)
-    end
-  end
-  handle = handle or id
-  handles[id] = handle
   if in_bucket == '1' then
     if redis.call('HSET', records, id, state) == 1 and stored == '1' then
       redis.call('DEL', KEYS[14 + k])
@@ -178,17 +173,13 @@ local function count(item, by)
   end
   stations[station] = stations[station] + by
 end
--- Every index entry is of an alert the batch writes; one that is not keeps its id.
-local encode = names_handles(function(id)
-  return handles[id] or id
-end)
 local function entries()
   n = tonumber(ARGV[i]); i = i + 1
   writes = writes + n
   local by_list = { d = {}, l = {} }
   for _ = 1, n do
     local items = by_list[ARGV[i]]
-    items[#items + 1] = { ARGV[i + 1], encode(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 1]) }
+    items[#items + 1] = { ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 1]) }
     i = i + 4
   end
   return by_list

@@ -1,6 +1,7 @@
 -- Takes ownership of a partition: bumps its epoch and records the new owner's token, so any
 -- previous owner's writes are refused, and returns the new epoch, the partition's write sequence,
--- the applied offsets and the dictionary (names.lua), from which the owner codes what it writes.
+-- the applied offsets, the dictionary and the count of handles given (names.lua), from which the
+-- owner codes what it writes.
 --
 -- The owner hash also records who claimed: the process (random per run) and its
 -- `group.instance.id`, if it has one. A process restarted with that instance id may take the
@@ -42,4 +43,5 @@ else
   redis.call('HSET', KEYS[1], 'instance', ARGV[3])
 end
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
-return { epoch, seq, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[7]) }
+return { epoch, seq, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[7]),
+  tonumber(redis.call('HGET', KEYS[1], 'handles') or '0') }

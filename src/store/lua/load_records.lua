@@ -1,13 +1,14 @@
 -- The records of some alerts, in order (false for none): each from its bucket hash, else from
--- its own key (a record too big for a bucket, a closed alert's, or one an earlier version wrote),
--- without the handle at its head, with its names or their codes (names.lua). Read-only.
+-- its own key (a record too big for a bucket, a closed alert's, or one an earlier version wrote).
+-- For a reader, without the handle at its head and with its names given back (names.lua); for
+-- the owner, as stored: it gives the names back itself and writes the handle with the alert's
+-- next record (store/names.rs). Read-only.
 --
 -- KEYS: 1 records (per-alert buckets: buckets.lua), 2 the names' dictionary, then one per
 --       alert: its own key
--- ARGV: 1 '1' to give the names back, '0' to leave the codes (the owner, which holds the
---       dictionary, gives them back itself: store/names.rs), then (alert_id, bucket)*
+-- ARGV: 1 '1' for a reader, '0' for the owner, then (alert_id, bucket)*
 local load = record_names(KEYS[2])
-local names_back = ARGV[1] == '1'
+local reader = ARGV[1] == '1'
 local out = {}
 for k = 3, #KEYS do
   local id, bucket = ARGV[2 * k - 4], ARGV[2 * k - 3]
@@ -15,13 +16,11 @@ for k = 3, #KEYS do
   if not record then
     record = redis.call('GET', KEYS[k])
   end
-  if record then
+  if record and reader then
     if string.byte(record, 1) == 35 then
       record = string.sub(record, string.find(record, ' ', 1, true) + 1)
     end
-    if names_back then
-      record = load(record)
-    end
+    record = load(record)
   end
   out[k - 2] = record
 end

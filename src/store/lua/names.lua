@@ -3,17 +3,17 @@
 -- indexes hold is `<code>\31<handle>\31<x>`:
 -- - the code stands for `<jurisdiction>\31<risk>\31<stage>`, the part every open stage of one
 --   station, risk and stage repeats. The dictionary (a hash per partition) maps each triple to
---   its code and '#' .. code back, and counts codes in field 'n'. The owner gives the codes of
---   what it writes (store/names.rs) and sends members as `<code>\31<alert_id>\31<x>`; the
---   batch script writes the new codes and puts the handle in. Codes repeat across partitions;
---   handles do not, so no two partitions store the same member.
+--   its code and '#' .. code back, and counts codes in field 'n'. The owner gives the codes and
+--   handles of what it writes (store/names.rs) and sends members as they are stored; the batch
+--   script writes the new codes. Codes repeat across partitions; handles do not, so no two
+--   partitions store the same member.
 -- - the handle stands for the alert id, which an open alert would otherwise repeat in each of
 --   its index entries and its clock entry: '#<partition>.<n>', n in base 62 from the owner's
---   field 'handles', given when this version first writes the alert's record and kept at its
---   head ('<handle> <record>', stripped by load_records.lua). The id map (hashes
---   `{p}:ids:<last two characters of the handle>`) maps it back while the alert is open. An
---   alert whose record an earlier version wrote has no handle: its id stands for itself, in
---   its clock and index entries alike, for the rest of its life.
+--   field 'handles', given by the owner when this version first writes the alert's record and
+--   kept at its head ('<handle> <record>': the owner's load reads it, a reader's drops it).
+--   The id map (hashes `{p}:ids:<last two characters of the handle>`) maps it back while the
+--   alert is open. An alert whose record an earlier version wrote has no handle: its id
+--   stands for itself, in its clock and index entries alike, for the rest of its life.
 -- Codes and handles are never reused and never hold the separator, and '#' is in no alert id.
 -- Index order is by (deadline, stored member): the same total order in every partition, which
 -- is all a page's merge and its cursor need. Prepended to the scripts that use them.
@@ -29,29 +29,9 @@ local function base62(n)
   return s
 end
 
--- The handle at the head of a stored record, or nil.
-local function handle_of(record)
-  if string.byte(record, 1) ~= 35 then
-    return nil
-  end
-  return string.sub(record, 1, string.find(record, ' ', 1, true) - 1)
-end
-
 -- The id map's bucket of a handle.
 local function ids_key(base, handle)
   return base .. ':' .. string.sub(handle, -2)
-end
-
--- Gives `count` new handles, from the owner hash's counter: a function that returns the next.
--- A handle is '#<partition>.<n>', so that no two partitions give the same one (a page merges
--- the partitions' entries by their stored form, and its cursor must name one entry of all).
-local function new_handles(owner, count)
-  local prefix = '#' .. base62(tonumber(string.match(owner, ':(%d+)}'))) .. '.'
-  local n = count > 0 and redis.call('HINCRBY', owner, 'handles', count) - count or 0
-  return function()
-    n = n + 1
-    return prefix .. base62(n)
-  end
 end
 
 -- A caller's member: its `<jurisdiction>\31<risk>\31<stage>`, alert id and last part; nil
@@ -60,11 +40,11 @@ local LONG = '^([^\31]*\31[^\31]*\31[^\31]*)\31([^\31]*)\31([^\31]*)$'
 -- A stored member: its code, handle (or id) and last part.
 local SHORT = '^([^\31]*)\31([^\31]*)\31([^\31]*)$'
 
--- Stored member for an earlier version's long member: `encode(member)`, giving a triple
--- without a code one. `handle_for(id)` gives the alert's handle, or its id when it has none.
--- Anything not of five parts is kept as is. (The owner codes the triples of what it writes
--- itself, store/names.rs; this is for the claim's migration.)
-local function names_encoder(key, handle_for)
+-- Stored member for an earlier version's long member, its alert id as it is (an alert an
+-- earlier version wrote has no handle): `encode(member)`, giving a triple without a code one.
+-- Anything not of five parts is kept as is. (The owner codes what it writes itself,
+-- store/names.rs; this is for the claim's migration.)
+local function names_encoder(key)
   local cache = {}
   return function(member)
     local triple, id, last = string.match(member, LONG)
@@ -80,23 +60,7 @@ local function names_encoder(key, handle_for)
       end
       cache[triple] = code
     end
-    return code .. '\31' .. handle_for(id) .. '\31' .. last
-  end
-end
-
--- Stored member for one the owner sent, `<code>\31<alert_id>\31<x>`: the alert's handle for
--- its id (`handle_for(id)`, the id itself when it has none). Anything else is kept as is.
-local function names_handles(handle_for)
-  return function(member)
-    local code, id, last = string.match(member, SHORT)
-    if not code then
-      return member
-    end
-    local handle = handle_for(id)
-    if handle == id then
-      return member
-    end
-    return code .. '\31' .. handle .. '\31' .. last
+    return code .. '\31' .. id .. '\31' .. last
   end
 end
 
@@ -140,9 +104,7 @@ end
 -- a claim), their alert ids as they are: those alerts have no handle. Scores stay, so every
 -- entry stays in its bucket.
 local function names_migrate(base, key)
-  local encode = names_encoder(key, function(id)
-    return id
-  end)
+  local encode = names_encoder(key)
   for _, b in ipairs(redis.call('ZRANGE', base .. ':dir', 0, -1)) do
     local bucket = base .. ':' .. b
     local rows = redis.call('ZRANGE', bucket, 0, -1, 'WITHSCORES')
