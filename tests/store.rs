@@ -287,18 +287,44 @@ fn dictionary(redis: &Redis, partition: i32) -> BTreeMap<String, String> {
         .unwrap()
 }
 
+/// `batch` is refused as a rollback, and Redis holds exactly what it held before.
+async fn refused_as_rollback(
+    s: &Store,
+    redis: &Redis,
+    partition: i32,
+    fence: &Fence,
+    batch: &Batch,
+) {
+    let before = redis.dump();
+    match s.apply(partition, &mut fence.clone(), batch).await {
+        Err(StoreError::Rollback { partition: p, .. }) if p == partition => {}
+        other => panic!("Redis behind the owner must be a rollback, got {other:?}"),
+    }
+    assert_eq!(redis.dump(), before, "the refused write changed nothing");
+}
+
 /// The write of a new alert of `jurisdiction` (a record name).
 fn alert_in(id: &str, jurisdiction: &str, offset: i64) -> Batch {
     let mut state = AlertState::default();
     let mut alert = opened(id).alert.unwrap();
     alert.jurisdiction = jurisdiction.into();
     state.apply_alert(alert, &Policies::default(), 1_795_000_000_000);
+    one_write(("fraud.alerts", offset), id, &AlertState::default(), &state)
+}
+
+/// A batch of one message, `(topic, offset)`, that changes `id` from `before` to `after`.
+fn one_write(
+    (topic, offset): (&str, i64),
+    id: &str,
+    before: &AlertState,
+    after: &AlertState,
+) -> Batch {
     Batch {
-        offsets: vec![("fraud.alerts".into(), offset)],
+        offsets: vec![(topic.into(), offset)],
         alerts: vec![AlertWrite::new(
             id,
-            &AlertState::default(),
-            &state,
+            before,
+            after,
             &Policies::default(),
             true,
         )],
@@ -370,15 +396,8 @@ async fn the_owner_codes_names_from_the_dictionary_it_read_at_its_claim() {
         .hset("{t:6}:names", "n", 2)
         .query(&mut sync(&redis))
         .unwrap();
-    let before = redis.dump();
-    match second
-        .apply(6, &mut fence.clone(), &alert_in("N-5", "510100-CD", 5))
-        .await
-    {
-        Err(StoreError::Rollback { partition: 6, .. }) => {}
-        other => panic!("a dictionary behind the owner must be a rollback, got {other:?}"),
-    }
-    assert_eq!(redis.dump(), before, "the refused write changed nothing");
+    let batch = alert_in("N-5", "510100-CD", 5);
+    refused_as_rollback(&second, &redis, 6, &fence, &batch).await;
     // The claim that follows reads the dictionary as it is, and codes from there.
     let mut fence = second.claim(6).await.unwrap().fence;
     second
@@ -418,17 +437,7 @@ fn stored_record(redis: &Redis, id: &str) -> Vec<u8> {
 
 /// The write of `id` again, unchanged, as its owner would after loading it.
 fn rewrite(id: &str, state: &AlertState, offset: i64) -> Batch {
-    Batch {
-        offsets: vec![("fraud.dispositions".into(), offset)],
-        alerts: vec![AlertWrite::new(
-            id,
-            state,
-            state,
-            &Policies::default(),
-            true,
-        )],
-        ..Default::default()
-    }
+    one_write(("fraud.dispositions", offset), id, state, state)
 }
 
 #[tokio::test]
@@ -496,15 +505,8 @@ async fn the_owner_gives_handles_from_the_counter_it_read_and_a_stored_alert_kee
         .arg(1)
         .query(&mut sync(&redis))
         .unwrap();
-    let before = redis.dump();
-    match second
-        .apply(7, &mut fence.clone(), &alert_in("H-3", "620102-GWM", 5))
-        .await
-    {
-        Err(StoreError::Rollback { partition: 7, .. }) => {}
-        other => panic!("a handle counter behind the owner must be a rollback, got {other:?}"),
-    }
-    assert_eq!(redis.dump(), before, "the refused write changed nothing");
+    let batch = alert_in("H-3", "620102-GWM", 5);
+    refused_as_rollback(&second, &redis, 7, &fence, &batch).await;
     // A batch that gives no handle does not depend on the counter.
     second
         .apply(7, &mut fence, &rewrite("H-1", &loaded, 5))
