@@ -31,9 +31,9 @@
 //! which a jurisdiction never contains), so a list page reads no record. Redis holds it short,
 //! `<code>␟<handle>␟<x>` (`lua/names.lua`), and the clock names alerts by handle too. The
 //! plan and the readers deal in the long form ([`IndexEntry`], [`ListedStage`], ids): the
-//! owner codes what it writes and decodes what it loads from its copy of the dictionary
-//! ([`Names`], part of its [`Fence`]), the batch script puts handles in, the other scripts
-//! decode for readers, and only the order and cursors of a page ([`IndexMatch::key`]) are the
+//! owner codes what it writes, decodes what it loads and gives the handles from its copy of
+//! the partition's names ([`Names`], part of its [`Fence`]), the other scripts decode for
+//! readers, and only the order and cursors of a page ([`IndexMatch::key`]) are the
 //! short form.
 //!
 //! `due` and `late` hold one entry per open stage, most of an open alert's memory, so they are
