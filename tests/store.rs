@@ -226,6 +226,70 @@ async fn state_offsets_and_outbox_are_written_together_under_one_hash_tag() {
     assert!(keys.iter().all(|k| k.starts_with("{t:7}")), "{keys:?}");
 }
 
+#[tokio::test]
+async fn a_batch_s_escalations_share_one_outbox_entry_and_an_older_version_s_entry_is_read_too() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let s = store(&redis).await;
+    let mut fence = s.claim(7).await.unwrap().fence;
+    // What a version before this one wrote: an entry an escalation.
+    let old_id: String = redis::cmd("XADD")
+        .arg("{t:7}:outbox")
+        .arg("*")
+        .arg("id")
+        .arg("O-1:visit:1")
+        .arg("e")
+        .arg(r#"{"escalation_id":"O-1:visit:1"}"#)
+        .query(&mut sync(&redis))
+        .unwrap();
+    let mut b = batch("B-1", 41);
+    b.escalations = ["B-1:visit:0", "B-1:visit:1", "B-1:meet:resolved"]
+        .map(|id| {
+            (
+                id.to_owned(),
+                format!(r#"{{"escalation_id":"{id}","n":"a\nb"}}"#),
+            )
+        })
+        .to_vec();
+    let applied = s.apply(7, &mut fence, &b).await.unwrap();
+
+    let ours: Vec<_> = applied.outbox.iter().map(|e| (e.index, e.of)).collect();
+    assert_eq!(ours, [(0, 3), (1, 3), (2, 3)]);
+    let stream_id = &applied.outbox[0].stream_id;
+    assert!(applied.outbox.iter().all(|e| &e.stream_id == stream_id));
+    assert_eq!(
+        xlen(&redis, 7),
+        2,
+        "one entry for the whole batch, beside the older one"
+    );
+    // Read back as written, the older entry first.
+    let read = s.outbox(7).await.unwrap();
+    assert_eq!(read[0].stream_id, old_id);
+    assert_eq!((read[0].index, read[0].of), (0, 1));
+    assert_eq!(read[0].escalation_id, "O-1:visit:1");
+    assert_eq!(read[1..], applied.outbox[..]);
+    // A batch with no escalation adds no entry.
+    let mut quiet = batch("B-2", 42);
+    quiet.escalations.clear();
+    assert!(s
+        .apply(7, &mut fence, &quiet)
+        .await
+        .unwrap()
+        .outbox
+        .is_empty());
+    assert_eq!(xlen(&redis, 7), 2);
+
+    s.ack(7, &[old_id, stream_id.clone()]).await.unwrap();
+    assert!(s.outbox(7).await.unwrap().is_empty());
+}
+
+fn xlen(redis: &Redis, partition: i32) -> i64 {
+    redis::cmd("XLEN")
+        .arg(format!("{{t:{partition}}}:outbox"))
+        .query(&mut sync(redis))
+        .unwrap()
+}
+
 fn owner_hash(redis: &Redis, partition: i32) -> Vec<(String, String)> {
     redis::cmd("HGETALL")
         .arg(format!("{{t:{partition}}}:owner"))

@@ -340,7 +340,9 @@ until [ "$(metric fraud_sla_alerts_total)" -ge $((a0 + RESTART)) ] || [ "$(now_m
 [ "$(now_ms)" -lt $((t_a + RESTART_DUE * 1000 - 1000)) ] || echo "warning: the restart alerts were applied late; some may fire before the kill" >&2
 sleep_until $((t_a + RESTART_DUE * 1000 - 500))
 # Escalations still in the outboxes (not yet acknowledged by the broker): republished after the kill.
-outbox=$(for p in $(seq 0 $((PARTS - 1))); do echo "XLEN {main:$p}:outbox"; done | rc | awk '{ s += $1 } END { print s + 0 }')
+# An entry holds a batch's escalations, `n` of them (one, as `id` and `e`, before that).
+count_outbox='local s = 0 for _, e in ipairs(redis.call("XRANGE", KEYS[1], "-", "+")) do local n = 1 for j = 1, #e[2], 2 do if e[2][j] == "n" then n = tonumber(e[2][j + 1]) end end s = s + n end return s'
+outbox=$(for p in $(seq 0 $((PARTS - 1))); do rc eval "$count_outbox" 1 "{main:$p}:outbox"; done | awk '{ s += $1 } END { print s + 0 }')
 kill -KILL "$PROC"; wait "$PROC" 2>/dev/null || true
 t_kill=$(now_ms)
 sleep_until $((t_b + RESTART_DUE * 1000 + 200))

@@ -19,8 +19,9 @@ pub(crate) struct Publisher {
     producer: FutureProducer,
     topic: String,
     in_flight: FuturesUnordered<Delivery>,
-    /// Stream ids sent and not yet settled, so a re-read of the outbox does not send them twice.
-    pending: HashSet<String>,
+    /// Escalations sent and not yet settled (outbox stream id, place in it), so a re-read of
+    /// the outbox does not send them twice.
+    pending: HashSet<(String, u32)>,
     /// Entries librdkafka would not take (queue full); sent again on the next `retry`.
     backlog: VecDeque<OutboxEntry>,
 }
@@ -57,10 +58,9 @@ impl Publisher {
     /// Hands entries to librdkafka in order (its idempotent producer keeps that order).
     pub(crate) fn send(&mut self, entries: impl IntoIterator<Item = OutboxEntry>) {
         for entry in entries {
-            if self.pending.contains(&entry.stream_id) {
+            if !self.pending.insert((entry.stream_id.clone(), entry.index)) {
                 continue;
             }
-            self.pending.insert(entry.stream_id.clone());
             if !self.backlog.is_empty() {
                 self.backlog.push_back(entry);
                 continue;
@@ -109,7 +109,7 @@ impl Publisher {
         match self.in_flight.next().await {
             Some((entry, result)) => {
                 if result.is_ok() {
-                    self.pending.remove(&entry.stream_id);
+                    self.pending.remove(&(entry.stream_id.clone(), entry.index));
                 }
                 (entry, result)
             }

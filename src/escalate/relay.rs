@@ -5,6 +5,7 @@
 use futures::FutureExt;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,25 @@ pub(crate) struct Relay {
     /// in the future that deletes them, so a `select!` that drops `settle` (the firing loop wins
     /// it all through a burst) loses no acknowledgement.
     acked: Vec<String>,
+    partly: Partly,
+}
+
+/// The escalations acknowledged in each outbox entry whose others are still in flight: a
+/// batch's escalations share one entry, deleted only once the broker has all of them.
+#[derive(Debug, Default)]
+struct Partly(HashMap<String, HashSet<u32>>);
+
+impl Partly {
+    /// Records the broker's acknowledgement of `entry`; its stream id once every escalation of
+    /// its outbox entry is acknowledged.
+    fn acked(&mut self, entry: &OutboxEntry) -> Option<String> {
+        let settled = self.0.entry(entry.stream_id.clone()).or_default();
+        settled.insert(entry.index);
+        if settled.len() < entry.of as usize {
+            return None;
+        }
+        self.0.remove_entry(&entry.stream_id).map(|(id, _)| id)
+    }
 }
 
 impl Relay {
@@ -39,6 +59,7 @@ impl Relay {
             store,
             metrics,
             acked: Vec::new(),
+            partly: Partly::default(),
         }
     }
 
@@ -59,8 +80,8 @@ impl Relay {
         self.publisher.send(entries);
     }
 
-    /// Waits for the next settled delivery, then deletes it from the outbox together with every
-    /// other one already settled (one `XDEL`); failed deliveries are sent again.
+    /// Waits for the next settled delivery, then deletes from the outbox every entry whose
+    /// escalations are all acknowledged now (one `XDEL`); failed deliveries are sent again.
     ///
     /// # Cancel safety
     /// Cancel safe: a settled delivery is recorded in `self` before anything is awaited, and its
@@ -85,7 +106,7 @@ impl Relay {
 
     fn take(&mut self, (entry, result): (OutboxEntry, Result<(), KafkaError>)) {
         match result {
-            Ok(()) => self.acked.push(entry.stream_id),
+            Ok(()) => self.acked.extend(self.partly.acked(&entry)),
             Err(e) => {
                 self.metrics.publish_failed();
                 tracing::warn!(error = %e, escalation_id = %entry.escalation_id, "Escalation not delivered; sending again.");
@@ -104,6 +125,7 @@ impl Relay {
     pub(crate) fn clear(&mut self) {
         self.publisher.clear();
         self.acked.clear();
+        self.partly = Partly::default();
     }
 
     /// On shutdown: waits up to `limit` for escalations in flight, acknowledging them.
@@ -119,5 +141,32 @@ impl Relay {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escalation(stream_id: &str, index: u32, of: u32) -> OutboxEntry {
+        OutboxEntry {
+            stream_id: stream_id.to_owned(),
+            index,
+            of,
+            escalation_id: format!("A-{index}:visit:1"),
+            json: "{}".to_owned(),
+        }
+    }
+
+    #[test]
+    fn an_outbox_entry_is_deleted_once_every_escalation_in_it_is_acknowledged() {
+        let mut partly = Partly::default();
+        assert_eq!(partly.acked(&escalation("1-0", 2, 3)), None);
+        assert_eq!(partly.acked(&escalation("2-0", 0, 1)), Some("2-0".into()));
+        assert_eq!(partly.acked(&escalation("1-0", 0, 3)), None);
+        // The same escalation acknowledged twice (sent again) counts once.
+        assert_eq!(partly.acked(&escalation("1-0", 0, 3)), None);
+        assert_eq!(partly.acked(&escalation("1-0", 1, 3)), Some("1-0".into()));
+        assert!(partly.0.is_empty());
     }
 }

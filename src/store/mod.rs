@@ -11,7 +11,7 @@
 //! | `{fsla:p}:a:<alert_id>`    | string | the alert's [`AlertState`] as a compact [`record`], when not in a bucket (closed, held, or too big) |
 //! | `{fsla:p}:clock:<b>`, `:clock:dir` | zsets | one entry per open alert of bucket *b* (its handle): its next due time (ms); the directory holds each bucket's earliest |
 //! | `{fsla:p}:overdue`         | zset   | open alerts with a breached stage, by deadline     |
-//! | `{fsla:p}:outbox`          | stream | escalations written with their transition, deleted once the broker acked |
+//! | `{fsla:p}:outbox`          | stream | escalations written with their transition, an entry a batch, deleted once the broker acked all of it |
 //! | `{fsla:p}:am`              | stream | Alertmanager alerts written with their transition, deleted once posted |
 //! | `{fsla:p}:policy`          | hash   | policy snapshots by version, written with the first alert that names one |
 //! | `{fsla:p}:due:dir`, `:due:<n>` | zsets | open stages not yet breached, by deadline (ms): `/v1/open`; bucketed |
@@ -640,12 +640,77 @@ pub struct StationCounts {
     pub open: HashMap<String, i64>,
 }
 
-/// An escalation waiting in the outbox for the broker's acknowledgement.
+/// An escalation waiting in the outbox for the broker's acknowledgement. A batch's escalations
+/// share one stream entry (one `XADD` a batch, not one an escalation: a burst of 90k is 90k
+/// fewer stream writes), which leaves the outbox once the broker acknowledged all of them; a
+/// crash in between sends the acknowledged ones again, as at-least-once allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
+    /// The stream entry that holds it.
     pub stream_id: String,
+    /// Its place among that entry's escalations, and how many the entry holds.
+    pub index: u32,
+    pub of: u32,
     pub escalation_id: String,
     pub json: String,
+}
+
+impl OutboxEntry {
+    /// The escalations of one outbox stream entry, in order: `n` of them in `b`, one JSON a line
+    /// (this version's), or one as `id` and `e` (what versions before it wrote, so that an
+    /// upgrade republishes what an older process left). `None` for anything else.
+    fn of_stream_entry(stream_id: &str, entry: &redis::streams::StreamId) -> Option<Vec<Self>> {
+        if let Some(lines) = entry.get::<String>("b") {
+            let lines: Vec<&str> = lines.split('\n').collect();
+            let of = lines.len() as u32;
+            return lines
+                .into_iter()
+                .enumerate()
+                .map(|(index, json)| {
+                    let escalation_id = escalation_id_of(json)?;
+                    Some(OutboxEntry {
+                        stream_id: stream_id.to_owned(),
+                        index: index as u32,
+                        of,
+                        escalation_id,
+                        json: json.to_owned(),
+                    })
+                })
+                .collect();
+        }
+        Some(vec![OutboxEntry {
+            stream_id: stream_id.to_owned(),
+            index: 0,
+            of: 1,
+            escalation_id: entry.get("id")?,
+            json: entry.get("e")?,
+        }])
+    }
+}
+
+/// A batch's escalations as its outbox entry holds them: one JSON a line (compact JSON has no
+/// newline of its own).
+fn outbox_lines(escalations: &[(String, String)]) -> String {
+    let mut lines = String::with_capacity(escalations.iter().map(|(_, j)| j.len() + 1).sum());
+    for (k, (_, json)) in escalations.iter().enumerate() {
+        debug_assert!(!json.contains('\n'), "an escalation is compact JSON");
+        if k > 0 {
+            lines.push('\n');
+        }
+        lines.push_str(json);
+    }
+    lines
+}
+
+/// The `escalation_id` of an escalation's JSON (§4).
+fn escalation_id_of(json: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        escalation_id: String,
+    }
+    serde_json::from_str::<Id>(json)
+        .ok()
+        .map(|e| e.escalation_id)
 }
 
 /// Who claims partitions through a [`Store`]: recorded with every claim, so that a process
@@ -1003,10 +1068,8 @@ impl Store {
                 .arg(opt(a.ttl_ms))
                 .arg(a.opened);
         }
-        inv.arg(batch.escalations.len());
-        for (id, json) in &batch.escalations {
-            inv.arg(id).arg(json);
-        }
+        inv.arg(batch.escalations.len())
+            .arg(outbox_lines(&batch.escalations));
         inv.arg(batch.notices.len());
         for json in &batch.notices {
             inv.arg(json);
@@ -1051,14 +1114,19 @@ impl Store {
                     .next()
                     .and_then(|score| score.parse::<f64>().ok())
                     .map(|score| score as Millis);
-                let outbox = reply
-                    .zip(&batch.escalations)
-                    .map(|(stream_id, (id, json))| OutboxEntry {
-                        stream_id,
-                        escalation_id: id.clone(),
-                        json: json.clone(),
-                    })
-                    .collect();
+                let of = batch.escalations.len() as u32;
+                let outbox = match reply.next() {
+                    Some(stream_id) => (batch.escalations.iter().enumerate())
+                        .map(|(index, (id, json))| OutboxEntry {
+                            stream_id: stream_id.clone(),
+                            index: index as u32,
+                            of,
+                            escalation_id: id.clone(),
+                            json: json.clone(),
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
                 Ok(Applied { outbox, next_due })
             }
             Err(e) if has_code(&e, "FENCED") => Err(StoreError::Fenced {
@@ -1120,19 +1188,18 @@ impl Store {
         let mut c = self.conn.clone();
         let reply: redis::streams::StreamRangeReply =
             c.xrange_all(self.keys(partition).outbox()).await?;
-        Ok(reply
-            .ids
-            .into_iter()
-            .filter_map(|entry| {
-                let escalation_id: String = entry.get("id")?;
-                let json: String = entry.get("e")?;
-                Some(OutboxEntry {
-                    stream_id: entry.id,
-                    escalation_id,
-                    json,
-                })
-            })
-            .collect())
+        let mut entries = Vec::new();
+        for entry in &reply.ids {
+            match OutboxEntry::of_stream_entry(&entry.id, entry) {
+                Some(escalations) => entries.extend(escalations),
+                None => tracing::error!(
+                    partition,
+                    stream_id = %entry.id,
+                    "Outbox entry unreadable: not published, left in the outbox."
+                ),
+            }
+        }
+        Ok(entries)
     }
 
     /// Removes published escalations from the outbox.

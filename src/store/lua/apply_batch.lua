@@ -10,8 +10,8 @@
 -- A dictionary or handle counter that is not where the owner's codes or handles start from is a
 -- ROLLBACK too.
 -- An empty batch only checks. Otherwise the write sequence goes up by one.
--- Returns the earliest score of the clock afterwards ('' if none), then the outbox stream ids of
--- the escalations, in order.
+-- Returns the earliest score of the clock afterwards ('' if none), then the id of the outbox entry
+-- that holds the batch's escalations, if it has any.
 --
 -- KEYS: 1 owner, 2 offsets, 3 clock (per-alert buckets), 4 overdue, 5 outbox,
 --       6 alertmanager queue, 7 policy snapshots, 8 due, 9 late (bucketed by deadline),
@@ -34,7 +34,8 @@
 --          listpack, else to its own key, which may expire; stored '1': Redis held a record of
 --          it, which may be in the other place; clock, overdue: '-' unchanged, '' removed, else
 --          the score; ttl_ms '' = none; opened '1' the alert opens, '-1' it closes, else '0'),
---       n_escalations, (escalation_id, json)*,
+--       n_escalations, escalations  (their JSON one a line, in publishing order: one outbox
+--         entry a batch, 'n' of them in 'b', deleted once the broker acked every one),
 --       n_notices, (json)*,
 --       n_policies, (version, json)*  (a snapshot is written once: the alerts it names keep it),
 --       n_removed, (list 'd'|'l', deadline, member, station)*,
@@ -146,10 +147,11 @@ end
 
 n = tonumber(ARGV[i]); i = i + 1
 writes = writes + n
-local added = { '' }
-for k = 1, n do
-  added[k + 1] = redis.call('XADD', KEYS[5], '*', 'id', ARGV[i], 'e', ARGV[i + 1]); i = i + 2
+local reply = { '' }
+if n > 0 then
+  reply[2] = redis.call('XADD', KEYS[5], '*', 'n', n, 'b', ARGV[i])
 end
+i = i + 1
 
 n = tonumber(ARGV[i]); i = i + 1
 writes = writes + n
@@ -230,6 +232,6 @@ if writes > 0 then
 end
 local first = redis.call('ZRANGE', KEYS[3] .. ':dir', 0, 0, 'WITHSCORES')
 if first[2] then
-  added[1] = first[2]
+  reply[1] = first[2]
 end
-return added
+return reply
