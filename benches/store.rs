@@ -214,8 +214,7 @@ async fn main() {
         let outcome = plan::fire(&ids, states, &policy, fire_at, &jiff::tz::TimeZone::UTC);
         fired += outcome.batch.escalations.len();
         let entries = store.apply(0, &mut fence, &outcome.batch).await.unwrap();
-        let mut stream_ids: Vec<String> = entries.outbox.into_iter().map(|e| e.stream_id).collect();
-        stream_ids.dedup();
+        let stream_ids: Vec<String> = entries.outbox.into_iter().collect();
         store.ack(0, &stream_ids).await.unwrap();
     }
     let firing = t.elapsed();

@@ -36,7 +36,7 @@ use crate::ingest::deadletter;
 use crate::ingest::partition_input::{PartitionInput, ReadFrom};
 use crate::metrics::Metrics;
 use crate::retry::{retry, Backoff, GaveUp};
-use crate::store::{Batch, Fence, Store, StoreError};
+use crate::store::{Batch, Fence, OutboxEntry, Store, StoreError};
 use plan::{Input, Offsets, Progress};
 
 /// Most alerts fired in one script call.
@@ -441,17 +441,21 @@ impl Partition {
 
     /// Writes a batch, retrying while Redis is unreachable, and hands its escalations to the
     /// relay.
-    async fn write(&mut self, batch: &Batch) -> Result<(), Stop> {
+    /// Writes `batch` and hands its escalations to the relay (they leave the batch).
+    async fn write(&mut self, batch: &mut Batch) -> Result<(), Stop> {
         let Some(fence) = self.owned.as_ref().map(|o| o.fence.clone()) else {
             return Err(Stop::Fenced);
         };
-        let (store, p) = (&self.shared.store, self.partition);
+        let (store, p, to_write) = (&self.shared.store, self.partition, &*batch);
         let written = retry(
             &self.cancel,
             Backoff::STORE,
             || {
                 let mut fence = fence.clone();
-                async move { store.apply(p, &mut fence, batch).await.map(|e| (e, fence)) }
+                async move {
+                    let applied = store.apply(p, &mut fence, to_write).await;
+                    applied.map(|a| (a, fence))
+                }
             },
             StoreError::is_transient,
             |e, retry_in| self.redis_failed("write batch", e, retry_in),
@@ -460,7 +464,11 @@ impl Partition {
         match written {
             Ok((applied, fence)) => {
                 self.shared.health.set_redis(true);
-                self.relay.send(applied.outbox);
+                if let Some(stream_id) = &applied.outbox {
+                    let escalations = std::mem::take(&mut batch.escalations);
+                    self.relay
+                        .send(OutboxEntry::of_batch(stream_id, escalations));
+                }
                 self.next_due = applied.next_due;
                 if let Some(owned) = self.owned.as_mut() {
                     owned.fence = fence;
@@ -585,7 +593,7 @@ impl Partition {
         let outcome = self.commit(outcome).await?;
         tracing::debug!(
             alerts = outcome.batch.alerts.len(),
-            escalations = outcome.batch.escalations.len(),
+            escalations = outcome.escalations().count(),
             "Batch applied."
         );
         self.input.consumed(&outcome.batch.offsets);
@@ -734,7 +742,7 @@ impl Partition {
             .into_iter()
             .filter_map(|v| Some((v.clone(), self.policies.get(v)?.snapshot_json())))
             .collect();
-        self.write(&outcome.batch).await?;
+        self.write(&mut outcome.batch).await?;
         if let Some(owned) = self.owned.as_mut() {
             owned
                 .stored

@@ -487,8 +487,9 @@ impl AlertWrite {
 /// What a written batch tells its writer.
 #[derive(Debug, Clone, Default)]
 pub struct Applied {
-    /// The batch's escalations as outbox entries, in order.
-    pub outbox: Vec<OutboxEntry>,
+    /// The outbox entry that holds the batch's escalations, if it has any
+    /// ([`OutboxEntry::of_batch`]).
+    pub outbox: Option<String>,
     /// The partition clock's earliest due time after the batch.
     pub next_due: Option<Millis>,
 }
@@ -656,6 +657,21 @@ pub struct OutboxEntry {
 }
 
 impl OutboxEntry {
+    /// A written batch's escalations, `(escalation_id, json)` in order, as the outbox entry
+    /// `stream_id` holds them.
+    pub fn of_batch(stream_id: &str, escalations: Vec<(String, String)>) -> Vec<OutboxEntry> {
+        let of = escalations.len() as u32;
+        (escalations.into_iter().enumerate())
+            .map(|(index, (escalation_id, json))| OutboxEntry {
+                stream_id: stream_id.to_owned(),
+                index: index as u32,
+                of,
+                escalation_id,
+                json,
+            })
+            .collect()
+    }
+
     /// The escalations of one outbox stream entry, in order: `n` of them in `b`, one JSON a line
     /// (this version's), or one as `id` and `e` (what versions before it wrote, so that an
     /// upgrade republishes what an older process left). `None` for anything else.
@@ -1114,20 +1130,10 @@ impl Store {
                     .next()
                     .and_then(|score| score.parse::<f64>().ok())
                     .map(|score| score as Millis);
-                let of = batch.escalations.len() as u32;
-                let outbox = match reply.next() {
-                    Some(stream_id) => (batch.escalations.iter().enumerate())
-                        .map(|(index, (id, json))| OutboxEntry {
-                            stream_id: stream_id.clone(),
-                            index: index as u32,
-                            of,
-                            escalation_id: id.clone(),
-                            json: json.clone(),
-                        })
-                        .collect(),
-                    None => Vec::new(),
-                };
-                Ok(Applied { outbox, next_due })
+                Ok(Applied {
+                    outbox: reply.next(),
+                    next_due,
+                })
             }
             Err(e) if has_code(&e, "FENCED") => Err(StoreError::Fenced {
                 partition,
