@@ -125,6 +125,7 @@ row('probe: at a Kafka reader − due p99', fs.probe?.arrival_minus_due_ms.p99, 
 row(`burst of ${int(fs.burst?.expected)}: fired − due p50`, fs.burst?.fired_minus_due_ms.p50, bull?.burst?.p50, ms);
 row(`burst of ${int(fs.burst?.expected)}: fired − due p99`, fs.burst?.fired_minus_due_ms.p99, bull?.burst?.p99, ms, '≤ 50 ms', (v) => v <= 50);
 row(`burst of ${int(fs.burst?.expected)}: fired − due max`, fs.burst?.fired_minus_due_ms.max, bull?.burst?.max, ms);
+row(`burst of ${int(fs.burst?.expected)}: at a Kafka reader − due p99`, fs.burst?.arrival_minus_due_ms.p99, null, ms);
 row('burst: escalations reaching an SSE client', fs.burst?.sse_escalations, null, int, `${int(fs.burst?.expected)}, 0 resyncs`,
   (v) => v >= fs.burst.expected && fs.burst.sse_resyncs === 0);
 row('burst: SSE resyncs', fs.burst?.sse_resyncs, null, int);
