@@ -440,8 +440,7 @@ impl Partition {
     }
 
     /// Writes a batch, retrying while Redis is unreachable, and hands its escalations to the
-    /// relay.
-    /// Writes `batch` and hands its escalations to the relay (they leave the batch).
+    /// relay (they leave the batch).
     async fn write(&mut self, batch: &mut Batch) -> Result<(), Stop> {
         let Some(fence) = self.owned.as_ref().map(|o| o.fence.clone()) else {
             return Err(Stop::Fenced);

@@ -675,32 +675,15 @@ impl OutboxEntry {
     /// The escalations of one outbox stream entry, in order: `n` of them in `b`, one JSON a line
     /// (this version's), or one as `id` and `e` (what versions before it wrote, so that an
     /// upgrade republishes what an older process left). `None` for anything else.
-    fn of_stream_entry(stream_id: &str, entry: &redis::streams::StreamId) -> Option<Vec<Self>> {
-        if let Some(lines) = entry.get::<String>("b") {
-            let lines: Vec<&str> = lines.split('\n').collect();
-            let of = lines.len() as u32;
-            return lines
-                .into_iter()
-                .enumerate()
-                .map(|(index, json)| {
-                    let escalation_id = escalation_id_of(json)?;
-                    Some(OutboxEntry {
-                        stream_id: stream_id.to_owned(),
-                        index: index as u32,
-                        of,
-                        escalation_id,
-                        json: json.to_owned(),
-                    })
-                })
-                .collect();
-        }
-        Some(vec![OutboxEntry {
-            stream_id: stream_id.to_owned(),
-            index: 0,
-            of: 1,
-            escalation_id: entry.get("id")?,
-            json: entry.get("e")?,
-        }])
+    fn of_stream_entry(entry: &redis::streams::StreamId) -> Option<Vec<Self>> {
+        let escalations = match entry.get::<String>("b") {
+            Some(lines) => lines
+                .split('\n')
+                .map(|json| Some((escalation_id_of(json)?, json.to_owned())))
+                .collect::<Option<Vec<_>>>()?,
+            None => vec![(entry.get("id")?, entry.get("e")?)],
+        };
+        Some(Self::of_batch(&entry.id, escalations))
     }
 }
 
@@ -1196,7 +1179,7 @@ impl Store {
             c.xrange_all(self.keys(partition).outbox()).await?;
         let mut entries = Vec::new();
         for entry in &reply.ids {
-            match OutboxEntry::of_stream_entry(&entry.id, entry) {
+            match OutboxEntry::of_stream_entry(entry) {
                 Some(escalations) => entries.extend(escalations),
                 None => tracing::error!(
                     partition,
