@@ -60,9 +60,18 @@ local function rewrite(base, dir, key, rows)
   local total = #rows / 2
   local size = math.ceil(total / math.ceil(total / BUCKET_FILL))
   local out, args, n = key, {}, 0
+  -- The last entry first: Redis inserts each at the listpack's head, where in score order it
+  -- would walk the whole listpack for each (5% of a drain's Redis instructions, counted).
   local function flush()
-    for j = 1, #args, 2 * GROUP_MAX do
-      redis.call('ZADD', out, unpack(args, j, math.min(j + 2 * GROUP_MAX - 1, #args)))
+    local e = #args
+    while e > 0 do
+      local chunk = {}
+      for t = e - 1, math.max(e - 2 * GROUP_MAX + 1, 1), -2 do
+        chunk[#chunk + 1] = args[t]
+        chunk[#chunk + 1] = args[t + 1]
+      end
+      redis.call('ZADD', out, unpack(chunk))
+      e = e - #chunk
     end
   end
   local j = 1
