@@ -209,19 +209,29 @@ pub(crate) fn firing(state: &AlertState, policy: &Policy) -> Vec<AmAlert> {
         .collect()
 }
 
-/// The notices one batch queues for Alertmanager: one JSON array of alerts per escalation,
-/// each with the policy its alert keeps.
+/// The notices one batch queues for Alertmanager: JSON arrays of the alerts of its escalations
+/// (each with the policy its alert keeps), in order, as few as hold them at ALERTS_PER_POST or
+/// less (one escalation's alerts are never split): a queue entry a batch, where one an
+/// escalation cost Redis an `XADD` each (a burst of 90,000 escalations, as many).
 pub(crate) fn notices<'a, 'p>(
     escalations: impl IntoIterator<Item = &'a Escalation>,
     policy_of: impl Fn(&Escalation) -> &'p Policy,
 ) -> Vec<String> {
-    escalations
-        .into_iter()
-        .map(|e| {
-            serde_json::to_string(&from_escalation(e, policy_of(e)))
-                .expect("alerts always serialise")
-        })
-        .collect()
+    let json = |alerts: &[AmAlert]| serde_json::to_string(alerts).expect("alerts always serialise");
+    let mut queued = Vec::new();
+    let mut alerts: Vec<AmAlert> = Vec::new();
+    for e in escalations {
+        let more = from_escalation(e, policy_of(e));
+        if !alerts.is_empty() && alerts.len() + more.len() > ALERTS_PER_POST {
+            queued.push(json(&alerts));
+            alerts.clear();
+        }
+        alerts.extend(more);
+    }
+    if !alerts.is_empty() {
+        queued.push(json(&alerts));
+    }
+    queued
 }
 
 // ---- what people read ------------------------------------------------------------------------
@@ -360,21 +370,28 @@ pub(crate) fn localise(alerts: &mut [AmAlert], r: &Readable) {
     }
 }
 
-/// The body of one POST: the alerts of the queued notices (JSON arrays), with what people
-/// read added; `None` if there is nothing to post. A notice that is not an array of alerts is
-/// left out (and trimmed with the others): Alertmanager would refuse every POST holding it.
-fn body(notices: &[(String, String)], r: &Readable) -> Option<String> {
+/// The body of one POST from the oldest queued notices (JSON arrays of alerts), with what people
+/// read added, and how many of the notices it takes: the first, then more while the alerts stay
+/// within ALERTS_PER_POST. The body is `None` if they hold nothing to post. A notice that is
+/// not an array of alerts is left out (and trimmed with the others): Alertmanager would refuse
+/// every POST holding it.
+fn body(notices: &[(String, String)], r: &Readable) -> (Option<String>, usize) {
     let mut alerts = Vec::new();
+    let mut taken = 0;
     for (id, notice) in notices {
         match serde_json::from_str::<Vec<AmAlert>>(notice) {
+            Ok(a) if taken > 0 && alerts.len() + a.len() > ALERTS_PER_POST => break,
             Ok(a) => alerts.extend(a),
             Err(e) => {
                 tracing::warn!(notice = %id, error = %e, "Unreadable Alertmanager notice dropped.")
             }
         }
+        taken += 1;
     }
     localise(&mut alerts, r);
-    (!alerts.is_empty()).then(|| serde_json::to_string(&alerts).expect("alerts always serialise"))
+    let body = (!alerts.is_empty())
+        .then(|| serde_json::to_string(&alerts).expect("alerts always serialise"));
+    (body, taken)
 }
 
 /// The Alertmanager client, shared by the partitions' sinks; cheap to clone.
@@ -492,8 +509,12 @@ impl Alertmanager {
     }
 }
 
-/// Notices read from Redis per POST.
-const NOTICES_PER_POST: usize = 200;
+/// Notices read from Redis at a time (a notice holds up to ALERTS_PER_POST alerts; one queued by
+/// an earlier version, one escalation's).
+const NOTICES_PER_READ: usize = 32;
+/// Most alerts in one POST, and in one queued notice: a burst goes out in requests of bounded
+/// size.
+const ALERTS_PER_POST: usize = 500;
 /// How often the queue is looked at when nobody wakes the sink.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -511,17 +532,22 @@ impl PartitionSink {
     async fn run(mut self) {
         let mut reposted = tokio::time::Instant::now();
         while !self.cancel.is_cancelled() {
-            match self.store.notices(self.partition, NOTICES_PER_POST).await {
-                Ok(queued) if !queued.is_empty() => {
-                    if let Some(body) = body(&queued, &self.am.readable) {
-                        if !self.am.post_until_accepted(body, &self.cancel).await {
-                            return;
+            match self.store.notices(self.partition, NOTICES_PER_READ).await {
+                Ok(mut queued) if !queued.is_empty() => {
+                    // Posted from what was read, a POST's worth at a time: the queue only
+                    // grows at its end, and only this sink trims it.
+                    while !queued.is_empty() {
+                        let (body, taken) = body(&queued, &self.am.readable);
+                        if let Some(body) = body {
+                            if !self.am.post_until_accepted(body, &self.cancel).await {
+                                return;
+                            }
                         }
-                    }
-                    let ids: Vec<String> = queued.into_iter().map(|(id, _)| id).collect();
-                    if let Err(e) = self.store.notices_posted(self.partition, &ids).await {
-                        // Posted again later: Alertmanager takes the same alert twice.
-                        tracing::warn!(partition = self.partition, error = %e, "Alertmanager queue not trimmed.");
+                        let ids: Vec<String> = queued.drain(..taken).map(|(id, _)| id).collect();
+                        if let Err(e) = self.store.notices_posted(self.partition, &ids).await {
+                            // Posted again later: Alertmanager takes the same alert twice.
+                            tracing::warn!(partition = self.partition, error = %e, "Alertmanager queue not trimmed.");
+                        }
                     }
                     continue;
                 }
@@ -801,13 +827,77 @@ mod tests {
             r#"[{"labels":{"alertname":"FraudSlaBreach"},"annotations":{"summary":"old"},"startsAt":"2026-11-22T03:00:00.000Z"}]"#.into(),
         ));
         ids.push(("3-0".into(), "not json".into()));
-        let posted: Vec<AmAlert> =
-            serde_json::from_str(&body(&ids, &readable("")).unwrap()).unwrap();
+        let (posted, taken) = body(&ids, &readable(""));
+        assert_eq!(taken, 3, "every notice is taken, the unreadable one too");
+        let posted: Vec<AmAlert> = serde_json::from_str(&posted.unwrap()).unwrap();
         assert_eq!(posted.len(), 3);
         assert!(posted[0].annotations["summary"].contains("超时 1 级"));
         assert!(posted[1].annotations["summary"].contains("已解除"));
         assert_eq!(posted[2].annotations["summary"], "old");
-        assert_eq!(body(&ids[3..], &readable("")), None, "nothing to post");
+        assert_eq!(body(&ids[2..], &readable("")), (None, 1), "nothing to post");
+    }
+
+    #[test]
+    fn a_batch_queues_its_alerts_in_few_notices_that_posts_take_whole() {
+        let policy = Policy::default();
+        let fired: Vec<Escalation> = (0..700)
+            .map(|i| match i % 2 {
+                0 => escalation(1, EscalationKind::Breach),
+                // Every role of every fired level: several alerts.
+                _ => escalation(1 + (i % 3) as u8, EscalationKind::Resolved),
+            })
+            .collect();
+        let per_escalation: Vec<usize> = fired
+            .iter()
+            .map(|e| from_escalation(e, &policy).len())
+            .collect();
+        assert!(per_escalation.iter().any(|n| *n > 1));
+        let queued = notices(&fired, |_| &policy);
+        let lens: Vec<usize> = queued
+            .iter()
+            .map(|n| serde_json::from_str::<Vec<AmAlert>>(n).unwrap().len())
+            .collect();
+        assert!(queued.len() > 1 && queued.len() < 10, "{lens:?}");
+        assert!(lens.iter().all(|n| *n <= ALERTS_PER_POST), "{lens:?}");
+        assert_eq!(
+            lens.iter().sum::<usize>(),
+            per_escalation.iter().sum::<usize>()
+        );
+        // Cut between escalations: each notice ends where an escalation's alerts end.
+        let mut ends = per_escalation.iter().scan(0, |at, n| {
+            *at += n;
+            Some(*at)
+        });
+        let mut at = 0;
+        for n in &lens {
+            at += n;
+            assert!(
+                ends.any(|end| end == at),
+                "a notice ends inside an escalation"
+            );
+        }
+        let ids: Vec<(String, String)> = queued
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| (format!("{i}-0"), n))
+            .collect();
+        // A POST takes whole notices up to the cap, at least one.
+        let (posted, taken) = body(&ids, &readable(""));
+        let posted: Vec<AmAlert> = serde_json::from_str(&posted.unwrap()).unwrap();
+        assert_eq!(taken, 1);
+        assert_eq!(posted.len(), lens[0]);
+        let small: Vec<(String, String)> = (0..3)
+            .map(|i| {
+                (
+                    format!("{i}-0"),
+                    notices([&fired[i]], |_| &policy).remove(0),
+                )
+            })
+            .collect();
+        let (posted, taken) = body(&small, &readable(""));
+        assert_eq!(taken, 3);
+        let posted: Vec<AmAlert> = serde_json::from_str(&posted.unwrap()).unwrap();
+        assert_eq!(posted.len(), per_escalation[..3].iter().sum::<usize>());
     }
 
     #[test]
