@@ -25,7 +25,8 @@
 # PROBE_SECONDS (30), BURST (10000), RESTART (3000), PARTITIONS (8), OPEN_MAX_SECONDS (cap on
 # BullMQ's arming, 240), SKIP_MICRO=1 (no criterion / store micro benches), SKIP_BULLMQ=1,
 # REDIS_AOF=1 (appendonly everysec on both redis-servers; off by default on both),
-# LISTPACK_VALUE (hash- and zset-max-listpack-value on both, 128; Redis's default is 64).
+# LISTPACK_VALUE (hash- and zset-max-listpack-value on both, 128; Redis's default is 64),
+# READER_WAIT_MS (the Kafka reader's fetch.wait.max.ms, 10).
 PARTS="${PARTITIONS:-8}"   # read before common.sh, whose PARTITIONS is the demo's
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 "$ROOT/deploy/local/install.sh" >/dev/null
@@ -38,6 +39,7 @@ PROBE_RATE="${PROBE_RATE:-50}"
 PROBE_SECONDS="${PROBE_SECONDS:-30}"
 BURST="${BURST:-10000}"
 RESTART="${RESTART:-3000}"
+READER_WAIT="${READER_WAIT_MS:-10}"
 BURST_DUE=20     # seconds from a burst alert's issued_at to its nine escalations
 RESTART_DUE=20   # seconds from a restart alert's issued_at to its three breaches
 B="$LOCAL/bench"; rm -rf "$B"; mkdir -p "$B"
@@ -221,16 +223,18 @@ fig machine.tansu "$("$TANSU" --version | awk '{ print $2 }')"
 fig machine.node "$(node --version 2>/dev/null || echo none)"
 fig machine.redis_persistence "$([ "${REDIS_AOF:-0}" = 1 ] && echo "appendonly everysec" || echo "none (no AOF, no RDB) on both")"
 fig machine.redis_listpack_value "${LISTPACK_VALUE:-128}"
-fig sizes "ALERTS=$ALERTS LATE=$LATE MISSING=$MISSING OPEN=$OPEN PROBE_RATE=$PROBE_RATE PROBE_SECONDS=$PROBE_SECONDS BURST=$BURST RESTART=$RESTART PARTITIONS=$PARTS"
+fig sizes "ALERTS=$ALERTS LATE=$LATE MISSING=$MISSING OPEN=$OPEN PROBE_RATE=$PROBE_RATE PROBE_SECONDS=$PROBE_SECONDS BURST=$BURST RESTART=$RESTART PARTITIONS=$PARTS READER_WAIT_MS=$READER_WAIT"
 fig load.start "$(loadavg)"
 
 # The Kafka reader of phases 3-5, started now because joining a new group takes tansu ~20 s:
 # every escalation stamped with its arrival time (ms) as `fraud-sla watch` prints it. It asks the
-# broker every 10 ms (fetch.wait.max.ms): tansu holds an empty fetch for the whole wait. One
+# broker every READER_WAIT ms (fetch.wait.max.ms): tansu 0.6 holds every fetch for the whole
+# wait, data or not, so a message reaches the reader between one and two waits after it was
+# produced (a Kafka broker answers as soon as it has data). One
 # message that is no escalation (an alert, sent by simulate) tells when it reads: watch prints
 # "(unreadable escalation at offset 0)" and the board skips it with a warning.
 topics main
-write_config "$B/reader.toml" main bench-reader '"fetch.wait.max.ms" = "10"' ""
+write_config "$B/reader.toml" main bench-reader "\"fetch.wait.max.ms\" = \"$READER_WAIT\"" ""
 "$FS" watch --config "$B/reader.toml" --from-beginning \
     > >(python3 -uc 'import sys, time
 for line in sys.stdin: sys.stdout.write("%d %s" % (time.time() * 1000, line))' >"$B/reader.txt") 2>"$B/reader.log" &
