@@ -533,21 +533,9 @@ impl PartitionSink {
         let mut reposted = tokio::time::Instant::now();
         while !self.cancel.is_cancelled() {
             match self.store.notices(self.partition, NOTICES_PER_READ).await {
-                Ok(mut queued) if !queued.is_empty() => {
-                    // Posted from what was read, a POST's worth at a time: the queue only
-                    // grows at its end, and only this sink trims it.
-                    while !queued.is_empty() {
-                        let (body, taken) = body(&queued, &self.am.readable);
-                        if let Some(body) = body {
-                            if !self.am.post_until_accepted(body, &self.cancel).await {
-                                return;
-                            }
-                        }
-                        let ids: Vec<String> = queued.drain(..taken).map(|(id, _)| id).collect();
-                        if let Err(e) = self.store.notices_posted(self.partition, &ids).await {
-                            // Posted again later: Alertmanager takes the same alert twice.
-                            tracing::warn!(partition = self.partition, error = %e, "Alertmanager queue not trimmed.");
-                        }
+                Ok(queued) if !queued.is_empty() => {
+                    if !self.post_queued(queued).await {
+                        return;
                     }
                     continue;
                 }
@@ -566,6 +554,26 @@ impl PartitionSink {
                 _ = tokio::time::sleep(POLL) => {}
             }
         }
+    }
+
+    /// Posts notices read from the queue, a POST's worth at a time, and trims each POST's from
+    /// Redis once Alertmanager accepted it (the queue only grows at its end, and only this sink
+    /// trims it). False if cancelled first: what is left stays queued.
+    async fn post_queued(&self, mut queued: Vec<(String, String)>) -> bool {
+        while !queued.is_empty() {
+            let (body, taken) = body(&queued, &self.am.readable);
+            if let Some(body) = body {
+                if !self.am.post_until_accepted(body, &self.cancel).await {
+                    return false;
+                }
+            }
+            let ids: Vec<String> = queued.drain(..taken).map(|(id, _)| id).collect();
+            if let Err(e) = self.store.notices_posted(self.partition, &ids).await {
+                // Posted again later: Alertmanager takes the same alert twice.
+                tracing::warn!(partition = self.partition, error = %e, "Alertmanager queue not trimmed.");
+            }
+        }
+        true
     }
 
     /// Posts the partition's firing breaches again, so Alertmanager keeps them firing; read
