@@ -97,6 +97,11 @@ valgrind --tool=callgrind --callgrind-out-file="$out" "$REDIS_SERVER" --port $RR
 V=$!; pids+=($V)
 for _ in $(seq 1 300); do redis-cli -p $RRP ping >/dev/null 2>&1 && break; sleep 0.2; done
 LUA_FROM="${LUA_FROM:-}" python3 "$ROOT/deploy/local/redis-replay.py" $RRP "$CAPTURE"
+# Redis counts the commands a script calls too: what each message costs, call by call.
+log "calls a message, by command (the scripts' calls included)"
+redis-cli -p $RRP info commandstats | tr -d '\r' \
+    | awk -F'[:=,]' -v m="$messages" '/^cmdstat_/ { printf "   %-16s %7.2f\n", substr($1, 9), $3 / m }' \
+    | sort -k2 -nr | head -n 12
 redis-cli -p $RRP shutdown nosave >/dev/null 2>&1 || true
 wait $V || true
 report=$(callgrind_annotate "$out" 2>/dev/null)

@@ -98,14 +98,6 @@ for _ = 1, n do
   end
 end
 
-local function index(key, score, member)
-  if score == '' then
-    redis.call('ZREM', key, member)
-  elseif score ~= '-' then
-    redis.call('ZADD', key, score, member)
-  end
-end
-
 n = tonumber(ARGV[i]); i = i + 1
 writes = writes + n
 local n_alerts = n
@@ -113,6 +105,7 @@ local open_delta = tonumber(ARGV[i]); i = i + 1
 if open_delta ~= 0 then
   redis.call('HINCRBY', KEYS[1], 'open', open_delta)
 end
+local lowest, overdue_set, overdue_removed = {}, {}, {}
 for k = 1, n do
   local id, handle, bucket, state, in_bucket = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
     ARGV[i + 4]
@@ -141,9 +134,18 @@ for k = 1, n do
       redis.call('HDEL', records, id)
     end
   end
-  clock_set(KEYS[3], bucket, clock, handle)
-  index(KEYS[4], overdue, id)
+  clock_set(KEYS[3], bucket, clock, handle, lowest)
+  if overdue == '' then
+    overdue_removed[#overdue_removed + 1] = id
+  elseif overdue ~= '-' then
+    overdue_set[#overdue_set + 1] = overdue
+    overdue_set[#overdue_set + 1] = id
+  end
 end
+clock_lower(KEYS[3], lowest)
+-- An alert is in a batch once: removals and sets touch different members, in any order.
+in_chunks(overdue_removed, 1, 'ZREM', KEYS[4])
+in_chunks(overdue_set, 2, 'ZADD', KEYS[4])
 
 n = tonumber(ARGV[i]); i = i + 1
 writes = writes + n

@@ -315,8 +315,9 @@ end
 -- `store::alert_bucket` in Rust, which names the bucket for every write.
 --
 -- The clock's directory holds, per bucket, a time no later than its earliest entry: lowered
--- (ZADD LT) when an entry is set, left as it is when one is removed or moved later, so a
--- batch pays two calls per clock entry. due_clocks.lua puts right the buckets it finds early.
+-- (ZADD LT) when an entry is set, left as it is when one is removed or moved later: a batch
+-- pays a call per clock entry and one for the directory. due_clocks.lua puts right the
+-- buckets it finds early.
 local function alert_bucket(id, n)
   local h = 0
   for j = 1, #id do
@@ -325,8 +326,9 @@ local function alert_bucket(id, n)
   return h % n
 end
 
--- Sets (score) or removes ('') an alert's clock entry in its bucket; '-' leaves it.
-local function clock_set(base, bucket, score, id)
+-- Sets (score) or removes ('') an alert's clock entry in its bucket; '-' leaves it. A set score
+-- is noted in `lowest` (bucket -> earliest score set), for clock_lower to apply once.
+local function clock_set(base, bucket, score, id, lowest)
   if score == '-' then
     return
   end
@@ -335,17 +337,45 @@ local function clock_set(base, bucket, score, id)
     redis.call('ZREM', key, id)
   else
     redis.call('ZADD', key, score, id)
-    redis.call('ZADD', base .. ':dir', 'LT', score, bucket)
+    local was = lowest[bucket]
+    if not was or tonumber(score) < tonumber(was) then
+      lowest[bucket] = score
+    end
   end
+end
+
+-- Calls `command key [flag] args...` with `args` (`width` of them an entry), GROUP_MAX entries a
+-- call: one call for what would take one an entry.
+local function in_chunks(args, width, command, key, flag)
+  for from = 1, #args, width * GROUP_MAX do
+    local to = math.min(from + width * GROUP_MAX - 1, #args)
+    if flag then
+      redis.call(command, key, flag, unpack(args, from, to))
+    else
+      redis.call(command, key, unpack(args, from, to))
+    end
+  end
+end
+
+-- Lowers the directory's time of each bucket in `lowest` (ZADD LT), in one call.
+local function clock_lower(base, lowest)
+  local args = {}
+  for bucket, score in pairs(lowest) do
+    args[#args + 1] = score
+    args[#args + 1] = bucket
+  end
+  in_chunks(args, 2, 'ZADD', base .. ':dir', 'LT')
 end
 
 -- Moves an earlier version's single clock zset `base` into per-alert buckets (once, at a claim).
 local function clock_migrate(base, n)
   while redis.call('EXISTS', base) == 1 do
     local rows = redis.call('ZRANGE', base, 0, 499, 'WITHSCORES')
+    local lowest = {}
     for j = 1, #rows, 2 do
-      clock_set(base, alert_bucket(rows[j], n), rows[j + 1], rows[j])
+      clock_set(base, alert_bucket(rows[j], n), rows[j + 1], rows[j], lowest)
     end
+    clock_lower(base, lowest)
     redis.call('ZREMRANGEBYRANK', base, 0, 499)
   end
 end
