@@ -169,8 +169,7 @@ end
 
 local lists = { d = KEYS[8], l = KEYS[9] }
 local stations, station_order = {}, {}
-local function count(item, by)
-  local station = item[3]
+local function count(station, by)
   if not stations[station] then
     stations[station] = 0
     station_order[#station_order + 1] = station
@@ -180,21 +179,22 @@ end
 local function entries()
   n = tonumber(ARGV[i]); i = i + 1
   writes = writes + n
-  local by_list = { d = {}, l = {} }
+  local by_list = { d = new_items(), l = new_items() }
   for _ = 1, n do
-    local items = by_list[ARGV[i]]
-    items[#items + 1] = { ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 1]) }
+    add_item(by_list[ARGV[i]], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
     i = i + 4
   end
   return by_list
 end
 local removed = entries()
 for _, code in ipairs({ 'd', 'l' }) do
-  bucket_rem_all(lists[code], removed[code], function(item) count(item, -1) end)
+  local items = removed[code]
+  bucket_rem_all(lists[code], items, function(t) count(items.st[t], -1) end)
 end
 local added_entries = entries()
 for _, code in ipairs({ 'd', 'l' }) do
-  bucket_add_all(lists[code], added_entries[code], function(item) count(item, 1) end)
+  local items = added_entries[code]
+  bucket_add_all(lists[code], items, function(t) count(items.st[t], 1) end)
 end
 for _, station in ipairs(station_order) do
   local by = stations[station]

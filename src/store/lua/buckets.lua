@@ -8,7 +8,8 @@
 -- order, each in its own (score, member) order, are the index in (score, member) order.
 --
 -- Entries are added and removed in groups, sorted by (score, member), one group per bucket: a
--- few calls per bucket touched, not per entry. A bucket that would grow past BUCKET_MAX is
+-- few calls per bucket touched, not per entry. A caller's entries are `items`, columns of equal
+-- length (new_items): a table an entry cost a drain 1.5% of Redis's instructions, counted. A bucket that would grow past BUCKET_MAX is
 -- rewritten as several, cut at score boundaries (never between equal scores: a bucket of one
 -- deadline may grow, and Redis then keeps it as a skiplist); written afresh, each is a listpack
 -- again. A bucket that falls below BUCKET_MIN merges with a neighbour. Removal needs the entry's
@@ -20,6 +21,17 @@ local BUCKET_MAX = 64
 local BUCKET_FILL = 56
 local BUCKET_MIN = 12
 local GROUP_MAX = 1000 -- entries per call: a Lua call takes a bounded number of arguments
+
+-- Entries in columns: item t's score as given (`s[t]`), member (`m[t]`), station (`st[t]`, for
+-- the caller) and score as a number (`x[t]`).
+local function new_items()
+  return { s = {}, m = {}, st = {}, x = {} }
+end
+
+local function add_item(items, score, member, station)
+  local t = #items.s + 1
+  items.s[t], items.m[t], items.st[t], items.x[t] = score, member, station, tonumber(score)
+end
 
 -- The bucket that holds `score`: the last whose bound is at or below it, else the first.
 local function bucket_of(dir, score)
@@ -115,7 +127,7 @@ local function one_score(key, lo, hi)
 end
 
 -- The entries of a bucket (`rows` from ZRANGE WITHSCORES) with items[first..last] added, as
--- rows for `rewrite`; calls `on_new(item)` for each item whose member the bucket did not hold
+-- rows for `rewrite`; calls `on_new(t)` for each item whose member the bucket did not hold
 -- (one it held moves to the item's score, as ZADD would move it).
 local function merged(rows, items, first, last, on_new)
   local at = {}
@@ -124,24 +136,24 @@ local function merged(rows, items, first, last, on_new)
   end
   local replaced = {}
   for t = first, last do
-    local j = at[items[t][2]]
+    local j = at[items.m[t]]
     if j then
       replaced[j] = true
     else
-      on_new(items[t])
+      on_new(t)
     end
   end
   local out, j, t = {}, 1, first
   while j <= #rows or t <= last do
     if j <= #rows and replaced[j] then
       j = j + 2
-    elseif t > last or (j <= #rows and tonumber(rows[j + 1]) <= items[t][4]) then
+    elseif t > last or (j <= #rows and tonumber(rows[j + 1]) <= items.x[t]) then
       out[#out + 1] = rows[j]
       out[#out + 1] = rows[j + 1]
       j = j + 2
     else
-      out[#out + 1] = items[t][2]
-      out[#out + 1] = items[t][1]
+      out[#out + 1] = items.m[t]
+      out[#out + 1] = items.s[t]
       t = t + 1
     end
   end
@@ -167,8 +179,8 @@ local function merge(base, dir, b, n)
   end
 end
 
--- Calls `group(b, key, first, last)` for each run of `items` (sorted by score, each
--- { score, member, station, score as a number }) that belongs in one bucket. The directory is
+-- Calls `group(b, key, first, last)` for each run of `items` (sorted by score) that belongs in
+-- one bucket. The directory is
 -- read a page of bounds at a time from an item's bucket on, and looked up afresh for an item
 -- beyond the page: a batch of new alerts (one run per stage, far apart) costs a few lookups, a
 -- batch spread over the index one page per DIR_PAGE bounds it crosses. `create` makes the
@@ -177,14 +189,15 @@ end
 -- buckets within its own range, never remove any.
 local DIR_PAGE = 64
 local function by_bucket(base, items, create, group)
-  if #items == 0 then
+  local n, x = #items.s, items.x
+  if n == 0 then
     return
   end
   local dir = base .. ':dir'
   local b, bounds, k, last_page
   -- The bucket of items[from] and the page of bounds after its score.
   local function locate(from)
-    local lo = items[from][1]
+    local lo = items.s[from]
     local below
     b, below = bucket_of(dir, lo)
     if not b then
@@ -205,8 +218,8 @@ local function by_bucket(base, items, create, group)
     return
   end
   local j = 1
-  while j <= #items do
-    local score = items[j][4]
+  while j <= n do
+    local score = x[j]
     while bounds[k] and tonumber(bounds[k + 1]) <= score do
       b, k = bounds[k], k + 2
     end
@@ -215,13 +228,13 @@ local function by_bucket(base, items, create, group)
     end
     local upper = bounds[k + 1] and tonumber(bounds[k + 1])
     local last = j
-    while last < #items and last - j + 1 < GROUP_MAX and (not upper or items[last + 1][4] < upper) do
+    while last < n and last - j + 1 < GROUP_MAX and (not upper or x[last + 1] < upper) do
       last = last + 1
     end
     group(b, base .. ':' .. b, j, last)
     j = last + 1
     -- A run cut short by GROUP_MAX: its bucket may have been rewritten into several.
-    if j <= #items and (not upper or items[j][4] < upper) then
+    if j <= n and (not upper or x[j] < upper) then
       locate(j)
     end
   end
@@ -233,21 +246,17 @@ local function held(key, first, last, items)
   if first == last then
     return nil
   end
-  local members = {}
-  for t = first, last do
-    members[#members + 1] = items[t][2]
-  end
-  return redis.call('ZMSCORE', key, unpack(members)), members
+  return redis.call('ZMSCORE', key, unpack(items.m, first, last))
 end
 
--- ZADD to the index; calls `on_new(item)` for each member new to the index. Items that would
+-- ZADD to the index; calls `on_new(t)` for each member new to the index. Items that would
 -- overfill their bucket are merged with its entries and written afresh as full buckets (not
 -- added, read back and cut: a batch appended to the index writes each entry once).
 local function bucket_add_all(base, items, on_new)
   local dir = base .. ':dir'
   by_bucket(base, items, true, function(_, key, first, last)
     if redis.call('ZCARD', key) + last - first + 1 > BUCKET_MAX
-        and not one_score(key, items[first][4], items[last][4]) then
+        and not one_score(key, items.x[first], items.x[last]) then
       rewrite(base, dir, key,
         merged(redis.call('ZRANGE', key, 0, -1, 'WITHSCORES'), items, first, last, on_new))
       return
@@ -255,32 +264,31 @@ local function bucket_add_all(base, items, on_new)
     local had = held(key, first, last, items)
     local args = {}
     for t = first, last do
-      args[#args + 1] = items[t][1]
-      args[#args + 1] = items[t][2]
+      args[#args + 1] = items.s[t]
+      args[#args + 1] = items.m[t]
     end
     local added = redis.call('ZADD', key, unpack(args))
     for t = first, last do
       if (had and not had[t - first + 1]) or (not had and added == 1) then
-        on_new(items[t])
+        on_new(t)
       end
     end
   end)
 end
 
--- ZREM from the index, each entry found by its score; calls `on_removed(item)` for each that
+-- ZREM from the index, each entry found by its score; calls `on_removed(t)` for each that
 -- was there. Buckets left small merge once all are removed (merging removes buckets).
 local function bucket_rem_all(base, items, on_removed)
   local dir = base .. ':dir'
   local small = {}
   by_bucket(base, items, false, function(b, key, first, last)
-    local had, members = held(key, first, last, items)
-    members = members or { items[first][2] }
-    if redis.call('ZREM', key, unpack(members)) == 0 then
+    local had = held(key, first, last, items)
+    if redis.call('ZREM', key, unpack(items.m, first, last)) == 0 then
       return
     end
     for t = first, last do
       if not had or had[t - first + 1] then
-        on_removed(items[t])
+        on_removed(t)
       end
     end
     small[#small + 1] = { b, key }
@@ -299,9 +307,9 @@ end
 local function bucket_migrate(base)
   while redis.call('EXISTS', base) == 1 do
     local rows = redis.call('ZRANGE', base, 0, GROUP_MAX - 1, 'WITHSCORES')
-    local items = {}
+    local items = new_items()
     for j = 1, #rows, 2 do
-      items[#items + 1] = { rows[j + 1], rows[j], '', tonumber(rows[j + 1]) }
+      add_item(items, rows[j + 1], rows[j], '')
     end
     bucket_add_all(base, items, function() end)
     redis.call('ZREMRANGEBYRANK', base, 0, GROUP_MAX - 1)
