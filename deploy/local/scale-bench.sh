@@ -17,8 +17,10 @@
 # 2. Correctness. SILENT silent alerts arrive at SILENT_RATE/s under a short policy (deadlines in
 #    seconds, 9 escalations per alert); two processes share them, and one is stopped (SIGTERM)
 #    STOP_AT s into the run and started again DOWN_FOR s later. `fraud-sla watch` reads the
-#    escalations topic; the script checks that every expected escalation_id (alerts x 9) appears,
-#    counts duplicates, and that no other id appears; `fraud-sla report --audit` checks the same
+#    escalations topic as they are published (lateness), and again from the start once it is
+#    complete; on that, the script checks that every expected escalation_id (alerts x 9)
+#    appears, counts duplicates, and that no other id appears, and counts the ids the live
+#    reader did not see; `fraud-sla report --audit` checks the same
 #    window against the rules (missed / false pages); escalations more than 1 s late are shown
 #    by when they fired, next to the stop and the restart.
 #
@@ -328,25 +330,41 @@ timezone = "UTC"'
     until grep -q '^(unreadable escalation' "$B/ok-watch.txt" || [ "$(now_ms)" -gt "$deadline" ]; do sleep 0.2; done
     kill "$WATCH" 2>/dev/null || true
     grep -v '^(unreadable escalation' "$B/ok-watch.txt" >"$B/ok-escalations.txt" || true
+    # The topic itself, read again from the start once it is complete: what was published is
+    # judged on it; the live reader above gives the lateness, and what it did not see is counted
+    # apart (a reader tailing tansu 0.6 has been seen to skip a few records published together).
+    "$FS" watch --config "$B/ok-0.toml" --from-beginning >"$B/ok-topic.txt" 2>"$B/ok-topic.log" &
+    REREAD=$!; pids+=($REREAD)
+    deadline=$(( $(now_ms) + 60000 ))
+    until grep -q '^(unreadable escalation' "$B/ok-topic.txt" || [ "$(now_ms)" -gt "$deadline" ]; do sleep 0.2; done
+    kill "$REREAD" 2>/dev/null || true
+    grep -v '^(unreadable escalation' "$B/ok-topic.txt" >"$B/ok-topic-escalations.txt" || true
     # Lines: "<time, UTC>  <KIND [Ln]>  <label stage>  <alert_id>  <jurisdiction risk>  deadline …"
     ok=0
-    python3 - "$B/ok-escalations.txt" "$SILENT" "$tc" "$t_stop" "$t_restart" <<'PY' || ok=1
+    python3 - "$B/ok-topic-escalations.txt" "$B/ok-escalations.txt" "$SILENT" "$tc" "$t_stop" "$t_restart" <<'PY' || ok=1
 import collections, datetime, re, sys
-path, alerts = sys.argv[1], int(sys.argv[2])
-t0, t_stop, t_restart = (int(a) / 1000 for a in sys.argv[3:6])
+topic_path, live_path, alerts = sys.argv[1], sys.argv[2], int(sys.argv[3])
+t0, t_stop, t_restart = (int(a) / 1000 for a in sys.argv[4:7])
 expected_per_alert = {f"{s}:{l}" for s in ("visit", "meet", "feedback") for l in (0, 1, 2)}
+def records(path):
+    for line in open(path, encoding="utf-8"):
+        f = re.split(r"  +", line.rstrip("\n"))
+        kind, stage, alert_id = f[1], f[2].split()[-1], f[3]
+        level = "0" if kind == "WARNING" else ("resolved" if kind.startswith("RESOLVED") else kind.split("L")[-1])
+        yield f, f"{alert_id}:{stage}:{level}", line
 ids, lateness, late_at = collections.Counter(), [], collections.Counter()
-for line in open(path, encoding="utf-8"):
-    f = re.split(r"  +", line.rstrip("\n"))
-    kind, stage, alert_id = f[1], f[2].split()[-1], f[3]
-    level = "0" if kind == "WARNING" else ("resolved" if kind.startswith("RESOLVED") else kind.split("L")[-1])
-    ids[f"{alert_id}:{stage}:{level}"] += 1
+for _, i, _ in records(topic_path):
+    ids[i] += 1
+live = collections.Counter()
+for f, i, line in records(live_path):
+    live[i] += 1
     m = re.search(r"\(\+(-?\d+) ms\)", line)
     if m:
         lateness.append(int(m.group(1)))
         if int(m.group(1)) > 1000:  # when it fired, in whole seconds since the run started ([display] is UTC)
             fired = datetime.datetime.strptime(f[0][:23], "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc)
             late_at[int(fired.timestamp() - t0)] += 1
+unseen = sorted(set(ids) - set(live))
 by_alert = collections.defaultdict(set)
 for i in ids:
     alert_id, stage, level = i.rsplit(":", 2)
@@ -366,6 +384,8 @@ pct = lambda p: lateness[min(len(lateness) - 1, (p * len(lateness) + 99) // 100 
 print(f"RESULT correctness ids: {present} of {want} expected escalation ids present"
       f" ({want - present} missing; {missing_alerts} alerts with none), {dups} duplicates"
       f" ({sum(ids.values())} records), {len(unexpected)} unexpected ids; run suffixes {len(suffixes)}")
+print(f"RESULT correctness live reader: {sum(live.values())} records read as they were published;"
+      f" {len(unseen)} ids in the topic it did not see" + (f" ({', '.join(unseen[:6])})" if unseen else ""))
 print(f"RESULT correctness lateness over {len(lateness)} records: p50 {pct(50)} ms, p99 {pct(99)} ms,"
       f" max {lateness[-1] if lateness else 0} ms")
 spans = []  # runs of seconds with late escalations
