@@ -193,6 +193,81 @@ async fn the_open_count_follows_the_batches_and_takes_over_the_earlier_open_zset
     assert_eq!(s.open_count(4).await.unwrap(), 4);
 }
 
+/// A write of `id` (open; `stored`: Redis holds it already) that changes its overdue entry and
+/// its clock entry.
+fn indexes(id: &str, stored: bool, overdue: IndexChange, clock: IndexChange) -> AlertWrite {
+    let before = if stored {
+        opened(id)
+    } else {
+        AlertState::default()
+    };
+    AlertWrite {
+        overdue,
+        clock,
+        ..AlertWrite::new(id, &before, &opened(id), &Policies::default(), true)
+    }
+}
+
+#[tokio::test]
+async fn a_batch_s_overdue_and_clock_changes_land_together_whatever_their_order() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let s = store(&redis).await;
+    let mut fence = s.claim(5).await.unwrap().fence;
+    let write = |alerts: Vec<AlertWrite>| Batch {
+        alerts,
+        ..Default::default()
+    };
+    // `b`'s clock shares `a`'s bucket: the bucket's time in the clock's directory is the
+    // earlier of the two.
+    let (a, c) = ("O-1", "O-3");
+    let b = (4..)
+        .map(|n| format!("O-{n}"))
+        .find(|id| alert_bucket(id) == alert_bucket(a))
+        .unwrap();
+    let b = b.as_str();
+    assert_ne!(alert_bucket(c), alert_bucket(a));
+    let first = write(vec![
+        indexes(a, false, IndexChange::Set(3_000), IndexChange::Set(9_000)),
+        indexes(b, false, IndexChange::Set(1_000), IndexChange::Set(7_000)),
+        indexes(c, false, IndexChange::Set(2_000), IndexChange::Set(8_000)),
+    ]);
+    let applied = s.apply(5, &mut fence, &first).await.unwrap();
+    let overdue = |v: &[(&str, Millis)]| -> Vec<(String, Millis)> {
+        v.iter().map(|(id, at)| (id.to_string(), *at)).collect()
+    };
+    assert_eq!(
+        s.overdue(5, 10).await.unwrap(),
+        overdue(&[(b, 1_000), (c, 2_000), (a, 3_000)])
+    );
+    assert_eq!(
+        applied.next_due,
+        Some(7_000),
+        "the earliest clock of the batch"
+    );
+    assert_eq!(s.due(5, 8_000, 10).await.unwrap().len(), 2);
+
+    // The next batch removes one entry, moves one and leaves one; the clocks likewise.
+    let second = write(vec![
+        indexes(a, true, IndexChange::Keep, IndexChange::Set(6_000)),
+        indexes(b, true, IndexChange::Remove, IndexChange::Remove),
+        indexes(c, true, IndexChange::Set(500), IndexChange::Keep),
+    ]);
+    let applied = s.apply(5, &mut fence, &second).await.unwrap();
+    assert_eq!(
+        s.overdue(5, 10).await.unwrap(),
+        overdue(&[(c, 500), (a, 3_000)])
+    );
+    assert!(
+        applied.next_due.is_some_and(|at| at <= 6_000),
+        "never later than the earliest"
+    );
+    assert_eq!(s.next_due(5).await.unwrap(), Some(6_000));
+    let mut due = s.due(5, 9_000, 10).await.unwrap();
+    due.sort();
+    assert_eq!(due, [a, c], "b's clock removed, a's moved earlier");
+}
+
 #[tokio::test]
 async fn state_offsets_and_outbox_are_written_together_under_one_hash_tag() {
     let dir = tmpdir();
