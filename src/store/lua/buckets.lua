@@ -7,14 +7,14 @@
 -- [bound_i, bound_i+1): every score lives in exactly one bucket, so the buckets in directory
 -- order, each in its own (score, member) order, are the index in (score, member) order.
 --
--- Entries are added and removed in groups, sorted by (score, member), one group per bucket: a
--- few calls per bucket touched, not per entry. A caller's entries are `items`, columns of equal
--- length (new_items): a table an entry cost a drain 1.5% of Redis's instructions, counted. A bucket that would grow past BUCKET_MAX is
--- rewritten as several, cut at score boundaries (never between equal scores: a bucket of one
--- deadline may grow, and Redis then keeps it as a skiplist); written afresh, each is a listpack
--- again. A bucket that falls below BUCKET_MIN merges with a neighbour. Removal needs the entry's
--- score, which every caller knows (an index entry's deadline is part of the entry). Ids come
--- from `base:n`.
+-- Entries are added and removed in groups, sorted by (score, member), one group per bucket: a few
+-- calls per bucket touched, not per entry. A caller's entries are `items`, columns of equal length
+-- (new_items): a table an entry cost a drain 1.5% of Redis's instructions, counted. A bucket that
+-- would grow past BUCKET_MAX is rewritten as several, cut at score boundaries (never between equal
+-- scores: a bucket of one deadline may grow, and Redis then keeps it as a skiplist); written
+-- afresh, each is a listpack again. A bucket that falls below BUCKET_MIN merges with a neighbour.
+-- Removal needs the entry's score, which every caller knows (an index entry's deadline is part of
+-- the entry). Ids come from `base:n`.
 -- Small enough that a listpack's linear search stays cheap (~1 µs), big enough that a
 -- bucket's own key costs ~2 bytes an entry.
 local BUCKET_MAX = 64
@@ -179,13 +179,12 @@ local function merge(base, dir, b, n)
   end
 end
 
--- Calls `group(b, key, first, last)` for each run of `items` (sorted by score) that belongs in
--- one bucket. The directory is
--- read a page of bounds at a time from an item's bucket on, and looked up afresh for an item
--- beyond the page: a batch of new alerts (one run per stage, far apart) costs a few lookups, a
--- batch spread over the index one page per DIR_PAGE bounds it crosses. `create` makes the
--- first bucket of an empty index and lowers the first bucket's bound to what goes in it (so
--- every bound orders its bucket); without it, items for no bucket are skipped. `group` may add
+-- Calls `group(b, key, first, last)` for each run of `items` (sorted by score) that belongs in one
+-- bucket. The directory is read a page of bounds at a time from an item's bucket on, and looked up
+-- afresh for an item beyond the page: a batch of new alerts (one run per stage, far apart) costs a
+-- few lookups, a batch spread over the index one page per DIR_PAGE bounds it crosses. `create`
+-- makes the first bucket of an empty index and lowers the first bucket's bound to what goes in it
+-- (so every bound orders its bucket); without it, items for no bucket are skipped. `group` may add
 -- buckets within its own range, never remove any.
 local DIR_PAGE = 64
 local function by_bucket(base, items, create, group)
