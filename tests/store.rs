@@ -15,6 +15,7 @@ use fraud_sla::store::{
     StageList, Store, StoreError,
 };
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 fn opened(id: &str) -> AlertState {
     let mut s = AlertState::default();
@@ -414,6 +415,72 @@ async fn a_redis_that_lost_writes_refuses_the_owner_with_rollback_and_changes_no
         s.check(5, &mut fence).await,
         Err(StoreError::Rollback { .. })
     ));
+}
+
+/// A batch whose reply is lost is sent again with the same fence, as the partition worker does.
+/// Redis ran it the first time; the second call answers as the first would have and writes
+/// nothing: no second outbox entry (its escalations published twice), no count moved twice,
+/// no second handle for the alert, and the code and handle it gave are not taken for a rollback.
+/// The reply is lost for real: `CLIENT PAUSE WRITE` holds the script past the connection's 5 s
+/// response timeout, then Redis runs it.
+#[tokio::test]
+async fn a_batch_sent_again_after_its_reply_was_lost_is_applied_once() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let s = store(&redis).await;
+    let mut fence = s.claim(6).await.unwrap().fence;
+    s.apply(6, &mut fence, &batch("E-0", 1)).await.unwrap();
+    let seq = |redis: &Redis| -> i64 {
+        redis::cmd("HGET")
+            .arg("{t:6}:owner")
+            .arg("seq")
+            .query(&mut sync(redis))
+            .unwrap()
+    };
+    let written = seq(&redis);
+
+    // A new alert in a new jurisdiction, with an escalation: the batch gives a code and a handle.
+    let mut lost = alert_in("E-1", "110101-NEW", 2);
+    lost.escalations = batch("E-1", 2).escalations;
+    let _: () = redis::cmd("CLIENT")
+        .arg(&["PAUSE", "6000", "WRITE"])
+        .query(&mut sync(&redis))
+        .unwrap();
+    match s.apply(6, &mut fence, &lost).await {
+        Err(e) if e.is_transient() => {}
+        other => panic!("the paused write must time out, got {other:?}"),
+    }
+    // The pause ends and Redis runs the batch whose reply nobody reads.
+    wait_until(Duration::from_secs(10), "the lost batch to run", || {
+        seq(&redis) > written
+    });
+    let after = redis.dump();
+    assert_eq!(s.outbox(6).await.unwrap().len(), 2);
+
+    let again = s.apply(6, &mut fence, &lost).await.unwrap();
+    assert_eq!(redis.dump(), after, "the batch sent again wrote nothing");
+    let outbox = s.outbox(6).await.unwrap();
+    assert_eq!(outbox.len(), 2, "one outbox entry for the batch");
+    assert_eq!(again.outbox.as_ref(), Some(&outbox[1].stream_id));
+    assert_eq!(again.next_due, s.next_due(6).await.unwrap());
+    assert_eq!(s.open_count(6).await.unwrap(), 2);
+
+    // The owner goes on as if the first reply had come: its next batch gives the next handle.
+    s.apply(6, &mut fence, &alert_in("E-2", "110101-NEW", 3))
+        .await
+        .unwrap();
+    assert_eq!(s.open_count(6).await.unwrap(), 3);
+    assert_eq!(seq(&redis), written + 2);
+    let ids: BTreeMap<String, String> = redis::cmd("HGETALL")
+        .arg("{t:6}:ids:.3")
+        .query(&mut sync(&redis))
+        .unwrap();
+    assert_eq!(ids.get("#6.3").map(String::as_str), Some("E-2"));
+    // A fence two writes behind cannot be a lost reply: Redis holds a write the owner does not
+    // know of. Refused; the owner reads the partition again.
+    let mut stale = fence.clone();
+    stale.seq -= 2;
+    refused_as_rollback(&s, &redis, 6, &stale, &batch("E-3", 4)).await;
 }
 
 fn dictionary(redis: &Redis, partition: i32) -> BTreeMap<String, String> {
