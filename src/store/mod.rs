@@ -220,7 +220,8 @@ pub const DAY_TTL_SECONDS: i64 = 8 * 24 * 3600;
 /// changes a second), not the last batches of a quiet day for good.
 pub const EVENTS_WINDOW_MS: u64 = 10_000;
 
-/// The board's two stage indexes (docs/contract.md §10.4).
+/// The board's two stage indexes (docs/contract.md §10.4). `Due` sorts first: the batch script
+/// is sent a batch's due entries, then its late ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StageList {
     /// `{p}:due`: open stages not yet breached (`/v1/open`), soonest deadline first.
@@ -236,14 +237,6 @@ impl StageList {
             StageList::Late
         } else {
             StageList::Due
-        }
-    }
-
-    /// How the batch script names the index.
-    fn code(self) -> &'static str {
-        match self {
-            StageList::Due => "d",
-            StageList::Late => "l",
         }
     }
 }
@@ -1079,12 +1072,13 @@ impl Store {
         }
         let board = &batch.board;
         for entries in [&removed, &added] {
-            inv.arg(entries.len());
-            for (e, member) in entries {
-                inv.arg(e.list.code())
-                    .arg(e.deadline)
-                    .arg(member)
-                    .arg(&e.station);
+            // Sorted, so each list's entries are together: a count a list, due first.
+            let due = entries.partition_point(|(e, _)| e.list == StageList::Due);
+            for of_list in [&entries[..due], &entries[due..]] {
+                inv.arg(of_list.len());
+                for (e, member) in of_list {
+                    inv.arg(e.deadline).arg(member).arg(&e.station);
+                }
             }
         }
         inv.arg(board.days.len()).arg(DAY_TTL_SECONDS);

@@ -44,9 +44,10 @@
 --         entry a batch, 'n' of them in 'b', deleted once the broker acked every one),
 --       n_notices, (json)*,
 --       n_policies, (version, json)*  (a snapshot is written once: the alerts it names keep it),
---       n_removed, (list 'd'|'l', deadline, member, station)*,
---       n_added, (list, deadline, member, station)*  (both sorted by list, deadline, member;
---         a member as stored, `<code>\31<handle>\31<x>`, coded by the owner),
+--       the entries removed, then those added, each as n_due, (deadline, member, station)*,
+--         n_late, (deadline, member, station)*  (sorted by deadline, member; a member as
+--         stored, `<code>\31<handle>\31<x>`, coded by the owner; counts a list, not the list an
+--         entry: 1.5% of a drain's instructions, counted),
 --       n_days, day_ttl_seconds, (n_fields, (field, increment)*)*  (one per day key, in order),
 --       changes ('' = none: a JSON array of [alert_id, jurisdiction]),
 --       events_window_ms (entries older than this before the new one, by its id, are trimmed;
@@ -200,12 +201,16 @@ local function count(station, by)
   stations[station] = stations[station] + by
 end
 local function entries()
-  n = tonumber(ARGV[i]); i = i + 1
-  writes = writes + n
-  local by_list = { d = new_items(), l = new_items() }
-  for _ = 1, n do
-    add_item(by_list[ARGV[i]], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
-    i = i + 4
+  local by_list = {}
+  for _, code in ipairs({ 'd', 'l' }) do
+    n = tonumber(ARGV[i]); i = i + 1
+    writes = writes + n
+    local items = new_items()
+    for _ = 1, n do
+      add_item(items, ARGV[i], ARGV[i + 1], ARGV[i + 2])
+      i = i + 3
+    end
+    by_list[code] = items
   end
   return by_list
 end
