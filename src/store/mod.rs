@@ -141,8 +141,10 @@ impl PartitionKeys {
     pub fn policies(&self) -> String {
         format!("{}:policy", self.tag)
     }
-    pub fn alert(&self, alert_id: &str) -> String {
-        format!("{}:a:{alert_id}", self.tag)
+    /// Alerts whose record is not in a bucket (too big for one, closed, or an earlier
+    /// version's): each its own key, this name then `:<alert_id>`.
+    pub fn alerts(&self) -> String {
+        format!("{}:a", self.tag)
     }
     pub fn due(&self) -> String {
         format!("{}:due", self.tag)
@@ -969,9 +971,10 @@ impl Store {
         let mut inv = self.load_records.prepare_invoke();
         inv.key(k.records())
             .key(k.names())
+            .key(k.alerts())
             .arg(if names.is_some() { "0" } else { "1" });
         for id in alert_ids {
-            inv.key(k.alert(id)).arg(id).arg(alert_bucket(id));
+            inv.arg(id).arg(alert_bucket(id));
         }
         let mut c = self.conn.clone();
         let raw: Vec<Option<Vec<u8>>> = inv.invoke_async(&mut c).await?;
@@ -1028,7 +1031,8 @@ impl Store {
             .key(k.events())
             .key(k.records())
             .key(k.names())
-            .key(k.ids());
+            .key(k.ids())
+            .key(k.alerts());
         inv.arg(fence.epoch)
             .arg(&fence.token)
             .arg(fence.seq)
@@ -1048,17 +1052,23 @@ impl Store {
             .arg(batch.alerts.iter().map(|a| a.opened).sum::<i64>());
         for ((a, record), handle) in batch.alerts.iter().zip(&records).zip(&handles) {
             let in_bucket = a.ttl_ms.is_none() && record.len() <= self.record_limit;
-            inv.key(k.alert(&a.alert_id));
+            let flags = [
+                if in_bucket { b'b' } else { b'k' },
+                if a.stored { b's' } else { b'n' },
+                match a.opened {
+                    1 => b'+',
+                    -1 => b'-',
+                    _ => b'=',
+                },
+            ];
             inv.arg(&a.alert_id)
                 .arg(handle.as_deref().unwrap_or(""))
                 .arg(alert_bucket(&a.alert_id))
                 .arg(record)
-                .arg(if in_bucket { "1" } else { "0" })
-                .arg(if a.stored { "1" } else { "0" })
+                .arg(&flags[..])
                 .arg(a.clock.arg())
                 .arg(a.overdue.arg())
-                .arg(opt(a.ttl_ms))
-                .arg(a.opened);
+                .arg(opt(a.ttl_ms));
         }
         inv.arg(batch.escalations.len())
             .arg(outbox_lines(&batch.escalations));

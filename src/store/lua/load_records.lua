@@ -4,17 +4,17 @@
 -- the owner, as stored: it gives the names back itself and writes the handle with the alert's
 -- next record (store/names.rs). Read-only.
 --
--- KEYS: 1 records (per-alert buckets: buckets.lua), 2 the names' dictionary, then one per
---       alert: its own key
+-- KEYS: 1 records (per-alert buckets: buckets.lua), 2 the names' dictionary, 3 alerts (an
+--       alert's own key is `<alerts>:<alert_id>`)
 -- ARGV: 1 '1' for a reader, '0' for the owner, then (alert_id, bucket)*
 local load = record_names(KEYS[2])
 local reader = ARGV[1] == '1'
 local out = {}
-for k = 3, #KEYS do
-  local id, bucket = ARGV[2 * k - 4], ARGV[2 * k - 3]
+for k = 1, (#ARGV - 1) / 2 do
+  local id, bucket = ARGV[2 * k], ARGV[2 * k + 1]
   local record = redis.call('HGET', KEYS[1] .. ':' .. bucket, id)
   if not record then
-    record = redis.call('GET', KEYS[k])
+    record = redis.call('GET', KEYS[3] .. ':' .. id)
   end
   if record and reader then
     if string.byte(record, 1) == 35 then
@@ -22,6 +22,6 @@ for k = 3, #KEYS do
     end
     record = load(record)
   end
-  out[k - 2] = record
+  out[k] = record
 end
 return out
