@@ -958,6 +958,46 @@ fn m(jurisdiction: &str, risk: &str, stage: &str, id: &str, last: u8) -> String 
     format!("{jurisdiction}\x1f{risk}\x1f{stage}\x1f{id}\x1f{last}")
 }
 
+/// The open counts move by what the indexes held: of a group of removals in one bucket, an
+/// entry the index never held (a replay's, a record that went ahead of its index) counts nothing.
+#[tokio::test]
+async fn removing_an_entry_the_index_does_not_hold_moves_no_count() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let s = store(&redis).await;
+    let mut fence = s.claim(8).await.unwrap().fence;
+    let entry = |id: &str, deadline: Millis| IndexEntry {
+        list: StageList::Due,
+        deadline,
+        member: m("620102-GWM", "high", "visit", id, 0),
+        station: station_field("620102-GWM", "visit"),
+    };
+    let board = |remove: Vec<IndexEntry>, add: Vec<IndexEntry>| Batch {
+        board: BoardWrite {
+            remove,
+            add,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (r1, r2, r3) = (entry("R-1", T0), entry("R-2", T0 + 2), entry("R-3", T0 + 1));
+    let station = station_field("620102-GWM", "visit");
+    s.apply(8, &mut fence, &board(vec![], vec![r1.clone(), r2.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(hash(&redis, "{t:8}:openstat").get(&station), Some(&2));
+
+    // R-1 is held, R-3 never was: one bucket, one group of two removals.
+    s.apply(8, &mut fence, &board(vec![r1, r3], vec![]))
+        .await
+        .unwrap();
+    assert_eq!(hash(&redis, "{t:8}:openstat").get(&station), Some(&1));
+    assert_eq!(
+        index(&redis, "{t:8}:due"),
+        [(r2.member.clone(), r2.deadline)]
+    );
+}
+
 /// docs/contract.md §10.4: the lists' indexes, the open counts and the day counters follow the
 /// records through a whole life (open, warned, breached, satisfied late, closed), written by the
 /// batch script from the plan's differences; the change stream names every changed alert.
