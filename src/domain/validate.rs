@@ -2,7 +2,8 @@
 //!
 //! Pure: bytes, the Kafka key and `now` in; a typed message or the dead-letter reason out.
 
-use serde_json::{Map, Value};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
 use std::fmt;
 
 use super::event::{Alert, Disposition, DispositionKind, Outcome, Risk};
@@ -106,9 +107,8 @@ pub fn decode(
     if value.len() > limits.max_message_bytes {
         return Err(Rejection::TooLarge);
     }
-    let object = match serde_json::from_slice::<Value>(value) {
-        Ok(Value::Object(map)) => map,
-        _ => return Err(Rejection::InvalidJson),
+    let Ok(object) = serde_json::from_slice::<Fields<'_>>(value) else {
+        return Err(Rejection::InvalidJson);
     };
     let decoded = match source {
         Source::Alerts => Decoded::Alert(alert(&object, now, limits)?),
@@ -120,7 +120,7 @@ pub fn decode(
     Ok(decoded)
 }
 
-fn alert(o: &Map<String, Value>, now: Millis, limits: Limits) -> Result<Alert, Rejection> {
+fn alert(o: &Fields<'_>, now: Millis, limits: Limits) -> Result<Alert, Rejection> {
     require(o, &["alert_id", "issued_at", "jurisdiction", "risk"])?;
     let alert_id = alert_id(o)?;
     let issued_at = timestamp(o, "issued_at")?;
@@ -134,11 +134,8 @@ fn alert(o: &Map<String, Value>, now: Millis, limits: Limits) -> Result<Alert, R
     let fraud_type = optional_label(o, "fraud_type")?;
     let amount_cents = match present(o, "amount_cents") {
         None => None,
-        Some(v) => Some(
-            v.as_i64()
-                .filter(|a| *a >= 0)
-                .ok_or(Rejection::InvalidField("amount_cents"))?,
-        ),
+        Some(Scalar::Int(a)) if *a >= 0 => Some(*a),
+        Some(_) => return Err(Rejection::InvalidField("amount_cents")),
     };
     not_in_future(issued_at, now, limits)?;
     Ok(Alert {
@@ -152,14 +149,10 @@ fn alert(o: &Map<String, Value>, now: Millis, limits: Limits) -> Result<Alert, R
     })
 }
 
-fn disposition(
-    o: &Map<String, Value>,
-    now: Millis,
-    limits: Limits,
-) -> Result<Disposition, Rejection> {
+fn disposition(o: &Fields<'_>, now: Millis, limits: Limits) -> Result<Disposition, Rejection> {
     require(o, &["event_id", "alert_id", "kind", "occurred_at"])?;
     // `outcome` is required only by `feedback`; an unknown kind is judged after the fields.
-    let kind_name = present(o, "kind").and_then(Value::as_str);
+    let kind_name = string(o, "kind");
     if kind_name == Some(DispositionKind::Feedback.as_str()) {
         require(o, &["outcome"])?;
     }
@@ -195,22 +188,22 @@ fn disposition(
 }
 
 /// A field counts as present when it exists and is not `null`.
-fn present<'a>(o: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    o.get(name).filter(|v| !v.is_null())
+fn present<'a>(o: &'a Fields<'_>, name: &str) -> Option<&'a Scalar<'a>> {
+    o.get(name).filter(|v| **v != Scalar::Null)
 }
 
-fn require(o: &Map<String, Value>, names: &[&'static str]) -> Result<(), Rejection> {
+fn require(o: &Fields<'_>, names: &[&'static str]) -> Result<(), Rejection> {
     match names.iter().find(|n| present(o, n).is_none()) {
         Some(name) => Err(Rejection::MissingField(name)),
         None => Ok(()),
     }
 }
 
-fn string<'a>(o: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    present(o, name).and_then(Value::as_str)
+fn string<'a>(o: &'a Fields<'_>, name: &str) -> Option<&'a str> {
+    present(o, name).and_then(Scalar::as_str)
 }
 
-fn alert_id(o: &Map<String, Value>) -> Result<&str, Rejection> {
+fn alert_id<'a>(o: &'a Fields<'_>) -> Result<&'a str, Rejection> {
     string(o, "alert_id")
         .filter(|id| is_identifier(id))
         .ok_or(Rejection::InvalidField("alert_id"))
@@ -223,14 +216,14 @@ pub fn is_identifier(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
-fn timestamp(o: &Map<String, Value>, name: &'static str) -> Result<Millis, Rejection> {
+fn timestamp(o: &Fields<'_>, name: &'static str) -> Result<Millis, Rejection> {
     string(o, name)
         .and_then(parse_rfc3339)
         .ok_or(Rejection::InvalidField(name))
 }
 
 /// An optional short label (kept in Redis and shown by the API), so bounded and printable.
-fn optional_label(o: &Map<String, Value>, name: &'static str) -> Result<Option<String>, Rejection> {
+fn optional_label(o: &Fields<'_>, name: &'static str) -> Result<Option<String>, Rejection> {
     match present(o, name) {
         None => Ok(None),
         Some(v) => v
@@ -245,6 +238,182 @@ fn not_in_future(at: Millis, now: Millis, limits: Limits) -> Result<(), Rejectio
     if at > now.saturating_add(limits.max_clock_skew_ms) {
         Err(Rejection::TimestampInFuture)
     } else {
+        Ok(())
+    }
+}
+
+/// The fields of either schema, the only ones validation reads.
+const FIELDS: [&str; 12] = [
+    "alert_id",
+    "issued_at",
+    "jurisdiction",
+    "risk",
+    "channel",
+    "fraud_type",
+    "amount_cents",
+    "event_id",
+    "kind",
+    "occurred_at",
+    "officer_id",
+    "outcome",
+];
+
+/// A message's top-level object, as validation reads it: the value of each of [`FIELDS`] found
+/// (the last one, if a name repeats), every other member checked as JSON and dropped unkept.
+/// What a JSON value tree would accept, without building one: no allocation for a member's
+/// name, for a string without escapes, or for `subject` and `note` (personal data never copied).
+#[derive(Debug, Default)]
+struct Fields<'a>([Option<Scalar<'a>>; FIELDS.len()]);
+
+impl<'a> Fields<'a> {
+    fn get(&self, name: &str) -> Option<&Scalar<'a>> {
+        let i = FIELDS.iter().position(|f| *f == name)?;
+        self.0[i].as_ref()
+    }
+}
+
+/// A field's value: what validation asks of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Scalar<'a> {
+    Null,
+    Str(Cow<'a, str>),
+    /// An integer that fits an `i64` (as `serde_json::Value::as_i64` would give it).
+    Int(i64),
+    /// A boolean, a fraction, a larger integer, an array or an object.
+    Other,
+}
+
+impl Scalar<'_> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Scalar::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> Visitor<'de> for Object {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+                let mut fields = Fields::default();
+                while let Some(Name(slot)) = map.next_key()? {
+                    match slot {
+                        Some(i) => fields.0[i] = Some(map.next_value()?),
+                        None => map.next_value::<Skip>().map(drop)?,
+                    }
+                }
+                Ok(fields)
+            }
+        }
+        d.deserialize_map(Object)
+    }
+}
+
+/// A member's name: its slot in [`FIELDS`], if it has one.
+struct Name(Option<usize>);
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl Visitor<'_> for NameVisitor {
+            type Value = Name;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Name, E> {
+                Ok(Name(FIELDS.iter().position(|f| *f == name)))
+            }
+        }
+        d.deserialize_identifier(NameVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl<'de> Visitor<'de> for ScalarVisitor {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar<'de>, E> {
+                Ok(i64::try_from(v).map_or(Scalar::Other, Scalar::Int))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Scalar<'de>, A::Error> {
+                Skip.visit_seq(seq).map(|()| Scalar::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Scalar<'de>, A::Error> {
+                Skip.visit_map(map).map(|()| Scalar::Other)
+            }
+        }
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// Any JSON value, read in full and dropped. Not `serde::de::IgnoredAny`, which serde_json
+/// skips without checking it (a lone surrogate escape, a number out of range, nesting deeper
+/// than the parser allows): a message is invalid JSON here exactly when it is anywhere.
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Skip).map(|()| Skip)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
         Ok(())
     }
 }

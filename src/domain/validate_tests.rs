@@ -333,3 +333,103 @@ proptest! {
         }
     }
 }
+
+/// What `serde_json::Value::as_*` gives for a member, as a [`Scalar`]: the reading of a
+/// message before [`Fields`] replaced the value tree.
+fn scalar_of(v: &Value) -> Scalar<'static> {
+    match v {
+        Value::Null => Scalar::Null,
+        Value::String(s) => Scalar::Str(s.clone().into()),
+        _ => v.as_i64().map_or(Scalar::Other, Scalar::Int),
+    }
+}
+
+/// A JSON object's text built from raw members: names (some escaped, some repeated, some
+/// unknown) and values, the edge cases of a parser among them.
+fn raw_object() -> impl Strategy<Value = Vec<u8>> {
+    let name = prop::sample::select(vec![
+        r#""alert_id""#,
+        r#""alert\u005fid""#,
+        r#""risk""#,
+        r#""amount_cents""#,
+        r#""kind""#,
+        r#""subject""#,
+        r#""note""#,
+        r#""x\ud800""#,
+        r#""""#,
+    ]);
+    let value = prop_oneof![
+        prop::sample::select(vec![
+            "null",
+            "true",
+            "0",
+            "-0",
+            "-1",
+            "9223372036854775807",
+            "9223372036854775808",
+            "18446744073709551616",
+            "1.5",
+            "1e400",
+            "-1e400",
+            r#""high""#,
+            r#""h\u0069gh""#,
+            r#""\ud800""#,
+            r#""\ud83d\ude00""#,
+            r#""tab	inside""#,
+            r#"{"name": "张*", "phone": ["1", {"a": null}]}"#,
+            "[]",
+            "[1, [2, [3]]]",
+            "{",
+            "nul",
+        ])
+        .prop_map(|s| s.as_bytes().to_vec()),
+        (1usize..200)
+            .prop_map(|depth| format!("{}{}", "[".repeat(depth), "]".repeat(depth)).into_bytes()),
+        Just(b"\"\xff\"".to_vec()),
+    ];
+    prop::collection::vec((name, value), 0..6).prop_map(|members| {
+        let mut text = b"{".to_vec();
+        for (i, (name, value)) in members.into_iter().enumerate() {
+            if i > 0 {
+                text.push(b',');
+            }
+            text.extend_from_slice(name.as_bytes());
+            text.push(b':');
+            text.extend_from_slice(&value);
+        }
+        text.push(b'}');
+        text
+    })
+}
+
+proptest! {
+    #[test]
+    fn fields_read_a_message_as_a_json_value_tree_does(text in raw_object()) {
+        let tree = serde_json::from_slice::<Value>(&text);
+        let fields = serde_json::from_slice::<Fields<'_>>(&text);
+        prop_assert_eq!(tree.is_ok(), fields.is_ok(), "{}", String::from_utf8_lossy(&text));
+        if let (Ok(tree), Ok(fields)) = (tree, fields) {
+            for name in FIELDS {
+                let expected = tree.get(name).map(scalar_of);
+                prop_assert_eq!(expected.as_ref(), fields.get(name), "{}", name);
+            }
+        }
+    }
+}
+
+#[test]
+fn fields_refuse_what_is_not_one_json_object() {
+    for text in [
+        &b"[1]"[..],
+        b"\"text\"",
+        b"1",
+        b"{} {}",
+        b"{\"a\":1,}",
+        b"{\"a\" 1}",
+    ] {
+        assert!(
+            serde_json::from_slice::<Fields<'_>>(text).is_err(),
+            "{text:?}"
+        );
+    }
+}
