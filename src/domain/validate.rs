@@ -259,9 +259,9 @@ const FIELDS: [&str; 12] = [
 ];
 
 /// A message's top-level object, as validation reads it: the value of each of [`FIELDS`] found
-/// (the last one, if a name repeats), every other member checked as JSON and dropped unkept.
-/// What a JSON value tree would accept, without building one: no allocation for a member's
-/// name, for a string without escapes, or for `subject` and `note` (personal data never copied).
+/// (the last one, if a name repeats), every other member checked as JSON and not kept. It
+/// accepts what a JSON value tree would, without building one: no allocation for a member's
+/// name, a string without escapes, or `subject` and `note` (personal data, never held).
 #[derive(Debug, Default)]
 struct Fields<'a>([Option<Scalar<'a>>; FIELDS.len()]);
 
