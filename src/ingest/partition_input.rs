@@ -2,16 +2,17 @@
 //! consumer, read in batches; where to read from (seek) and what was consumed (offsets).
 
 use futures::stream::{self, BoxStream, StreamExt};
-use futures::FutureExt;
 use rdkafka::consumer::Consumer;
-use rdkafka::message::OwnedMessage;
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use sync_wrapper::SyncWrapper;
 
 use super::consumer::{IngestConsumer, IngestContext};
+use crate::domain::Millis;
 
 /// One topic-partition's queue, split off the group consumer.
 type Queue = rdkafka::consumer::stream_consumer::StreamPartitionQueue<IngestContext>;
@@ -37,9 +38,41 @@ pub(crate) struct PartitionInput {
     partition: i32,
     consumer: Arc<IngestConsumer>,
     topics: [String; 2],
-    /// Both queues merged. Only `next_batch` (with `&mut self`) touches it, so the wrapper can
-    /// make the input `Sync` without a lock.
-    messages: SyncWrapper<BoxStream<'static, OwnedMessage>>,
+    /// Each topic's queue with what was taken off it and not yet handed out (alerts first).
+    waiting: [Waiting; 2],
+}
+
+/// One topic's queue, and the messages taken off it, in offset order, up to [`MAX_BATCH`].
+struct Waiting {
+    /// Only methods with `&mut self` touch it, so the wrapper makes the input `Sync` without a
+    /// lock.
+    queue: SyncWrapper<BoxStream<'static, OwnedMessage>>,
+    taken: VecDeque<OwnedMessage>,
+}
+
+impl Waiting {
+    fn new(queue: Queue) -> Waiting {
+        Waiting {
+            queue: SyncWrapper::new(messages_of(queue).boxed()),
+            taken: VecDeque::with_capacity(MAX_BATCH),
+        }
+    }
+
+    /// Takes what the queue holds now, until `MAX_BATCH` are waiting; whether anything came.
+    /// Registers `cx` to be woken when a message arrives, unless full.
+    fn poll_take(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut took = false;
+        while self.taken.len() < MAX_BATCH {
+            match self.queue.get_mut().poll_next_unpin(cx) {
+                Poll::Ready(Some(m)) => {
+                    self.taken.push_back(m);
+                    took = true;
+                }
+                _ => break,
+            }
+        }
+        took
+    }
 }
 
 impl std::fmt::Debug for PartitionInput {
@@ -48,6 +81,12 @@ impl std::fmt::Debug for PartitionInput {
             .field("partition", &self.partition)
             .finish_non_exhaustive()
     }
+}
+
+/// When a message was produced: its record timestamp; one without counts as produced before
+/// everything (applied before any clock fires).
+pub(crate) fn produced(m: &OwnedMessage) -> Millis {
+    m.timestamp().to_millis().unwrap_or(Millis::MIN)
 }
 
 impl PartitionInput {
@@ -61,32 +100,61 @@ impl PartitionInput {
     ) -> Option<PartitionInput> {
         let alerts = consumer.split_partition_queue(alerts_topic, partition)?;
         let dispositions = consumer.split_partition_queue(dispositions_topic, partition)?;
-        let messages = stream::select(messages_of(alerts), messages_of(dispositions)).boxed();
         Some(PartitionInput {
             partition,
             consumer,
             topics: [alerts_topic.to_owned(), dispositions_topic.to_owned()],
-            messages: SyncWrapper::new(messages),
+            waiting: [Waiting::new(alerts), Waiting::new(dispositions)],
         })
     }
 
-    /// The next batch: what is waiting, up to [`MAX_BATCH`] messages, at least one.
+    /// Waits until a message arrives (and takes what else came with it).
     ///
     /// # Cancel safety
-    /// Cancel safe: a message is taken off its queue only when the batch is returned.
-    pub(crate) async fn next_batch(&mut self) -> Vec<OwnedMessage> {
-        let Some(first) = self.messages.get_mut().next().await else {
-            return std::future::pending().await;
-        };
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match self.messages.get_mut().next().now_or_never() {
-                Some(Some(m)) => batch.push(m),
-                _ => break,
+    /// Cancel safe: a message taken off its queue waits in `self`.
+    pub(crate) async fn arrival(&mut self) {
+        std::future::poll_fn(|cx| {
+            let [a, d] = &mut self.waiting;
+            // Both polled, so both register the waker.
+            if a.poll_take(cx) | d.poll_take(cx) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
             }
+        })
+        .await
+    }
+
+    /// Takes what the queues hold now, without waiting.
+    pub(crate) fn top_up(&mut self) {
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        for w in &mut self.waiting {
+            w.poll_take(&mut cx);
         }
-        batch
+    }
+
+    /// When the oldest of the topics' first waiting messages was produced; `None` if nothing
+    /// waits.
+    pub(crate) fn oldest_waiting(&self) -> Option<Millis> {
+        self.waiting
+            .iter()
+            .filter_map(|w| w.taken.front().map(produced))
+            .min()
+    }
+
+    /// The next batch: the waiting messages produced at or before `through` (all when `None`),
+    /// oldest first, up to [`MAX_BATCH`]. Each topic's stay in offset order: one stops at its
+    /// first message produced after `through`.
+    pub(crate) fn take(&mut self, through: Option<Millis>) -> Vec<OwnedMessage> {
+        let [a, d] = &mut self.waiting;
+        take_through([&mut a.taken, &mut d.taken], produced, through, MAX_BATCH)
+    }
+
+    /// Drops what waits: the partition moved (a claim seeks before reading again).
+    pub(crate) fn clear(&mut self) {
+        for w in &mut self.waiting {
+            w.taken.clear();
+        }
     }
 
     /// The two topics, alerts first.
@@ -95,8 +163,13 @@ impl PartitionInput {
     }
 
     /// Moves the read position of `topic`. librdkafka drops what it fetched before the seek,
-    /// so nothing from the old position arrives after it.
-    pub(crate) async fn seek(&self, topic: &str, to: ReadFrom) {
+    /// and so does this, so nothing from the old position arrives after it.
+    pub(crate) async fn seek(&mut self, topic: &str, to: ReadFrom) {
+        for (t, w) in self.topics.iter().zip(&mut self.waiting) {
+            if t == topic {
+                w.taken.clear();
+            }
+        }
         let to = match to {
             ReadFrom::After(offset) => Offset::Offset(offset + 1),
             ReadFrom::Time(ms) => offset_at(&self.consumer, topic, self.partition, ms).await,
@@ -187,4 +260,81 @@ fn messages_of(queue: Queue) -> impl futures::Stream<Item = OwnedMessage> + Send
         m.inspect_err(|e| tracing::warn!(error = %e, "Kafka consume error."))
             .ok()
     })
+}
+
+/// Takes from the front of two queues, oldest first by `time`, while the older front is at or
+/// before `through` (any, when `None`), up to `max`.
+fn take_through<T>(
+    queues: [&mut VecDeque<T>; 2],
+    time: impl Fn(&T) -> Millis,
+    through: Option<Millis>,
+    max: usize,
+) -> Vec<T> {
+    let [a, b] = queues;
+    let mut batch = Vec::with_capacity(max.min(a.len() + b.len()));
+    while batch.len() < max {
+        let older = match (a.front().map(&time), b.front().map(&time)) {
+            (Some(ta), Some(tb)) if tb < ta => &mut *b,
+            (Some(_), _) => &mut *a,
+            (None, Some(_)) => &mut *b,
+            (None, None) => break,
+        };
+        match older.front() {
+            Some(m) if through.is_none_or(|t| time(m) <= t) => {
+                batch.extend(older.pop_front());
+            }
+            _ => break,
+        }
+    }
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Messages as `(topic, offset, produced)`.
+    fn queue(topic: char, times: &[Millis]) -> VecDeque<(char, usize, Millis)> {
+        times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (topic, i, *t))
+            .collect()
+    }
+
+    fn take(
+        a: &mut VecDeque<(char, usize, Millis)>,
+        d: &mut VecDeque<(char, usize, Millis)>,
+        through: Option<Millis>,
+        max: usize,
+    ) -> Vec<(char, usize)> {
+        take_through([a, d], |m| m.2, through, max)
+            .into_iter()
+            .map(|(t, o, _)| (t, o))
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_takes_both_topics_oldest_first() {
+        let (mut a, mut d) = (queue('a', &[10, 30, 50]), queue('d', &[20, 40]));
+        assert_eq!(
+            take(&mut a, &mut d, None, 4),
+            [('a', 0), ('d', 0), ('a', 1), ('d', 1)]
+        );
+        assert_eq!(take(&mut a, &mut d, None, 4), [('a', 2)]);
+        assert!(take(&mut a, &mut d, None, 4).is_empty());
+    }
+
+    #[test]
+    fn a_batch_through_a_time_stops_each_topic_at_its_first_later_message() {
+        // Producers' clocks disagree: d's second message is stamped before its first.
+        let (mut a, mut d) = (queue('a', &[10, 30, 25]), queue('d', &[20, 50, 15]));
+        assert_eq!(
+            take(&mut a, &mut d, Some(30), 10),
+            [('a', 0), ('d', 0), ('a', 1), ('a', 2)],
+            "d's stamp 15 waits behind its 50: a topic is applied in offset order"
+        );
+        assert_eq!(take(&mut a, &mut d, Some(49), 10), []);
+        assert_eq!(take(&mut a, &mut d, Some(50), 10), [('d', 1), ('d', 2)]);
+    }
 }

@@ -37,7 +37,7 @@ use crate::ingest::partition_input::{PartitionInput, ReadFrom};
 use crate::metrics::Metrics;
 use crate::retry::{retry, Backoff, GaveUp};
 use crate::store::{Batch, Fence, OutboxEntry, Store, StoreError};
-use plan::{Input, Offsets, Progress};
+use plan::{Input, Offsets, Progress, Step};
 
 /// Most alerts fired in one script call.
 const MAX_FIRE: usize = 500;
@@ -210,8 +210,8 @@ impl Partition {
         }
         let mut check = tokio::time::interval(CHECK_EVERY);
         loop {
-            let sleep = self.sleep_time();
-            let firing = self.owned.as_ref().is_some_and(|o| !o.rebuilding());
+            let (step, sleep) = self.next_step();
+            let reading = self.owned.is_some();
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
@@ -220,16 +220,41 @@ impl Partition {
                     Control::Revoked => self.release("revoked"),
                 },
                 _ = self.relay.settle() => {}
-                batch = self.input.next_batch(), if self.owned.is_some() => self.on_batch(batch).await,
-                _ = tokio::time::sleep(sleep), if firing => self.fire_due().await,
+                _ = std::future::ready(()), if step != Step::Wait => self.take(step).await,
+                _ = self.input.arrival(), if reading => {}
+                // A wake-up without anything due reads the clock again (`fire_due`).
+                _ = tokio::time::sleep(sleep.unwrap_or(MAX_SLEEP)), if sleep.is_some() => {
+                    self.fire_due((self.shared.now)()).await;
+                }
                 _ = check.tick() => self.housekeeping().await,
             }
         }
         self.relay.flush(FLUSH_LIMIT).await;
     }
 
-    fn sleep_time(&self) -> Duration {
-        sleep_for(self.next_due, (self.shared.now_us)())
+    /// What to do next ([`plan::next_step`]), and how long to sleep for the next clock if
+    /// nothing else comes first (`None` while nothing fires: not owned, or rebuilding).
+    fn next_step(&mut self) -> (Step, Option<Duration>) {
+        let Some(owned) = self.owned.as_ref() else {
+            return (Step::Wait, None);
+        };
+        let firing = !owned.rebuilding();
+        self.input.top_up();
+        let now_us = (self.shared.now_us)();
+        let due = self.next_due.filter(|_| firing);
+        let step = plan::next_step(due, now_us.div_euclid(1000), self.input.oldest_waiting());
+        (step, firing.then(|| sleep_for(due, now_us)))
+    }
+
+    async fn take(&mut self, step: Step) {
+        match step {
+            Step::Apply { through } => {
+                let batch = self.input.take(through);
+                self.on_batch(batch).await;
+            }
+            Step::Fire { through } => self.fire_due(through).await,
+            Step::Wait => {}
+        }
     }
 
     /// Takes the partition: fences out any previous owner, reads on from what Redis applied,
@@ -391,6 +416,7 @@ impl Partition {
     fn release(&mut self, why: &str) {
         if self.owned.take().is_some() {
             tracing::info!(partition = self.partition, why, "Partition released.");
+            self.input.clear();
             self.shared.health.partition_released();
             let total = self.shared.health.set_open(self.partition, None);
             self.shared.metrics.set_open_alerts(total);
@@ -647,15 +673,16 @@ impl Partition {
         }
     }
 
-    /// Fires every clock due now, in rounds of `MAX_FIRE` alerts.
-    async fn fire_due(&mut self) {
+    /// Fires every clock due at or before `through`, in rounds of `MAX_FIRE` alerts, each as
+    /// of now.
+    async fn fire_due(&mut self, through: Millis) {
         let span = tracing::debug_span!("fire", partition = self.partition);
         async {
             loop {
                 let now = (self.shared.now)();
                 let Some(ids) = self
                     .with_redis("read due clocks", |s, p| async move {
-                        s.due(p, now, MAX_FIRE).await
+                        s.due(p, through.min(now), MAX_FIRE).await
                     })
                     .await
                 else {

@@ -267,6 +267,39 @@ pub fn fire(
     out.finish(&loaded, &states, policies, false)
 }
 
+/// What a partition does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Apply the waiting input produced at or before `through` (all of it when `None`).
+    Apply { through: Option<Millis> },
+    /// Fire the clocks due at or before `through`.
+    Fire { through: Millis },
+    /// Nothing waits and nothing is due.
+    Wait,
+}
+
+/// Rule: a clock due at `due` fires once the input produced (record timestamp) at or before
+/// `due` is applied, and before the input produced after it. So a stage done before its
+/// deadline, still waiting behind a backlog (an outage, a restart), is applied first and does
+/// not page; and a partition whose queue never empties (input at or over capacity) fires as
+/// soon as it has caught up with the deadline, not at the first gap in its input.
+///
+/// `oldest_waiting` is the earliest timestamp among the first waiting message of each input
+/// topic (a message without one counts as produced before everything): a topic's input is
+/// applied in offset order, so a message behind one produced after `due` waits for the firing
+/// too.
+pub fn next_step(due: Option<Millis>, now: Millis, oldest_waiting: Option<Millis>) -> Step {
+    match (due.filter(|d| *d <= now), oldest_waiting) {
+        (None, None) => Step::Wait,
+        (None, Some(_)) => Step::Apply { through: None },
+        (Some(due), Some(oldest)) if oldest <= due => Step::Apply { through: Some(due) },
+        // What waits was produced after `due`: fire what came due before it (never past now).
+        (Some(_), oldest) => Step::Fire {
+            through: oldest.map_or(now, |o| (o - 1).min(now)),
+        },
+    }
+}
+
 /// The loaded states by alert id; an id Redis has no record of starts empty.
 fn by_id(
     ids: impl IntoIterator<Item = String>,
