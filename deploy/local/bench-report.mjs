@@ -40,7 +40,7 @@ for (const line of existsSync(readerPath) ? readFileSync(readerPath, 'utf8').spl
   seen.add(id);
   const fired = Date.parse(`${m[2].replace(' ', 'T')}Z`);
   const due = fired - Number(m[6]);
-  escalations.push({ arrival: Number(m[1]), fired, due });
+  escalations.push({ arrival: Number(m[1]), fired, due, warning: m[3] === 'WARNING' });
 }
 
 function stats(values) {
@@ -67,11 +67,24 @@ const fs = {
   },
 };
 if (n('probe.start_ms') !== null) {
-  const probe = within(n('probe.start_ms'), n('burst.start_ms') ?? Infinity);
+  const probe = within(n('probe.start_ms'), n('overload.probes_ms') ?? n('burst.start_ms') ?? Infinity);
   fs.probe = {
     alerts: n('probe.alerts'), expected: n('probe.expected'), read: probe.length,
     fired_minus_due_ms: stats(probe.map((e) => e.fired - e.due)),
     arrival_minus_due_ms: stats(probe.map((e) => e.arrival - e.due)),
+  };
+}
+if (n('overload.probes_ms') !== null) {
+  const overload = within(n('overload.probes_ms'), n('burst.start_ms') ?? Infinity);
+  const start = n('overload.start_ms');
+  fs.overload = {
+    alerts: n('overload.alerts'), probe_alerts: n('overload.probe_alerts'), expected: n('overload.expected'),
+    read: overload.length, warnings_read: overload.filter((e) => e.warning).length,
+    produced_per_s: perSecond(n('overload.alerts'), n('overload.produced_ms') - start),
+    applied_per_s: perSecond(n('overload.alerts'), n('overload.applied_ms') - start),
+    applied_after_start_ms: n('overload.applied_ms') - start,
+    fired_minus_due_ms: stats(overload.map((e) => e.fired - e.due)),
+    arrival_minus_due_ms: stats(overload.map((e) => e.arrival - e.due)),
   };
 }
 if (n('burst.start_ms') !== null) {
@@ -122,6 +135,12 @@ row('probe: fired − due p50', fs.probe?.fired_minus_due_ms.p50, bull?.probe?.p
 row('probe: fired − due p99', fs.probe?.fired_minus_due_ms.p99, bull?.probe?.p99, ms, '≤ 2 ms', (v) => v <= 2);
 row('probe: at a Kafka reader − due p50', fs.probe?.arrival_minus_due_ms.p50, null, ms);
 row('probe: at a Kafka reader − due p99', fs.probe?.arrival_minus_due_ms.p99, null, ms, '≤ 20 ms', (v) => v <= 20);
+row('overload: input produced, alerts/s', fs.overload?.produced_per_s, null, int);
+row('overload: input applied, alerts/s', fs.overload?.applied_per_s, null, int);
+row(`overload: probes' warnings sent, of ${int(fs.overload?.expected / 3)} (late ones are superseded)`, fs.overload?.warnings_read, null, int);
+row('overload: probes fired − due p50', fs.overload?.fired_minus_due_ms.p50, null, ms);
+row('overload: probes fired − due p99', fs.overload?.fired_minus_due_ms.p99, null, ms);
+row('overload: probes fired − due max', fs.overload?.fired_minus_due_ms.max, null, ms);
 row(`burst of ${int(fs.burst?.expected)}: fired − due p50`, fs.burst?.fired_minus_due_ms.p50, bull?.burst?.p50, ms);
 row(`burst of ${int(fs.burst?.expected)}: fired − due p99`, fs.burst?.fired_minus_due_ms.p99, bull?.burst?.p99, ms, '≤ 50 ms', (v) => v <= 50);
 row(`burst of ${int(fs.burst?.expected)}: fired − due max`, fs.burst?.fired_minus_due_ms.max, bull?.burst?.max, ms);

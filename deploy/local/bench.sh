@@ -14,17 +14,21 @@
 #   3. probe    with those still open, PROBE_RATE low-risk alerts/s for PROBE_SECONDS whose ladder
 #               ([sla.risk.low], put in force with SIGHUP) runs in seconds: fired - due, and
 #               arrival at the reader - due.
-#   4. burst    BURST silent alerts whose nine escalations each come due at the same time:
+#   4. overload probes' clocks due while OVERLOAD alerts arrive faster than they are applied:
+#               fired - due, and warnings sent.
+#   5. burst    BURST silent alerts whose nine escalations each come due at the same time:
 #               fired - due, and the board's event stream (events reaching an SSE client, resyncs).
-#   5. restart  RESTART open alerts; SIGKILL just before their deadlines, restart with the same
+#   6. restart  RESTART open alerts; SIGKILL just before their deadlines, restart with the same
 #               config once they have passed: seconds until the first and the last is published.
 # BullMQ (deploy/local/bullmq/bench.mjs, installed with `npm ci`) on its own redis-server (16380):
 # the same drain, open set, probes and burst as delayed jobs.
 #
 # Knobs: ALERTS (200000), LATE (0.2), MISSING (0.52), OPEN (1000000), PROBE_RATE (50),
-# PROBE_SECONDS (30), BURST (10000), RESTART (3000), PARTITIONS (8), OPEN_MAX_SECONDS (cap on
-# BullMQ's arming, 240), SKIP_MICRO=1 (no criterion / store micro benches), SKIP_BULLMQ=1,
-# REDIS_AOF=1 (appendonly everysec on both redis-servers; off by default on both),
+# PROBE_SECONDS (30), OVERLOAD (400000; 0 skips it), OVERLOAD_PROBES (1000), OVERLOAD_RATE
+# (alerts/s; as fast as the broker takes them when unset), BURST (10000), RESTART (3000),
+# PARTITIONS (8), OPEN_MAX_SECONDS (cap on BullMQ's arming, 240), SKIP_MICRO=1 (no criterion /
+# store micro benches), SKIP_BULLMQ=1, REDIS_AOF=1 (appendonly everysec on both redis-servers; off
+# by default on both),
 # LISTPACK_VALUE (hash- and zset-max-listpack-value on both, 128; Redis's default is 64),
 # READER_WAIT_MS (the Kafka reader's fetch.wait.max.ms, 10).
 PARTS="${PARTITIONS:-8}"   # read before common.sh, whose PARTITIONS is the demo's
@@ -39,6 +43,9 @@ PROBE_RATE="${PROBE_RATE:-50}"
 PROBE_SECONDS="${PROBE_SECONDS:-30}"
 BURST="${BURST:-10000}"
 RESTART="${RESTART:-3000}"
+OVERLOAD="${OVERLOAD:-400000}"
+OVERLOAD_PROBES="${OVERLOAD_PROBES:-1000}"
+OVERLOAD_RATE="${OVERLOAD_RATE:-}"
 READER_WAIT="${READER_WAIT_MS:-10}"
 BURST_DUE=20     # seconds from a burst alert's issued_at to its nine escalations
 RESTART_DUE=20   # seconds from a restart alert's issued_at to its three breaches
@@ -223,10 +230,10 @@ fig machine.tansu "$("$TANSU" --version | awk '{ print $2 }')"
 fig machine.node "$(node --version 2>/dev/null || echo none)"
 fig machine.redis_persistence "$([ "${REDIS_AOF:-0}" = 1 ] && echo "appendonly everysec" || echo "none (no AOF, no RDB) on both")"
 fig machine.redis_listpack_value "${LISTPACK_VALUE:-128}"
-fig sizes "ALERTS=$ALERTS LATE=$LATE MISSING=$MISSING OPEN=$OPEN PROBE_RATE=$PROBE_RATE PROBE_SECONDS=$PROBE_SECONDS BURST=$BURST RESTART=$RESTART PARTITIONS=$PARTS READER_WAIT_MS=$READER_WAIT"
+fig sizes "ALERTS=$ALERTS LATE=$LATE MISSING=$MISSING OPEN=$OPEN PROBE_RATE=$PROBE_RATE PROBE_SECONDS=$PROBE_SECONDS OVERLOAD=$OVERLOAD OVERLOAD_PROBES=$OVERLOAD_PROBES OVERLOAD_RATE=${OVERLOAD_RATE:-0} BURST=$BURST RESTART=$RESTART PARTITIONS=$PARTS READER_WAIT_MS=$READER_WAIT"
 fig load.start "$(loadavg)"
 
-# The Kafka reader of phases 3-5, started now because joining a new group takes tansu ~20 s:
+# The Kafka reader of phases 3-6, started now because joining a new group takes tansu ~20 s:
 # every escalation stamped with its arrival time (ms) as `fraud-sla watch` prints it. It asks the
 # broker every READER_WAIT ms (fetch.wait.max.ms): tansu 0.6 holds every fetch for the whole
 # wait, data or not, so a message reaches the reader between one and two waits after it was
@@ -313,13 +320,47 @@ until [ "$(wc -l <"$B/reader.txt")" -ge "$want" ] || [ "$(now_ms)" -gt "$until" 
 fig probe.alerts "$probes"; fig probe.expected $((probes * 9))
 echo "RESULT probe: $probes probe alerts, $(( $(wc -l <"$B/reader.txt") - before )) of $((probes * 9)) escalations read (figures in the table)"
 
-# --- 4. burst: nine escalations per alert, all due at once --------------------------------------
+# --- 4. overload: clocks due while input arrives faster than it is applied ----------------------
+# OVERLOAD_PROBES alerts under the probe policy (a third low risk: nine escalations each, due 3-17 s
+# after issued_at), applied first; then the shipped policy back in force (its alerts keep their
+# ladder, the load's fire nothing) and, from 2 s after the probes, OVERLOAD alerts as fast as the
+# broker takes them (or OVERLOAD_RATE a second): more than the processor applies, so its queues
+# never empty until the load is applied. fired - due of the probes' escalations.
+if [ "$OVERLOAD" -gt 0 ]; then
+    before=$(wc -l <"$B/reader.txt"); low0=$(metric fraud_sla_alerts_total 'risk="low"'); a0=$(applied)
+    if [ -n "$OVERLOAD_RATE" ]; then pace=(--rate "$OVERLOAD_RATE"); else pace=(--burst); fi
+    log "4. overload: $OVERLOAD_PROBES alerts under the probe policy, then $OVERLOAD alerts (${pace[*]})"
+    fig load.overload "$(loadavg)"
+    t_probes=$(now_ms); fig overload.probes_ms "$t_probes"
+    out=$(simulate "$B/main.toml" --burst --count "$OVERLOAD_PROBES" --missing 1.0 --seed 19)
+    wait_applied $((a0 + OVERLOAD_PROBES)) 60 >/dev/null
+    probes=$(( $(metric fraud_sla_alerts_total 'risk="low"') - low0 ))
+    write_config "$B/main.toml" main bench-main '"group.instance.id" = "bench-1"' "$PRODUCTION"
+    reload "$B/main.toml"
+    sleep_until $((t_probes + 2000))
+    a0=$(applied)
+    fig overload.start_ms "$(now_ms)"
+    out=$(simulate "$B/main.toml" "${pace[@]}" --count "$OVERLOAD" --missing 1.0 --seed 23)
+    fig overload.produced_ms "$(now_ms)"
+    echo "   $out"
+    fig overload.applied_ms "$(wait_applied $((a0 + OVERLOAD)) 300)"
+    # Six breaches a probe; its three warnings are not sent once their deadline has passed (§3).
+    breaches() { tail -n +$((before + 1)) "$B/reader.txt" | grep -c BREACH; }
+    until=$(( $(now_ms) + 90000 ))
+    until [ "$(breaches)" -ge $((probes * 6)) ] || [ "$(now_ms)" -gt "$until" ]; do sleep 0.5; done
+    sleep 1
+    fig overload.alerts "$OVERLOAD"; fig overload.probe_alerts "$probes"; fig overload.expected $((probes * 9))
+    echo "RESULT overload: $probes probe alerts, $(breaches) of $((probes * 6)) breaches and" \
+         "$(tail -n +$((before + 1)) "$B/reader.txt" | grep -c WARNING) of $probes warnings read (figures in the table)"
+fi
+
+# --- 5. burst: nine escalations per alert, all due at once --------------------------------------
 write_config "$B/main.toml" main bench-main '"group.instance.id" = "bench-1"' "$BURST_POLICY"
 reload "$B/main.toml"
 before=$(wc -l <"$B/reader.txt")
 curl -sN "http://127.0.0.1:$HP/v1/events" >"$B/events.txt" 2>/dev/null &
 SSE=$!; pids+=($SSE)
-log "4. burst: $BURST silent alerts, $((BURST * 9)) escalations due ${BURST_DUE} s after issued_at"
+log "5. burst: $BURST silent alerts, $((BURST * 9)) escalations due ${BURST_DUE} s after issued_at"
 fig load.burst "$(loadavg)"
 fig burst.start_ms "$(now_ms)"
 out=$(simulate "$B/main.toml" --burst --count "$BURST" --missing 1.0 --seed 11)
@@ -335,12 +376,12 @@ fig burst.alerts "$BURST"; fig burst.expected $((BURST * 9))
 fig burst.sse_escalations "$sse"; fig burst.sse_resyncs "$resyncs"
 echo "RESULT burst: $(( $(wc -l <"$B/reader.txt") - before )) of $((BURST * 9)) escalations read; $sse reached an SSE client, $resyncs resyncs"
 
-# --- 5. restart: SIGKILL, deadlines pass while it is dead, restart at once ----------------------
+# --- 6. restart: SIGKILL, deadlines pass while it is dead, restart at once ----------------------
 write_config "$B/main.toml" main bench-main '"group.instance.id" = "bench-1"' "$RESTART_POLICY"
 reload "$B/main.toml"
 before=$(wc -l <"$B/reader.txt")
 a0=$(metric fraud_sla_alerts_total)
-log "5. restart: $RESTART alerts due ${RESTART_DUE} s after issued_at; SIGKILL before, restart after"
+log "6. restart: $RESTART alerts due ${RESTART_DUE} s after issued_at; SIGKILL before, restart after"
 fig load.restart "$(loadavg)"
 t_a=$(now_ms)
 out=$(simulate "$B/main.toml" --burst --count "$RESTART" --missing 1.0 --seed 17)
