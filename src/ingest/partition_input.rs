@@ -83,8 +83,7 @@ impl std::fmt::Debug for PartitionInput {
     }
 }
 
-/// When a message was produced: its record timestamp; one without counts as produced before
-/// everything (applied before any clock fires).
+/// When a message was produced: its record timestamp; one without counts as the oldest.
 pub(crate) fn produced(m: &OwnedMessage) -> Millis {
     m.timestamp().to_millis().unwrap_or(Millis::MIN)
 }
@@ -133,21 +132,17 @@ impl PartitionInput {
         }
     }
 
-    /// When the oldest of the topics' first waiting messages was produced; `None` if nothing
-    /// waits.
-    pub(crate) fn oldest_waiting(&self) -> Option<Millis> {
-        self.waiting
-            .iter()
-            .filter_map(|w| w.taken.front().map(produced))
-            .min()
+    /// Whether a message waits.
+    pub(crate) fn waiting(&self) -> bool {
+        self.waiting.iter().any(|w| !w.taken.is_empty())
     }
 
-    /// The next batch: the waiting messages produced at or before `through` (all when `None`),
-    /// oldest first, up to [`MAX_BATCH`]. Each topic's stay in offset order: one stops at its
-    /// first message produced after `through`.
-    pub(crate) fn take(&mut self, through: Option<Millis>) -> Vec<OwnedMessage> {
+    /// The next batch: the waiting messages, oldest first by record timestamp (a topic's stay in
+    /// offset order), up to [`MAX_BATCH`]. An alert sent with its dispositions then shares their
+    /// batch, loaded and written once, whichever queue the broker filled first.
+    pub(crate) fn take(&mut self) -> Vec<OwnedMessage> {
         let [a, d] = &mut self.waiting;
-        take_through([&mut a.taken, &mut d.taken], produced, through, MAX_BATCH)
+        oldest_first([&mut a.taken, &mut d.taken], produced, MAX_BATCH)
     }
 
     /// Drops what waits: the partition moved (a claim seeks before reading again).
@@ -262,12 +257,11 @@ fn messages_of(queue: Queue) -> impl futures::Stream<Item = OwnedMessage> + Send
     })
 }
 
-/// Takes from the front of two queues, oldest first by `time`, while the older front is at or
-/// before `through` (any, when `None`), up to `max`.
-fn take_through<T>(
+/// Takes from the front of two queues, oldest first by `time` (the first queue on a tie), up
+/// to `max`.
+fn oldest_first<T>(
     queues: [&mut VecDeque<T>; 2],
     time: impl Fn(&T) -> Millis,
-    through: Option<Millis>,
     max: usize,
 ) -> Vec<T> {
     let [a, b] = queues;
@@ -279,12 +273,7 @@ fn take_through<T>(
             (None, Some(_)) => &mut *b,
             (None, None) => break,
         };
-        match older.front() {
-            Some(m) if through.is_none_or(|t| time(m) <= t) => {
-                batch.extend(older.pop_front());
-            }
-            _ => break,
-        }
+        batch.extend(older.pop_front());
     }
     batch
 }
@@ -305,10 +294,9 @@ mod tests {
     fn take(
         a: &mut VecDeque<(char, usize, Millis)>,
         d: &mut VecDeque<(char, usize, Millis)>,
-        through: Option<Millis>,
         max: usize,
     ) -> Vec<(char, usize)> {
-        take_through([a, d], |m| m.2, through, max)
+        oldest_first([a, d], |m| m.2, max)
             .into_iter()
             .map(|(t, o, _)| (t, o))
             .collect()
@@ -318,23 +306,20 @@ mod tests {
     fn a_batch_takes_both_topics_oldest_first() {
         let (mut a, mut d) = (queue('a', &[10, 30, 50]), queue('d', &[20, 40]));
         assert_eq!(
-            take(&mut a, &mut d, None, 4),
+            take(&mut a, &mut d, 4),
             [('a', 0), ('d', 0), ('a', 1), ('d', 1)]
         );
-        assert_eq!(take(&mut a, &mut d, None, 4), [('a', 2)]);
-        assert!(take(&mut a, &mut d, None, 4).is_empty());
+        assert_eq!(take(&mut a, &mut d, 4), [('a', 2)]);
+        assert!(take(&mut a, &mut d, 4).is_empty());
     }
 
     #[test]
-    fn a_batch_through_a_time_stops_each_topic_at_its_first_later_message() {
-        // Producers' clocks disagree: d's second message is stamped before its first.
-        let (mut a, mut d) = (queue('a', &[10, 30, 25]), queue('d', &[20, 50, 15]));
+    fn a_topic_stays_in_offset_order_whatever_its_stamps() {
+        // Producers' clocks disagree: d's third message is stamped before its first two.
+        let (mut a, mut d) = (queue('a', &[10, 30]), queue('d', &[20, 50, 15]));
         assert_eq!(
-            take(&mut a, &mut d, Some(30), 10),
-            [('a', 0), ('d', 0), ('a', 1), ('a', 2)],
-            "d's stamp 15 waits behind its 50: a topic is applied in offset order"
+            take(&mut a, &mut d, 10),
+            [('a', 0), ('d', 0), ('a', 1), ('d', 1), ('d', 2)]
         );
-        assert_eq!(take(&mut a, &mut d, Some(49), 10), []);
-        assert_eq!(take(&mut a, &mut d, Some(50), 10), [('d', 1), ('d', 2)]);
     }
 }

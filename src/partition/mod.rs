@@ -223,9 +223,7 @@ impl Partition {
                 _ = std::future::ready(()), if step != Step::Wait => self.take(step).await,
                 _ = self.input.arrival(), if reading => {}
                 // A wake-up without anything due reads the clock again (`fire_due`).
-                _ = tokio::time::sleep(sleep.unwrap_or(MAX_SLEEP)), if sleep.is_some() => {
-                    self.fire_due((self.shared.now)()).await;
-                }
+                _ = tokio::time::sleep(sleep.unwrap_or(MAX_SLEEP)), if sleep.is_some() => self.fire_due().await,
                 _ = check.tick() => self.housekeeping().await,
             }
         }
@@ -242,17 +240,17 @@ impl Partition {
         self.input.top_up();
         let now_us = (self.shared.now_us)();
         let due = self.next_due.filter(|_| firing);
-        let step = plan::next_step(due, now_us.div_euclid(1000), self.input.oldest_waiting());
+        let step = plan::next_step(due, now_us.div_euclid(1000), self.input.waiting());
         (step, firing.then(|| sleep_for(due, now_us)))
     }
 
     async fn take(&mut self, step: Step) {
         match step {
-            Step::Apply { through } => {
-                let batch = self.input.take(through);
+            Step::Fire => self.fire_due().await,
+            Step::Apply => {
+                let batch = self.input.take();
                 self.on_batch(batch).await;
             }
-            Step::Fire { through } => self.fire_due(through).await,
             Step::Wait => {}
         }
     }
@@ -673,16 +671,15 @@ impl Partition {
         }
     }
 
-    /// Fires every clock due at or before `through`, in rounds of `MAX_FIRE` alerts, each as
-    /// of now.
-    async fn fire_due(&mut self, through: Millis) {
+    /// Fires every clock due now, in rounds of `MAX_FIRE` alerts.
+    async fn fire_due(&mut self) {
         let span = tracing::debug_span!("fire", partition = self.partition);
         async {
             loop {
                 let now = (self.shared.now)();
                 let Some(ids) = self
                     .with_redis("read due clocks", |s, p| async move {
-                        s.due(p, through.min(now), MAX_FIRE).await
+                        s.due(p, now, MAX_FIRE).await
                     })
                     .await
                 else {

@@ -270,33 +270,24 @@ pub fn fire(
 /// What a partition does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// Apply the waiting input produced at or before `through` (all of it when `None`).
-    Apply { through: Option<Millis> },
-    /// Fire the clocks due at or before `through`.
-    Fire { through: Millis },
-    /// Nothing waits and nothing is due.
+    /// Fire the clocks due now.
+    Fire,
+    /// Apply the waiting input.
+    Apply,
+    /// Nothing is due and nothing waits.
     Wait,
 }
 
-/// Rule: a clock due at `due` fires once the input produced (record timestamp) at or before
-/// `due` is applied, and before the input produced after it. So a stage done before its
-/// deadline, still waiting behind a backlog (an outage, a restart), is applied first and does
-/// not page; and a partition whose queue never empties (input at or over capacity) fires as
-/// soon as it has caught up with the deadline, not at the first gap in its input.
-///
-/// `oldest_waiting` is the earliest timestamp among the first waiting message of each input
-/// topic (a message without one counts as produced before everything): a topic's input is
-/// applied in offset order, so a message behind one produced after `due` waits for the firing
-/// too.
-pub fn next_step(due: Option<Millis>, now: Millis, oldest_waiting: Option<Millis>) -> Step {
-    match (due.filter(|d| *d <= now), oldest_waiting) {
-        (None, None) => Step::Wait,
-        (None, Some(_)) => Step::Apply { through: None },
-        (Some(due), Some(oldest)) if oldest <= due => Step::Apply { through: Some(due) },
-        // What waits was produced after `due`: fire what came due before it (never past now).
-        (Some(_), oldest) => Step::Fire {
-            through: oldest.map_or(now, |o| (o - 1).min(now)),
-        },
+/// Rule: a due clock fires before waiting input. The escalations are the same in either order
+/// (a disposition applied after its stage's levels came due fires them first:
+/// [`AlertState::apply_disposition`]), so the order decides only how late a clock fires. Input
+/// first, a partition whose queues never empty (input arriving faster than it is applied: a peak,
+/// a backlog after an outage) would fire nothing until they do.
+pub fn next_step(due: Option<Millis>, now: Millis, waiting: bool) -> Step {
+    match due {
+        Some(due) if due <= now => Step::Fire,
+        _ if waiting => Step::Apply,
+        _ => Step::Wait,
     }
 }
 

@@ -682,61 +682,16 @@ fn a_firing_round_moves_breached_stages_to_late_and_counts_them_once() {
     assert_eq!(board.days.keys().collect::<Vec<_>>(), ["2026-11-18"]);
 }
 
+/// Safe because the order changes no escalation: `sla_tests`,
+/// `after_an_outage_backlog_and_overdue_clocks_give_the_same_escalations_in_either_order`.
 #[test]
-fn input_produced_before_a_due_clock_is_applied_before_it_fires() {
-    let now = T0 + MIN;
-    let due = T0;
-    assert_eq!(
-        next_step(Some(due), now, Some(due - 5)),
-        Step::Apply { through: Some(due) },
-        "a disposition sent before the deadline may cancel the breach: it goes first"
-    );
-    assert_eq!(
-        next_step(Some(due), now, Some(due)),
-        Step::Apply { through: Some(due) },
-        "produced at the due millisecond: before it"
-    );
-    assert_eq!(
-        next_step(Some(due), now, Some(i64::MIN)),
-        Step::Apply { through: Some(due) },
-        "a message without a timestamp counts as produced before everything"
-    );
-}
-
-#[test]
-fn a_due_clock_fires_before_input_produced_after_it() {
-    let now = T0 + MIN;
-    let due = T0;
-    assert_eq!(
-        next_step(Some(due), now, Some(due + 1_000)),
-        Step::Fire { through: due + 999 },
-        "a queue that never empties does not hold the clock back; clocks due after the oldest \
-         waiting message wait for it"
-    );
-    assert_eq!(
-        next_step(Some(due), now, Some(now + 5_000)),
-        Step::Fire { through: now },
-        "a producer's clock ahead of this one's: nothing fires before it is due"
-    );
-    assert_eq!(
-        next_step(Some(due), now, None),
-        Step::Fire { through: now },
-        "nothing waits: everything due now fires"
-    );
-}
-
-#[test]
-fn without_a_due_clock_waiting_input_is_applied_in_full() {
+fn a_due_clock_fires_before_waiting_input() {
     let now = T0;
-    assert_eq!(
-        next_step(Some(now + 1), now, Some(now - HOUR)),
-        Step::Apply { through: None },
-        "the clock is not due yet"
-    );
-    assert_eq!(
-        next_step(None, now, Some(now + 1)),
-        Step::Apply { through: None }
-    );
-    assert_eq!(next_step(Some(now + 1), now, None), Step::Wait);
-    assert_eq!(next_step(None, now, None), Step::Wait);
+    assert_eq!(next_step(Some(now), now, true), Step::Fire);
+    assert_eq!(next_step(Some(now - HOUR), now, true), Step::Fire);
+    assert_eq!(next_step(Some(now), now, false), Step::Fire);
+    assert_eq!(next_step(Some(now + 1), now, true), Step::Apply);
+    assert_eq!(next_step(None, now, true), Step::Apply);
+    assert_eq!(next_step(Some(now + 1), now, false), Step::Wait);
+    assert_eq!(next_step(None, now, false), Step::Wait);
 }
