@@ -351,7 +351,7 @@ if [ "$OVERLOAD" -gt 0 ]; then
     sleep 1
     fig overload.alerts "$OVERLOAD"; fig overload.probe_alerts "$probes"; fig overload.expected $((probes * 9))
     echo "RESULT overload: $probes probe alerts, $(breaches) of $((probes * 6)) breaches and" \
-         "$(tail -n +$((before + 1)) "$B/reader.txt" | grep -c WARNING) of $probes warnings read (figures in the table)"
+         "$(tail -n +$((before + 1)) "$B/reader.txt" | grep -c WARNING) of $((probes * 3)) warnings read (figures in the table)"
 fi
 
 # --- 5. burst: nine escalations per alert, all due at once --------------------------------------
