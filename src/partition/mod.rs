@@ -220,7 +220,7 @@ impl Partition {
                     Control::Revoked => self.release("revoked"),
                 },
                 _ = self.relay.settle() => {}
-                _ = std::future::ready(()), if step != Step::Wait => self.take(step).await,
+                _ = std::future::ready(()), if step != Step::Wait => self.step(step).await,
                 _ = self.input.arrival(), if reading => {}
                 // A wake-up without anything due reads the clock again (`fire_due`).
                 _ = tokio::time::sleep(sleep.unwrap_or(MAX_SLEEP)), if sleep.is_some() => self.fire_due().await,
@@ -244,7 +244,8 @@ impl Partition {
         (step, firing.then(|| sleep_for(due, now_us)))
     }
 
-    async fn take(&mut self, step: Step) {
+    /// Does what [`plan::next_step`] decided.
+    async fn step(&mut self, step: Step) {
         match step {
             Step::Fire => self.fire_due().await,
             Step::Apply => {
