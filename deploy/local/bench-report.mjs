@@ -51,6 +51,19 @@ function stats(values) {
 const within = (from, to) => escalations.filter((e) => e.due >= from && e.due < to);
 const perSecond = (count, ms) => (ms > 0 ? (count * 1000) / ms : null);
 
+// CPU over a phase (`<phase>.cpu_s`: processor, Redis, tansu, in seconds): a unit's share of each,
+// and, over a phase that is all work (`ms`), how much of a core each kept busy.
+function cpu(phase, units, ms) {
+  const s = (figs[`${phase}.cpu_s`] ?? '').split(' ').filter(Boolean).map(Number);
+  if (s.length !== 3 || !units) return null;
+  const names = ['processor', 'redis', 'tansu'];
+  const per = (i) => (s[i] * 1e6) / units;
+  return Object.fromEntries(names.flatMap((name, i) => [
+    [`${name}_s`, s[i]],
+    [`${name}_us_per_unit`, per(i)],
+    ...(ms ? [[`${name}_cores`, s[i] / (ms / 1000)]] : []),
+  ]));
+}
 const restartFrom = n('restart.due_from_ms') ?? Infinity;
 const fs = {
   drain: {
@@ -58,12 +71,14 @@ const fs = {
     ms: n('drain.ms'), startup_ms: n('drain.startup_ms'),
     messages_per_s: perSecond(n('drain.messages'), n('drain.ms')),
     alerts_per_s: perSecond(n('drain.alerts'), n('drain.ms')),
+    cpu: cpu('drain', n('drain.messages'), n('drain.ms')),
   },
   open: {
     alerts: n('open.alerts'), ms: n('open.ms'), startup_ms: n('open.startup_ms'),
     messages_per_s: perSecond(n('open.alerts'), n('open.ms')),
     used_memory_delta: n('open.used_memory_delta'), bytes_per_alert: n('open.bytes_per_alert'),
     memory: memory.map((r) => ({ ...r, per_alert: n('open.alerts') ? r.bytes / n('open.alerts') : null })),
+    cpu: cpu('open', n('open.alerts'), n('open.ms')),
   },
 };
 if (n('probe.start_ms') !== null) {
@@ -96,6 +111,7 @@ if (n('burst.start_ms') !== null) {
     fired_minus_due_ms: stats(burst.map((e) => e.fired - e.due)),
     arrival_minus_due_ms: stats(burst.map((e) => e.arrival - e.due)),
     sse_escalations: n('burst.sse_escalations'), sse_resyncs: n('burst.sse_resyncs'),
+    cpu: cpu('burst', n('burst.expected'), null),
   };
 }
 if (n('restart.restart_ms') !== null) {
@@ -120,6 +136,9 @@ const int = (v) => (v === null || v === undefined ? '—' : Math.round(v).toLoca
 const ms = (v) => (v === null || v === undefined ? '—' : `${Math.round(v).toLocaleString('en-US')} ms`);
 const sec = (v) => (v === null || v === undefined ? '—' : `${v.toFixed(1)} s`);
 const ratio = (a, b) => (a === null || a === undefined || !b ? '—' : `${(a / b).toFixed(a / b < 0.1 ? 3 : 2)}`);
+const cpuUs = (c) => (c ? `${c.processor_us_per_unit.toFixed(1)} / ${c.redis_us_per_unit.toFixed(1)} / ${c.tansu_us_per_unit.toFixed(1)} µs` : null);
+const cores = (c) => (c ? `${c.processor_cores.toFixed(2)} / ${c.redis_cores.toFixed(2)} / ${c.tansu_cores.toFixed(2)}` : null);
+const asIs = (v) => v ?? "—";
 const rows = [];
 const row = (figure, f, b, show, target, met) => rows.push({
   figure, fraud_sla: f ?? null, bullmq: b ?? null, ratio: f != null && b ? f / b : null, target,
@@ -129,7 +148,11 @@ const bOpen = bull?.open;
 const bOpenNote = bOpen && bOpen.alerts < bOpen.requested ? ` (BullMQ at ${int(bOpen.alerts)})` : '';
 row('drain: messages/s, durable', fs.drain.messages_per_s, bull?.drain?.messages_per_s, int, '≥ 100,000', (v) => v >= 100000);
 row('drain: alerts/s', fs.drain.alerts_per_s, bull?.drain?.alerts_per_s, int);
+row('drain: CPU a message, processor / Redis / tansu', cpuUs(fs.drain.cpu), null, asIs);
+row('drain: cores busy, processor / Redis / tansu', cores(fs.drain.cpu), null, asIs);
 row(`${int(fs.open.alerts)} open: messages/s${bOpenNote}`, fs.open.messages_per_s, bOpen?.alerts_per_s, int, '≥ 100,000', (v) => v >= 100000);
+row('open: CPU a message, processor / Redis / tansu', cpuUs(fs.open.cpu), null, asIs);
+row('open: cores busy, processor / Redis / tansu', cores(fs.open.cpu), null, asIs);
 row(`Redis bytes per open alert${bOpenNote}`, fs.open.bytes_per_alert, bOpen?.bytes_per_alert, int, '≤ 300', (v) => v <= 300);
 row('probe: fired − due p50', fs.probe?.fired_minus_due_ms.p50, bull?.probe?.p50, ms);
 row('probe: fired − due p99', fs.probe?.fired_minus_due_ms.p99, bull?.probe?.p99, ms, '≤ 2 ms', (v) => v <= 2);
@@ -145,6 +168,7 @@ row(`burst of ${int(fs.burst?.expected)}: fired − due p50`, fs.burst?.fired_mi
 row(`burst of ${int(fs.burst?.expected)}: fired − due p99`, fs.burst?.fired_minus_due_ms.p99, bull?.burst?.p99, ms, '≤ 50 ms', (v) => v <= 50);
 row(`burst of ${int(fs.burst?.expected)}: fired − due max`, fs.burst?.fired_minus_due_ms.max, bull?.burst?.max, ms);
 row(`burst of ${int(fs.burst?.expected)}: at a Kafka reader − due p99`, fs.burst?.arrival_minus_due_ms.p99, null, ms);
+row('burst: CPU an escalation, processor / Redis / tansu', cpuUs(fs.burst?.cpu), null, asIs);
 row('burst: escalations reaching an SSE client', fs.burst?.sse_escalations, null, int, `${int(fs.burst?.expected)}, 0 resyncs`,
   (v) => v >= fs.burst.expected && fs.burst.sse_resyncs === 0);
 row('burst: SSE resyncs', fs.burst?.sse_resyncs, null, int);

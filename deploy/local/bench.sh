@@ -70,6 +70,19 @@ fig() { echo "$1 ${*:2}" >>"$FIGS"; }              # a figure for the report: na
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 sleep_until() { local d=$(( $1 - $(now_ms) )); [ "$d" -le 0 ] || sleep "$(awk -v d="$d" 'BEGIN { printf "%.3f", d / 1000 }')"; }
 rc() { redis-cli -p "$RP" "$@"; }
+# CPU time (user + system, clock ticks) of the processor, fraud-sla's redis-server and tansu, so
+# each phase can say which of them its figure costs: `<phase>.cpu_s` in seconds, in that order.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+cpu_mark() { echo "$(ticks "$PROC") $(ticks "$REDIS_PID") $(ticks "$TANSU_PID")"; }
+cpu_fig() { # phase, mark before, mark after, what a unit is, units: a figure and a line
+    local cpu
+    cpu=$(awk -v c="$(getconf CLK_TCK)" -v a="$2" -v b="$3" 'BEGIN { split(a, x); split(b, y)
+        printf "%.2f %.2f %.2f", (y[1] - x[1]) / c, (y[2] - x[2]) / c, (y[3] - x[3]) / c }')
+    fig "$1.cpu_s" "$cpu"
+    awk -v cpu="$cpu" -v what="$4" -v n="$5" 'BEGIN { split(cpu, s)
+        printf "   CPU %s: processor %.1f µs, Redis %.1f µs, tansu %.1f µs (%.2f, %.2f, %.2f s in all)\n",
+            what, s[1] * 1e6 / n, s[2] * 1e6 / n, s[3] * 1e6 / n, s[1], s[2], s[3] }'
+}
 used_memory() { redis-cli -p "$1" info memory | awk -F: '/^used_memory:/ { print $2 + 0 }'; }
 
 pids=()
@@ -81,10 +94,10 @@ persistence=(--save "" --appendonly no)
 # in listpack buckets); the same on BullMQ's, whose job hashes it also lets stay listpacks.
 persistence+=(--hash-max-listpack-value "${LISTPACK_VALUE:-128}" --zset-max-listpack-value "${LISTPACK_VALUE:-128}")
 redis-server --port $RP --bind 127.0.0.1 --dir "$B" "${persistence[@]}" >"$B/redis.log" 2>&1 &
-pids+=($!)
+REDIS_PID=$!; pids+=($REDIS_PID)
 "$TANSU" broker --listener-url tcp://127.0.0.1:$KP --advertised-listener-url tcp://127.0.0.1:$KP \
     --storage-engine memory://tansu/ >"$B/tansu.log" 2>&1 &
-pids+=($!)
+TANSU_PID=$!; pids+=($TANSU_PID)
 wait_port $RP redis-server; wait_port $KP tansu
 
 topics() { # name: inputs with PARTS partitions, outputs with one
@@ -260,13 +273,16 @@ n_alerts=$(count alerts "$out"); n_disps=$(count dispositions "$out"); total=$((
 fig load.drain "$(loadavg)"
 t_start=$(now_ms)
 start_processor "$B/drain.toml"
+cpu0=$(cpu_mark)
 t_done=$(wait_applied "$total" 900)
+cpu1=$(cpu_mark)
 stop_processor
 ms=$((t_done - T_READY))
 fig drain.alerts "$n_alerts"; fig drain.dispositions "$n_disps"; fig drain.messages "$total"
 fig drain.startup_ms $((T_READY - t_start)); fig drain.ms "$ms"
 echo "RESULT drain: $total messages ($n_alerts alerts, $n_disps dispositions) applied in $ms ms after ready" \
      "= $((total * 1000 / ms)) messages/s, $((n_alerts * 1000 / ms)) alerts/s (start-up to ready $((T_READY - t_start)) ms)"
+cpu_fig drain "$cpu0" "$cpu1" "a message" "$total"
 
 # --- 2. open: OPEN alerts, production policy, nothing fires -------------------------------------
 rc flushall sync >/dev/null
@@ -280,7 +296,9 @@ mem0=$(used_memory $RP)
 fig load.open "$(loadavg)"
 t_start=$(now_ms)
 start_processor "$B/main.toml"
+cpu0=$(cpu_mark)
 t_done=$(wait_applied "$OPEN" 900)
+cpu1=$(cpu_mark)
 ms=$((t_done - T_READY))
 sleep 1
 mem1=$(used_memory $RP)
@@ -296,6 +314,7 @@ fig open.bytes_per_alert "$per"
 echo "RESULT open: $OPEN alerts applied in $ms ms after ready = $((OPEN * 1000 / ms)) messages/s;" \
      "Redis used_memory +$(( (mem1 - mem0) / 1048576 )) MiB, of which the board's 10-second change" \
      "window $((window / 1048576)) MiB; the rest = $per bytes per open alert"
+cpu_fig open "$cpu0" "$cpu1" "a message" "$OPEN"
 memory_breakdown "$OPEN" $((mem1 - mem0))
 
 # --- 3. probes at steady rate, with the open alerts still open ----------------------------------
@@ -362,12 +381,16 @@ curl -sN "http://127.0.0.1:$HP/v1/events" >"$B/events.txt" 2>/dev/null &
 SSE=$!; pids+=($SSE)
 log "5. burst: $BURST silent alerts, $((BURST * 9)) escalations due ${BURST_DUE} s after issued_at"
 fig load.burst "$(loadavg)"
-fig burst.start_ms "$(now_ms)"
+t_burst=$(now_ms); fig burst.start_ms "$t_burst"
 out=$(simulate "$B/main.toml" --burst --count "$BURST" --missing 1.0 --seed 11)
 echo "   $out"
+# CPU from just before the clocks are due: the firing, not the alerts' applying or the wait.
+sleep_until $((t_burst + BURST_DUE * 1000 - 300))
+cpu0=$(cpu_mark)
 want=$((before + BURST * 9))
 until=$(( $(now_ms) + BURST_DUE * 1000 + 300000 ))
 until [ "$(wc -l <"$B/reader.txt")" -ge "$want" ] || [ "$(now_ms)" -gt "$until" ]; do sleep 0.5; done
+cpu1=$(cpu_mark)
 sleep 1
 kill "$SSE" 2>/dev/null || true
 sse=$(grep -c '^event: escalation' "$B/events.txt" || true)
@@ -375,6 +398,7 @@ resyncs=$(grep -c '^event: resync' "$B/events.txt" || true)
 fig burst.alerts "$BURST"; fig burst.expected $((BURST * 9))
 fig burst.sse_escalations "$sse"; fig burst.sse_resyncs "$resyncs"
 echo "RESULT burst: $(( $(wc -l <"$B/reader.txt") - before )) of $((BURST * 9)) escalations read; $sse reached an SSE client, $resyncs resyncs"
+cpu_fig burst "$cpu0" "$cpu1" "an escalation" $((BURST * 9))
 
 # --- 6. restart: SIGKILL, deadlines pass while it is dead, restart at once ----------------------
 write_config "$B/main.toml" main bench-main '"group.instance.id" = "bench-1"' "$RESTART_POLICY"
