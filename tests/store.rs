@@ -501,7 +501,7 @@ async fn refused_as_rollback(
     let before = redis.dump();
     match s.apply(partition, &mut fence.clone(), batch).await {
         Err(StoreError::Rollback { partition: p, .. }) if p == partition => {}
-        other => panic!("Redis behind the owner must be a rollback, got {other:?}"),
+        other => panic!("a write sequence Redis does not match must be a rollback, got {other:?}"),
     }
     assert_eq!(redis.dump(), before, "the refused write changed nothing");
 }

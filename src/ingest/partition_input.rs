@@ -20,8 +20,9 @@ type Queue = rdkafka::consumer::stream_consumer::StreamPartitionQueue<IngestCont
 /// Most messages in one batch. A batch is what is waiting, so it is this large only in a
 /// backlog, where larger batches cost Redis less a message (one script call, the alerts of a
 /// batch loaded and written once): draining 200k alerts with their dispositions, 14.2–15.6 µs
-/// of Redis CPU a message at 2,000 against 16–19.3 µs at 500. The price is Redis busy longer
-/// with each call: 27 ms at the median, 82 ms at p99, against 10 and 21 ms (BENCHMARKS.md).
+/// of Redis CPU a message at 2,000 against 16–19.3 µs at 500, measured before batches were
+/// taken oldest first across the two topics. The price is Redis busy longer with each call:
+/// 27 ms at the median, 82 ms at p99, against 10 and 21 ms (BENCHMARKS.md).
 pub(crate) const MAX_BATCH: usize = 2000;
 
 /// Where to read a topic from.
@@ -84,7 +85,7 @@ impl std::fmt::Debug for PartitionInput {
 }
 
 /// When a message was produced: its record timestamp; one without counts as the oldest.
-pub(crate) fn produced(m: &OwnedMessage) -> Millis {
+fn produced(m: &OwnedMessage) -> Millis {
     m.timestamp().to_millis().unwrap_or(Millis::MIN)
 }
 
