@@ -138,7 +138,7 @@ const sec = (v) => (v === null || v === undefined ? '—' : `${v.toFixed(1)} s`)
 const ratio = (a, b) => (a === null || a === undefined || !b ? '—' : `${(a / b).toFixed(a / b < 0.1 ? 3 : 2)}`);
 const cpuUs = (c) => (c ? `${c.processor_us_per_unit.toFixed(1)} / ${c.redis_us_per_unit.toFixed(1)} / ${c.tansu_us_per_unit.toFixed(1)} µs` : null);
 const cores = (c) => (c ? `${c.processor_cores.toFixed(2)} / ${c.redis_cores.toFixed(2)} / ${c.tansu_cores.toFixed(2)}` : null);
-const asIs = (v) => v ?? "—";
+const asIs = (v) => v ?? '—';
 const rows = [];
 const row = (figure, f, b, show, target, met) => rows.push({
   figure, fraud_sla: f ?? null, bullmq: b ?? null, ratio: f != null && b ? f / b : null, target,
