@@ -563,12 +563,18 @@ async fn a_change_stream_lost_under_the_board_makes_every_page_refetch() {
     away.change_of("G-2").await;
 }
 
+/// Where the board starts reading when a page connects, and how it reads on: against
+/// redis-server alone.
 #[tokio::test]
-async fn the_change_stream_end_is_where_the_board_starts_reading() {
+async fn the_board_reads_a_change_stream_from_a_time_then_on_from_a_place() {
     let dir = tmpdir();
     let redis = Redis::start(dir.path());
     let store = Store::new(RedisConn::connect(&redis.url(), false).await.unwrap(), "t");
-    assert_eq!(store.changes_end(0).await.unwrap(), "0-0", "empty");
+    assert_eq!(
+        store.changes_from(0, 0, 10).await.unwrap(),
+        Changes::default(),
+        "empty"
+    );
     assert_eq!(
         store.changes(0, "0-0", 10).await.unwrap(),
         Changes::default()
@@ -580,15 +586,16 @@ async fn the_change_stream_end_is_where_the_board_starts_reading() {
         .await
         .unwrap();
     let mut ids = Vec::new();
-    for (alert, jurisdiction) in [
-        ("A-1", "620102"),
-        ("A-2", "330100"),
-        ("A-3", "620103"),
-        ("A-4", "620104"),
+    // Ids as Redis gives them: the milliseconds of its clock, then a sequence within one.
+    for (id, alert, jurisdiction) in [
+        ("1000-0", "A-1", "620102"),
+        ("2000-0", "A-2", "330100"),
+        ("2000-1", "A-3", "620103"),
+        ("3000-0", "A-4", "620104"),
     ] {
         let id: String = redis::cmd("XADD")
             .arg("{t:0}:events")
-            .arg("*")
+            .arg(id)
             .arg("c")
             .arg(serde_json::json!([[alert, jurisdiction]]).to_string())
             .query_async(&mut c)
@@ -596,8 +603,26 @@ async fn the_change_stream_end_is_where_the_board_starts_reading() {
             .unwrap();
         ids.push(id);
     }
-    assert_eq!(store.changes_end(0).await.unwrap(), ids[3]);
-    assert_eq!(store.changes_end(1).await.unwrap(), "0-0", "per partition");
+    let from = |since: i64, count: usize| {
+        let store = &store;
+        async move {
+            let read = store.changes_from(0, since, count).await.unwrap();
+            assert!(!read.gap, "a read from a time asks after nothing before it");
+            read.entries
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(from(2000, 10).await, ids[1..], "from a time, inclusive");
+    assert_eq!(from(1001, 2).await, ids[1..3], "at most `count`");
+    assert_eq!(from(3001, 10).await, Vec::<String>::new(), "nothing after");
+    assert_eq!(from(-5, 10).await, ids, "a time before the epoch: all kept");
+    assert_eq!(
+        store.changes_from(1, 0, 10).await.unwrap(),
+        Changes::default(),
+        "per partition"
+    );
 
     let all = store.changes(0, "0-0", 10).await.unwrap();
     assert_eq!(

@@ -19,13 +19,20 @@
 //! The [`Hub`] feeds every connection from one broadcast channel and keeps the last
 //! [`RING`] events for replays. Its sources start once Redis and the topics are known
 //! ([`Hub::start`]); until then connections get their `hello` and keep-alives only:
-//! - escalations: the escalations topic, every partition assigned at its end, no group joined and
-//!   nothing committed (the board must never disturb a real consumer), deduplicated by
-//!   `escalation_id` over the last [`RECENT_ESCALATIONS`] (delivery is at-least-once);
+//! - escalations: the escalations topic, every partition assigned, no group joined and nothing
+//!   committed (the board must never disturb a real consumer), deduplicated by `escalation_id`
+//!   over the last [`RECENT_ESCALATIONS`] (delivery is at-least-once);
 //! - changes: every partition's change stream in Redis (`{<prefix>:<p>}:events`, one entry per
-//!   batch naming the alerts it changed), read with [`Store::changes`] every [`POLL`] from its
-//!   end when the hub started ([`Store::changes_end`]); never `XREAD BLOCK`, which would stall
-//!   the multiplexed connection every partition shares.
+//!   batch naming the alerts it changed), read with [`Store::changes`] every [`POLL`]; never
+//!   `XREAD BLOCK`, which would stall the multiplexed connection every partition shares.
+//!
+//! The sources follow only while a page is connected, and for [`LINGER`] after the last one
+//! left (reading every escalation back from the broker cost a backlog drain 14% of the
+//! processor and a quarter of the broker). They start from a little before the page connected
+//! ([`SKEW_MS`]), the escalations by record timestamp, the changes by stream id. Where they
+//! stopped, the log holds a `resync`: a page that replays across it refetches, as after a
+//! `Last-Event-ID` too old to replay. Each process follows for its own pages, so N processors
+//! behind a balancer do not each read every escalation N times.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
@@ -39,15 +46,18 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{Access, HttpState};
 use crate::config::KafkaConfig;
+use crate::domain::Millis;
+use crate::partition::wall_clock;
 use crate::retry::{retry, Backoff, GaveUp};
 use crate::store::changes::Changes;
 use crate::store::{Store, StoreError};
@@ -67,6 +77,14 @@ const POLL_COUNT: usize = 500;
 const RECENT_ESCALATIONS: usize = 4096;
 /// How soon a browser reconnects after the stream broke (its default is about 3 s).
 const RECONNECT: Duration = Duration::from_secs(1);
+/// How long the sources keep following after the last page left: a reload, or a stream broken
+/// and reconnected with the page's backoff (at most 15 s), comes back well within it and
+/// replays what it missed.
+const LINGER: Duration = Duration::from_secs(60);
+/// How far before a page connected the sources start reading: the clocks that stamp the
+/// escalation records (every processor's) and the change stream ids (Redis's) may run this far
+/// behind this process's. More would only replay old events to the first page of a busy hour.
+const SKEW_MS: Millis = 250;
 /// The hello of a connection that must refetch, and of one whose missed events follow.
 const RESYNC: &str = r#"{"resync":true}"#;
 const REPLAYING: &str = r#"{"resync":false}"#;
@@ -135,6 +153,11 @@ struct Inner {
     /// responses, and an event stream never ends by itself).
     cancel: CancellationToken,
     started: AtomicBool,
+    /// Open connections, and a wake-up for [`Hub::keep_demand`] when their number changes.
+    connections: AtomicUsize,
+    demand: Notify,
+    /// `Some(since)` while the sources follow: they read what was written from `since` on.
+    following: watch::Sender<Option<Millis>>,
 }
 
 /// The source of live events, shared by every connection; cheap to clone.
@@ -196,12 +219,16 @@ impl Hub {
                 }),
                 cancel,
                 started: AtomicBool::new(false),
+                connections: AtomicUsize::new(0),
+                demand: Notify::new(),
+                following: watch::Sender::new(None),
             }),
         }
     }
 
     /// Starts the sources, once: the escalations topic and the change feeds of `partitions`
-    /// partitions. Their tasks join `tasks` and end on the hub's cancellation.
+    /// partitions, each following while pages are connected. Their tasks join `tasks` and end
+    /// on the hub's cancellation.
     pub(crate) fn start(
         &self,
         tasks: &mut JoinSet<()>,
@@ -224,6 +251,7 @@ impl Hub {
             .set("enable.partition.eof", "false")
             .set("auto.offset.reset", "latest")
             .create()?;
+        tasks.spawn(self.clone().keep_demand());
         tasks.spawn(
             self.clone()
                 .follow_escalations(consumer, kafka.escalations_topic.clone()),
@@ -283,6 +311,8 @@ impl Hub {
     fn connect(&self, access: Access, last_event_id: Option<&str>) -> Connection {
         let follow = self.follow(last_event_id.and_then(|id| self.seq_of(id)));
         let resync = follow.replay.is_none();
+        self.inner.connections.fetch_add(1, Ordering::SeqCst);
+        self.inner.demand.notify_one();
         Connection {
             hub: self.clone(),
             access,
@@ -303,6 +333,13 @@ struct Connection {
     cursor: u64,
     backlog: VecDeque<Arc<Event>>,
     first: Option<Frame>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.hub.inner.connections.fetch_sub(1, Ordering::SeqCst);
+        self.hub.inner.demand.notify_one();
+    }
 }
 
 impl Connection {
@@ -449,50 +486,125 @@ impl Hub {
         }
     }
 
-    /// Reads the escalations topic from its end until shutdown.
+    /// Turns the sources on when a page connects, and off [`LINGER`] after the last one left,
+    /// with a `resync` in the log where they stopped.
+    async fn keep_demand(self) {
+        let inner = &self.inner;
+        let open = || inner.connections.load(Ordering::SeqCst);
+        // Waits for the number of connections to change; `false` on shutdown.
+        let changed = || async {
+            tokio::select! {
+                _ = inner.cancel.cancelled() => false,
+                _ = inner.demand.notified() => true,
+            }
+        };
+        loop {
+            while open() == 0 {
+                if !changed().await {
+                    return;
+                }
+            }
+            inner.following.send_replace(Some(wall_clock() - SKEW_MS));
+            tracing::debug!("Board events: a page connected; following.");
+            loop {
+                while open() > 0 {
+                    if !changed().await {
+                        return;
+                    }
+                }
+                tokio::select! {
+                    _ = inner.cancel.cancelled() => return,
+                    _ = tokio::time::sleep(LINGER) => if open() == 0 { break },
+                    _ = inner.demand.notified() => {}
+                }
+            }
+            // Before the sources stop: what they publish meanwhile is after it, harmlessly.
+            self.publish(Kind::Gap, String::new(), RESYNC.to_owned());
+            inner.following.send_replace(None);
+            tracing::debug!(
+                ?LINGER,
+                "Board events: no page connected; stopped following."
+            );
+        }
+    }
+
+    /// Waits until the sources should follow: the time to read from, or `None` on shutdown.
+    async fn wanted(&self, following: &mut watch::Receiver<Option<Millis>>) -> Option<Millis> {
+        let started = async {
+            let since = following.wait_for(Option::is_some).await.ok()?;
+            *since
+        };
+        tokio::select! {
+            _ = self.inner.cancel.cancelled() => None,
+            since = started => since,
+        }
+    }
+
+    /// Reads the escalations topic while pages are connected, until shutdown.
     async fn follow_escalations(self, consumer: StreamConsumer, topic: String) {
         let cancel = self.inner.cancel.clone();
         let consumer = Arc::new(consumer);
-        let assigned = retry(
-            &cancel,
-            Backoff::CONNECT,
-            || assign_at_end(consumer.clone(), topic.clone()),
-            |_| true,
-            |e, retry_in| tracing::warn!(error = %e, ?retry_in, "Board events: waiting for the escalations topic."),
-        )
-        .await;
-        match assigned {
-            Ok(partitions) => {
-                tracing::info!(topic = %topic, partitions, "Board events: following escalations.")
-            }
-            Err(GaveUp::Cancelled | GaveUp::Final(_)) => return,
-        }
+        let mut following = self.inner.following.subscribe();
         let mut recent = Recent::new();
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                m = consumer.recv() => match m {
-                    Ok(m) => {
-                        if let Some(payload) = m.payload() {
-                            self.on_escalation(&mut recent, payload);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "Board events: escalations consumer error.");
-                        // librdkafka reports a broker outage more than once; don't spin on it.
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                },
+        'follow: while let Some(since) = self.wanted(&mut following).await {
+            let assigned = retry(
+                &cancel,
+                Backoff::CONNECT,
+                || assign_from(consumer.clone(), topic.clone(), since),
+                |_| true,
+                |e, retry_in| tracing::warn!(error = %e, ?retry_in, "Board events: waiting for the escalations topic."),
+            )
+            .await;
+            match assigned {
+                Ok(partitions) => {
+                    tracing::debug!(topic = %topic, partitions, "Board events: following escalations.")
+                }
+                Err(GaveUp::Cancelled | GaveUp::Final(_)) => break,
             }
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break 'follow,
+                    _ = stopped(&mut following) => break,
+                    m = consumer.recv() => match m {
+                        Ok(m) => {
+                            if let Some(payload) = m.payload() {
+                                self.on_escalation(&mut recent, payload);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "Board events: escalations consumer error.");
+                            // librdkafka reports a broker outage more than once; don't spin on it.
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    },
+                }
+            }
+            let c = consumer.clone();
+            let _ = tokio::task::spawn_blocking(move || c.unassign()).await;
         }
         // Closing waits for librdkafka's threads; keep it off the runtime's.
         let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
     }
 
-    /// Polls every partition's change stream until shutdown, from where each ended at the start.
+    /// Polls every partition's change stream while pages are connected, until shutdown.
     async fn follow_changes(self, store: Store, partitions: i32) {
-        let cancel = self.inner.cancel.clone();
-        let mut feeds: Vec<Feed> = (0..partitions).map(|_| Feed::default()).collect();
+        let mut following = self.inner.following.subscribe();
+        while let Some(since) = self.wanted(&mut following).await {
+            let feeds = (0..partitions).map(|_| Feed::since(since)).collect();
+            if !self.poll_changes(&store, feeds, &mut following).await {
+                return;
+            }
+        }
+    }
+
+    /// Polls `feeds` until the sources stop (`true`) or shutdown (`false`).
+    async fn poll_changes(
+        &self,
+        store: &Store,
+        mut feeds: Vec<Feed>,
+        following: &mut watch::Receiver<Option<Millis>>,
+    ) -> bool {
+        let cancel = &self.inner.cancel;
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failing = false;
@@ -500,25 +612,25 @@ impl Hub {
         loop {
             if more {
                 if cancel.is_cancelled() {
-                    return;
+                    return false;
+                }
+                if following.borrow().is_none() {
+                    return true;
                 }
             } else {
                 tokio::select! {
-                    _ = cancel.cancelled() => return,
+                    _ = cancel.cancelled() => return false,
+                    _ = stopped(following) => return true,
                     _ = tick.tick() => {}
                 }
             }
             // One read per partition, all at once: the multiplexed connection pipelines them.
             let reads = feeds.iter().enumerate().map(|(p, feed)| {
-                let store = &store;
+                let p = p as i32;
                 async move {
-                    let p = p as i32;
                     match &feed.at {
-                        None => store.changes_end(p).await.map(Read::End),
-                        Some(after) => store
-                            .changes(p, after, feed.page())
-                            .await
-                            .map(Read::Entries),
+                        Place::Since(since) => store.changes_from(p, *since, feed.page()).await,
+                        Place::After(after) => store.changes(p, after, feed.page()).await,
                     }
                 }
             });
@@ -528,8 +640,7 @@ impl Hub {
             let mut missed = false;
             for ((p, feed), result) in feeds.iter_mut().enumerate().zip(results) {
                 match result {
-                    Ok(Read::End(id)) => feed.at = Some(id),
-                    Ok(Read::Entries(Changes { gap, entries })) => {
+                    Ok(Changes { gap, entries }) => {
                         let full = entries.len() == feed.page();
                         feed.careful &= full;
                         more |= full;
@@ -537,16 +648,16 @@ impl Hub {
                             tracing::warn!(partition = p, "Board events: changes missed (the stream was trimmed past this reader, or lost); pages refetch.");
                             missed = true;
                             // Read on from whatever the stream holds now.
-                            feed.at = Some("0-0".to_owned());
+                            feed.at = Place::After("0-0".to_owned());
                         }
                         if let Some((last, _)) = entries.last() {
-                            feed.at = Some(last.clone());
+                            feed.at = Place::After(last.clone());
                         }
                         self.on_changes(entries);
                     }
                     Err(StoreError::CorruptChange { stream_id, .. }) if feed.careful => {
                         tracing::warn!(partition = p, stream_id = %stream_id, "Board events: unreadable change entry skipped.");
-                        feed.at = Some(stream_id);
+                        feed.at = Place::After(stream_id);
                         feed.careful = false;
                         more = true;
                     }
@@ -576,17 +687,38 @@ impl Hub {
     }
 }
 
+/// Returns once the sources are to stop.
+async fn stopped(following: &mut watch::Receiver<Option<Millis>>) {
+    // An error: the hub is gone, and the sources with it.
+    let _ = following.wait_for(Option::is_none).await;
+}
+
 /// Where the poller is in one partition's change stream.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Feed {
-    /// The last entry read; `None` until the stream's end is known.
-    at: Option<String>,
+    at: Place,
     /// The next page holds an unreadable entry (the read fails as a whole): read one entry at a
     /// time until past it, so the readable entries before it are not lost with it.
     careful: bool,
 }
 
+/// A place in a change stream.
+#[derive(Debug)]
+enum Place {
+    /// Nothing read yet: from the first entry at or after this time, inclusive.
+    Since(Millis),
+    /// After this entry.
+    After(String),
+}
+
 impl Feed {
+    fn since(since: Millis) -> Feed {
+        Feed {
+            at: Place::Since(since),
+            careful: false,
+        }
+    }
+
     fn page(&self) -> usize {
         if self.careful {
             1
@@ -596,12 +728,6 @@ impl Feed {
     }
 }
 
-/// One partition's read: where its stream ended, or what came after.
-enum Read {
-    End(String),
-    Entries(Changes),
-}
-
 /// The data of a `changed` event.
 #[derive(Serialize)]
 struct Changed<'a> {
@@ -609,23 +735,42 @@ struct Changed<'a> {
     jurisdiction: &'a str,
 }
 
-/// Assigns every partition of `topic` at its end; returns how many.
-async fn assign_at_end(consumer: Arc<StreamConsumer>, topic: String) -> Result<usize, EventsError> {
+/// Assigns every partition of `topic` from its first record stamped at or after `since`, or from
+/// its end as it was before the lookup when there is none (then whatever comes next is after
+/// `since`); returns how many partitions.
+async fn assign_from(
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+    since: Millis,
+) -> Result<usize, EventsError> {
+    const TIMEOUT: Duration = Duration::from_secs(3);
     tokio::task::spawn_blocking(move || {
-        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(3))?;
+        let metadata = consumer.fetch_metadata(Some(&topic), TIMEOUT)?;
         let partitions = metadata
             .topics()
             .iter()
             .find(|t| t.name() == topic && t.error().is_none())
-            .map(|t| t.partitions().len())
+            .map(|t| t.partitions().len() as i32)
             .filter(|&n| n > 0)
             .ok_or_else(|| EventsError::NoTopic(topic.clone()))?;
+        let ends = (0..partitions)
+            .map(|p| Ok(consumer.fetch_watermarks(&topic, p, TIMEOUT)?.1))
+            .collect::<Result<Vec<i64>, KafkaError>>()?;
+        let mut at = TopicPartitionList::new();
+        for p in 0..partitions {
+            at.add_partition_offset(&topic, p, Offset::Offset(since.max(0)))?;
+        }
+        let found = consumer.offsets_for_times(at, TIMEOUT)?;
         let mut tpl = TopicPartitionList::new();
-        for p in 0..partitions as i32 {
-            tpl.add_partition_offset(&topic, p, Offset::End)?;
+        for (p, end) in ends.into_iter().enumerate() {
+            let offset = match found.find_partition(&topic, p as i32).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o.min(end),
+                _ => end,
+            };
+            tpl.add_partition_offset(&topic, p as i32, Offset::Offset(offset))?;
         }
         consumer.assign(&tpl)?;
-        Ok(partitions)
+        Ok(partitions as usize)
     })
     .await
     .map_err(|_| EventsError::Metadata)?
@@ -738,6 +883,59 @@ mod tests {
         changed(&hub, "B-last", "620102");
         let e = event(&mut slow).await;
         assert!(e.data.contains("B-last"), "live again after the resync");
+    }
+
+    /// Whether the sources follow, once the keeper has seen what happened before.
+    async fn following(hub: &Hub) -> bool {
+        tokio::task::yield_now().await;
+        hub.inner.following.borrow().is_some()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sources_follow_while_a_page_is_connected_and_a_while_after() {
+        let hub = Hub::default();
+        tokio::spawn(hub.clone().keep_demand());
+        assert!(!following(&hub).await, "nobody connected");
+        tokio::time::sleep(LINGER * 2).await;
+        assert!(!following(&hub).await);
+
+        let from = wall_clock();
+        let mut page = hub.connect(Access::All, None);
+        hello(&mut page).await;
+        let mut rx = hub.inner.following.subscribe();
+        let since = rx.wait_for(Option::is_some).await.unwrap().unwrap();
+        assert!(
+            (from - SKEW_MS..=wall_clock()).contains(&since),
+            "from just before the page connected: {since}"
+        );
+        changed(&hub, "A-1", "620102");
+        let seen = event(&mut page).await.id.clone();
+        drop(page);
+
+        // A reload within LINGER: still following, nothing missed.
+        tokio::time::sleep(LINGER - Duration::from_secs(1)).await;
+        assert!(following(&hub).await);
+        let reload = hub.connect(Access::All, Some(&seen));
+        drop(reload);
+        tokio::time::sleep(LINGER - Duration::from_secs(1)).await;
+        assert!(following(&hub).await, "LINGER counts from the last page");
+
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            !following(&hub).await,
+            "stopped LINGER after the last page left"
+        );
+        let mut away = hub.connect(Access::All, Some(&seen));
+        assert!(!hello(&mut away).await, "what was kept replays");
+        assert!(
+            matches!(
+                tokio::time::timeout(Duration::from_secs(1), away.next()).await,
+                Ok(Some(Frame::Resync))
+            ),
+            "then a refetch, for what the sources did not read"
+        );
+        rx.wait_for(Option::is_some).await.unwrap();
+        assert_eq!(hub.inner.connections.load(Ordering::SeqCst), 1);
     }
 
     #[test]

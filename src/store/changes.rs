@@ -1,7 +1,7 @@
 //! Reading the change stream: the board's live events (docs/contract.md §10.4, `GET /v1/events`)
-//! follow `{<prefix>:<p>}:events` from its end when the process starts, as `XREAD`'s `$` would,
-//! but without `XREAD BLOCK`, which would stall every other command on the multiplexed
-//! connection all partitions share. [`Store::changes`] reads on from there.
+//! follow `{<prefix>:<p>}:events` from when a page connected ([`Store::changes_from`]), without
+//! `XREAD BLOCK`, which would stall every other command on the multiplexed connection all
+//! partitions share. [`Store::changes`] reads on from there.
 //!
 //! The stream is trimmed to its last [`super::EVENTS_WINDOW_MS`], and Redis may lose it (a
 //! flush, a promoted replica). A reader may have missed entries when something newer than its
@@ -23,22 +23,18 @@ pub struct Changes {
 }
 
 impl Store {
-    /// The id of the newest entry of `partition`'s change stream, `"0-0"` when it is empty
-    /// (then whatever comes next is after it).
-    pub async fn changes_end(&self, partition: i32) -> Result<String, StoreError> {
-        let mut c = self.conn.clone();
-        let last: Vec<(String, redis::Value)> = redis::cmd("XREVRANGE")
-            .arg(self.keys(partition).events())
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut c)
-            .await?;
-        Ok(last
-            .into_iter()
-            .next()
-            .map_or_else(|| "0-0".to_owned(), |(id, _)| id))
+    /// Up to `count` entries of `partition`'s change stream written at or after `since`
+    /// (milliseconds, by the stream ids Redis gives from its clock), oldest first: where the
+    /// board starts reading when a page connects. Entries already trimmed are not asked after:
+    /// a page that just connected refetches anyway.
+    pub async fn changes_from(
+        &self,
+        partition: i32,
+        since: i64,
+        count: usize,
+    ) -> Result<Changes, StoreError> {
+        let start = format!("{}-0", since.max(0));
+        self.read_stream(partition, &start, None, count).await
     }
 
     /// Up to `count` entries of the partition's change stream after `after_id` (exclusive; `""`
@@ -58,6 +54,18 @@ impl Store {
             "0-0" => ("0-0", None),
             id => (id, Some(id)),
         };
+        self.read_stream(partition, start, at, count).await
+    }
+
+    /// Up to `count` entries from `start` (inclusive), the one at `at` left out; whether entries
+    /// after `at` may have been lost.
+    async fn read_stream(
+        &self,
+        partition: i32,
+        start: &str,
+        at: Option<&str>,
+        count: usize,
+    ) -> Result<Changes, StoreError> {
         let k = self.keys(partition);
         let mut c = self.conn.clone();
         let (trimmed, reply): (Option<String>, redis::streams::StreamRangeReply) = self
