@@ -341,6 +341,35 @@ async fn escalations_reach_the_board_as_published_within_two_seconds() {
     );
 }
 
+/// The board reads the topic only while a page is connected: a page gets what was published
+/// after it connected, and nothing from before (it refetches its lists instead).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_gets_what_was_published_after_it_connected_and_nothing_before() {
+    // One partition: the topic holds the escalations in the order they fired.
+    let env = Env::new("events-demand", 1, FAST_SLA);
+    let p = start(&env);
+    let topic = env.escalations();
+    alert_in(&env, "B-1", "620102-GWM").await;
+    let before = published(&topic, &["B-1:visit:0"]);
+    let mut board = Events::open(p.http_port, Some(ROOT), None).await.unwrap();
+    assert!(
+        board.hello().await,
+        "a first connection refetches its lists"
+    );
+    let connected = now_ms();
+    assert!(before["B-1:visit:0"].1 < connected - 250);
+
+    alert_in(&env, "A-1", "620102-GWM").await;
+    let after = board.escalation("A-1:visit:0").await;
+    assert!(
+        !board.seen.iter().any(|e| e.is_escalation("B-1:visit:0")),
+        "published before the page connected: {:#?}",
+        board.seen
+    );
+    let on_topic = published(&topic, &["A-1:visit:0"]);
+    assert_eq!(after.data, on_topic["A-1:visit:0"].0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_disposition_applied_shows_as_a_changed_event_within_two_seconds() {
     // Warned at once, breached only much later: nothing else changes the alert meanwhile.

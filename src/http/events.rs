@@ -58,7 +58,7 @@ use super::{Access, HttpState};
 use crate::config::KafkaConfig;
 use crate::domain::Millis;
 use crate::partition::wall_clock;
-use crate::retry::{retry, Backoff, GaveUp};
+use crate::retry::{retry, Backoff};
 use crate::store::changes::Changes;
 use crate::store::{Store, StoreError};
 
@@ -85,6 +85,9 @@ const LINGER: Duration = Duration::from_secs(60);
 /// escalation records (every processor's) and the change stream ids (Redis's) may run this far
 /// behind this process's. More would only replay old events to the first page of a busy hour.
 const SKEW_MS: Millis = 250;
+/// How often the escalations' partition ends are looked up while no page is connected: a page
+/// that connects has the source read at most this much of the topic before what is new to it.
+const ENDS_EVERY: Duration = Duration::from_secs(5);
 /// The hello of a connection that must refetch, and of one whose missed events follow.
 const RESYNC: &str = r#"{"resync":true}"#;
 const REPLAYING: &str = r#"{"resync":false}"#;
@@ -540,34 +543,66 @@ impl Hub {
         }
     }
 
-    /// Reads the escalations topic while pages are connected, until shutdown.
+    /// Reads the escalations topic while pages are connected, until shutdown. In between it
+    /// looks up where the partitions end every [`ENDS_EVERY`]: when a page connects it reads
+    /// from there, and passes on what was stamped from `since` on. (A broker's own lookup by
+    /// time is not relied on: tansu's answers offset 0 when nothing is that new.)
     async fn follow_escalations(self, consumer: StreamConsumer, topic: String) {
         let cancel = self.inner.cancel.clone();
         let consumer = Arc::new(consumer);
         let mut following = self.inner.following.subscribe();
         let mut recent = Recent::new();
-        'follow: while let Some(since) = self.wanted(&mut following).await {
-            let assigned = retry(
-                &cancel,
-                Backoff::CONNECT,
-                || assign_from(consumer.clone(), topic.clone(), since),
-                |_| true,
-                |e, retry_in| tracing::warn!(error = %e, ?retry_in, "Board events: waiting for the escalations topic."),
-            )
-            .await;
-            match assigned {
-                Ok(partitions) => {
-                    tracing::debug!(topic = %topic, partitions, "Board events: following escalations.")
+        let mut ends: Option<Ends> = None;
+        let mut look = tokio::time::interval(ENDS_EVERY);
+        look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        'follow: loop {
+            let since = loop {
+                tokio::select! {
+                    biased;
+                    _ = look.tick() => {
+                        let found = partition_ends(consumer.clone(), topic.clone()).await;
+                        // Only ends looked up before a page connected are before its `since`.
+                        match found {
+                            Ok(found) if following.borrow().is_none() => ends = Some(found),
+                            Ok(_) => {}
+                            Err(e) => tracing::debug!(error = %e, "Board events: escalations topic not looked up."),
+                        }
+                    }
+                    since = self.wanted(&mut following) => match since {
+                        Some(since) => break since,
+                        None => break 'follow,
+                    },
                 }
-                Err(GaveUp::Cancelled | GaveUp::Final(_)) => break,
+            };
+            let from = match &ends {
+                Some(ends) if ends.at <= since => Ok(ends.offsets.clone()),
+                // No page yet since the start, and its ends not yet known: from now, which
+                // misses what was published in the few milliseconds since the page connected.
+                _ => {
+                    retry(
+                        &cancel,
+                        Backoff::CONNECT,
+                        || async { Ok::<_, EventsError>(partition_ends(consumer.clone(), topic.clone()).await?.offsets) },
+                        |_| true,
+                        |e, retry_in| tracing::warn!(error = %e, ?retry_in, "Board events: waiting for the escalations topic."),
+                    )
+                    .await
+                }
+            };
+            let Ok(from) = from else { break };
+            if let Err(e) = assign_at(consumer.clone(), topic.clone(), from.clone()).await {
+                tracing::warn!(error = %e, "Board events: escalations not followed.");
+                continue;
             }
+            tracing::debug!(topic = %topic, "Board events: following escalations.");
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => break 'follow,
                     _ = stopped(&mut following) => break,
                     m = consumer.recv() => match m {
                         Ok(m) => {
-                            if let Some(payload) = m.payload() {
+                            let older = m.timestamp().to_millis().is_some_and(|t| t < since);
+                            if let (false, Some(payload)) = (older, m.payload()) {
                                 self.on_escalation(&mut recent, payload);
                             }
                         }
@@ -579,8 +614,8 @@ impl Hub {
                     },
                 }
             }
-            let c = consumer.clone();
-            let _ = tokio::task::spawn_blocking(move || c.unassign()).await;
+            // Where it stopped is where the next page's reading may start.
+            ends = stop(consumer.clone(), topic.clone(), from).await;
         }
         // Closing waits for librdkafka's threads; keep it off the runtime's.
         let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
@@ -735,14 +770,15 @@ struct Changed<'a> {
     jurisdiction: &'a str,
 }
 
-/// Assigns every partition of `topic` from its first record stamped at or after `since`, or from
-/// its end as it was before the lookup when there is none (then whatever comes next is after
-/// `since`); returns how many partitions.
-async fn assign_from(
-    consumer: Arc<StreamConsumer>,
-    topic: String,
-    since: Millis,
-) -> Result<usize, EventsError> {
+/// Where each partition of a topic ended, and when that was known (the lookup's end).
+#[derive(Debug)]
+struct Ends {
+    at: Millis,
+    offsets: Vec<i64>,
+}
+
+/// Looks up where every partition of `topic` ends.
+async fn partition_ends(consumer: Arc<StreamConsumer>, topic: String) -> Result<Ends, EventsError> {
     const TIMEOUT: Duration = Duration::from_secs(3);
     tokio::task::spawn_blocking(move || {
         let metadata = consumer.fetch_metadata(Some(&topic), TIMEOUT)?;
@@ -753,24 +789,54 @@ async fn assign_from(
             .map(|t| t.partitions().len() as i32)
             .filter(|&n| n > 0)
             .ok_or_else(|| EventsError::NoTopic(topic.clone()))?;
-        let ends = (0..partitions)
+        let offsets = (0..partitions)
             .map(|p| Ok(consumer.fetch_watermarks(&topic, p, TIMEOUT)?.1))
             .collect::<Result<Vec<i64>, KafkaError>>()?;
-        let mut at = TopicPartitionList::new();
-        for p in 0..partitions {
-            at.add_partition_offset(&topic, p, Offset::Offset(since.max(0)))?;
-        }
-        let found = consumer.offsets_for_times(at, TIMEOUT)?;
+        Ok(Ends {
+            at: wall_clock(),
+            offsets,
+        })
+    })
+    .await
+    .map_err(|_| EventsError::Metadata)?
+}
+
+/// Unassigns the consumer; where it stopped, if it knows (`from`, where it started, for a
+/// partition it read nothing of).
+async fn stop(consumer: Arc<StreamConsumer>, topic: String, from: Vec<i64>) -> Option<Ends> {
+    tokio::task::spawn_blocking(move || {
+        let reached = consumer.position().ok();
+        let at = wall_clock();
+        let _ = consumer.unassign();
+        let offsets = from
+            .into_iter()
+            .enumerate()
+            .map(
+                |(p, start)| match reached.as_ref()?.find_partition(&topic, p as i32)?.offset() {
+                    Offset::Offset(o) => Some(o.max(start)),
+                    _ => Some(start),
+                },
+            )
+            .collect::<Option<Vec<i64>>>()?;
+        Some(Ends { at, offsets })
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Assigns partition `p` of `topic` at `offsets[p]`, for each.
+async fn assign_at(
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+    offsets: Vec<i64>,
+) -> Result<(), EventsError> {
+    tokio::task::spawn_blocking(move || {
         let mut tpl = TopicPartitionList::new();
-        for (p, end) in ends.into_iter().enumerate() {
-            let offset = match found.find_partition(&topic, p as i32).map(|e| e.offset()) {
-                Some(Offset::Offset(o)) => o.min(end),
-                _ => end,
-            };
+        for (p, offset) in offsets.into_iter().enumerate() {
             tpl.add_partition_offset(&topic, p as i32, Offset::Offset(offset))?;
         }
-        consumer.assign(&tpl)?;
-        Ok(partitions as usize)
+        Ok(consumer.assign(&tpl)?)
     })
     .await
     .map_err(|_| EventsError::Metadata)?
