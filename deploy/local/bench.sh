@@ -30,7 +30,9 @@
 # store micro benches), SKIP_BULLMQ=1, REDIS_AOF=1 (appendonly everysec on both redis-servers; off
 # by default on both),
 # LISTPACK_VALUE (hash- and zset-max-listpack-value on both, 128; Redis's default is 64),
-# READER_WAIT_MS (the Kafka reader's fetch.wait.max.ms, 10).
+# READER_WAIT_MS (the Kafka reader's fetch.wait.max.ms, 10), BOARD_OPEN=1 (a board page, an SSE
+# client of /v1/events, connected to the processor through every phase; by default only through
+# the burst: the board reads the escalations and changes back only while a page is connected).
 PARTS="${PARTITIONS:-8}"   # read before common.sh, whose PARTITIONS is the demo's
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 "$ROOT/deploy/local/install.sh" >/dev/null
@@ -47,6 +49,7 @@ OVERLOAD="${OVERLOAD:-400000}"
 OVERLOAD_PROBES="${OVERLOAD_PROBES:-1000}"
 OVERLOAD_RATE="${OVERLOAD_RATE:-}"
 READER_WAIT="${READER_WAIT_MS:-10}"
+BOARD_OPEN="${BOARD_OPEN:-0}"
 BURST_DUE=20     # seconds from a burst alert's issued_at to its nine escalations
 RESTART_DUE=20   # seconds from a restart alert's issued_at to its three breaches
 B="$LOCAL/bench"; rm -rf "$B"; mkdir -p "$B"
@@ -180,7 +183,14 @@ start_processor() { # config; sets PROC and T_READY
     "$FS" run --config "$1" >>"$1.log" 2>&1 &
     PROC=$!; pids+=($PROC)
     for _ in $(seq 1 600); do
-        if curl -fsS "http://127.0.0.1:$HP/readyz" >/dev/null 2>&1; then T_READY=$(now_ms); return 0; fi
+        if curl -fsS "http://127.0.0.1:$HP/readyz" >/dev/null 2>&1; then
+            T_READY=$(now_ms)
+            if [ "$BOARD_OPEN" = 1 ]; then
+                curl -sN "http://127.0.0.1:$HP/v1/events" >>"$B/board-events.txt" 2>/dev/null &
+                pids+=($!)
+            fi
+            return 0
+        fi
         sleep 0.05
     done
     echo "processor not ready" >&2; tail "$1.log" >&2; exit 1
@@ -243,7 +253,7 @@ fig machine.tansu "$("$TANSU" --version | awk '{ print $2 }')"
 fig machine.node "$(node --version 2>/dev/null || echo none)"
 fig machine.redis_persistence "$([ "${REDIS_AOF:-0}" = 1 ] && echo "appendonly everysec" || echo "none (no AOF, no RDB) on both")"
 fig machine.redis_listpack_value "${LISTPACK_VALUE:-128}"
-fig sizes "ALERTS=$ALERTS LATE=$LATE MISSING=$MISSING OPEN=$OPEN PROBE_RATE=$PROBE_RATE PROBE_SECONDS=$PROBE_SECONDS OVERLOAD=$OVERLOAD OVERLOAD_PROBES=$OVERLOAD_PROBES OVERLOAD_RATE=${OVERLOAD_RATE:-0} BURST=$BURST RESTART=$RESTART PARTITIONS=$PARTS READER_WAIT_MS=$READER_WAIT"
+fig sizes "ALERTS=$ALERTS LATE=$LATE MISSING=$MISSING OPEN=$OPEN PROBE_RATE=$PROBE_RATE PROBE_SECONDS=$PROBE_SECONDS OVERLOAD=$OVERLOAD OVERLOAD_PROBES=$OVERLOAD_PROBES OVERLOAD_RATE=${OVERLOAD_RATE:-0} BURST=$BURST RESTART=$RESTART PARTITIONS=$PARTS READER_WAIT_MS=$READER_WAIT BOARD_OPEN=$BOARD_OPEN"
 fig load.start "$(loadavg)"
 
 # The Kafka reader of phases 3-6, started now because joining a new group takes tansu ~20 s:
