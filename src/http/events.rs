@@ -29,9 +29,10 @@
 //! The sources follow only while a page is connected, and for [`LINGER`] after the last one
 //! left (reading every escalation back from the broker cost a backlog drain 14% of the
 //! processor and a quarter of the broker). They start from a little before the page connected
-//! ([`SKEW_MS`]), the escalations by record timestamp, the changes by stream id. Where they
-//! stopped, the log holds a `resync`: a page that replays across it refetches, as after a
-//! `Last-Event-ID` too old to replay. Each process follows for its own pages, so N processors
+//! ([`SKEW_MS`]): the changes by stream id, the escalations by record timestamp, read from where
+//! the topic ended before the page connected ([`ENDS_EVERY`]). Where they stopped, the log holds
+//! a `resync`: a page that replays across it refetches, as after a `Last-Event-ID` too old to
+//! replay. Each process follows for its own pages, so N processors
 //! behind a balancer do not each read every escalation N times.
 
 use axum::extract::State;
