@@ -591,9 +591,16 @@ impl Hub {
                 }
             };
             let Ok(from) = from else { break };
-            if let Err(e) = assign_at(consumer.clone(), topic.clone(), from.clone()).await {
-                tracing::warn!(error = %e, "Board events: escalations not followed.");
-                continue;
+            let assigned = retry(
+                &cancel,
+                Backoff::CONNECT,
+                || assign_at(consumer.clone(), topic.clone(), from.clone()),
+                |_| true,
+                |e, retry_in| tracing::warn!(error = %e, ?retry_in, "Board events: escalations not followed; retrying."),
+            )
+            .await;
+            if assigned.is_err() {
+                break;
             }
             tracing::debug!(topic = %topic, "Board events: following escalations.");
             loop {
