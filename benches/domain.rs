@@ -6,7 +6,7 @@ use fraud_sla::store::record;
 use std::hint::black_box;
 
 use fraud_sla::domain::validate::{decode, Limits, Source};
-use fraud_sla::domain::{Alert, AlertState, Disposition, DispositionKind, Policies, Risk};
+use fraud_sla::domain::{Alert, AlertState, Disposition, DispositionKind, Effect, Policies, Risk};
 
 const NOW: i64 = 1_795_000_000_000;
 const LIMITS: Limits = Limits {
@@ -101,6 +101,21 @@ fn bench(c: &mut Criterion) {
         let s = opened(&policy);
         b.iter(|| black_box(&s).next_due(&policy))
     });
+    g.finish();
+
+    // An escalation's §4 JSON, once for every escalation published (more than one a message in
+    // bench.sh's drain).
+    let mut g = c.benchmark_group("escalation");
+    let escalation = opened(&policy)
+        .fire(&policy, NOW + 24 * 3_600_000)
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Escalate(e) if e.due_at.is_some() => Some(e),
+            _ => None,
+        })
+        .expect("a silent alert breaches");
+    g.throughput(Throughput::Bytes(escalation.to_json().len() as u64));
+    g.bench_function("to_json", |b| b.iter(|| black_box(&escalation).to_json()));
     g.finish();
 
     let mut g = c.benchmark_group("state_json");

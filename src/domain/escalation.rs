@@ -51,7 +51,11 @@ impl Escalation {
         }
     }
 
+    /// The §4 JSON, as published and kept in the outbox.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("an escalation always serialises")
+        // Sized for a typical escalation (~300 bytes), so the buffer is not grown twice on the way.
+        let mut out = Vec::with_capacity(384);
+        serde_json::to_writer(&mut out, self).expect("an escalation always serialises");
+        String::from_utf8(out).expect("serde_json writes UTF-8")
     }
 }

@@ -18,13 +18,22 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
 /// otherwise: an escalation carries three timestamps, and chrono's formatter (through `fmt`)
 /// took ~5% of the processor's time in a burst of 90,000 escalations.
 pub fn format_utc(ms: Millis) -> String {
+    match utc_digits(ms) {
+        Some(digits) => String::from_utf8(digits.to_vec()).expect("ASCII digits"),
+        None => match Utc.timestamp_millis_opt(ms).single() {
+            Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
+            None => String::from("1970-01-01T00:00:00.000Z"),
+        },
+    }
+}
+
+/// [`format_utc`]'s text for the years 0–9999, on the stack: the escalations' JSON writes
+/// three of them without allocating.
+fn utc_digits(ms: Millis) -> Option<[u8; 24]> {
     let (days, in_day) = (ms.div_euclid(MS_A_DAY), ms.rem_euclid(MS_A_DAY));
     let (year, month, day) = civil_from_days(days);
     if !(0..=9999).contains(&year) {
-        return match Utc.timestamp_millis_opt(ms).single() {
-            Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
-            None => String::from("1970-01-01T00:00:00.000Z"),
-        };
+        return None;
     }
     let mut out = *b"0000-00-00T00:00:00.000Z";
     let mut put = |at: usize, width: usize, mut value: i64| {
@@ -40,7 +49,15 @@ pub fn format_utc(ms: Millis) -> String {
     put(14, 2, in_day / 60_000 % 60);
     put(17, 2, in_day / 1000 % 60);
     put(20, 3, in_day % 1000);
-    String::from_utf8(out.to_vec()).expect("ASCII digits")
+    Some(out)
+}
+
+/// Serialises a timestamp as [`format_utc`] prints it, without a `String` when it can.
+fn serialize_utc<S: serde::Serializer>(ms: Millis, s: S) -> Result<S::Ok, S::Error> {
+    match utc_digits(ms) {
+        Some(digits) => s.serialize_str(std::str::from_utf8(&digits).expect("ASCII digits")),
+        None => s.serialize_str(&format_utc(ms)),
+    }
 }
 
 const MS_A_DAY: Millis = 86_400_000;
@@ -62,11 +79,11 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 
 /// Serde helpers that store `Millis` as the contract's UTC string.
 pub mod utc_string {
-    use super::{format_utc, parse_rfc3339, Millis};
+    use super::{parse_rfc3339, serialize_utc, Millis};
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(ms: &Millis, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format_utc(*ms))
+        serialize_utc(*ms, s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
@@ -76,12 +93,12 @@ pub mod utc_string {
 
     /// The same for `Option<Millis>`, `null` when absent.
     pub mod option {
-        use super::super::{format_utc, parse_rfc3339, Millis};
+        use super::super::{parse_rfc3339, serialize_utc, Millis};
         use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
         pub fn serialize<S: Serializer>(ms: &Option<Millis>, s: S) -> Result<S::Ok, S::Error> {
             match ms {
-                Some(ms) => s.serialize_str(&format_utc(*ms)),
+                Some(ms) => serialize_utc(*ms, s),
                 None => s.serialize_none(),
             }
         }
