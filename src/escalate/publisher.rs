@@ -6,7 +6,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -19,9 +19,10 @@ pub(crate) struct Publisher {
     producer: FutureProducer,
     topic: String,
     in_flight: FuturesUnordered<Delivery>,
-    /// Escalations sent and not yet settled (outbox stream id, place in it), so a re-read of
-    /// the outbox does not send them twice.
-    pending: HashSet<(String, u32)>,
+    /// Escalations sent and not yet settled (their places in each outbox entry, by its stream
+    /// id), so a re-read of the outbox does not send them twice. By entry, so that the
+    /// escalations of one batch look up their entry without a `String` each.
+    pending: HashMap<String, HashSet<u32>>,
     /// Entries librdkafka would not take (queue full); sent again on the next `retry`.
     backlog: VecDeque<OutboxEntry>,
 }
@@ -37,11 +38,17 @@ impl std::fmt::Debug for Publisher {
 }
 
 /// The Kafka key of an escalation: its alert id (`<alert_id>:<stage>:<level|resolved>`).
+/// Scanned from the end, byte by byte: the suffix is a few bytes, and the general splitter
+/// took 1.5% of the processor in a drain.
 fn alert_id_of(escalation_id: &str) -> &str {
-    escalation_id
-        .rsplitn(3, ':')
-        .nth(2)
-        .unwrap_or(escalation_id)
+    let colon = |end: usize| {
+        escalation_id.as_bytes()[..end]
+            .iter()
+            .rposition(|&b| b == b':')
+    };
+    colon(escalation_id.len())
+        .and_then(colon)
+        .map_or(escalation_id, |at| &escalation_id[..at])
 }
 
 impl Publisher {
@@ -50,7 +57,7 @@ impl Publisher {
             producer,
             topic,
             in_flight: FuturesUnordered::new(),
-            pending: HashSet::new(),
+            pending: HashMap::new(),
             backlog: VecDeque::new(),
         }
     }
@@ -58,7 +65,11 @@ impl Publisher {
     /// Hands entries to librdkafka in order (its idempotent producer keeps that order).
     pub(crate) fn send(&mut self, entries: impl IntoIterator<Item = OutboxEntry>) {
         for entry in entries {
-            if !self.pending.insert((entry.stream_id.clone(), entry.index)) {
+            let places = match self.pending.get_mut(&entry.stream_id) {
+                Some(places) => places,
+                None => self.pending.entry(entry.stream_id.clone()).or_default(),
+            };
+            if !places.insert(entry.index) {
                 continue;
             }
             if !self.backlog.is_empty() {
@@ -109,7 +120,12 @@ impl Publisher {
         match self.in_flight.next().await {
             Some((entry, result)) => {
                 if result.is_ok() {
-                    self.pending.remove(&(entry.stream_id.clone(), entry.index));
+                    if let Some(places) = self.pending.get_mut(&entry.stream_id) {
+                        places.remove(&entry.index);
+                        if places.is_empty() {
+                            self.pending.remove(&entry.stream_id);
+                        }
+                    }
                 }
                 (entry, result)
             }
@@ -146,5 +162,12 @@ mod tests {
     fn the_key_is_the_alert_id_even_when_it_contains_colons() {
         assert_eq!(alert_id_of("GA-1:visit:1"), "GA-1");
         assert_eq!(alert_id_of("a:b:c:meet:resolved"), "a:b:c");
+        assert_eq!(
+            alert_id_of("visit:1"),
+            "visit:1",
+            "not an escalation id: as it is"
+        );
+        assert_eq!(alert_id_of("GA-1"), "GA-1");
+        assert_eq!(alert_id_of("::"), "");
     }
 }

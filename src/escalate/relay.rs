@@ -36,7 +36,11 @@ impl Partly {
     /// Records the broker's acknowledgement of `entry`; its stream id once every escalation of
     /// its outbox entry is acknowledged.
     fn acked(&mut self, entry: &OutboxEntry) -> Option<String> {
-        let settled = self.0.entry(entry.stream_id.clone()).or_default();
+        // The stream id is copied once an entry, not once an escalation.
+        let settled = match self.0.get_mut(&entry.stream_id) {
+            Some(settled) => settled,
+            None => self.0.entry(entry.stream_id.clone()).or_default(),
+        };
         settled.insert(entry.index);
         if settled.len() < entry.of as usize {
             return None;
