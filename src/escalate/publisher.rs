@@ -6,10 +6,11 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 
+use super::Places;
 use crate::store::OutboxEntry;
 
 type Delivery = Pin<Box<dyn Future<Output = (OutboxEntry, Result<(), KafkaError>)> + Send + Sync>>;
@@ -19,10 +20,9 @@ pub(crate) struct Publisher {
     producer: FutureProducer,
     topic: String,
     in_flight: FuturesUnordered<Delivery>,
-    /// Escalations sent and not yet settled (their places in each outbox entry, by its stream
-    /// id), so a re-read of the outbox does not send them twice. By entry, so that the
-    /// escalations of one batch look up their entry without a `String` each.
-    pending: HashMap<String, HashSet<u32>>,
+    /// Escalations sent and not yet settled, so a re-read of the outbox does not send them
+    /// twice.
+    pending: Places,
     /// Entries librdkafka would not take (queue full); sent again on the next `retry`.
     backlog: VecDeque<OutboxEntry>,
 }
@@ -57,7 +57,7 @@ impl Publisher {
             producer,
             topic,
             in_flight: FuturesUnordered::new(),
-            pending: HashMap::new(),
+            pending: Places::default(),
             backlog: VecDeque::new(),
         }
     }
@@ -65,11 +65,7 @@ impl Publisher {
     /// Hands entries to librdkafka in order (its idempotent producer keeps that order).
     pub(crate) fn send(&mut self, entries: impl IntoIterator<Item = OutboxEntry>) {
         for entry in entries {
-            let places = match self.pending.get_mut(&entry.stream_id) {
-                Some(places) => places,
-                None => self.pending.entry(entry.stream_id.clone()).or_default(),
-            };
-            if !places.insert(entry.index) {
+            if self.pending.insert(&entry).is_none() {
                 continue;
             }
             if !self.backlog.is_empty() {
@@ -120,12 +116,7 @@ impl Publisher {
         match self.in_flight.next().await {
             Some((entry, result)) => {
                 if result.is_ok() {
-                    if let Some(places) = self.pending.get_mut(&entry.stream_id) {
-                        places.remove(&entry.index);
-                        if places.is_empty() {
-                            self.pending.remove(&entry.stream_id);
-                        }
-                    }
+                    self.pending.remove(&entry);
                 }
                 (entry, result)
             }
@@ -149,7 +140,7 @@ impl Publisher {
     /// Forgets everything in flight (the partition moved; the new owner republishes its outbox).
     pub(crate) fn clear(&mut self) {
         self.in_flight = FuturesUnordered::new();
-        self.pending.clear();
+        self.pending = Places::default();
         self.backlog.clear();
     }
 }

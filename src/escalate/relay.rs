@@ -5,11 +5,11 @@
 use futures::FutureExt;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::publisher::Publisher;
+use super::Places;
 use crate::metrics::Metrics;
 use crate::store::{OutboxEntry, Store};
 
@@ -30,22 +30,16 @@ pub(crate) struct Relay {
 /// The escalations acknowledged in each outbox entry whose others are still in flight: a
 /// batch's escalations share one entry, deleted only once the broker has all of them.
 #[derive(Debug, Default)]
-struct Partly(HashMap<String, HashSet<u32>>);
+struct Partly(Places);
 
 impl Partly {
     /// Records the broker's acknowledgement of `entry`; its stream id once every escalation of
     /// its outbox entry is acknowledged.
     fn acked(&mut self, entry: &OutboxEntry) -> Option<String> {
-        // The stream id is copied once an entry, not once an escalation.
-        let settled = match self.0.get_mut(&entry.stream_id) {
-            Some(settled) => settled,
-            None => self.0.entry(entry.stream_id.clone()).or_default(),
-        };
-        settled.insert(entry.index);
-        if settled.len() < entry.of as usize {
-            return None;
+        match self.0.insert(entry) {
+            Some(settled) if settled >= entry.of as usize => self.0.take(&entry.stream_id),
+            _ => None,
         }
-        self.0.remove_entry(&entry.stream_id).map(|(id, _)| id)
     }
 }
 
