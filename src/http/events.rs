@@ -575,33 +575,18 @@ impl Hub {
                     },
                 }
             };
-            let from = match &ends {
-                Some(ends) if ends.at <= since => Ok(ends.offsets.clone()),
-                // No page yet since the start, and its ends not yet known: from now, which
-                // misses what was published in the few milliseconds since the page connected.
-                _ => {
-                    retry(
-                        &cancel,
-                        Backoff::CONNECT,
-                        || async { Ok::<_, EventsError>(partition_ends(consumer.clone(), topic.clone()).await?.offsets) },
-                        |_| true,
-                        |e, retry_in| tracing::warn!(error = %e, ?retry_in, "Board events: waiting for the escalations topic."),
-                    )
-                    .await
-                }
-            };
-            let Ok(from) = from else { break };
-            let assigned = retry(
+            // Ends looked up after `since` (a page came while they were being looked up) would
+            // miss what was published in between: then, and before the first lookup, from now.
+            let known = ends.take().filter(|e| e.at <= since).map(|e| e.offsets);
+            let started = retry(
                 &cancel,
                 Backoff::CONNECT,
-                || assign_at(consumer.clone(), topic.clone(), from.clone()),
+                || start_at(consumer.clone(), topic.clone(), known.clone()),
                 |_| true,
-                |e, retry_in| tracing::warn!(error = %e, ?retry_in, "Board events: escalations not followed; retrying."),
+                |e, retry_in| tracing::warn!(error = %e, ?retry_in, "Board events: waiting for the escalations topic."),
             )
             .await;
-            if assigned.is_err() {
-                break;
-            }
+            let Ok(from) = started else { break };
             tracing::debug!(topic = %topic, "Board events: following escalations.");
             loop {
                 tokio::select! {
@@ -833,18 +818,28 @@ async fn stop(consumer: Arc<StreamConsumer>, topic: String, from: Vec<i64>) -> O
     .flatten()
 }
 
-/// Assigns partition `p` of `topic` at `offsets[p]`, for each.
-async fn assign_at(
+/// Assigns partition `p` of `topic` at `from[p]`, for each, or at where each ends now when
+/// `from` is not known; returns the offsets assigned.
+async fn start_at(
     consumer: Arc<StreamConsumer>,
     topic: String,
-    offsets: Vec<i64>,
-) -> Result<(), EventsError> {
+    from: Option<Vec<i64>>,
+) -> Result<Vec<i64>, EventsError> {
+    let from = match from {
+        Some(from) => from,
+        None => {
+            partition_ends(consumer.clone(), topic.clone())
+                .await?
+                .offsets
+        }
+    };
     tokio::task::spawn_blocking(move || {
         let mut tpl = TopicPartitionList::new();
-        for (p, offset) in offsets.into_iter().enumerate() {
+        for (p, &offset) in from.iter().enumerate() {
             tpl.add_partition_offset(&topic, p as i32, Offset::Offset(offset))?;
         }
-        Ok(consumer.assign(&tpl)?)
+        consumer.assign(&tpl)?;
+        Ok(from)
     })
     .await
     .map_err(|_| EventsError::Metadata)?
