@@ -676,4 +676,18 @@ async fn a_backlog_s_escalations_leave_the_outbox_once_the_broker_has_them() {
             .sum()
     };
     wait_until(WITHIN, "the outbox is empty", || left() == 0);
+    // And the escalations its entries held beside them went with them.
+    for node in env.redis.nodes() {
+        let mut c = node.client().get_connection().unwrap();
+        let beside: Vec<String> = redis::cmd("KEYS")
+            .arg("{t:*}:outbox:*")
+            .query(&mut c)
+            .unwrap();
+        assert!(
+            beside.is_empty(),
+            "{} left: {:?}",
+            beside.len(),
+            &beside[..beside.len().min(3)]
+        );
+    }
 }

@@ -303,12 +303,13 @@ async fn state_offsets_and_outbox_are_written_together_under_one_hash_tag() {
 }
 
 #[tokio::test]
-async fn a_batch_s_escalations_share_one_outbox_entry_and_an_older_version_s_entry_is_read_too() {
+async fn a_batch_s_escalations_share_one_outbox_entry_and_older_versions_entries_are_read_too() {
     let dir = tmpdir();
     let redis = Redis::start(dir.path());
     let s = store(&redis).await;
     let mut fence = s.claim(7).await.unwrap().fence;
-    // What a version before this one wrote: an entry an escalation.
+    // What versions before this one wrote: an entry an escalation, then the batch's escalations
+    // in the entry itself.
     let old_id: String = redis::cmd("XADD")
         .arg("{t:7}:outbox")
         .arg("*")
@@ -316,6 +317,15 @@ async fn a_batch_s_escalations_share_one_outbox_entry_and_an_older_version_s_ent
         .arg("O-1:visit:1")
         .arg("e")
         .arg(r#"{"escalation_id":"O-1:visit:1"}"#)
+        .query(&mut sync(&redis))
+        .unwrap();
+    let inline_id: String = redis::cmd("XADD")
+        .arg("{t:7}:outbox")
+        .arg("*")
+        .arg("n")
+        .arg(2)
+        .arg("b")
+        .arg("{\"escalation_id\":\"O-2:visit:0\"}\n{\"escalation_id\":\"O-2:visit:1\"}")
         .query(&mut sync(&redis))
         .unwrap();
     let mut b = batch("B-1", 41);
@@ -337,23 +347,60 @@ async fn a_batch_s_escalations_share_one_outbox_entry_and_an_older_version_s_ent
     assert_eq!(places, [(0, 3), (1, 3), (2, 3)]);
     assert_eq!(
         xlen(&redis, 7),
-        2,
-        "one entry for the whole batch, beside the older one"
+        3,
+        "one entry for the whole batch, beside the older ones"
     );
-    // Read back as written, the older entry first.
+    // The escalations beside the entry, staged by the owner and moved by the script: none left
+    // staged.
+    assert_eq!(
+        outbox_keys(&redis, 7),
+        [format!("{{t:7}}:outbox:{stream_id}")]
+    );
+    // Read back as written, the older entries first.
     let read = s.outbox(7).await.unwrap();
     assert_eq!(read[0].stream_id, old_id);
     assert_eq!((read[0].index, read[0].of), (0, 1));
     assert_eq!(read[0].escalation_id, "O-1:visit:1");
-    assert_eq!(read[1..], ours[..]);
+    let inline: Vec<_> = read[1..3]
+        .iter()
+        .map(|e| {
+            (
+                e.stream_id.as_str(),
+                e.index,
+                e.of,
+                e.escalation_id.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        inline,
+        [
+            (inline_id.as_str(), 0, 2, "O-2:visit:0"),
+            (inline_id.as_str(), 1, 2, "O-2:visit:1")
+        ]
+    );
+    assert_eq!(read[3..], ours[..]);
     // A batch with no escalation adds no entry.
     let mut quiet = batch("B-2", 42);
     quiet.escalations.clear();
     assert_eq!(s.apply(7, &mut fence, &quiet).await.unwrap().outbox, None);
-    assert_eq!(xlen(&redis, 7), 2);
+    assert_eq!(xlen(&redis, 7), 3);
 
+    // Acknowledged: each entry goes with its escalations.
     s.ack(7, &[old_id, stream_id.clone()]).await.unwrap();
+    assert_eq!(s.outbox(7).await.unwrap().len(), 2);
+    assert!(outbox_keys(&redis, 7).is_empty());
+    s.ack(7, &[inline_id]).await.unwrap();
     assert!(s.outbox(7).await.unwrap().is_empty());
+    assert_eq!(xlen(&redis, 7), 0);
+}
+
+/// The keys beside a partition's outbox stream: its entries' escalations, and any staged.
+fn outbox_keys(redis: &Redis, partition: i32) -> Vec<String> {
+    redis::cmd("KEYS")
+        .arg(format!("{{t:{partition}}}:outbox:*"))
+        .query(&mut sync(redis))
+        .unwrap()
 }
 
 fn xlen(redis: &Redis, partition: i32) -> i64 {

@@ -132,8 +132,16 @@ impl PartitionKeys {
     pub fn overdue(&self) -> String {
         format!("{}:overdue", self.tag)
     }
+    /// A stream, an entry a batch with escalations; the entry's escalations are at
+    /// `<outbox>:<entry id>` (or in the entry, as `b`, as versions before wrote it).
     pub fn outbox(&self) -> String {
         format!("{}:outbox", self.tag)
+    }
+    /// Where an owner stages a batch's escalations for `apply_batch.lua` to move into the
+    /// outbox: its own key, by its claim's token, so two processes that claim the partition
+    /// never take each other's.
+    pub fn staged(&self, token: &str) -> String {
+        format!("{}:outbox:staged:{token}", self.tag)
     }
     pub fn alertmanager(&self) -> String {
         format!("{}:am", self.tag)
@@ -213,6 +221,12 @@ pub const SEP: char = '\x1f';
 /// How long a day's station counters are kept: the board shows a week back, plus a day so the
 /// oldest day is whole in every zone.
 pub const DAY_TTL_SECONDS: i64 = 8 * 24 * 3600;
+
+/// How long a batch's staged escalations ([`PartitionKeys::staged`]) outlive a script that did
+/// not take them (fenced, or its batch written before): the script runs right after, in the same
+/// pipeline, and finds them gone only if this passed; then it refuses the batch, which is sent
+/// again with them.
+const STAGED_TTL_MS: u64 = 60_000;
 
 /// How far back `{p}:events` reaches (`XTRIM MINID`, by Redis's clock): the stream is only the
 /// relay from a partition's writer to the boards' readers, which poll every 300 ms: over 30
@@ -667,11 +681,15 @@ impl OutboxEntry {
             .collect()
     }
 
-    /// The escalations of one outbox stream entry, in order: `n` of them in `b`, one JSON a line
-    /// (this version's), or one as `id` and `e` (what versions before it wrote, so that an
-    /// upgrade republishes what an older process left). `None` for anything else.
-    fn of_stream_entry(entry: &redis::streams::StreamId) -> Option<Vec<Self>> {
-        let escalations = match entry.get::<String>("b") {
+    /// The escalations of one outbox stream entry, in order: `n` of them in its `body` (this
+    /// version's, at `<outbox>:<entry id>`) or in `b`, one JSON a line, or one as `id` and `e`
+    /// (what versions before it wrote, so that an upgrade republishes what an older process
+    /// left). `None` for anything else.
+    fn of_stream_entry(
+        entry: &redis::streams::StreamId,
+        body: Option<String>,
+    ) -> Option<Vec<Self>> {
+        let escalations = match body.or_else(|| entry.get::<String>("b")) {
             Some(lines) => lines
                 .split('\n')
                 .map(|json| Some((escalation_id_of(json)?, json.to_owned())))
@@ -741,6 +759,7 @@ pub struct Store {
     due_clocks: Script,
     load_records: Script,
     read_changes: Script,
+    ack_outbox: Script,
     /// The longest record kept in a bucket hash ([`Store::fit_to_server`]).
     record_limit: usize,
 }
@@ -776,6 +795,7 @@ impl Store {
             )),
             due_clocks: Script::new(include_str!("lua/due_clocks.lua")),
             read_changes: Script::new(include_str!("lua/read_changes.lua")),
+            ack_outbox: Script::new(include_str!("lua/ack_outbox.lua")),
             load_records: Script::new(concat!(
                 include_str!("lua/names.lua"),
                 include_str!("lua/load_records.lua")
@@ -1010,6 +1030,7 @@ impl Store {
             self.load_raw(partition, Some(&fence.names), &unread)
                 .await?;
         }
+        let staged = k.staged(&fence.token);
         let Coded {
             handles,
             records,
@@ -1032,10 +1053,12 @@ impl Store {
             .key(k.records())
             .key(k.names())
             .key(k.ids())
-            .key(k.alerts());
+            .key(k.alerts())
+            .key(&staged);
         inv.arg(fence.epoch)
             .arg(&fence.token)
             .arg(fence.seq)
+            .arg(batch.escalations.len())
             .arg(new_codes.handles)
             .arg(new_codes.handles_from)
             .arg(new_codes.entries.len())
@@ -1070,8 +1093,6 @@ impl Store {
                 .arg(a.overdue.arg())
                 .arg(opt(a.ttl_ms));
         }
-        inv.arg(batch.escalations.len())
-            .arg(outbox_lines(&batch.escalations));
         inv.arg(batch.notices.len());
         for json in &batch.notices {
             inv.arg(json);
@@ -1105,9 +1126,27 @@ impl Store {
             inv.arg(serde_json::to_string(&board.changed).expect("pairs of strings serialise"));
         }
         inv.arg(EVENTS_WINDOW_MS);
+        let mut pipe = redis::pipe();
+        if !batch.escalations.is_empty() {
+            pipe.cmd("SET")
+                .arg(&staged)
+                .arg(outbox_lines(&batch.escalations))
+                .arg("PX")
+                .arg(STAGED_TTL_MS)
+                .ignore();
+        }
+        pipe.invoke_script(&inv);
         let mut c = self.conn.clone();
-        match inv.invoke_async::<Vec<String>>(&mut c).await {
-            Ok(reply) => {
+        let reply = match pipe.query_async::<(Vec<String>,)>(&mut c).await {
+            // Redis restarted, failed over or flushed its scripts: load it, send again.
+            Err(e) if has_code(&e, "NOSCRIPT") => {
+                inv.load_async(&mut c).await?;
+                pipe.query_async(&mut c).await
+            }
+            reply => reply,
+        };
+        match reply {
+            Ok((reply,)) => {
                 if !batch.is_empty() {
                     fence.seq += 1;
                 }
@@ -1179,11 +1218,18 @@ impl Store {
     /// Every escalation not yet acknowledged by the broker, oldest first.
     pub async fn outbox(&self, partition: i32) -> Result<Vec<OutboxEntry>, StoreError> {
         let mut c = self.conn.clone();
-        let reply: redis::streams::StreamRangeReply =
-            c.xrange_all(self.keys(partition).outbox()).await?;
+        let outbox = self.keys(partition).outbox();
+        let reply: redis::streams::StreamRangeReply = c.xrange_all(&outbox).await?;
+        let mut bodies: Vec<Option<String>> = Vec::with_capacity(reply.ids.len());
+        // A page at a time: a backlog's outbox holds hundreds of KB an entry.
+        for page in reply.ids.chunks(100) {
+            let keys: Vec<String> = page.iter().map(|e| format!("{outbox}:{}", e.id)).collect();
+            let got: Vec<Option<String>> = redis::cmd("MGET").arg(keys).query_async(&mut c).await?;
+            bodies.extend(got);
+        }
         let mut entries = Vec::new();
-        for entry in &reply.ids {
-            match OutboxEntry::of_stream_entry(entry) {
+        for (entry, body) in reply.ids.iter().zip(bodies) {
+            match OutboxEntry::of_stream_entry(entry, body) {
                 Some(escalations) => entries.extend(escalations),
                 None => tracing::error!(
                     partition,
@@ -1201,7 +1247,16 @@ impl Store {
             return Ok(());
         }
         let mut c = self.conn.clone();
-        let _: i64 = c.xdel(self.keys(partition).outbox(), stream_ids).await?;
+        let outbox = self.keys(partition).outbox();
+        // Chunked: a Lua call takes a bounded number of arguments.
+        for ids in stream_ids.chunks(1000) {
+            let _: i64 = self
+                .ack_outbox
+                .key(&outbox)
+                .arg(ids)
+                .invoke_async(&mut c)
+                .await?;
+        }
         Ok(())
     }
 

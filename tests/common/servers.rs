@@ -234,7 +234,9 @@ impl Redis {
 
     fn dump_node(&self) -> String {
         let mut c = self.client().get_connection().unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+        let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+        // In order: KEYS walks the keyspace's table, whose order a key added and removed changes.
+        keys.sort();
         let mut out = String::new();
         for k in keys {
             let t: String = redis::cmd("TYPE").arg(&k).query(&mut c).unwrap();

@@ -23,10 +23,17 @@
 --       6 alertmanager queue, 7 policy snapshots, 8 due, 9 late (bucketed by deadline),
 --       10 openstat, 11 events, 12 records (per-alert buckets), 13 the names' dictionary,
 --       14 the id map (names.lua), 15 alerts (an alert's record when not in a bucket:
---       `<alerts>:<alert_id>`), 16.. one per day of station counters
+--       `<alerts>:<alert_id>`), 16 the batch's escalations, staged (below), 17.. one per day of
+--       station counters
 --       (the bucketed keys' names start with theirs: buckets.lua; an alert's key is not sent,
 --       a key an alert cost a drain 0.6% of Redis's instructions, counted)
 -- ARGV: epoch, token, seq,
+--       n_escalations  (their JSON one a line, in publishing order, is not an argument: the
+--         caller SETs it at KEYS[16] (its own key, by its token, with a TTL) in the same pipeline,
+--         and the outbox entry takes it by RENAME to `<outbox>:<entry id>`. Redis's Lua hashes
+--         every byte of every argument it is given; the escalations were 77% of a drain's
+--         argument bytes, and that hash 13.6% of Redis's CPU, counted. One outbox entry a batch,
+--         'n' = how many, deleted with its body once the broker acked every one),
 --       n_handles, handles_from  (handles the owner gave new alerts for this batch, from the
 --         owner hash's counter 'handles' = handles_from on; names.lua, store/names.rs),
 --       n_codes, codes_from, (field, code, value)*  (codes the owner gave for this batch, from
@@ -42,8 +49,6 @@
 --          'k' to its own key, which may expire; 's' Redis held a record of it, which may be in
 --          the other place, 'n' it did not; '+' the alert opens, '-' it closes, '=' neither)
 --         (clock, overdue: '-' unchanged, '' removed, else the score; ttl_ms '' = none),
---       n_escalations, escalations  (their JSON one a line, in publishing order: one outbox
---         entry a batch, 'n' of them in 'b', deleted once the broker acked every one),
 --       n_notices, (json)*,
 --       n_policies, (version, json)*  (a snapshot is written once: the alerts it names keep it),
 --       the entries removed, then those added, each as n_due, (deadline, member, station)*,
@@ -70,18 +75,23 @@ for _, place in ipairs({ 'b', 'k' }) do
     end
   end
 end
+-- A refused batch leaves nothing behind, its staged escalations included.
+local function refuse(message)
+  redis.call('DEL', KEYS[16])
+  return redis.error_reply(message)
+end
 local owner = redis.call('HMGET', KEYS[1], 'epoch', 'token', 'seq', 'handles', 'last')
 local epoch, token, seq = tonumber(owner[1] or '0'), owner[2], tonumber(owner[3] or '0')
 local mine, my_seq = tonumber(ARGV[1]), tonumber(ARGV[3])
 if epoch > mine or (epoch == mine and token ~= ARGV[2]) then
-  return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' is stale, the partition is now at ' .. epoch)
+  return refuse('FENCED epoch ' .. ARGV[1] .. ' is stale, the partition is now at ' .. epoch)
 end
 if epoch < mine or seq < my_seq then
-  return redis.error_reply('ROLLBACK the partition is at epoch ' .. epoch .. ' sequence ' .. seq ..
+  return refuse('ROLLBACK the partition is at epoch ' .. epoch .. ' sequence ' .. seq ..
     ', behind epoch ' .. ARGV[1] .. ' sequence ' .. ARGV[3])
 end
 if seq > my_seq + 1 then
-  return redis.error_reply('ROLLBACK the partition is at epoch ' .. epoch .. ' sequence ' .. seq ..
+  return refuse('ROLLBACK the partition is at epoch ' .. epoch .. ' sequence ' .. seq ..
     ', ahead of sequence ' .. ARGV[3])
 end
 
@@ -93,28 +103,35 @@ local function answer(outbox_id)
   end
   return reply
 end
+local n_escalations = tonumber(ARGV[4])
 if seq == my_seq + 1 then
+  redis.call('DEL', KEYS[16]) -- the staged escalations of a batch written before
   return answer(owner[5])
+end
+-- Checked before anything is written (a script is not rolled back): the caller sends the batch
+-- again, escalations and all.
+if n_escalations > 0 and redis.call('EXISTS', KEYS[16]) == 0 then
+  return refuse('STAGED the batch\'s escalations are not at ' .. KEYS[16])
 end
 
 -- Handles and codes the owner gave are checked before anything is written.
-local n_handles, handles_from = tonumber(ARGV[4]), tonumber(ARGV[5])
+local n_handles, handles_from = tonumber(ARGV[5]), tonumber(ARGV[6])
 if n_handles > 0 and tonumber(owner[4] or '0') ~= handles_from then
-  return redis.error_reply('ROLLBACK the partition has given ' .. (owner[4] or '0') ..
+  return refuse('ROLLBACK the partition has given ' .. (owner[4] or '0') ..
     ' handles, not ' .. handles_from)
 end
-local n, codes_from = tonumber(ARGV[6]), tonumber(ARGV[7])
+local n, codes_from = tonumber(ARGV[7]), tonumber(ARGV[8])
 if n > 0 then
   local given = redis.call('HGET', KEYS[13], 'n') or '0'
   if tonumber(given) ~= codes_from then
-    return redis.error_reply('ROLLBACK the dictionary has given ' .. given .. ' codes, not ' ..
+    return refuse('ROLLBACK the dictionary has given ' .. given .. ' codes, not ' ..
       codes_from)
   end
 end
 if n_handles > 0 then
   redis.call('HSET', KEYS[1], 'handles', handles_from + n_handles)
 end
-local i = 8
+local i = 9
 if n > 0 then
   for _ = 1, n do
     redis.call('HSET', KEYS[13], ARGV[i], ARGV[i + 1], '#' .. ARGV[i + 1], ARGV[i + 2]); i = i + 3
@@ -181,13 +198,14 @@ clock_lower(KEYS[3], lowest)
 in_chunks(overdue_removed, 1, 'ZREM', KEYS[4])
 in_chunks(overdue_set, 2, 'ZADD', KEYS[4])
 
-n = tonumber(ARGV[i]); i = i + 1
-writes = writes + n
+writes = writes + n_escalations
 local outbox_id
-if n > 0 then
-  outbox_id = redis.call('XADD', KEYS[5], '*', 'n', n, 'b', ARGV[i])
+if n_escalations > 0 then
+  outbox_id = redis.call('XADD', KEYS[5], '*', 'n', n_escalations)
+  local body = KEYS[5] .. ':' .. outbox_id
+  redis.call('RENAME', KEYS[16], body)
+  redis.call('PERSIST', body)
 end
-i = i + 1
 
 n = tonumber(ARGV[i]); i = i + 1
 writes = writes + n
@@ -245,7 +263,7 @@ n = tonumber(ARGV[i]); i = i + 1
 local day_ttl = ARGV[i]; i = i + 1
 writes = writes + n
 for d = 1, n do
-  local key = KEYS[15 + d]
+  local key = KEYS[16 + d]
   local fields = tonumber(ARGV[i]); i = i + 1
   for _ = 1, fields do
     redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1]); i = i + 2
