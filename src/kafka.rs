@@ -1,9 +1,14 @@
 //! Kafka client settings in one place, for the processor, `simulate` and `watch`: the user's
 //! `[kafka.client]` applies everywhere, but never over what correctness depends on.
 
-use rdkafka::error::KafkaResult;
-use rdkafka::producer::FutureProducer;
-use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext};
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{oneshot, Notify};
 
 use crate::config::KafkaConfig;
 
@@ -108,6 +113,146 @@ pub(crate) fn producer_config(config: &KafkaConfig) -> ClientConfig {
     c
 }
 
-pub(crate) fn producer(config: &KafkaConfig) -> KafkaResult<FutureProducer> {
-    producer_config(config).create()
+/// The processor's producer, for escalations and dead letters: a record's delivery report goes
+/// to whoever awaits it, or, with `T` (what the report is about), into a [`ReportQueue`]. Not
+/// rdkafka's `FutureProducer`, whose channel, boxed future and wake-up for every record were 6%
+/// of a drain's processor CPU: a batch's escalations share one queue of reports instead.
+pub(crate) type Producer<T> = ThreadedProducer<Reports<T>>;
+
+/// Where a record's delivery report goes.
+pub(crate) enum Delivery<T> {
+    Awaited(oneshot::Sender<KafkaResult<()>>),
+    Queued(Arc<ReportQueue<T>>, T),
+}
+
+/// Delivery reports, with what each is about, as the producer's polling thread puts them.
+pub(crate) struct ReportQueue<T> {
+    reports: Mutex<Vec<(T, KafkaResult<()>)>>,
+    /// Told when `reports` stops being empty (a permit is kept if nobody waits).
+    arrived: Notify,
+}
+
+impl<T> Default for ReportQueue<T> {
+    fn default() -> Self {
+        ReportQueue {
+            reports: Mutex::new(Vec::new()),
+            arrived: Notify::new(),
+        }
+    }
+}
+
+impl<T> ReportQueue<T> {
+    fn put(&self, about: T, report: KafkaResult<()>) {
+        let mut reports = self.reports.lock().expect("never held across a panic");
+        reports.push((about, report));
+        if reports.len() == 1 {
+            self.arrived.notify_one();
+        }
+    }
+
+    /// The reports put since the last call, at least one: pending until one is.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a report not returned stays in the queue.
+    pub(crate) async fn next(&self) -> Vec<(T, KafkaResult<()>)> {
+        loop {
+            let reports =
+                std::mem::take(&mut *self.reports.lock().expect("never held across a panic"));
+            if !reports.is_empty() {
+                return reports;
+            }
+            self.arrived.notified().await;
+        }
+    }
+}
+
+/// The producer's context: hands each delivery report on as its record's [`Delivery`] says.
+pub(crate) struct Reports<T>(PhantomData<fn(T)>);
+
+impl<T> ClientContext for Reports<T> {}
+
+impl<T: Send + Sync + 'static> ProducerContext for Reports<T> {
+    type DeliveryOpaque = Box<Delivery<T>>;
+
+    fn delivery(&self, report: &DeliveryResult<'_>, to: Box<Delivery<T>>) {
+        let report = report.as_ref().map(|_| ()).map_err(|(e, _)| e.clone());
+        match *to {
+            Delivery::Awaited(tx) => {
+                let _ = tx.send(report);
+            }
+            Delivery::Queued(queue, about) => queue.put(about, report),
+        }
+    }
+}
+
+pub(crate) fn producer<T: Send + Sync + 'static>(config: &KafkaConfig) -> KafkaResult<Producer<T>> {
+    producer_config(config).create_with_context(Reports(PhantomData))
+}
+
+/// Sends the record `record` makes and waits for its delivery report. While librdkafka's queue
+/// is full it tries again every 100 ms, for up to `queue_timeout` (as rdkafka's
+/// `FutureProducer::send`).
+pub(crate) async fn send_awaited<'a, T, K, P>(
+    producer: &Producer<T>,
+    record: impl FnOnce(Box<Delivery<T>>) -> BaseRecord<'a, K, P, Box<Delivery<T>>>,
+    queue_timeout: Duration,
+) -> KafkaResult<()>
+where
+    T: Send + Sync + 'static,
+    K: ToBytes + ?Sized + 'a,
+    P: ToBytes + ?Sized + 'a,
+{
+    let (tx, rx) = oneshot::channel();
+    let mut record = record(Box::new(Delivery::Awaited(tx)));
+    let deadline = tokio::time::Instant::now() + queue_timeout;
+    loop {
+        match producer.send(record) {
+            Ok(()) => break,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                if tokio::time::Instant::now() < deadline =>
+            {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+    rx.await.unwrap_or(Err(KafkaError::Canceled))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    fn seen(reports: Vec<(u32, KafkaResult<()>)>) -> Vec<(u32, bool)> {
+        reports.into_iter().map(|(n, r)| (n, r.is_ok())).collect()
+    }
+
+    #[tokio::test]
+    async fn a_report_queue_keeps_what_came_while_nobody_waited_and_wakes_a_waiter() {
+        let queue = Arc::new(ReportQueue::<u32>::default());
+        assert!(queue.next().now_or_never().is_none(), "nothing yet");
+        queue.put(1, Ok(()));
+        queue.put(2, Err(KafkaError::Canceled));
+        assert_eq!(seen(queue.next().await), [(1, true), (2, false)]);
+        assert!(queue.next().now_or_never().is_none(), "taken");
+
+        // From the producer's polling thread, while the partition waits.
+        let waiting = tokio::spawn({
+            let queue = Arc::clone(&queue);
+            async move { queue.next().await }
+        });
+        tokio::task::yield_now().await;
+        let put = std::thread::spawn({
+            let queue = Arc::clone(&queue);
+            move || queue.put(3, Ok(()))
+        });
+        let got = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the waiter is woken")
+            .unwrap();
+        put.join().unwrap();
+        assert_eq!(seen(got), [(3, true)]);
+    }
 }

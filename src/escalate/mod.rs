@@ -6,8 +6,13 @@ pub(crate) mod publisher;
 pub(crate) mod relay;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::store::OutboxEntry;
+
+/// The processor's producer ([`crate::kafka::Producer`]), whose queued reports are about
+/// escalations.
+pub(crate) type Producer = crate::kafka::Producer<Arc<OutboxEntry>>;
 
 /// Escalations by their places in outbox entries: a batch's escalations share one entry, so
 /// its stream id is copied once an entry, not once an escalation.

@@ -2,24 +2,27 @@
 //! An entry leaves the outbox only after the broker acknowledged it; a failed delivery is sent
 //! again, so an escalation is never lost (consumers deduplicate on `escalation_id`).
 
-use futures::stream::{FuturesUnordered, StreamExt};
-use futures::FutureExt;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::BaseRecord;
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::Arc;
 
-use super::Places;
+use super::{Places, Producer};
+use crate::kafka::{Delivery, ReportQueue};
 use crate::store::OutboxEntry;
 
-type Delivery = Pin<Box<dyn Future<Output = (OutboxEntry, Result<(), KafkaError>)> + Send + Sync>>;
+/// A settled delivery: the escalation, and whether the broker has it.
+pub(crate) type Settled = (OutboxEntry, Result<(), KafkaError>);
 
 /// One partition's publisher.
 pub(crate) struct Publisher {
-    producer: FutureProducer,
+    producer: Producer,
     topic: String,
-    in_flight: FuturesUnordered<Delivery>,
+    /// Reports of this publisher's sends since the last `clear` (one that comes after goes to
+    /// the queue `clear` let go of).
+    reports: Arc<ReportQueue<Arc<OutboxEntry>>>,
+    /// Sent, and not yet taken from `reports`.
+    in_flight: usize,
     /// Escalations sent and not yet settled, so a re-read of the outbox does not send them
     /// twice.
     pending: Places,
@@ -31,7 +34,7 @@ impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Publisher")
             .field("topic", &self.topic)
-            .field("in_flight", &self.in_flight.len())
+            .field("in_flight", &self.in_flight)
             .field("backlog", &self.backlog.len())
             .finish()
     }
@@ -51,12 +54,19 @@ fn alert_id_of(escalation_id: &str) -> &str {
         .map_or(escalation_id, |at| &escalation_id[..at])
 }
 
+/// The entry a record and its report shared, theirs alone once the report came (or the record
+/// was refused).
+fn owned(entry: Arc<OutboxEntry>) -> OutboxEntry {
+    Arc::try_unwrap(entry).unwrap_or_else(|shared| OutboxEntry::clone(&shared))
+}
+
 impl Publisher {
-    pub(crate) fn new(producer: FutureProducer, topic: String) -> Publisher {
+    pub(crate) fn new(producer: Producer, topic: String) -> Publisher {
         Publisher {
             producer,
             topic,
-            in_flight: FuturesUnordered::new(),
+            reports: Arc::default(),
+            in_flight: 0,
             pending: Places::default(),
             backlog: VecDeque::new(),
         }
@@ -77,21 +87,19 @@ impl Publisher {
     }
 
     fn enqueue(&mut self, entry: OutboxEntry) {
-        let record = FutureRecord::to(&self.topic)
+        // The record borrows the entry's key and JSON, which its report then takes: the JSON
+        // is not copied (librdkafka copies the payload).
+        let entry = Arc::new(entry);
+        let to = Delivery::Queued(Arc::clone(&self.reports), Arc::clone(&entry));
+        let record = BaseRecord::with_opaque_to(&self.topic, Box::new(to))
             .key(alert_id_of(&entry.escalation_id))
             .payload(entry.json.as_str());
-        match self.producer.send_result(record) {
-            Ok(delivery) => self.in_flight.push(Box::pin(delivery.map(move |r| {
-                let r = match r {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err((e, _))) => Err(e),
-                    Err(_) => Err(KafkaError::Canceled),
-                };
-                (entry, r)
-            }))),
+        match self.producer.send(record) {
+            Ok(()) => self.in_flight += 1,
             Err((e, _)) => {
                 tracing::debug!(error = %e, "Producer queue full; the escalation waits for the next retry.");
-                self.backlog.push_back(entry);
+                // The record, with the report's copy of the entry, is gone with the error.
+                self.backlog.push_back(owned(entry));
             }
         }
     }
@@ -108,20 +116,21 @@ impl Publisher {
         }
     }
 
-    /// The next settled delivery. Pending forever when nothing is in flight.
+    /// The deliveries settled since the last call, at least one: pending until one is.
     ///
     /// # Cancel safety
-    /// Cancel safe: a delivery not yet returned stays in flight.
-    pub(crate) async fn settled(&mut self) -> (OutboxEntry, Result<(), KafkaError>) {
-        match self.in_flight.next().await {
-            Some((entry, result)) => {
+    /// Cancel safe: a delivery not yet returned stays in the queue.
+    pub(crate) async fn settled(&mut self) -> Vec<Settled> {
+        let reports = self.reports.next().await;
+        self.in_flight -= reports.len();
+        (reports.into_iter())
+            .map(|(entry, result)| {
                 if result.is_ok() {
                     self.pending.remove(&entry);
                 }
-                (entry, result)
-            }
-            None => std::future::pending().await,
-        }
+                (owned(entry), result)
+            })
+            .collect()
     }
 
     /// Re-sends an entry whose delivery failed.
@@ -134,12 +143,13 @@ impl Publisher {
     }
 
     pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight.len() + self.backlog.len()
+        self.in_flight + self.backlog.len()
     }
 
     /// Forgets everything in flight (the partition moved; the new owner republishes its outbox).
     pub(crate) fn clear(&mut self) {
-        self.in_flight = FuturesUnordered::new();
+        self.reports = Arc::default();
+        self.in_flight = 0;
         self.pending = Places::default();
         self.backlog.clear();
     }

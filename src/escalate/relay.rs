@@ -2,14 +2,11 @@
 //! topic, and leave the outbox only once the broker acknowledged them. Whoever owns the
 //! partition republishes what is left, so an escalation is never lost.
 
-use futures::FutureExt;
-use rdkafka::error::KafkaError;
-use rdkafka::producer::FutureProducer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::publisher::Publisher;
-use super::Places;
+use super::publisher::{Publisher, Settled};
+use super::{Places, Producer};
 use crate::metrics::Metrics;
 use crate::store::{OutboxEntry, Store};
 
@@ -46,7 +43,7 @@ impl Partly {
 impl Relay {
     pub(crate) fn new(
         partition: i32,
-        producer: FutureProducer,
+        producer: Producer,
         topic: String,
         store: Store,
         metrics: Arc<Metrics>,
@@ -78,19 +75,17 @@ impl Relay {
         self.publisher.send(entries);
     }
 
-    /// Waits for the next settled delivery, then deletes from the outbox every entry whose
-    /// escalations are all acknowledged now (one `XDEL`); failed deliveries are sent again.
+    /// Waits for deliveries to settle, then deletes from the outbox every entry whose
+    /// escalations are all acknowledged now (one script call); failed deliveries are sent again.
     ///
     /// # Cancel safety
-    /// Cancel safe: a settled delivery is recorded in `self` before anything is awaited, and its
-    /// deletion, if dropped, is done by the next call.
+    /// Cancel safe: settled deliveries are recorded in `self` before anything is awaited, and
+    /// their deletion, if dropped, is done by the next call.
     pub(crate) async fn settle(&mut self) {
         if self.acked.is_empty() {
-            let first = self.publisher.settled().await;
-            self.take(first);
-        }
-        while let Some(next) = self.publisher.settled().now_or_never() {
-            self.take(next);
+            for settled in self.publisher.settled().await {
+                self.take(settled);
+            }
         }
         if self.acked.is_empty() {
             return;
@@ -102,7 +97,7 @@ impl Relay {
         self.acked.clear();
     }
 
-    fn take(&mut self, (entry, result): (OutboxEntry, Result<(), KafkaError>)) {
+    fn take(&mut self, (entry, result): Settled) {
         match result {
             Ok(()) => self.acked.extend(self.partly.acked(&entry)),
             Err(e) => {

@@ -1,15 +1,15 @@
 //! Dead letters (docs/contract.md §5): the original key and value, with the reason and source headers.
 
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
+use rdkafka::producer::BaseRecord;
 use std::time::Duration;
 
 use crate::domain::Rejection;
+use crate::kafka::{send_awaited, Producer};
 
 /// Publishes one dead letter and waits for the broker's acknowledgement.
-pub(crate) async fn send(
-    producer: &FutureProducer,
+pub(crate) async fn send<T: Send + Sync + 'static>(
+    producer: &Producer<T>,
     topic: &str,
     msg: &OwnedMessage,
     reason: Rejection,
@@ -34,16 +34,16 @@ pub(crate) async fn send(
             key: "source_offset",
             value: Some(offset.as_str()),
         });
-    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
-    if let Some(key) = msg.key() {
-        record = record.key(key);
-    }
-    if let Some(value) = msg.payload() {
-        record = record.payload(value);
-    }
-    producer
-        .send(record, Timeout::After(Duration::from_secs(30)))
-        .await
-        .map(|_| ())
-        .map_err(|(e, _)| e)
+    let record = |on| {
+        let mut record: BaseRecord<'_, [u8], [u8], _> =
+            BaseRecord::with_opaque_to(topic, on).headers(headers);
+        if let Some(key) = msg.key() {
+            record = record.key(key);
+        }
+        if let Some(value) = msg.payload() {
+            record = record.payload(value);
+        }
+        record
+    };
+    send_awaited(producer, record, Duration::from_secs(30)).await
 }

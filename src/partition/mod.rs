@@ -17,7 +17,7 @@
 pub mod plan;
 
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::FutureProducer;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +51,7 @@ const FLUSH_LIMIT: Duration = Duration::from_secs(10);
 /// Everything the partitions share with the rest of the process.
 #[derive(Clone)]
 pub(crate) struct Shared {
-    pub(crate) producer: FutureProducer,
+    pub(crate) producer: crate::escalate::Producer,
     pub(crate) store: Store,
     /// The policy in force for new alerts (changed by `SIGHUP`) and the retention.
     pub(crate) policies: watch::Receiver<Arc<Policies>>,
