@@ -772,9 +772,7 @@ impl Partition {
                 .stored
                 .extend(outcome.batch.policies.iter().map(|(v, _)| v.clone()));
         }
-        for (topic, e) in &outcome.effects {
-            self.shared.metrics.effect(e, topic);
-        }
+        (self.shared.metrics).effects(outcome.effects.iter().map(|(t, e)| (t.as_ref(), e)));
         Ok(outcome)
     }
 
