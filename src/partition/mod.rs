@@ -17,7 +17,6 @@
 pub mod plan;
 
 use rdkafka::message::{Message, OwnedMessage};
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,7 +11,9 @@
 //! | `{fsla:p}:a:<alert_id>`    | string | the alert's [`AlertState`] as a compact [`record`], when not in a bucket (closed, held, or too big) |
 //! | `{fsla:p}:clock:<b>`, `:clock:dir` | zsets | one entry per open alert of bucket *b* (its handle): its next due time (ms); the directory holds each bucket's earliest |
 //! | `{fsla:p}:overdue`         | zset   | open alerts with a breached stage, by deadline     |
-//! | `{fsla:p}:outbox`          | stream | escalations written with their transition, an entry a batch, deleted once the broker acked all of it |
+//! | `{fsla:p}:outbox`          | stream | escalations written with their transition, an entry a batch (`n` = how many), deleted once the broker acked all of it |
+//! | `{fsla:p}:outbox:<entry id>` | string | that entry's escalations, one JSON a line, deleted with it |
+//! | `{fsla:p}:outbox:staged:<token>` | string | a batch's escalations on their way to the outbox, for the script to take (expires after 60 s) |
 //! | `{fsla:p}:am`              | stream | Alertmanager alerts written with their transition, deleted once posted |
 //! | `{fsla:p}:policy`          | hash   | policy snapshots by version, written with the first alert that names one |
 //! | `{fsla:p}:due:dir`, `:due:<n>` | zsets | open stages not yet breached, by deadline (ms): `/v1/open`; bucketed |
