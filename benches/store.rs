@@ -2,7 +2,10 @@
 //!
 //! Prints: alerts/s applied in batches through the Lua script (load + domain + write, as the
 //! partition does, through the same `partition::plan` functions), firing throughput, and Redis bytes per open alert.
-//! Run: `cargo bench --bench store` (ALERTS=100000 to change the size).
+//! Run: `cargo bench --bench store` (ALERTS=100000 to change the size). The alerts' issue
+//! times cycle over ten minutes, one station; with `ARRIVAL=1` they come in the order issued,
+//! 25 a millisecond, over 12 stations, as bench.sh's open phase sends them (new alerts' index
+//! entries then go after the last ones: buckets.lua's append).
 //!
 //! With `BOARD_ALERTS=<n>` it measures the board's lists instead (`deploy/local/board-bench.sh`):
 //! n open alerts' index entries written through the batch script over `BOARD_PARTITIONS`
@@ -73,15 +76,25 @@ fn redis_profile(c: &mut redis::Connection) -> String {
         .join("; ")
 }
 
-/// Alert `i` as the alerts topic carries it: `(key, value)`.
-fn alert(i: usize, now: i64) -> (String, String) {
+/// Alert `i` as the alerts topic carries it: `(key, value)`; `arrival`: see the header.
+fn alert(i: usize, now: i64, arrival: bool) -> (String, String) {
     let id = format!("GA-620102-20261122-{i:06}");
-    let issued_at = chrono::DateTime::from_timestamp_millis(now - (i as i64 % 600) * 1000)
+    let issued = if arrival {
+        now - 600_000 + i as i64 / 25
+    } else {
+        now - (i as i64 % 600) * 1000
+    };
+    let issued_at = chrono::DateTime::from_timestamp_millis(issued)
         .unwrap()
         .to_rfc3339();
     let risk = ["high", "medium", "low"][i % 3];
+    let j = if arrival {
+        jurisdiction(i.wrapping_mul(7919) % 12)
+    } else {
+        "620102-GWM".to_owned()
+    };
     let value = format!(
-        r#"{{"alert_id":"{id}","issued_at":"{issued_at}","jurisdiction":"620102-GWM","risk":"{risk}","channel":"96110","fraud_type":"impersonating_police","amount_cents":5000000}}"#
+        r#"{{"alert_id":"{id}","issued_at":"{issued_at}","jurisdiction":"{j}","risk":"{risk}","channel":"96110","fraud_type":"impersonating_police","amount_cents":5000000}}"#
     );
     (id, value)
 }
@@ -151,16 +164,18 @@ async fn main() {
     };
     let before = used_memory(&mut sync);
     let now = chrono::Utc::now().timestamp_millis();
+    let arrival = std::env::var("ARRIVAL").is_ok_and(|v| v == "1");
 
     // Ingest, as a partition does it: sort the batch (skip applied, validate), load the states
     // it touches, apply the domain, write with one script call.
-    let messages: Vec<(String, String)> = (0..total).map(|i| alert(i, now)).collect();
+    let messages: Vec<(String, String)> = (0..total).map(|i| alert(i, now, arrival)).collect();
     let mut applied = Offsets::new();
     let _: () = redis::cmd("CONFIG")
         .arg("RESETSTAT")
         .query(&mut sync)
         .unwrap();
     let t = Instant::now();
+    let (mut loading, mut writing) = (Duration::ZERO, Duration::ZERO);
     for (b, chunk) in messages.chunks(batch_size).enumerate() {
         let inputs: Vec<Input<'_>> = chunk
             .iter()
@@ -179,9 +194,13 @@ async fn main() {
             replay_to: None,
         };
         let sorted = plan::sort(&inputs, progress, now, limits);
+        let started = Instant::now();
         let states = store.load(0, &sorted.alert_ids()).await.unwrap();
+        loading += started.elapsed();
         let outcome = plan::apply(sorted, states, &policy, now, &jiff::tz::TimeZone::UTC);
+        let started = Instant::now();
         store.apply(0, &mut fence, &outcome.batch).await.unwrap();
+        writing += started.elapsed();
         applied.extend(outcome.batch.offsets);
     }
     let ingest = t.elapsed();
@@ -224,6 +243,12 @@ async fn main() {
         "  ingest   {:>10.0} alerts/s  ({:.2?} total)",
         total as f64 / ingest.as_secs_f64(),
         ingest
+    );
+    let per_alert = |d: Duration| d.as_secs_f64() * 1e6 / total as f64;
+    println!(
+        "  of which load {:.2} µs/alert, write {:.2} µs/alert (round trips, as the client waits)",
+        per_alert(loading),
+        per_alert(writing)
     );
     println!("  redis's time while ingesting (share of the inner commands'): {ingest_profile}");
     println!(

@@ -2047,6 +2047,86 @@ async fn a_bucketed_index_keeps_its_order_and_small_buckets_through_adds_and_rem
     assert!(hash(&redis, "{t:0}:openstat").is_empty());
 }
 
+/// New alerts' entries are appended to the stage indexes (buckets.lua's `append`): batch after
+/// batch of later deadlines fill the last bucket of each stage's stretch and go on in new full
+/// buckets, ties never cut; a batch of earlier deadlines goes in among them. Every open stage
+/// is in the index once, in order, counted once, and every entry is found again by its score
+/// (an entry in a bucket its score does not lead to could not be removed).
+#[tokio::test]
+async fn new_alerts_entries_are_appended_in_full_buckets_and_found_again_by_their_score() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let s = store(&redis).await;
+    let mut o = Owner::claim(&s, 0).await;
+    let batch = |from: i64, n: i64, issued: &dyn Fn(i64) -> Millis| {
+        (from..from + n)
+            .map(|i| {
+                let j = ["620102-GWM", "620102-QLH"][i as usize % 2];
+                (
+                    Source::Alerts,
+                    i,
+                    alert_msg(&format!("N-{i:04}"), issued(i), j, "high"),
+                    T0,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // Four batches of later deadlines, three alerts a second (ties), 0.5 to 2.3 buckets a
+    // stage each; then one of deadlines among the first batch's.
+    for (from, n) in [(0, 30), (30, 100), (130, 130), (260, 40)] {
+        o.ingest(&batch(from, n, &|i| T0 + i / 3 * 1000), T0 + 5 * MIN, None)
+            .await;
+    }
+    o.ingest(
+        &batch(300, 20, &|i| T0 + (i - 300) * 700 + 1),
+        T0 + 5 * MIN,
+        None,
+    )
+    .await;
+
+    let stored = stored_index(&redis, "{t:0}:due");
+    assert_eq!(stored.len(), 320 * 3, "three open stages an alert");
+    let first_wrong = stored
+        .windows(2)
+        .position(|w| (w[0].1, &w[0].0) >= (w[1].1, &w[1].0));
+    assert_eq!(
+        first_wrong, None,
+        "the buckets in order are the index in order"
+    );
+    let buckets = buckets(&redis, "{t:0}:due");
+    for (i, b) in buckets.iter().enumerate() {
+        assert!(b.len() <= 64, "bucket {i} holds {} entries", b.len());
+        if let Some(next) = buckets.get(i + 1) {
+            assert!(
+                b.last().unwrap().1 < next[0].1,
+                "a tie is cut between buckets {i} and {}",
+                i + 1
+            );
+        }
+    }
+    // Appended, not one bucket a batch and stage: 960 entries in at most 23 buckets.
+    assert!(buckets.len() <= 23, "{} buckets", buckets.len());
+    let open: i64 = hash(&redis, "{t:0}:openstat").values().sum();
+    assert_eq!(open, 960);
+
+    // Every alert closed: each of its entries is removed, found by its score, and the index
+    // and its counts are left empty.
+    let closed: Vec<_> = (0..320)
+        .map(|i| {
+            let close = disposition_msg(
+                &format!("N-{i:04}"),
+                &format!("c{i}"),
+                "closed",
+                T0 + 9 * MIN,
+            );
+            (Source::Dispositions, i, close, T0)
+        })
+        .collect();
+    o.ingest(&closed, T0 + 10 * MIN, None).await;
+    assert_eq!(stored_index(&redis, "{t:0}:due"), []);
+    assert!(hash(&redis, "{t:0}:openstat").is_empty());
+}
+
 /// How many handles partition `p`'s id map holds.
 fn id_map_len(redis: &Redis, p: i32) -> usize {
     let mut c = sync(redis);

@@ -1112,13 +1112,26 @@ impl Store {
             cmd.arg(version).arg(json);
         }
         let board = &batch.board;
-        for entries in [&removed, &added] {
-            // Sorted, so each list's entries are together: a count a list, due first.
-            let due = entries.partition_point(|(e, _)| e.list == StageList::Due);
+        let run = |cmd: &mut redis::Cmd, run: &[&Member<'_>]| {
+            cmd.arg(run.len());
+            for m in run {
+                cmd.arg(m.entry.deadline)
+                    .arg(&m.stored)
+                    .arg(&m.entry.station);
+            }
+        };
+        for (entries, added) in [(&removed, false), (&added, true)] {
+            // Sorted, so each list's entries are together: a count a list, due first. Added
+            // entries go as two runs a list: those an index may hold, then those named by a
+            // handle this batch gave, which no index holds yet.
+            let due = entries.partition_point(|m| m.entry.list == StageList::Due);
             for of_list in [&entries[..due], &entries[due..]] {
-                cmd.arg(of_list.len());
-                for (e, member) in of_list {
-                    cmd.arg(e.deadline).arg(member).arg(&e.station);
+                if added {
+                    let (new, other): (Vec<&Member<'_>>, _) = of_list.iter().partition(|m| m.new);
+                    run(&mut cmd, &other);
+                    run(&mut cmd, &new);
+                } else {
+                    run(&mut cmd, &of_list.iter().collect::<Vec<_>>());
                 }
             }
         }
@@ -1422,9 +1435,17 @@ struct Coded<'a> {
     handles: Vec<Option<String>>,
     records: Vec<Vec<u8>>,
     /// The index entries removed and added, sorted, each with its member as sent.
-    removed: Vec<(&'a IndexEntry, String)>,
-    added: Vec<(&'a IndexEntry, String)>,
+    removed: Vec<Member<'a>>,
+    added: Vec<Member<'a>>,
     new_codes: names::NewCodes,
+}
+
+/// An index entry with its member as sent.
+struct Member<'a> {
+    entry: &'a IndexEntry,
+    stored: String,
+    /// Named by a handle the batch gave: no index holds it yet.
+    new: bool,
 }
 
 impl Coded<'_> {
@@ -1442,16 +1463,25 @@ impl Coded<'_> {
             .map(|(a, handle)| coder.record(&a.state, handle.as_deref()))
             .collect();
         // Every index entry is of an alert the batch writes; one that is not keeps its id.
-        let by_id: HashMap<&str, &str> = batch
+        let by_id: HashMap<&str, names::Named<'_>> = batch
             .alerts
             .iter()
             .zip(&handles)
-            .filter_map(|(a, h)| Some((a.alert_id.as_str(), h.as_deref()?)))
+            .filter_map(|(a, h)| {
+                let named = names::Named {
+                    handle: h.as_deref()?,
+                    given: !a.stored,
+                };
+                Some((a.alert_id.as_str(), named))
+            })
             .collect();
-        let mut entries = |all: &'a [IndexEntry]| -> Vec<(&'a IndexEntry, String)> {
+        let mut entries = |all: &'a [IndexEntry]| -> Vec<Member<'a>> {
             sorted(all)
                 .into_iter()
-                .map(|e| (e, coder.member(&e.member, &by_id)))
+                .map(|entry| {
+                    let (stored, new) = coder.member(&entry.member, &by_id);
+                    Member { entry, stored, new }
+                })
                 .collect()
         };
         let (removed, added) = (entries(&batch.board.remove), entries(&batch.board.add));

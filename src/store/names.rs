@@ -221,6 +221,13 @@ pub(crate) struct NewCodes {
     pub(crate) handles: u64,
 }
 
+/// An alert's handle as a batch writes it, and whether the batch gave it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Named<'a> {
+    pub(crate) handle: &'a str,
+    pub(crate) given: bool,
+}
+
 /// Codes the strings of one batch: from the dictionary, or new.
 pub(crate) struct Coder<'a> {
     dict: std::sync::MutexGuard<'a, Dictionary>,
@@ -269,9 +276,14 @@ impl Coder<'_> {
 
     /// A stage index member as Redis stores it: `<code>␟<name>␟<x>` for
     /// [`super::IndexEntry`]'s `<jurisdiction>␟<risk>␟<stage>␟<alert_id>␟<x>`, the name being
-    /// the alert's handle in `handles` (by alert id), else its id. A member of another shape is
+    /// the alert's handle in `handles` (by alert id), else its id; and whether that handle is
+    /// one this batch gave (no index can hold the member yet). A member of another shape is
     /// sent as it is.
-    pub(crate) fn member(&mut self, member: &str, handles: &HashMap<&str, &str>) -> String {
+    pub(crate) fn member(
+        &mut self,
+        member: &str,
+        handles: &HashMap<&str, Named<'_>>,
+    ) -> (String, bool) {
         let mut cuts = member.match_indices(SEP).map(|(at, _)| at);
         let (Some(_), Some(_), Some(third), Some(fourth), None) = (
             cuts.next(),
@@ -280,17 +292,17 @@ impl Coder<'_> {
             cuts.next(),
             cuts.next(),
         ) else {
-            return member.to_owned();
+            return (member.to_owned(), false);
         };
         let id = &member[third + SEP.len_utf8()..fourth];
-        let name = handles.get(id).copied().unwrap_or(id);
+        let (name, given) = handles.get(id).map_or((id, false), |n| (n.handle, n.given));
         let code = self.code(Coded::Triple(&member[..third]));
         let mut out = String::with_capacity(code.len() + name.len() + member.len() - fourth + 1);
         out.push_str(code);
         out.push(SEP);
         out.push_str(name);
         out.push_str(&member[fourth..]);
-        out
+        (out, given)
     }
 
     /// A [`record`] as Redis stores it: its alert's handle and a space at its head, if it has
@@ -354,20 +366,28 @@ mod tests {
             0,
         );
         let mut coder = names.coder();
-        let handles = HashMap::from([("A-1", "#3.Z")]);
+        let named = |handle, given| Named { handle, given };
+        let handles = HashMap::from([("A-1", named("#3.Z", true)), ("A-3", named("#3.X", false))]);
         assert_eq!(
             coder.member("620102\x1fhigh\x1fvisit\x1fA-1\x1f0", &handles),
-            "1\x1f#3.Z\x1f0"
+            ("1\x1f#3.Z\x1f0".to_owned(), true)
         );
         assert_eq!(
             coder.member("620102\x1fhigh\x1fmeet\x1fA-1\x1f0", &handles),
-            "3\x1f#3.Z\x1f0"
+            ("3\x1f#3.Z\x1f0".to_owned(), true)
+        );
+        assert_eq!(
+            coder.member("620102\x1fhigh\x1fmeet\x1fA-3\x1f0", &handles),
+            ("3\x1f#3.X\x1f0".to_owned(), false)
         );
         assert_eq!(
             coder.member("620102\x1fhigh\x1fmeet\x1fA-2\x1f1", &handles),
-            "3\x1fA-2\x1f1"
+            ("3\x1fA-2\x1f1".to_owned(), false)
         );
-        assert_eq!(coder.member("not a member", &handles), "not a member");
+        assert_eq!(
+            coder.member("not a member", &handles),
+            ("not a member".to_owned(), false)
+        );
         let rec = b"\xb2station-7\x1f96110\x1e\x01\x02";
         assert_eq!(coder.record(rec, None), b"\xb24\x1f2\x1e\x01\x02");
         let new = coder.finish();

@@ -51,9 +51,12 @@
 --         (clock, overdue: '-' unchanged, '' removed, else the score; ttl_ms '' = none),
 --       n_notices, (json)*,
 --       n_policies, (version, json)*  (a snapshot is written once: the alerts it names keep it),
---       the entries removed, then those added, each as n_due, (deadline, member, station)*,
---         n_late, (deadline, member, station)*  (sorted by deadline, member; a member as
---         stored, `<code>\31<handle>\31<x>`, coded by the owner; counts a list, not the list an
+--       the entries removed, as n_due, (deadline, member, station)*, n_late, (deadline,
+--         member, station)*, then those added, as two such runs a list (due, then late): the
+--         entries an index may hold, then those named by a handle this batch gave, which none
+--         does: those are added without asking which are held, and appended (buckets.lua)
+--         (each run sorted by deadline, member; a member as stored,
+--         `<code>\31<handle>\31<x>`, coded by the owner; counts a list, not the list an
 --         entry: 1.5% of a drain's instructions, counted),
 --       n_days, day_ttl_seconds, (n_fields, (field, increment)*)*  (one per day key, in order),
 --       changes ('' = none: a JSON array of [alert_id, jurisdiction]),
@@ -228,29 +231,30 @@ local function count(station, by)
   end
   stations[station] = stations[station] + by
 end
+-- One list's entries as sent: n, (deadline, member, station)*.
 local function entries()
-  local by_list = {}
-  for _, code in ipairs({ 'd', 'l' }) do
-    n = tonumber(ARGV[i]); i = i + 1
-    writes = writes + n
-    local items = new_items()
-    for _ = 1, n do
-      add_item(items, ARGV[i], ARGV[i + 1], ARGV[i + 2])
-      i = i + 3
-    end
-    by_list[code] = items
+  n = tonumber(ARGV[i]); i = i + 1
+  writes = writes + n
+  local items = new_items()
+  for _ = 1, n do
+    add_item(items, ARGV[i], ARGV[i + 1], ARGV[i + 2])
+    i = i + 3
   end
-  return by_list
+  return items
 end
-local removed = entries()
+local removed = {}
+for _, code in ipairs({ 'd', 'l' }) do
+  removed[code] = entries()
+end
 for _, code in ipairs({ 'd', 'l' }) do
   local items = removed[code]
   bucket_rem_all(lists[code], items, function(t) count(items.st[t], -1) end)
 end
-local added_entries = entries()
 for _, code in ipairs({ 'd', 'l' }) do
-  local items = added_entries[code]
+  local items = entries()
   bucket_add_all(lists[code], items, function(t) count(items.st[t], 1) end)
+  local new = entries()
+  bucket_add_all(lists[code], new, function(t) count(new.st[t], 1) end, true)
 end
 for _, station in ipairs(station_order) do
   local by = stations[station]
