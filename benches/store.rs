@@ -108,7 +108,10 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50_000);
-    let batch_size = 500;
+    let batch_size: usize = std::env::var("BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut server = Command::new("redis-server")

@@ -2071,8 +2071,9 @@ async fn new_alerts_entries_are_appended_in_full_buckets_and_found_again_by_thei
             })
             .collect::<Vec<_>>()
     };
-    // Four batches of later deadlines, three alerts a second (ties), 0.5 to 2.3 buckets a
-    // stage each; then one of deadlines among the first batch's.
+    // Four batches of later deadlines, three alerts a second (ties, two of the batches begin
+    // inside a second the batch before ended in), 0.5 to 2.3 buckets a stage each; then one of
+    // deadlines among the first batch's.
     for (from, n) in [(0, 30), (30, 100), (130, 130), (260, 40)] {
         o.ingest(&batch(from, n, &|i| T0 + i / 3 * 1000), T0 + 5 * MIN, None)
             .await;

@@ -263,23 +263,31 @@ local function add_run(key, items, from, to)
   end
 end
 
--- Appends items[first..last], none of them held by the index and all after the last entry of
--- bucket `key` (n entries): fills the bucket, then writes the rest as new buckets, cut by
+-- The length of the run of items of one score from items[t] on, to `last` at most.
+local function run_at(items, t, last)
+  local x, run = items.x, 1
+  while t + run <= last and x[t + run] == x[t] do
+    run = run + 1
+  end
+  return run
+end
+
+-- Appends items[first..last], none of them held by the index and none before the last entry
+-- of bucket `key` (n entries): fills the bucket, then writes the rest as new buckets, cut by
 -- `rewrite`'s rule (at BUCKET_FILL entries, runs of one score whole, before a run that would
--- take a bucket past BUCKET_MAX, a short tail kept). New alerts' entries go after each stage's
--- last ones: this writes each once and reads none back. Read back, merged and asked after, they
--- cost 1.4 µs more a new alert, of 16.5 (benches/store.rs ARRIVAL=1, mean of 4 pairs).
-local function append(base, dir, key, n, items, first, last)
-  local x = items.x
+-- take a bucket past BUCKET_MAX, a short tail kept). Items of the bucket's last score
+-- (`joins`) stay in it, which the caller checked they fit. New alerts' entries go at or after
+-- each stage's last ones: this writes each once and reads none back. Read back, merged and
+-- asked after, they cost 1.4 µs more a new alert, of 16.5 (benches/store.rs ARRIVAL=1, mean
+-- of 4 pairs).
+local function append(base, dir, key, n, items, first, last, joins)
   local out, from, t = key, first, first
   while t <= last do
-    local run = 1
-    while t + run <= last and x[t + run] == x[t] do
-      run = run + 1
-    end
+    local run = run_at(items, t, last)
     local rest = last - t + 1
     local tail_fits = rest < BUCKET_MIN and n + rest <= BUCKET_MAX
-    if n > 0 and (n >= BUCKET_FILL or n + run > BUCKET_MAX) and not tail_fits then
+    local cut = n > 0 and (n >= BUCKET_FILL or n + run > BUCKET_MAX) and not tail_fits
+    if cut and not (joins and t == first) then
       add_run(out, items, from, t - 1)
       local id = redis.call('INCR', base .. ':n')
       redis.call('ZADD', dir, items.s[t], id)
@@ -291,10 +299,18 @@ local function append(base, dir, key, n, items, first, last)
   add_run(out, items, from, last)
 end
 
--- Whether every entry of bucket `key` scores below `score`.
-local function all_before(key, score)
+-- Whether items[first..last] may be appended to bucket `key` of n entries (above): they come
+-- after its last entry, or those of its last score fit in it with them; and whether they join
+-- that score (a batch boundary falls inside a millisecond of new alerts as often as not; a run
+-- of one score is never cut).
+local function appends(key, n, items, first, last)
   local tail = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]
-  return not tail or tonumber(tail) < score
+  tail = tail and tonumber(tail)
+  local x = items.x[first]
+  if not tail or tail < x then
+    return true, false
+  end
+  return tail == x and n + run_at(items, first, last) <= BUCKET_MAX, true
 end
 
 -- ZADD to the index; calls `on_new(t)` for each member new to the index. `new`: the caller
@@ -308,8 +324,12 @@ local function bucket_add_all(base, items, on_new, new)
     local n = redis.call('ZCARD', key)
     if n + last - first + 1 > BUCKET_MAX
         and not one_score(key, items.x[first], items.x[last]) then
-      if new and all_before(key, items.x[first]) then
-        append(base, dir, key, n, items, first, last)
+      local can, joins = false, false
+      if new then
+        can, joins = appends(key, n, items, first, last)
+      end
+      if can then
+        append(base, dir, key, n, items, first, last, joins)
         for t = first, last do
           on_new(t)
         end
