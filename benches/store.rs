@@ -76,6 +76,17 @@ fn redis_profile(c: &mut redis::Connection) -> String {
         .join("; ")
 }
 
+/// The bench's redis-server, stopped when the bench ends, a panic included (a panicking bench
+/// used to leave it running).
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Alert `i` as the alerts topic carries it: `(key, value)`; `arrival`: see the header.
 fn alert(i: usize, now: i64, arrival: bool) -> (String, String) {
     let id = format!("GA-620102-20261122-{i:06}");
@@ -114,22 +125,24 @@ async fn main() {
         .unwrap_or(500);
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut server = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server on PATH");
+    let _server = Server(
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+            ])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH"),
+    );
     let url = format!("redis://127.0.0.1:{port}");
     let start = Instant::now();
     let conn = loop {
@@ -155,8 +168,6 @@ async fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(8);
         board(&store, &mut sync, n, partitions).await;
-        let _ = server.kill();
-        let _ = server.wait();
         return;
     }
     let policy = Policies::default();
@@ -273,8 +284,6 @@ async fn main() {
         },
         store.record_limit()
     );
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 /// The jurisdiction of synthetic alert `i`: 30 districts (`620100`…`620129`) of 10 stations.
@@ -321,15 +330,25 @@ async fn board(store: &Store, sync: &mut redis::Connection, n: usize, partitions
     }
     let load = t.elapsed();
     let after = used_memory(sync);
+    // The indexes are bucketed (`lua/buckets.lua`): the entries of each bucket in the directory.
     let mut count = |key: &str| -> usize {
-        (0..partitions)
-            .map(|p| {
-                redis::cmd("ZCARD")
-                    .arg(format!("{{bench:{p}}}:{key}"))
+        let mut n = 0;
+        for p in 0..partitions {
+            let base = format!("{{bench:{p}}}:{key}");
+            let buckets: Vec<String> = redis::cmd("ZRANGE")
+                .arg(format!("{base}:dir"))
+                .arg(0)
+                .arg(-1)
+                .query(sync)
+                .unwrap();
+            for b in buckets {
+                n += redis::cmd("ZCARD")
+                    .arg(format!("{base}:{b}"))
                     .query::<usize>(sync)
-                    .unwrap()
-            })
-            .sum()
+                    .unwrap();
+            }
+        }
+        n
     };
     let (due, late) = (count("due"), count("late"));
     assert_eq!(due + late, entries);
@@ -348,14 +367,31 @@ async fn board(store: &Store, sync: &mut redis::Connection, n: usize, partitions
         (after - before) / (1 << 20)
     );
 
-    // A cursor halfway down /v1/open: the middle entry of partition 0's index.
-    let mid: Vec<(String, f64)> = redis::cmd("ZRANGE")
-        .arg("{bench:0}:due")
-        .arg(due / partitions as usize / 2)
-        .arg(due / partitions as usize / 2)
-        .arg("WITHSCORES")
+    // A cursor halfway down /v1/open: the middle entry of partition 0's index, found bucket by
+    // bucket in directory order.
+    let buckets: Vec<String> = redis::cmd("ZRANGE")
+        .arg("{bench:0}:due:dir")
+        .arg(0)
+        .arg(-1)
         .query(sync)
         .unwrap();
+    let mut rank = due / partitions as usize / 2;
+    let mut mid: Vec<(String, f64)> = Vec::new();
+    for b in &buckets {
+        let key = format!("{{bench:0}}:due:{b}");
+        let len: usize = redis::cmd("ZCARD").arg(&key).query(sync).unwrap();
+        if rank < len {
+            mid = redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(rank)
+                .arg(rank)
+                .arg("WITHSCORES")
+                .query(sync)
+                .unwrap();
+            break;
+        }
+        rank -= len;
+    }
     let deep = (mid[0].1 as Millis, mid[0].0.clone());
     let district = vec!["620102".to_owned()];
     let station = vec!["620102-S03".to_owned()];
