@@ -1112,9 +1112,9 @@ impl Store {
             cmd.arg(version).arg(json);
         }
         let board = &batch.board;
-        let run = |cmd: &mut redis::Cmd, run: &[&Member<'_>]| {
-            cmd.arg(run.len());
-            for m in run {
+        let run = |cmd: &mut redis::Cmd, members: &[&Member<'_>]| {
+            cmd.arg(members.len());
+            for m in members {
                 cmd.arg(m.entry.deadline)
                     .arg(&m.stored)
                     .arg(&m.entry.station);
@@ -1126,12 +1126,11 @@ impl Store {
             // handle this batch gave, which no index holds yet.
             let due = entries.partition_point(|m| m.entry.list == StageList::Due);
             for of_list in [&entries[..due], &entries[due..]] {
+                let (new, other): (Vec<&Member<'_>>, _) =
+                    of_list.iter().partition(|m| added && m.new);
+                run(&mut cmd, &other);
                 if added {
-                    let (new, other): (Vec<&Member<'_>>, _) = of_list.iter().partition(|m| m.new);
-                    run(&mut cmd, &other);
                     run(&mut cmd, &new);
-                } else {
-                    run(&mut cmd, &of_list.iter().collect::<Vec<_>>());
                 }
             }
         }
