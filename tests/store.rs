@@ -519,7 +519,7 @@ async fn a_batch_sent_again_after_its_reply_was_lost_is_applied_once() {
     assert_eq!(s.open_count(6).await.unwrap(), 3);
     assert_eq!(seq(&redis), written + 2);
     let ids: BTreeMap<String, String> = redis::cmd("HGETALL")
-        .arg("{t:6}:ids:.3")
+        .arg("{t:6}:ids:#6.")
         .query(&mut sync(&redis))
         .unwrap();
     assert_eq!(ids.get("#6.3").map(String::as_str), Some("E-2"));
@@ -712,7 +712,7 @@ async fn the_owner_gives_handles_from_the_counter_it_read_and_a_stored_alert_kee
     assert_eq!(handles(&redis).as_deref(), Some("1"));
     assert!(starts(stored_record(&redis, "H-1"), "#7.1"));
     let id_of: Option<String> = redis::cmd("HGET")
-        .arg("{t:7}:ids:.1")
+        .arg("{t:7}:ids:#7.")
         .arg("#7.1")
         .query(&mut sync(&redis))
         .unwrap();
@@ -956,7 +956,7 @@ fn names(redis: &Redis, base: &str) -> impl Fn(&str) -> String {
             ([_, id, x], Some(triple)) => {
                 let id = if id.starts_with('#') {
                     redis::cmd("HGET")
-                        .arg(format!("{tag}:ids:{}", &id[id.len().saturating_sub(2)..]))
+                        .arg(format!("{tag}:ids:{}", &id[..id.len() - 1]))
                         .arg(id)
                         .query::<String>(&mut redis.get_connection().unwrap())
                         .unwrap()
@@ -2128,6 +2128,92 @@ async fn new_alerts_entries_are_appended_in_full_buckets_and_found_again_by_thei
     assert!(hash(&redis, "{t:0}:openstat").is_empty());
 }
 
+/// An earlier version kept the id map by a handle's last two characters and a clock entry
+/// named by a handle in the alert id's bucket. The first claim by this version moves both to the
+/// handles' ranges; a clock entry named by an alert id (an alert without a handle) stays in its
+/// id's bucket.
+#[tokio::test]
+async fn a_claim_moves_an_earlier_versions_id_map_and_clock_entries_to_the_handles_ranges() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let s = store(&redis).await;
+    let mut c = sync(&redis);
+    // (name in the clock, alert id, due): handles #2.1 and #2.A of range #2., #2.10 of range
+    // #2.1, and N-4, which has none.
+    let entries = [
+        ("#2.1", "M-1", 1_000),
+        ("#2.A", "M-2", 2_000),
+        ("#2.10", "M-3", 3_000),
+        ("N-4", "N-4", 4_000),
+    ];
+    let mut buckets: Vec<u32> = entries.iter().map(|e| alert_bucket(e.1)).collect();
+    buckets.sort_unstable();
+    buckets.dedup();
+    assert_eq!(buckets.len(), 4, "the alerts' buckets differ");
+    for (name, id, due) in entries {
+        if name.starts_with('#') {
+            let _: () = redis::cmd("HSET")
+                .arg(format!("{{t:2}}:ids:{}", &name[name.len() - 2..]))
+                .arg(name)
+                .arg(id)
+                .query(&mut c)
+                .unwrap();
+        }
+        let _: () = redis::cmd("ZADD")
+            .arg(format!("{{t:2}}:clock:{}", alert_bucket(id)))
+            .arg(due)
+            .arg(name)
+            .query(&mut c)
+            .unwrap();
+        let _: () = redis::cmd("ZADD")
+            .arg("{t:2}:clock:dir")
+            .arg(due)
+            .arg(alert_bucket(id))
+            .query(&mut c)
+            .unwrap();
+    }
+
+    s.claim(2).await.unwrap();
+    for old in [".1", ".A", "10"] {
+        assert!(!exists(&redis, &format!("{{t:2}}:ids:{old}")), "{old}");
+    }
+    let range = |key: &str| -> BTreeMap<String, String> {
+        redis::cmd("HGETALL")
+            .arg(key)
+            .query(&mut sync(&redis))
+            .unwrap()
+    };
+    assert_eq!(
+        range("{t:2}:ids:#2."),
+        BTreeMap::from([("#2.1".into(), "M-1".into()), ("#2.A".into(), "M-2".into())])
+    );
+    assert_eq!(
+        range("{t:2}:ids:#2.1"),
+        BTreeMap::from([("#2.10".into(), "M-3".into())])
+    );
+    let dir: BTreeMap<String, i64> = redis::cmd("ZRANGE")
+        .arg("{t:2}:clock:dir")
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(
+        dir,
+        BTreeMap::from([
+            ("#2.".into(), 1_000),
+            ("#2.1".into(), 3_000),
+            (alert_bucket("N-4").to_string(), 4_000)
+        ]),
+        "the handles' entries left their ids' buckets, which are gone"
+    );
+    assert_eq!(
+        s.due(2, 4_000, 10).await.unwrap(),
+        ["M-1", "M-2", "M-3", "N-4"]
+    );
+    assert_eq!(s.due(2, 2_000, 10).await.unwrap(), ["M-1", "M-2"]);
+}
+
 /// How many handles partition `p`'s id map holds.
 fn id_map_len(redis: &Redis, p: i32) -> usize {
     let mut c = sync(redis);
@@ -2155,12 +2241,13 @@ fn encoding(redis: &Redis, key: &str) -> String {
         .unwrap()
 }
 
-/// Open alerts' records and clock entries live in per-alert buckets that stay listpacks: a
-/// record no longer than the server's `hash-max-listpack-value` goes to its bucket hash, a
+/// Open alerts' records live in per-alert buckets and their clock entries in their handles'
+/// ranges, all listpacks: a record no longer than the server's `hash-max-listpack-value` goes
+/// to its bucket hash, a
 /// closed one to its own key with the retention as TTL; the clock is read across buckets,
 /// earliest first; and an earlier version's clock zset and record keys are taken over.
 #[tokio::test]
-async fn records_and_clock_entries_live_in_per_alert_buckets_that_stay_listpacks() {
+async fn records_and_clock_entries_live_in_buckets_that_stay_listpacks() {
     let dir = tmpdir();
     let redis = Redis::start_with(dir.path(), &["--hash-max-listpack-value", "128"]);
     let s = store(&redis).await.fit_to_server().await;
@@ -2212,27 +2299,45 @@ async fn records_and_clock_entries_live_in_per_alert_buckets_that_stay_listpacks
         assert!(kept && !exists(&redis, &format!("{{t:0}}:a:{id}")), "{id}");
     }
     assert_eq!(encoding(&redis, &bucket(&ids[0])), "listpack");
-    assert_eq!(
-        encoding(&redis, &format!("{{t:0}}:clock:{}", alert_bucket(&ids[0]))),
-        "listpack"
-    );
     let loaded = s.load(0, &ids).await.unwrap();
     assert!(loaded
         .iter()
         .zip(&states)
         .all(|(l, st)| l.as_ref() == Some(st)));
-    // The clock names each alert by its handle, not its 16-character id; the id map holds
-    // every open alert's (lua/names.lua).
-    let members: Vec<String> = redis::cmd("ZRANGE")
-        .arg(format!("{{t:0}}:clock:{}", alert_bucket(&ids[0])))
+    // The clock names each alert by its handle, not its 16-character id, in the handle's
+    // range (the handle but its last character: #0.1 to #0.9g in 10 ranges of at most 62); the
+    // id map holds every open alert's, by range too (lua/names.lua).
+    let ranges: Vec<String> = redis::cmd("ZRANGE")
+        .arg("{t:0}:clock:dir")
         .arg(0)
         .arg(-1)
         .query(&mut sync(&redis))
         .unwrap();
-    assert!(
-        !members.is_empty() && members.iter().all(|m| m.starts_with("#0.") && m.len() <= 5),
-        "{members:?}"
-    );
+    assert_eq!(ranges.len(), 10, "{ranges:?}");
+    let mut clocked = 0;
+    for range in &ranges {
+        let key = format!("{{t:0}}:clock:{range}");
+        assert_eq!(encoding(&redis, &key), "listpack");
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&key)
+            .arg(0)
+            .arg(-1)
+            .query(&mut sync(&redis))
+            .unwrap();
+        assert!(
+            members
+                .iter()
+                .all(|m| m.len() <= 5 && m[..m.len() - 1] == *range),
+            "{range}: {members:?}"
+        );
+        clocked += members.len();
+        let ids_of_range: usize = redis::cmd("HLEN")
+            .arg(format!("{{t:0}}:ids:{range}"))
+            .query(&mut sync(&redis))
+            .unwrap();
+        assert_eq!(ids_of_range, members.len(), "{range}");
+    }
+    assert_eq!(clocked, 600);
     assert_eq!(id_map_len(&redis, 0), 600);
     // The strings every alert repeats are stored as codes of the partition's dictionary.
     let stored: Vec<u8> = redis::cmd("HGET")

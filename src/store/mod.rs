@@ -9,7 +9,7 @@
 //! | `{fsla:p}:offsets`         | hash   | highest applied offset per input topic             |
 //! | `{fsla:p}:r:<b>`           | hash   | alert id → `#<handle> ` + [`record`] of the open alerts of [`alert_bucket`] *b* (small records) |
 //! | `{fsla:p}:a:<alert_id>`    | string | the alert's [`AlertState`] as a compact [`record`], when not in a bucket (closed, held, or too big) |
-//! | `{fsla:p}:clock:<b>`, `:clock:dir` | zsets | one entry per open alert of bucket *b* (its handle): its next due time (ms); the directory holds each bucket's earliest |
+//! | `{fsla:p}:clock:<r>`, `:clock:dir` | zsets | one entry per open alert of handle range *r* (its handle; an alert without a handle, by its id, in its record's bucket [`alert_bucket`]): its next due time (ms); the directory holds each bucket's earliest |
 //! | `{fsla:p}:overdue`         | zset   | open alerts with a breached stage, by deadline     |
 //! | `{fsla:p}:outbox`          | stream | escalations written with their transition, an entry a batch (`n` = how many), deleted once the broker acked all of it |
 //! | `{fsla:p}:outbox:<entry id>` | string | that entry's escalations, one JSON a line, deleted with it |
@@ -19,7 +19,7 @@
 //! | `{fsla:p}:due:dir`, `:due:<n>` | zsets | open stages not yet breached, by deadline (ms): `/v1/open`; bucketed |
 //! | `{fsla:p}:late:dir`, `:late:<n>` | zsets | open stages with a breach level fired, by deadline: `/v1/overdue`; bucketed |
 //! | `{fsla:p}:names`           | hash   | the dictionary of index members and record names: `<jurisdiction>␟<risk>␟<stage>` and `=<name>` → code, `#<code>` → it, `n` codes given |
-//! | `{fsla:p}:ids:<xy>`        | hash   | handle → alert id of the open alerts whose handle ends in *xy* (the owner's `handles` counts handles given) |
+//! | `{fsla:p}:ids:<r>`         | hash   | handle → alert id of the open alerts of handle range *r*, the handle but its last character (the owner's `handles` counts handles given) |
 //! | `{fsla:p}:openstat`        | hash   | `<jurisdiction>␟<stage>` → open stages now (entries of `due` + `late`) |
 //! | `{fsla:p}:day:<YYYY-MM-DD>`| hash   | `<jurisdiction>␟<stage>␟<on_time\|late\|breached>` → count that day (display zone); expires after 8 days |
 //! | `{fsla:p}:events`          | stream | one entry per batch that changed alerts: `c` = JSON `[[alert_id, jurisdiction], …]` (its last 10 s) |
@@ -44,12 +44,14 @@
 //! bytes an entry, where one big zset's skiplist takes ~150). A claim moves an earlier
 //! version's plain zsets into buckets.
 //!
-//! An open alert's record and clock entry live in its bucket ([`alert_bucket`], one of
-//! [`ALERT_BUCKETS`] per partition), for the same reason: ~30 alerts a bucket at 125 000 open
-//! alerts per partition, so each bucket stays a listpack. A record goes to its bucket when it
-//! is no longer than the server's `hash-max-listpack-value` ([`Store::fit_to_server`]), else
-//! to its own key; closed alerts' records have their own keys, which expire. Records an
-//! earlier version wrote still load, and move to their bucket when next written.
+//! An open alert's record lives in its bucket ([`alert_bucket`], one of [`ALERT_BUCKETS`] per
+//! partition), for the same reason: ~30 alerts a bucket at 125 000 open alerts per partition, so
+//! each bucket stays a listpack. A record goes to its bucket when it is no longer than the
+//! server's `hash-max-listpack-value` ([`Store::fit_to_server`]), else to its own key; closed
+//! alerts' records have their own keys, which expire. Records an earlier version wrote still
+//! load, and move to their bucket when next written. Its clock entry and id map entry live in
+//! its handle's range (at most 62 handles given one after another, `lua/names.lua`), so a batch
+//! of new alerts writes both a call per range, not a call per alert each.
 
 pub mod changes;
 mod conn;
@@ -119,7 +121,7 @@ impl PartitionKeys {
     pub fn offsets(&self) -> String {
         format!("{}:offsets", self.tag)
     }
-    /// The clock: its per-alert buckets and their directory start with this name.
+    /// The clock: its buckets (by handle range) and their directory start with this name.
     pub fn clock(&self) -> String {
         format!("{}:clock", self.tag)
     }
@@ -200,8 +202,9 @@ impl PartitionKeys {
 /// overhead.
 pub const ALERT_BUCKETS: u32 = 4096;
 
-/// Rule: the bucket of an alert's record and clock entry. A polynomial hash modulo a prime,
-/// exact in Lua's doubles: `buckets.lua` computes the same to move an earlier version's clock.
+/// Rule: the bucket of an alert's record (and clock entry, if it has no handle). A polynomial
+/// hash modulo a prime, exact in Lua's doubles: `buckets.lua` computes the same to move an
+/// earlier version's clock.
 pub fn alert_bucket(alert_id: &str) -> u32 {
     let h = alert_id
         .bytes()
@@ -795,7 +798,10 @@ impl Store {
                 include_str!("lua/names.lua"),
                 include_str!("lua/list_stages.lua")
             )),
-            due_clocks: Script::new(include_str!("lua/due_clocks.lua")),
+            due_clocks: Script::new(concat!(
+                include_str!("lua/names.lua"),
+                include_str!("lua/due_clocks.lua")
+            )),
             read_changes: Script::new(include_str!("lua/read_changes.lua")),
             ack_outbox: Script::new(include_str!("lua/ack_outbox.lua")),
             load_records: Script::new(concat!(
@@ -879,6 +885,7 @@ impl Store {
             .key(k.late())
             .key(k.clock())
             .key(k.names())
+            .key(k.ids())
             .arg(&token)
             .arg(&self.owner.process)
             .arg(self.owner.instance.as_deref().unwrap_or(""))

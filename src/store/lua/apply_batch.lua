@@ -19,7 +19,7 @@
 -- Returns the earliest score of the clock afterwards ('' if none), then the id of the outbox entry
 -- that holds the batch's escalations, if it has any.
 --
--- KEYS: 1 owner, 2 offsets, 3 clock (per-alert buckets), 4 overdue, 5 outbox,
+-- KEYS: 1 owner, 2 offsets, 3 clock (buckets by handle range: buckets.lua), 4 overdue, 5 outbox,
 --       6 alertmanager queue, 7 policy snapshots, 8 due, 9 late (bucketed by deadline),
 --       10 openstat, 11 events, 12 records (per-alert buckets), 13 the names' dictionary,
 --       14 the id map (names.lua), 15 alerts (an alert's record when not in a bucket:
@@ -43,6 +43,7 @@
 --       n_alerts, open_delta,
 --         (alert_id, handle, bucket, record, flags, clock, overdue, ttl_ms)*
 --         (handle: what the alert's clock and index entries name it by, '' = its id (names.lua);
+--          bucket: its record's (alert_bucket), and its clock entry's if it has no handle;
 --          the record as stored, its handle at its head and its names coded by the owner)
 --         (flags, three letters (one argument, read by a table lookup: 0.65%, counted):
 --          'b' the record goes to the alert's bucket hash, small enough to keep it a listpack,
@@ -159,20 +160,25 @@ local open_delta = tonumber(ARGV[i]); i = i + 1
 if open_delta ~= 0 then
   redis.call('HINCRBY', KEYS[1], 'open', open_delta)
 end
-local lowest, overdue_set, overdue_removed = {}, {}, {}
+local clock, ids_set, ids_removed = clock_changes(), {}, {}
+local overdue_set, overdue_removed = {}, {}
 for _ = 1, n do
   local id, handle, bucket, state = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local flags = FLAGS[ARGV[i + 4]]
   local in_bucket, stored, opened = flags[1], flags[2], flags[3]
-  local clock, overdue, ttl = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  local due, overdue, ttl = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   i = i + 8
   local records = KEYS[12] .. ':' .. bucket
   if handle == '' then
-    handle = id
-  elseif opened == '+' then
-    redis.call('HSET', ids_key(KEYS[14], handle), handle, id)
-  elseif opened == '-' then
-    redis.call('HDEL', ids_key(KEYS[14], handle), handle)
+    clock_set(clock, bucket, due, id)
+  else
+    local range = handle_range(handle)
+    clock_set(clock, range, due, handle)
+    if opened == '+' then
+      group(ids_set, range, handle, id)
+    elseif opened == '-' then
+      group(ids_removed, range, handle)
+    end
   end
   if in_bucket then
     if redis.call('HSET', records, id, state) == 1 and stored then
@@ -188,7 +194,6 @@ for _ = 1, n do
       redis.call('HDEL', records, id)
     end
   end
-  clock_set(KEYS[3], bucket, clock, handle, lowest)
   if overdue == '' then
     overdue_removed[#overdue_removed + 1] = id
   elseif overdue ~= '-' then
@@ -196,7 +201,13 @@ for _ = 1, n do
     overdue_set[#overdue_set + 1] = id
   end
 end
-clock_lower(KEYS[3], lowest)
+clock_write(KEYS[3], clock)
+for range, args in pairs(ids_set) do
+  in_chunks(args, 2, 'HSET', ids_bucket(KEYS[14], range))
+end
+for range, handles in pairs(ids_removed) do
+  in_chunks(handles, 1, 'HDEL', ids_bucket(KEYS[14], range))
+end
 -- An alert is in a batch once: removals and sets touch different members, in any order.
 in_chunks(overdue_removed, 1, 'ZREM', KEYS[4])
 in_chunks(overdue_set, 2, 'ZADD', KEYS[4])

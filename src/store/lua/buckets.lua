@@ -397,16 +397,19 @@ local function bucket_migrate(base)
   end
 end
 
--- Per-alert buckets: an open alert's record and its clock entry live in bucket
--- alert_bucket(alert_id) of ARGV-given `n` (records: hashes `{p}:r:<b>`; clock: zsets
--- `{p}:clock:<b>` with a directory `{p}:clock:dir`), found from the alert id alone: a clock
--- entry is replaced or removed without knowing its score. The same rule as
--- `store::alert_bucket` in Rust, which names the bucket for every write.
+-- Per-alert buckets: an open alert's record lives in bucket alert_bucket(alert_id) of
+-- ARGV-given `n` (hashes `{p}:r:<b>`), found from the alert id alone, the same rule as
+-- `store::alert_bucket` in Rust, which names the bucket for every write. Its clock entry
+-- (zsets `{p}:clock:<b>` with a directory `{p}:clock:dir`) lives in its handle's range
+-- (names.lua): the alerts of one range opened one after another, so a batch of new alerts sets
+-- their clock a call per range. An alert without a handle (an earlier version's) keeps its
+-- clock entry in its record's bucket. Either way the entry is replaced or removed knowing only
+-- the alert, not its score.
 --
 -- The clock's directory holds, per bucket, a time no later than its earliest entry: lowered
 -- (ZADD LT) when an entry is set, left as it is when one is removed or moved later: a batch
--- pays a call per clock entry and one for the directory. due_clocks.lua puts right the
--- buckets it finds early.
+-- pays a call per clock bucket it touches and one for the directory. due_clocks.lua puts right
+-- the buckets it finds early.
 local function alert_bucket(id, n)
   local h = 0
   for j = 1, #id do
@@ -415,21 +418,16 @@ local function alert_bucket(id, n)
   return h % n
 end
 
--- Sets (score) or removes ('') an alert's clock entry in its bucket; '-' leaves it. A set score
--- is noted in `lowest` (bucket -> earliest score set), for clock_lower to apply once.
-local function clock_set(base, bucket, score, id, lowest)
-  if score == '-' then
-    return
+-- Arguments gathered by key (`groups[key]`, `width` of them an entry), for one call a key.
+local function group(groups, key, a, b)
+  local args = groups[key]
+  if not args then
+    args = {}
+    groups[key] = args
   end
-  local key = base .. ':' .. bucket
-  if score == '' then
-    redis.call('ZREM', key, id)
-  else
-    redis.call('ZADD', key, score, id)
-    local was = lowest[bucket]
-    if not was or tonumber(score) < tonumber(was) then
-      lowest[bucket] = score
-    end
+  args[#args + 1] = a
+  if b then
+    args[#args + 1] = b
   end
 end
 
@@ -446,25 +444,50 @@ local function in_chunks(args, width, command, key, flag)
   end
 end
 
--- Lowers the directory's time of each bucket in `lowest` (ZADD LT), in one call.
-local function clock_lower(base, lowest)
-  local args = {}
-  for bucket, score in pairs(lowest) do
-    args[#args + 1] = score
-    args[#args + 1] = bucket
-  end
-  in_chunks(args, 2, 'ZADD', base .. ':dir', 'LT')
+-- A batch's clock changes, by bucket: `set[bucket]` (score, member)*, `rem[bucket]` members.
+local function clock_changes()
+  return { set = {}, rem = {} }
 end
 
--- Moves an earlier version's single clock zset `base` into per-alert buckets (once, at a claim).
+-- Sets (score) or removes ('') the clock entry `member` in `bucket`; '-' leaves it. An alert is
+-- in a batch once, so a bucket's removals and sets touch different members, in any order.
+local function clock_set(changes, bucket, score, member)
+  if score == '' then
+    group(changes.rem, bucket, member)
+  elseif score ~= '-' then
+    group(changes.set, bucket, score, member)
+  end
+end
+
+-- Writes `changes` to the clock `base`, a call per bucket and kind, and lowers the directory's
+-- time of each bucket set (ZADD LT) in one call.
+local function clock_write(base, changes)
+  for bucket, members in pairs(changes.rem) do
+    in_chunks(members, 1, 'ZREM', base .. ':' .. bucket)
+  end
+  local lowest = {}
+  for bucket, args in pairs(changes.set) do
+    in_chunks(args, 2, 'ZADD', base .. ':' .. bucket)
+    local low = tonumber(args[1])
+    for j = 3, #args, 2 do
+      low = math.min(low, tonumber(args[j]))
+    end
+    lowest[#lowest + 1] = string.format('%.0f', low)
+    lowest[#lowest + 1] = bucket
+  end
+  in_chunks(lowest, 2, 'ZADD', base .. ':dir', 'LT')
+end
+
+-- Moves an earlier version's single clock zset `base` into per-alert buckets (once, at a claim);
+-- ranges_migrate (names.lua) then moves the entries named by a handle to their ranges.
 local function clock_migrate(base, n)
   while redis.call('EXISTS', base) == 1 do
     local rows = redis.call('ZRANGE', base, 0, 499, 'WITHSCORES')
-    local lowest = {}
+    local changes = clock_changes()
     for j = 1, #rows, 2 do
-      clock_set(base, alert_bucket(rows[j], n), rows[j + 1], rows[j], lowest)
+      clock_set(changes, alert_bucket(rows[j], n), rows[j + 1], rows[j])
     end
-    clock_lower(base, lowest)
+    clock_write(base, changes)
     redis.call('ZREMRANGEBYRANK', base, 0, 499)
   end
 end

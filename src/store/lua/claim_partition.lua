@@ -13,11 +13,13 @@
 --
 -- Earlier versions kept the board's stage indexes and the clock as plain zsets; a claim moves
 -- them into buckets (buckets.lua), once. Earlier versions' index members were long; a claim
--- writes them short (names.lua), once (owner field 'names').
+-- writes them short (names.lua), once (owner field 'names'). Earlier versions bucketed the id map
+-- and the clock entries named by a handle otherwise; a claim moves them to the handles' ranges
+-- (names.lua), once (owner field 'ranges').
 --
 -- KEYS: 1 owner (hash: epoch, token, seq, open, process, instance), 2 offsets,
 --       3 the earlier versions' open zset, 4 due, 5 late (bucketed indexes), 6 clock,
---       7 the index members' dictionary
+--       7 the index members' dictionary, 8 the id map
 -- ARGV: 1 token of the new owner, 2 its process, 3 its instance id ('' = none),
 --       4 '1' = take back only (the recorded instance id must be ARGV[3]),
 --       5 the number of per-alert buckets
@@ -36,6 +38,9 @@ if redis.call('HSETNX', KEYS[1], 'names', '1') == 1 then
   names_migrate(KEYS[5], KEYS[7])
 end
 clock_migrate(KEYS[6], tonumber(ARGV[5]))
+if redis.call('HSETNX', KEYS[1], 'ranges', '1') == 1 then
+  ranges_migrate(KEYS[6], KEYS[8])
+end
 redis.call('HSET', KEYS[1], 'token', ARGV[1], 'process', ARGV[2])
 if ARGV[3] == '' then
   redis.call('HDEL', KEYS[1], 'instance')

@@ -1,6 +1,6 @@
 -- The alerts whose clock is due: up to `limit` ids, earliest first among the buckets read.
 --
--- The clock is kept in per-alert buckets with a directory that holds, per bucket, a time no
+-- The clock is kept in buckets (by handle range: buckets.lua) with a directory that holds, per bucket, a time no
 -- later than its earliest entry (buckets.lua). The buckets are read in directory order, each
 -- for all it holds due, until `limit` ids are found: in a burst, the earliest buckets first
 -- and every bucket read once, not the `limit` earliest entries of all (every id returned is
@@ -40,7 +40,7 @@ while #rows < limit do
       for j = 1, #r, 2 do
         local id = r[j]
         if string.byte(id, 1) == 35 then
-          id = redis.call('HGET', KEYS[2] .. ':' .. string.sub(id, -2), id)
+          id = redis.call('HGET', ids_key(KEYS[2], id), id)
           if not id then
             redis.call('ZREM', key, r[j])
           end

@@ -11,9 +11,12 @@
 --   its index entries and its clock entry: '#<partition>.<n>', n in base 62 from the owner's
 --   field 'handles', given by the owner when this version first writes the alert's record and
 --   kept at its head ('<handle> <record>': the owner's load reads it, a reader's drops it).
---   The id map (hashes `{p}:ids:<last two characters of the handle>`) maps it back while the
---   alert is open. An alert whose record an earlier version wrote has no handle: its id
---   stands for itself, in its clock and index entries alike, for the rest of its life.
+--   The id map (hashes `{p}:ids:<the handle's range>`) maps it back while the alert is open.
+--   An alert whose record an earlier version wrote has no handle: its id stands for itself, in
+--   its clock and index entries alike, for the rest of its life.
+-- - a handle's range is the handle but its last character: 62 handles given one after another,
+--   so a batch of new alerts writes its id map entries and clock entries (buckets.lua) a call
+--   per range, not a call per alert each.
 -- Codes and handles are never reused and never hold the separator, and '#' is in no alert id.
 -- Index order is by (deadline, stored member): the same total order in every partition, which
 -- is all a page's merge and its cursor need. Prepended to the scripts that use them.
@@ -29,9 +32,18 @@ local function base62(n)
   return s
 end
 
--- The id map's bucket of a handle.
+-- A handle's range: the id map's bucket of the handle, and the clock's (buckets.lua).
+local function handle_range(handle)
+  return string.sub(handle, 1, -2)
+end
+
+-- The id map's bucket of a range, and of a handle.
+local function ids_bucket(base, range)
+  return base .. ':' .. range
+end
+
 local function ids_key(base, handle)
-  return base .. ':' .. string.sub(handle, -2)
+  return ids_bucket(base, handle_range(handle))
 end
 
 -- A caller's member: its `<jurisdiction>\31<risk>\31<stage>`, alert id and last part; nil
@@ -116,6 +128,54 @@ local function names_migrate(base, key)
       end
     end
   end
+end
+
+-- Moves to the handles' ranges what an earlier version kept elsewhere (once, at a claim): the id
+-- map, which it bucketed by a handle's last two characters (`.` and a digit, or two digits:
+-- a handle is `#<partition>.<digits>`), and the clock entries named by a handle, which it kept
+-- in the alert id's bucket (alert_bucket). Entries named by an alert id stay where they are.
+-- Needs buckets.lua, prepended before.
+local function ranges_migrate(clock, ids)
+  local hashes = {}
+  local function moved(suffix)
+    local key = ids .. ':' .. suffix
+    local rows = redis.call('HGETALL', key)
+    for j = 1, #rows, 2 do
+      group(hashes, ids_key(ids, rows[j]), rows[j], rows[j + 1])
+    end
+    if #rows > 0 then
+      redis.call('DEL', key)
+    end
+  end
+  for a = 1, #DIGITS do
+    local x = string.sub(DIGITS, a, a)
+    moved('.' .. x)
+    for b = 1, #DIGITS do
+      moved(x .. string.sub(DIGITS, b, b))
+    end
+  end
+  for key, args in pairs(hashes) do
+    in_chunks(args, 2, 'HSET', key)
+  end
+  local dir, changes = clock .. ':dir', clock_changes()
+  for _, bucket in ipairs(redis.call('ZRANGE', dir, 0, -1)) do
+    local key = clock .. ':' .. bucket
+    local gone = {}
+    local rows = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+    for j = 1, #rows, 2 do
+      if string.byte(rows[j], 1) == 35 then
+        clock_set(changes, handle_range(rows[j]), rows[j + 1], rows[j])
+        gone[#gone + 1] = rows[j]
+      end
+    end
+    if #gone > 0 then
+      in_chunks(gone, 1, 'ZREM', key)
+      if redis.call('EXISTS', key) == 0 then
+        redis.call('ZREM', dir, bucket)
+      end
+    end
+  end
+  clock_write(clock, changes)
 end
 
 -- Record names (record.rs, version 2). A record is stored as `\178<code>\31<code>…\30<body>`,
