@@ -467,11 +467,16 @@ local function clock_write(base, changes)
   end
   local lowest = {}
   for bucket, args in pairs(changes.set) do
-    in_chunks(args, 2, 'ZADD', base .. ':' .. bucket)
-    local low = tonumber(args[1])
-    for j = 3, #args, 2 do
+    -- The last first (see `rewrite`): a range's entries come in the order its alerts opened,
+    -- their deadlines mostly in order (a ZADD of 62 entries: 1.8 µs an entry in that order,
+    -- 1.0 in this, counted).
+    local last_first, low = {}, math.huge
+    for j = #args - 1, 1, -2 do
+      last_first[#last_first + 1] = args[j]
+      last_first[#last_first + 1] = args[j + 1]
       low = math.min(low, tonumber(args[j]))
     end
+    in_chunks(last_first, 2, 'ZADD', base .. ':' .. bucket)
     lowest[#lowest + 1] = string.format('%.0f', low)
     lowest[#lowest + 1] = bucket
   end
