@@ -247,8 +247,10 @@ local function entries()
   n = tonumber(ARGV[i]); i = i + 1
   writes = writes + n
   local items = new_items()
-  for _ = 1, n do
-    add_item(items, ARGV[i], ARGV[i + 1], ARGV[i + 2])
+  local s, m, st, x = items.s, items.m, items.st, items.x
+  for t = 1, n do -- add_item's, inline: a call an entry was 3.6% of the scripts' time, counted
+    local score = ARGV[i]
+    s[t], m[t], st[t], x[t] = score, ARGV[i + 1], ARGV[i + 2], tonumber(score)
     i = i + 3
   end
   return items
