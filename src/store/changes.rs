@@ -69,6 +69,7 @@ impl Store {
         let k = self.keys(partition);
         let mut c = self.conn.clone();
         let (trimmed, reply): (Option<String>, redis::streams::StreamRangeReply) = self
+            .scripts
             .read_changes
             .key(k.events())
             .key(k.events_trimmed())

@@ -758,6 +758,14 @@ pub struct Store {
     prefix: String,
     /// This process, as its claims record it.
     owner: std::sync::Arc<Owner>,
+    scripts: std::sync::Arc<Scripts>,
+    /// The longest record kept in a bucket hash ([`Store::fit_to_server`]).
+    record_limit: usize,
+}
+
+/// The Lua scripts, shared: a partition clones the [`Store`] for every call it makes, and a
+/// script holds its source (the batch script's ~40 kB were copied each time).
+struct Scripts {
     apply_batch: Script,
     claim_partition: Script,
     list_stages: Script,
@@ -765,8 +773,6 @@ pub struct Store {
     load_records: Script,
     read_changes: Script,
     ack_outbox: Script,
-    /// The longest record kept in a bucket hash ([`Store::fit_to_server`]).
-    record_limit: usize,
 }
 
 impl std::fmt::Debug for Store {
@@ -783,31 +789,33 @@ impl Store {
             conn,
             prefix: prefix.to_owned(),
             owner: std::sync::Arc::new(Owner::new(None)),
-            apply_batch: Script::new(concat!(
-                include_str!("lua/buckets.lua"),
-                include_str!("lua/names.lua"),
-                include_str!("lua/apply_batch.lua")
-            )),
-            claim_partition: Script::new(concat!(
-                include_str!("lua/buckets.lua"),
-                include_str!("lua/names.lua"),
-                include_str!("lua/claim_partition.lua")
-            )),
-            list_stages: Script::new(concat!(
-                include_str!("lua/buckets.lua"),
-                include_str!("lua/names.lua"),
-                include_str!("lua/list_stages.lua")
-            )),
-            due_clocks: Script::new(concat!(
-                include_str!("lua/names.lua"),
-                include_str!("lua/due_clocks.lua")
-            )),
-            read_changes: Script::new(include_str!("lua/read_changes.lua")),
-            ack_outbox: Script::new(include_str!("lua/ack_outbox.lua")),
-            load_records: Script::new(concat!(
-                include_str!("lua/names.lua"),
-                include_str!("lua/load_records.lua")
-            )),
+            scripts: std::sync::Arc::new(Scripts {
+                apply_batch: Script::new(concat!(
+                    include_str!("lua/buckets.lua"),
+                    include_str!("lua/names.lua"),
+                    include_str!("lua/apply_batch.lua")
+                )),
+                claim_partition: Script::new(concat!(
+                    include_str!("lua/buckets.lua"),
+                    include_str!("lua/names.lua"),
+                    include_str!("lua/claim_partition.lua")
+                )),
+                list_stages: Script::new(concat!(
+                    include_str!("lua/buckets.lua"),
+                    include_str!("lua/names.lua"),
+                    include_str!("lua/list_stages.lua")
+                )),
+                due_clocks: Script::new(concat!(
+                    include_str!("lua/names.lua"),
+                    include_str!("lua/due_clocks.lua")
+                )),
+                read_changes: Script::new(include_str!("lua/read_changes.lua")),
+                ack_outbox: Script::new(include_str!("lua/ack_outbox.lua")),
+                load_records: Script::new(concat!(
+                    include_str!("lua/names.lua"),
+                    include_str!("lua/load_records.lua")
+                )),
+            }),
             record_limit: LISTPACK_VALUE_DEFAULT,
         }
     }
@@ -877,6 +885,7 @@ impl Store {
         /// handles given.
         type Claimed = (i64, i64, HashMap<String, i64>, HashMap<String, String>, u64);
         let claimed: Option<Claimed> = self
+            .scripts
             .claim_partition
             .key(k.owner())
             .key(k.offsets())
@@ -997,7 +1006,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let k = self.keys(partition);
-        let mut inv = self.load_records.prepare_invoke();
+        let mut inv = self.scripts.load_records.prepare_invoke();
         inv.key(k.records())
             .key(k.names())
             .key(k.alerts())
@@ -1051,7 +1060,7 @@ impl Store {
         // vector of its own and copies them all into a command again (2.6% of a drain's
         // processor CPU).
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(self.apply_batch.get_hash())
+        cmd.arg(self.scripts.apply_batch.get_hash())
             .arg(16 + batch.board.days.len())
             .arg(k.owner())
             .arg(k.offsets())
@@ -1168,7 +1177,7 @@ impl Store {
         let reply = match pipe.query_async::<(Vec<String>,)>(&mut c).await {
             // Redis restarted, failed over or flushed its scripts: load it, send again.
             Err(e) if has_code(&e, "NOSCRIPT") => {
-                self.apply_batch.load_async(&mut c).await?;
+                self.scripts.apply_batch.load_async(&mut c).await?;
                 pipe.query_async(&mut c).await
             }
             reply => reply,
@@ -1216,6 +1225,7 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let mut c = self.conn.clone();
         let ids: Vec<String> = self
+            .scripts
             .due_clocks
             .key(self.keys(partition).clock())
             .key(self.keys(partition).ids())
@@ -1279,6 +1289,7 @@ impl Store {
         // Chunked: a Lua call takes a bounded number of arguments.
         for ids in stream_ids.chunks(1000) {
             let _: i64 = self
+                .scripts
                 .ack_outbox
                 .key(&outbox)
                 .arg(ids)
@@ -1349,7 +1360,7 @@ impl Store {
         q: &IndexQuery<'_>,
     ) -> Result<IndexPage, StoreError> {
         let k = self.keys(partition);
-        let mut inv = self.list_stages.prepare_invoke();
+        let mut inv = self.scripts.list_stages.prepare_invoke();
         inv.key(k.list(list)).key(k.names()).key(k.ids());
         match q.after {
             Some((deadline, member)) => inv.arg(deadline).arg(member),
