@@ -1,9 +1,9 @@
 -- The alerts whose clock is due: up to `limit` ids, earliest first among the buckets read.
 --
--- The clock is kept in buckets (by handle range: buckets.lua) with a directory that holds, per bucket, a time no
--- later than its earliest entry (buckets.lua). The buckets are read in directory order, each
--- for all it holds due, until `limit` ids are found: in a burst, the earliest buckets first
--- and every bucket read once, not the `limit` earliest entries of all (every id returned is
+-- The clock is kept in buckets (by handle range) with a directory that holds, per bucket, a
+-- time no later than its earliest entry (buckets.lua). The buckets are read in directory
+-- order, each for all it holds due, until `limit` ids are found: in a burst, the earliest
+-- buckets first and every bucket read once, not the `limit` earliest entries of all (every id returned is
 -- due all the same). A bucket that holds nothing due after all gets its true earliest time in
 -- the directory (or leaves it, empty), so an early time is put right once.
 --
