@@ -1136,6 +1136,9 @@ impl Store {
                     .arg(&m.entry.station);
             }
         };
+        // Stations of the entries named by a handle this batch gave, counted here: the script
+        // adds them to the station counters without an argument or a call an entry.
+        let mut new_by_station: BTreeMap<&str, u32> = BTreeMap::new();
         for (entries, added) in [(&removed, false), (&added, true)] {
             // Sorted, so each list's entries are together: a count a list, due first. Added
             // entries go as two runs a list: those an index may hold, then those named by a
@@ -1146,9 +1149,17 @@ impl Store {
                     of_list.iter().partition(|m| added && m.new);
                 run(&mut cmd, &other);
                 if added {
-                    run(&mut cmd, &new);
+                    cmd.arg(new.len());
+                    for m in &new {
+                        cmd.arg(m.entry.deadline).arg(&m.stored);
+                        *new_by_station.entry(m.entry.station.as_str()).or_default() += 1;
+                    }
                 }
             }
+        }
+        cmd.arg(new_by_station.len());
+        for (station, n) in &new_by_station {
+            cmd.arg(*station).arg(*n);
         }
         cmd.arg(board.days.len()).arg(DAY_TTL_SECONDS);
         for fields in board.days.values() {

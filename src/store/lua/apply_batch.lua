@@ -53,9 +53,12 @@
 --       n_notices, (json)*,
 --       n_policies, (version, json)*  (a snapshot is written once: the alerts it names keep it),
 --       the entries removed, as n_due, (deadline, member, station)*, n_late, (deadline,
---         member, station)*, then those added, as two such runs a list (due, then late): the
---         entries an index may hold, then those named by a handle this batch gave, which none
---         does: those are added without asking which are held, and appended (buckets.lua)
+--         member, station)*, then those added, as two runs a list (due, then late): the
+--         entries an index may hold, as above, then those named by a handle this batch gave,
+--         which none does, as n, (deadline, member)*: those are added without asking which are
+--         held, and appended (buckets.lua); then how many of those each station has, as
+--         n_stations, (station, count)*: the owner counts them, not the script an entry (a
+--         call and an argument an entry, three a new alert)
 --         (each run sorted by deadline, member; a member as stored,
 --         `<code>\31<handle>\31<x>`, coded by the owner; counts a list, not the list an
 --         entry: 1.5% of a drain's instructions, counted),
@@ -242,12 +245,20 @@ local function count(station, by)
   end
   stations[station] = stations[station] + by
 end
--- One list's entries as sent: n, (deadline, member, station)*.
-local function entries()
+-- One list's entries as sent: n, (deadline, member, station)*; `new`: n, (deadline, member)*.
+local function entries(new)
   n = tonumber(ARGV[i]); i = i + 1
   writes = writes + n
   local items = new_items()
   local s, m, st, x = items.s, items.m, items.st, items.x
+  if new then
+    for t = 1, n do
+      local score = ARGV[i]
+      s[t], m[t], x[t] = score, ARGV[i + 1], tonumber(score)
+      i = i + 2
+    end
+    return items
+  end
   for t = 1, n do -- add_item's, inline: a call an entry was 3.6% of the scripts' time, counted
     local score = ARGV[i]
     s[t], m[t], st[t], x[t] = score, ARGV[i + 1], ARGV[i + 2], tonumber(score)
@@ -266,8 +277,11 @@ end
 for _, code in ipairs({ 'd', 'l' }) do
   local items = entries()
   bucket_add_all(lists[code], items, function(t) count(items.st[t], 1) end)
-  local new = entries()
-  bucket_add_all(lists[code], new, function(t) count(new.st[t], 1) end, true)
+  bucket_add_all(lists[code], entries(true), nil, true)
+end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  count(ARGV[i], tonumber(ARGV[i + 1])); i = i + 2
 end
 for _, station in ipairs(station_order) do
   local by = stations[station]

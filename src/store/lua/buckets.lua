@@ -127,8 +127,8 @@ local function one_score(key, lo, hi)
 end
 
 -- The entries of a bucket (`rows` from ZRANGE WITHSCORES) with items[first..last] added, as
--- rows for `rewrite`; calls `on_new(t)` for each item whose member the bucket did not hold
--- (one it held moves to the item's score, as ZADD would move it).
+-- rows for `rewrite`; calls `on_new(t)`, if given, for each item whose member the bucket did
+-- not hold (one it held moves to the item's score, as ZADD would move it).
 local function merged(rows, items, first, last, on_new)
   local at = {}
   for j = 1, #rows, 2 do
@@ -139,7 +139,7 @@ local function merged(rows, items, first, last, on_new)
     local j = at[items.m[t]]
     if j then
       replaced[j] = true
-    else
+    elseif on_new then
       on_new(t)
     end
   end
@@ -315,9 +315,9 @@ end
 
 -- ZADD to the index; calls `on_new(t)` for each member new to the index. `new`: the caller
 -- knows none of the members is held (named by handles just given, names.lua), so none is
--- asked after. Items that would overfill their bucket are appended (above), or merged with
--- its entries and written afresh as full buckets (not added, read back and cut: a batch
--- appended to the index writes each entry once).
+-- asked after, and it counts them itself (`on_new` nil). Items that would overfill their
+-- bucket are appended (above), or merged with its entries and written afresh as full buckets
+-- (not added, read back and cut: a batch appended to the index writes each entry once).
 local function bucket_add_all(base, items, on_new, new)
   local dir = base .. ':dir'
   by_bucket(base, items, true, function(_, key, first, last)
@@ -330,9 +330,6 @@ local function bucket_add_all(base, items, on_new, new)
       end
       if can then
         append(base, dir, key, n, items, first, last, joins)
-        for t = first, last do
-          on_new(t)
-        end
       else
         rewrite(base, dir, key,
           merged(redis.call('ZRANGE', key, 0, -1, 'WITHSCORES'), items, first, last, on_new))
@@ -346,8 +343,11 @@ local function bucket_add_all(base, items, on_new, new)
       args[#args + 1] = items.m[t]
     end
     local added = redis.call('ZADD', key, unpack(args))
+    if new then
+      return
+    end
     for t = first, last do
-      if new or (had and not had[t - first + 1]) or (not had and added == 1) then
+      if (had and not had[t - first + 1]) or (not had and added == 1) then
         on_new(t)
       end
     end
