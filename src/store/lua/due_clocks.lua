@@ -3,9 +3,9 @@
 -- The clock is kept in buckets (by handle range) with a directory that holds, per bucket, a
 -- time no later than its earliest entry (buckets.lua). The buckets are read in directory
 -- order, each for all it holds due, until `limit` ids are found: in a burst, the earliest
--- buckets first and every bucket read once, not the `limit` earliest entries of all (every id returned is
--- due all the same). A bucket that holds nothing due after all gets its true earliest time in
--- the directory (or leaves it, empty), so an early time is put right once.
+-- buckets first and every bucket read once, not the `limit` earliest entries of all (every id
+-- returned is due all the same). A bucket that holds nothing due after all gets its true
+-- earliest time in the directory (or leaves it, empty), so an early time is put right once.
 --
 -- A member is the alert's handle, or its id if it has none (names.lua); ids are returned. A
 -- handle the id map no longer holds names no open alert (its record closed, or is gone), so
