@@ -35,9 +35,9 @@
 //! replay. Each process follows for its own pages, so N processors
 //! behind a balancer do not each read every escalation N times.
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -50,7 +50,10 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{
+    self,
+    error::{RecvError, TryRecvError},
+};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -70,6 +73,9 @@ const RING: usize = 50_000;
 const CHANNEL: usize = 4096;
 /// Comments on an idle stream, so proxies (and the page) know it is alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// The most a connection sends in one write: the frames that are ready when it writes, up to
+/// this. A burst then costs a write a few hundred events, not one each.
+const CHUNK: usize = 64 * 1024;
 /// How often the change feeds are read: well inside the board's 2 s.
 const POLL: Duration = Duration::from_millis(300);
 /// Entries read per partition and poll; a full page is followed by another read at once.
@@ -129,13 +135,11 @@ impl Kind {
 #[derive(Debug)]
 struct Event {
     seq: u64,
-    /// `<boot>-<seq>`, the SSE id.
-    id: String,
     kind: Kind,
     /// Who may see it.
     jurisdiction: String,
-    /// The SSE data, JSON.
-    data: String,
+    /// The whole SSE frame: name, id and data (JSON).
+    frame: Bytes,
 }
 
 /// The events of this process so far: the next sequence number and the newest [`RING`].
@@ -185,19 +189,40 @@ enum Frame {
 }
 
 impl Frame {
-    fn into_sse(self) -> SseEvent {
+    fn into_bytes(self) -> Bytes {
         match self {
-            Frame::Hello { resync } => SseEvent::default()
-                .event("hello")
-                .retry(RECONNECT)
-                .data(if resync { RESYNC } else { REPLAYING }),
-            Frame::Resync => SseEvent::default().event("resync").data(RESYNC),
-            Frame::Event(e) => SseEvent::default()
-                .event(e.kind.as_str())
-                .id(&e.id)
-                .data(&e.data),
+            Frame::Hello { resync } => {
+                let data = if resync { RESYNC } else { REPLAYING };
+                render("hello", None, Some(RECONNECT), data).into()
+            }
+            Frame::Resync => render(Kind::Gap.as_str(), None, None, RESYNC).into(),
+            Frame::Event(e) => e.frame.clone(),
         }
     }
+}
+
+/// An SSE frame: `event`, `id` and `retry` when given, one `data` line a line of `data`, and
+/// the blank line that ends it.
+fn render(event: &str, id: Option<&str>, retry: Option<Duration>, data: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 64);
+    let mut field = |name: &str, value: &str| {
+        for part in [name, ": ", value, "\n"] {
+            out.extend_from_slice(part.as_bytes());
+        }
+    };
+    field("event", event);
+    if let Some(id) = id {
+        field("id", id);
+    }
+    if let Some(retry) = retry {
+        field("retry", &retry.as_millis().to_string());
+    }
+    // A line break would end the field: CR, LF and CRLF each start another data line.
+    for line in data.split("\r\n").flat_map(|l| l.split(['\r', '\n'])) {
+        field("data", line);
+    }
+    out.push(b'\n');
+    out
 }
 
 /// A subscription with the events it missed, if they can be replayed.
@@ -274,12 +299,13 @@ impl Hub {
         let mut log = self.log();
         let seq = log.next;
         log.next += 1;
+        // `<boot>-<seq>`, the SSE id.
+        let id = format!("{}-{seq}", self.inner.boot);
         let event = Arc::new(Event {
             seq,
-            id: format!("{}-{seq}", self.inner.boot),
+            frame: render(kind.as_str(), Some(&id), None, &data).into(),
             kind,
             jurisdiction,
-            data,
         });
         if log.ring.len() == RING {
             log.ring.pop_front();
@@ -346,43 +372,106 @@ impl Drop for Connection {
     }
 }
 
+/// What a connection makes of the next event it received.
+enum Step {
+    Send(Frame),
+    /// Not for this connection, or caught up from the ring: take the next.
+    Skip,
+    End,
+}
+
 impl Connection {
-    /// The next frame to send; `None` when the hub is gone.
+    /// The next frame to send, waiting for it; `None` when the hub is gone. Cancel-safe.
     async fn next(&mut self) -> Option<Frame> {
         if let Some(first) = self.first.take() {
             return Some(first);
         }
         loop {
-            let event = match self.backlog.pop_front() {
-                Some(e) => e,
-                None => match self.rx.recv().await {
-                    Ok(e) => e,
-                    Err(RecvError::Lagged(_)) => {
-                        // Catch up from the ring if it still holds what was dropped.
-                        let follow = self.hub.follow(Some(self.cursor));
-                        self.rx = follow.rx;
-                        match follow.replay {
-                            Some(missed) => {
-                                self.backlog = missed.into();
-                                continue;
-                            }
-                            None => {
-                                self.cursor = follow.last;
-                                return Some(Frame::Resync);
-                            }
-                        }
-                    }
-                    Err(RecvError::Closed) => return None,
-                },
+            let got = match self.backlog.pop_front() {
+                Some(e) => Ok(e),
+                None => self.rx.recv().await,
             };
-            self.cursor = event.seq;
-            if event.kind == Kind::Gap {
-                return Some(Frame::Resync);
-            }
-            if self.access.sees(&event.jurisdiction) {
-                return Some(Frame::Event(event));
+            match self.step(got) {
+                Step::Send(frame) => return Some(frame),
+                Step::Skip => {}
+                Step::End => return None,
             }
         }
+    }
+
+    /// The next frame if one is ready now.
+    fn next_ready(&mut self) -> Option<Frame> {
+        loop {
+            let got = match self.backlog.pop_front() {
+                Some(e) => Ok(e),
+                None => match self.rx.try_recv() {
+                    Ok(e) => Ok(e),
+                    Err(TryRecvError::Empty) => return None,
+                    Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                    Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                },
+            };
+            match self.step(got) {
+                Step::Send(frame) => return Some(frame),
+                Step::Skip => {}
+                Step::End => return None,
+            }
+        }
+    }
+
+    fn step(&mut self, got: Result<Arc<Event>, RecvError>) -> Step {
+        let event = match got {
+            Ok(e) => e,
+            Err(RecvError::Lagged(_)) => {
+                // Catch up from the ring if it still holds what was dropped.
+                let follow = self.hub.follow(Some(self.cursor));
+                self.rx = follow.rx;
+                return match follow.replay {
+                    Some(missed) => {
+                        self.backlog = missed.into();
+                        Step::Skip
+                    }
+                    None => {
+                        self.cursor = follow.last;
+                        Step::Send(Frame::Resync)
+                    }
+                };
+            }
+            Err(RecvError::Closed) => return Step::End,
+        };
+        self.cursor = event.seq;
+        if event.kind == Kind::Gap {
+            Step::Send(Frame::Resync)
+        } else if self.access.sees(&event.jurisdiction) {
+            Step::Send(Frame::Event(event))
+        } else {
+            Step::Skip
+        }
+    }
+
+    /// The next write: the next frame and those ready after it, up to [`CHUNK`] bytes, or a
+    /// keep-alive comment after [`KEEP_ALIVE`] without one; `None` when the hub is gone.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        let first = match tokio::time::timeout(KEEP_ALIVE, self.next()).await {
+            Ok(frame) => frame?.into_bytes(),
+            Err(_) => return Some(Bytes::from_static(b":\n\n")),
+        };
+        // Copied only when more than one frame is ready.
+        let mut chunk = Vec::new();
+        while chunk.len().max(first.len()) < CHUNK {
+            let Some(frame) = self.next_ready() else {
+                break;
+            };
+            if chunk.is_empty() {
+                chunk.extend_from_slice(&first);
+            }
+            chunk.extend_from_slice(&frame.into_bytes());
+        }
+        Some(if chunk.is_empty() {
+            first
+        } else {
+            chunk.into()
+        })
     }
 }
 
@@ -395,17 +484,24 @@ pub(crate) async fn events(
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     let connection = s.events.connect(access, last_event_id);
     let stream = futures::stream::unfold(connection, |mut c| async move {
-        let frame = c.next().await?;
-        Some((Ok::<_, Infallible>(frame.into_sse()), c))
+        let chunk = c.next_chunk().await?;
+        Some((Ok::<_, Infallible>(chunk), c))
     })
     .take_until(s.events.inner.cancel.clone().cancelled_owned());
     (
-        // nginx would otherwise buffer the stream and deliver events in bursts.
-        [(
-            HeaderName::from_static("x-accel-buffering"),
-            HeaderValue::from_static("no"),
-        )],
-        Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)),
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            // nginx would otherwise buffer the stream and deliver events in bursts.
+            (
+                HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            ),
+        ],
+        Body::from_stream(stream),
     )
         .into_response()
 }
@@ -870,6 +966,94 @@ mod tests {
         }
     }
 
+    /// The fields of a write's frames, as an SSE client reads them: (name, value) a line.
+    fn fields(frame: &[u8]) -> Vec<(String, String)> {
+        let text = std::str::from_utf8(frame).unwrap();
+        assert!(
+            text.ends_with("\n\n"),
+            "a frame ends with a blank line: {text:?}"
+        );
+        text.split('\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (name, value) = l.split_once(": ").unwrap();
+                (name.to_owned(), value.to_owned())
+            })
+            .collect()
+    }
+
+    fn field(frame: &[u8], name: &str) -> Vec<String> {
+        fields(frame)
+            .into_iter()
+            .filter_map(|(n, v)| (n == name).then_some(v))
+            .collect()
+    }
+
+    fn id(e: &Event) -> String {
+        field(&e.frame, "id").concat()
+    }
+
+    fn data(e: &Event) -> String {
+        field(&e.frame, "data").join("\n")
+    }
+
+    #[test]
+    fn a_frame_names_its_event_and_splits_its_data_into_lines() {
+        let frame = render("escalation", Some("b-7"), None, r#"{"a":1}"#);
+        assert_eq!(
+            std::str::from_utf8(&frame).unwrap(),
+            "event: escalation\nid: b-7\ndata: {\"a\":1}\n\n"
+        );
+        let frame = render("hello", None, Some(RECONNECT), "one\ntwo\r\nthree\rfour");
+        assert_eq!(field(&frame, "retry"), ["1000"]);
+        assert_eq!(field(&frame, "data"), ["one", "two", "three", "four"]);
+        assert!(field(&frame, "id").is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_carries_every_frame_ready_and_an_idle_stream_a_comment() {
+        let hub = Hub::default();
+        let mut c = hub.connect(scoped("6201"), None);
+        let hello = c.next_chunk().await.unwrap();
+        assert_eq!(field(&hello, "event"), ["hello"]);
+        for i in 0..5 {
+            changed(
+                &hub,
+                &format!("A-{i}"),
+                if i == 2 { "330100" } else { "620102" },
+            );
+        }
+        let chunk = c.next_chunk().await.unwrap();
+        let ids: Vec<String> = field(&chunk, "id");
+        let boot = &hub.inner.boot;
+        assert_eq!(
+            ids,
+            [1, 2, 4, 5].map(|s| format!("{boot}-{s}")),
+            "the four in scope, in one write"
+        );
+        let idle = tokio::time::Instant::now();
+        let comment = tokio::time::timeout(2 * KEEP_ALIVE, c.next_chunk()).await;
+        assert_eq!(&comment.unwrap().unwrap()[..], b":\n\n");
+        assert_eq!(idle.elapsed(), KEEP_ALIVE);
+        changed(&hub, "A-9", "620109");
+        let next = c.next_chunk().await.unwrap();
+        assert_eq!(
+            field(&next, "id"),
+            [format!("{boot}-6")],
+            "live after the comment"
+        );
+
+        for i in 0..2 * CHUNK / 100 {
+            changed(&hub, &format!("B-{i}"), "620102");
+        }
+        let full = c.next_chunk().await.unwrap();
+        assert!(
+            (CHUNK..CHUNK + 200).contains(&full.len()),
+            "a write stops at CHUNK: {}",
+            full.len()
+        );
+    }
+
     async fn hello(c: &mut Connection) -> bool {
         match c.next().await {
             Some(Frame::Hello { resync }) => resync,
@@ -888,7 +1072,10 @@ mod tests {
         assert_eq!(event(&mut all).await.seq, 1);
         let e = event(&mut all).await;
         assert_eq!((e.seq, e.kind), (2, Kind::Changed));
-        assert_eq!(e.data, r#"{"alert_id":"A-2","jurisdiction":"620102-GWM"}"#);
+        assert_eq!(
+            data(&e),
+            r#"{"alert_id":"A-2","jurisdiction":"620102-GWM"}"#
+        );
         let seen = event(&mut station).await;
         assert_eq!(seen.seq, 2, "the other jurisdiction's event is left out");
     }
@@ -897,7 +1084,7 @@ mod tests {
     async fn a_reconnect_replays_what_it_missed_within_its_scope() {
         let hub = Hub::default();
         changed(&hub, "A-1", "620102");
-        let first = hub.log().ring[0].id.clone();
+        let first = id(&hub.log().ring[0]);
         changed(&hub, "A-2", "330100");
         changed(&hub, "A-3", "620103");
         let mut c = hub.connect(scoped("6201"), Some(&first));
@@ -906,7 +1093,7 @@ mod tests {
         changed(&hub, "A-4", "620104");
         assert_eq!(event(&mut c).await.seq, 4, "then live, without a gap");
 
-        let latest = hub.log().ring.back().unwrap().id.clone();
+        let latest = id(hub.log().ring.back().unwrap());
         let mut up_to_date = hub.connect(Access::All, Some(&latest));
         assert!(!hello(&mut up_to_date).await);
     }
@@ -951,7 +1138,7 @@ mod tests {
         assert!(matches!(slow.next().await, Some(Frame::Resync)));
         changed(&hub, "B-last", "620102");
         let e = event(&mut slow).await;
-        assert!(e.data.contains("B-last"), "live again after the resync");
+        assert!(data(&e).contains("B-last"), "live again after the resync");
     }
 
     /// Whether the sources follow, once the keeper has seen what happened before.
@@ -978,7 +1165,7 @@ mod tests {
             "from just before the page connected: {since}"
         );
         changed(&hub, "A-1", "620102");
-        let seen = event(&mut page).await.id.clone();
+        let seen = id(&*event(&mut page).await);
         drop(page);
 
         // A reload within LINGER: still following, nothing missed.
@@ -1019,7 +1206,7 @@ mod tests {
         assert_eq!(log.ring.len(), 1);
         assert_eq!(log.ring[0].kind, Kind::Escalation);
         assert_eq!(log.ring[0].jurisdiction, "620102");
-        assert_eq!(log.ring[0].data.as_bytes(), e1, "passed on as published");
+        assert_eq!(data(&log.ring[0]).as_bytes(), e1, "passed on as published");
     }
 
     #[test]
