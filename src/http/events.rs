@@ -74,7 +74,7 @@ const CHANNEL: usize = 4096;
 /// Comments on an idle stream, so proxies (and the page) know it is alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The most a connection sends in one write: the frames that are ready when it writes, up to
-/// this. A burst then costs a write a few hundred events, not one each.
+/// this. In a burst a write carries as many events as have queued since the last one.
 const CHUNK: usize = 64 * 1024;
 /// How often the change feeds are read: well inside the board's 2 s.
 const POLL: Duration = Duration::from_millis(300);
