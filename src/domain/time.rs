@@ -52,6 +52,16 @@ fn utc_digits(ms: Millis) -> Option<[u8; 24]> {
     Some(out)
 }
 
+/// Appends [`format_utc`]'s text in JSON quotes, without a `String` when it can.
+pub(crate) fn push_utc_json(out: &mut String, ms: Millis) {
+    out.push('"');
+    match utc_digits(ms) {
+        Some(digits) => out.push_str(std::str::from_utf8(&digits).expect("ASCII digits")),
+        None => out.push_str(&format_utc(ms)),
+    }
+    out.push('"');
+}
+
 /// Serialises a timestamp as [`format_utc`] prints it, without a `String` when it can.
 fn serialize_utc<S: serde::Serializer>(ms: Millis, s: S) -> Result<S::Ok, S::Error> {
     match utc_digits(ms) {
