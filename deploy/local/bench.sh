@@ -259,8 +259,8 @@ fig load.start "$(loadavg)"
 # The Kafka reader of phases 3-6, started now because joining a new group takes tansu ~20 s:
 # every escalation stamped with its arrival time (ms) as `fraud-sla watch` prints it. It asks the
 # broker every READER_WAIT ms (fetch.wait.max.ms): tansu 0.6 holds every fetch for the whole
-# wait, data or not, so a message reaches the reader between one and two waits after it was
-# produced (a Kafka broker answers as soon as it has data). One
+# wait, data or not, so a message reaches the reader up to about one wait after the producer
+# sent it (a Kafka broker answers as soon as it has data; BENCHMARKS.md). One
 # message that is no escalation (an alert, sent by simulate) tells when it reads: watch prints
 # "(unreadable escalation at offset 0)" and the board skips it with a warning.
 topics main
