@@ -1,6 +1,6 @@
 -- Applies one partition batch atomically: applied offsets, policy snapshots, alert records, the
--- clock and overdue indexes, the count of open alerts, the escalation outbox, the Alertmanager queue, and the board's
--- stage indexes, station counters and change stream.
+-- clock and overdue indexes, the count of open alerts, the escalation outbox, the Alertmanager
+-- queue, and the board's stage indexes, station counters and change stream.
 --
 -- First the owner check, the one place both rules live:
 -- - FENCED: another owner claimed the partition (its epoch is newer, or as new with another token);

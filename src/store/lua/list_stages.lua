@@ -158,7 +158,8 @@ local found, examined = 0, 0
 local last, last_key
 while found < limit and examined < budget and more() do
   if filtered then
-    local rows = redis.call('ZRANGE', key, rank, rank + math.min(CHUNK, budget - examined, stop - rank) - 1)
+    local take = math.min(CHUNK, budget - examined, stop - rank)
+    local rows = redis.call('ZRANGE', key, rank, rank + take - 1)
     if #rows == 0 then
       break
     end
