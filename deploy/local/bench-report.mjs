@@ -72,6 +72,7 @@ const fs = {
     messages_per_s: perSecond(n('drain.messages'), n('drain.ms')),
     alerts_per_s: perSecond(n('drain.alerts'), n('drain.ms')),
     cpu: cpu('drain', n('drain.messages'), n('drain.ms')),
+    sse_bytes: n('drain.sse_bytes'),
   },
   open: {
     alerts: n('open.alerts'), ms: n('open.ms'), startup_ms: n('open.startup_ms'),
@@ -111,6 +112,7 @@ if (n('burst.start_ms') !== null) {
     fired_minus_due_ms: stats(burst.map((e) => e.fired - e.due)),
     arrival_minus_due_ms: stats(burst.map((e) => e.arrival - e.due)),
     sse_escalations: n('burst.sse_escalations'), sse_resyncs: n('burst.sse_resyncs'),
+    sse_changed: n('burst.sse_changed'), sse_bytes: n('burst.sse_bytes'),
     cpu: cpu('burst', n('burst.expected'), null),
   };
 }
@@ -150,6 +152,10 @@ row('drain: messages/s, durable', fs.drain.messages_per_s, bull?.drain?.messages
 row('drain: alerts/s', fs.drain.alerts_per_s, bull?.drain?.alerts_per_s, int);
 row('drain: CPU a message, processor / Redis / tansu', cpuUs(fs.drain.cpu), null, asIs);
 row('drain: cores busy, processor / Redis / tansu', cores(fs.drain.cpu), null, asIs);
+const perMessage = (bytes, count) => (bytes === null || !count ? null : bytes / count);
+if (fs.drain.sse_bytes !== null) {
+  row('drain: bytes to the board page a message (BOARD_OPEN=1)', perMessage(fs.drain.sse_bytes, fs.drain.messages), null, int);
+}
 row(`${int(fs.open.alerts)} open: messages/s${bOpenNote}`, fs.open.messages_per_s, bOpen?.alerts_per_s, int, '≥ 100,000', (v) => v >= 100000);
 row('open: CPU a message, processor / Redis / tansu', cpuUs(fs.open.cpu), null, asIs);
 row('open: cores busy, processor / Redis / tansu', cores(fs.open.cpu), null, asIs);
@@ -172,6 +178,7 @@ row('burst: CPU an escalation, processor / Redis / tansu', cpuUs(fs.burst?.cpu),
 row('burst: escalations reaching an SSE client', fs.burst?.sse_escalations, null, int, `${int(fs.burst?.expected)}, 0 resyncs`,
   (v) => v >= fs.burst.expected && fs.burst.sse_resyncs === 0);
 row('burst: SSE resyncs', fs.burst?.sse_resyncs, null, int);
+row('burst: bytes to an SSE client an escalation (with its changed events)', perMessage(fs.burst?.sse_bytes ?? null, fs.burst?.expected), null, int);
 row('restart: first overdue escalation published', fs.restart?.first_published_s, null, sec);
 row('restart: last overdue escalation published', fs.restart?.last_published_s, null, sec, '≤ 3 s', (v) => v <= 3);
 

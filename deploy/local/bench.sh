@@ -17,7 +17,8 @@
 #   4. overload probes' clocks due while OVERLOAD alerts arrive faster than they are applied:
 #               fired - due, and warnings sent.
 #   5. burst    BURST silent alerts whose nine escalations each come due at the same time:
-#               fired - due, and the board's event stream (events reaching an SSE client, resyncs).
+#               fired - due, and the board's event stream (events reaching an SSE client, resyncs,
+#               bytes).
 #   6. restart  RESTART open alerts; SIGKILL just before their deadlines, restart with the same
 #               config once they have passed: seconds until the first and the last is published.
 # BullMQ (deploy/local/bullmq/bench.mjs, installed with `npm ci`) on its own redis-server (16380):
@@ -31,8 +32,9 @@
 # by default on both),
 # LISTPACK_VALUE (hash- and zset-max-listpack-value on both, 128; Redis's default is 64),
 # READER_WAIT_MS (the Kafka reader's fetch.wait.max.ms, 10), BOARD_OPEN=1 (a board page, an SSE
-# client of /v1/events, connected to the processor through every phase; by default only through
-# the burst: the board reads the escalations and changes back only while a page is connected).
+# client of /v1/events, connected to the processor through every phase, and the bytes it got in
+# the drain; by default only through the burst: the board reads the escalations and changes back
+# only while a page is connected).
 PARTS="${PARTITIONS:-8}"   # read before common.sh, whose PARTITIONS is the demo's
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 "$ROOT/deploy/local/install.sh" >/dev/null
@@ -196,6 +198,7 @@ start_processor() { # config; sets PROC and T_READY
     echo "processor not ready" >&2; tail "$1.log" >&2; exit 1
 }
 stop_processor() { kill -TERM "$PROC"; wait "$PROC" || true; }
+board_bytes() { stat -c %s "$B/board-events.txt" 2>/dev/null || echo 0; } # what BOARD_OPEN's page got
 reload() { # config file rewritten: SIGHUP, then wait until its policy is in force
     local version
     version=$("$FS" check-config --config "$1" | awk '/^policy_version/ { print $3 }')
@@ -282,10 +285,12 @@ echo "   $out"
 n_alerts=$(count alerts "$out"); n_disps=$(count dispositions "$out"); total=$((n_alerts + n_disps))
 fig load.drain "$(loadavg)"
 t_start=$(now_ms)
+page0=$(board_bytes)
 start_processor "$B/drain.toml"
 cpu0=$(cpu_mark)
 t_done=$(wait_applied "$total" 900)
 cpu1=$(cpu_mark)
+[ "$BOARD_OPEN" = 1 ] && fig drain.sse_bytes $(($(board_bytes) - page0))
 stop_processor
 ms=$((t_done - T_READY))
 fig drain.alerts "$n_alerts"; fig drain.dispositions "$n_disps"; fig drain.messages "$total"
@@ -407,6 +412,8 @@ sse=$(grep -c '^event: escalation' "$B/events.txt" || true)
 resyncs=$(grep -c '^event: resync' "$B/events.txt" || true)
 fig burst.alerts "$BURST"; fig burst.expected $((BURST * 9))
 fig burst.sse_escalations "$sse"; fig burst.sse_resyncs "$resyncs"
+fig burst.sse_changed "$(grep -c '^event: changed' "$B/events.txt" || true)"
+fig burst.sse_bytes "$(wc -c <"$B/events.txt")"
 echo "RESULT burst: $(( $(wc -l <"$B/reader.txt") - before )) of $((BURST * 9)) escalations read; $sse reached an SSE client, $resyncs resyncs"
 cpu_fig burst "$cpu0" "$cpu1" "an escalation" $((BURST * 9))
 
