@@ -18,17 +18,22 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
 /// otherwise: an escalation carries three timestamps, and chrono's formatter (through `fmt`)
 /// took ~5% of the processor's time in a burst of 90,000 escalations.
 pub fn format_utc(ms: Millis) -> String {
+    with_utc(ms, str::to_owned)
+}
+
+/// [`format_utc`]'s text handed to `f`, on the stack for the years 0–9999 (the escalations'
+/// JSON writes three of them without allocating), else as chrono prints it.
+fn with_utc<R>(ms: Millis, f: impl FnOnce(&str) -> R) -> R {
     match utc_digits(ms) {
-        Some(digits) => String::from_utf8(digits.to_vec()).expect("ASCII digits"),
-        None => match Utc.timestamp_millis_opt(ms).single() {
+        Some(digits) => f(std::str::from_utf8(&digits).expect("ASCII digits")),
+        None => f(&match Utc.timestamp_millis_opt(ms).single() {
             Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
             None => String::from("1970-01-01T00:00:00.000Z"),
-        },
+        }),
     }
 }
 
-/// [`format_utc`]'s text for the years 0–9999, on the stack: the escalations' JSON writes
-/// three of them without allocating.
+/// [`format_utc`]'s text for the years 0–9999.
 fn utc_digits(ms: Millis) -> Option<[u8; 24]> {
     let (days, in_day) = (ms.div_euclid(MS_A_DAY), ms.rem_euclid(MS_A_DAY));
     let (year, month, day) = civil_from_days(days);
@@ -52,22 +57,16 @@ fn utc_digits(ms: Millis) -> Option<[u8; 24]> {
     Some(out)
 }
 
-/// Appends [`format_utc`]'s text in JSON quotes, without a `String` when it can.
+/// Appends [`format_utc`]'s text in JSON quotes.
 pub(crate) fn push_utc_json(out: &mut String, ms: Millis) {
     out.push('"');
-    match utc_digits(ms) {
-        Some(digits) => out.push_str(std::str::from_utf8(&digits).expect("ASCII digits")),
-        None => out.push_str(&format_utc(ms)),
-    }
+    with_utc(ms, |text| out.push_str(text));
     out.push('"');
 }
 
-/// Serialises a timestamp as [`format_utc`] prints it, without a `String` when it can.
+/// Serialises a timestamp as [`format_utc`] prints it.
 fn serialize_utc<S: serde::Serializer>(ms: Millis, s: S) -> Result<S::Ok, S::Error> {
-    match utc_digits(ms) {
-        Some(digits) => s.serialize_str(std::str::from_utf8(&digits).expect("ASCII digits")),
-        None => s.serialize_str(&format_utc(ms)),
-    }
+    with_utc(ms, |text| s.serialize_str(text))
 }
 
 const MS_A_DAY: Millis = 86_400_000;
