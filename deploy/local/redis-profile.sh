@@ -15,8 +15,9 @@
 # drain's messages fall into batches differently), so compare scripts on one capture
 # (LUA_FROM) and trees that send the scripts different arguments over several captures each.
 #
-# Knobs: ALERTS (5000), CAPTURE (a capture to replay instead of running step 1, with its
-# message count in CAPTURE.messages as step 1 writes it),
+# Knobs: ALERTS (5000), MISSING (0.52, the share of alerts with no disposition: 0.52 is
+# bench.sh's drain, 1.0 its open phase of silent alerts), CAPTURE (a capture to replay instead of
+# running step 1, with its message count in CAPTURE.messages as step 1 writes it),
 # LUA_FROM (a directory of scripts replayed in place of the captured ones, composed as
 # src/store/mod.rs composes them: what a change to a script saves, with no rebuild and on the
 # very same batches), REDIS_SERVER (a redis-server to replay on: one built with symbols names
@@ -72,7 +73,7 @@ listen = "127.0.0.1:$HP"
 $(shipped_policy)
 TOML
     log "1. capture: $ALERTS alerts with their dispositions (bench.sh's drain mix), processor stopped"
-    out=$("$FS" simulate --config "$B/run/drain.toml" --burst --count "$ALERTS" --late 0.2 --missing 0.52 --seed 7 --quiet 2>&1)
+    out=$("$FS" simulate --config "$B/run/drain.toml" --burst --count "$ALERTS" --late 0.2 --missing "${MISSING:-0.52}" --seed 7 --quiet 2>&1)
     echo "   $out"
     total=$(( $(grep -oE 'alerts [0-9]+' <<<"$out" | head -1 | grep -oE '[0-9]+') \
             + $(grep -oE 'dispositions [0-9]+' <<<"$out" | head -1 | grep -oE '[0-9]+') ))
