@@ -1,5 +1,6 @@
 //! Kafka client settings in one place, for the processor, `simulate` and `watch`: the user's
-//! `[kafka.client]` applies everywhere, but never over what correctness depends on.
+//! `[kafka.client]` applies to every client it concerns (a producer's property to the producers,
+//! a consumer's to the consumers), but never over what correctness depends on.
 
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::ToBytes;
@@ -12,15 +13,14 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::config::KafkaConfig;
 
-/// Settings shared by every client; the user's `[kafka.client]` comes last but cannot override
-/// what correctness depends on.
-///
-/// The readers that use it never join a group, so `group.instance.id` (the processor's static
-/// membership) is left out.
-pub(crate) fn client_config(config: &KafkaConfig) -> ClientConfig {
+/// A reader's settings (the board's events, `watch`, the report): [`reader_defaults`], then the
+/// user's `[kafka.client]` as it applies to a consumer. The readers never join a group, so
+/// `group.instance.id` (the processor's static membership) is left out.
+pub(crate) fn reader_config(config: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers);
-    for (k, v) in &config.client {
+    reader_defaults(&mut c, config);
+    for (k, v) in for_consumers(config) {
         if k != INSTANCE_ID {
             c.set(k, v);
         }
@@ -50,7 +50,7 @@ pub(crate) fn instance_id(config: &KafkaConfig) -> Option<String> {
 ///   default) whenever its local queue holds `queued.min.messages`; a reader that drains the
 ///   queue in a fraction of that sits idle for the rest (half the time of a backlog drain or a
 ///   large report).
-pub(crate) fn reader_defaults(c: &mut ClientConfig, config: &KafkaConfig) {
+fn reader_defaults(c: &mut ClientConfig, config: &KafkaConfig) {
     for (key, value) in [
         ("fetch.wait.max.ms", "100"),
         ("fetch.queue.backoff.ms", "10"),
@@ -59,6 +59,55 @@ pub(crate) fn reader_defaults(c: &mut ClientConfig, config: &KafkaConfig) {
             c.set(key, value);
         }
     }
+}
+
+/// The keys of `[kafka.client]` for a consumer: all but the producer's own, which librdkafka
+/// would ignore with a warning at every start (`compression.type`, say, set for the
+/// escalations).
+fn for_consumers(config: &KafkaConfig) -> impl Iterator<Item = (&String, &String)> {
+    const PRODUCER_ONLY: [&str; 18] = [
+        "transactional.",
+        "transaction.",
+        "enable.idempotence",
+        "enable.gapless.guarantee",
+        "queue.buffering.",
+        "queuing.strategy",
+        "linger.ms",
+        "message.send.max.retries",
+        "retries",
+        "batch.",
+        "sticky.partitioning.",
+        "compression.",
+        "delivery.",
+        "acks",
+        "request.required.acks",
+        "request.timeout.ms",
+        "message.timeout.ms",
+        "partitioner",
+    ];
+    config
+        .client
+        .iter()
+        .filter(|(k, _)| !PRODUCER_ONLY.iter().any(|p| k.starts_with(p)))
+}
+
+/// The keys of `[kafka.client]` for a producer: all but the consumer's own.
+fn for_producers(config: &KafkaConfig) -> impl Iterator<Item = (&String, &String)> {
+    const CONSUMER_ONLY: [&str; 9] = [
+        "session.",
+        "max.poll",
+        "auto.",
+        "heartbeat.",
+        "group.",
+        "partition.assignment",
+        "fetch.",
+        "isolation.",
+        "enable.auto",
+    ];
+    config
+        .client
+        .iter()
+        .filter(|(k, _)| !CONSUMER_ONLY.iter().any(|p| k.starts_with(p)))
 }
 
 pub(crate) fn consumer_config(config: &KafkaConfig) -> ClientConfig {
@@ -70,7 +119,7 @@ pub(crate) fn consumer_config(config: &KafkaConfig) -> ClientConfig {
         .set("auto.commit.interval.ms", "1000")
         .set("auto.offset.reset", "earliest");
     reader_defaults(&mut c, config);
-    for (k, v) in &config.client {
+    for (k, v) in for_consumers(config) {
         c.set(k, v);
     }
     c.set("group.id", &config.group_id)
@@ -93,21 +142,8 @@ pub(crate) fn producer_config(config: &KafkaConfig) -> ClientConfig {
         // (partitions taken back after a restart) reached a reader 1.1 s after the restart with
         // sparse connections, 0.08 s without.
         .set("enable.sparse.connections", "false");
-    for (k, v) in &config.client {
-        const CONSUMER_ONLY: [&str; 9] = [
-            "session.",
-            "max.poll",
-            "auto.",
-            "heartbeat.",
-            "group.",
-            "partition.assignment",
-            "fetch.",
-            "isolation.",
-            "enable.auto",
-        ];
-        if !CONSUMER_ONLY.iter().any(|p| k.starts_with(p)) {
-            c.set(k, v);
-        }
+    for (k, v) in for_producers(config) {
+        c.set(k, v);
     }
     c.set("enable.idempotence", "true").set("acks", "all");
     c
@@ -224,6 +260,58 @@ where
 mod tests {
     use super::*;
     use futures::FutureExt;
+
+    #[test]
+    fn each_client_gets_the_user_settings_that_apply_to_it() {
+        let config = KafkaConfig {
+            client: [
+                ("compression.type", "lz4"),
+                ("linger.ms", "20"),
+                ("security.protocol", "SASL_SSL"),
+                ("fetch.wait.max.ms", "50"),
+                ("session.timeout.ms", "30000"),
+                ("group.instance.id", "fraud-sla-1"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
+            ..KafkaConfig::default()
+        };
+        let (reader, consumer, producer) = (
+            reader_config(&config),
+            consumer_config(&config),
+            producer_config(&config),
+        );
+        for c in [&reader, &consumer, &producer] {
+            assert_eq!(
+                c.get("security.protocol"),
+                Some("SASL_SSL"),
+                "shared by all"
+            );
+        }
+        for c in [&reader, &consumer] {
+            assert_eq!(c.get("compression.type"), None, "a producer's own");
+            assert_eq!(
+                c.get("fetch.wait.max.ms"),
+                Some("50"),
+                "the user's over the default"
+            );
+        }
+        assert_eq!(
+            reader.get("group.instance.id"),
+            None,
+            "a reader never joins the group"
+        );
+        assert_eq!(consumer.get("group.instance.id"), Some("fraud-sla-1"));
+        assert_eq!(consumer.get("session.timeout.ms"), Some("30000"));
+        assert_eq!(producer.get("compression.type"), Some("lz4"));
+        assert_eq!(producer.get("linger.ms"), Some("20"));
+        assert_eq!(producer.get("fetch.wait.max.ms"), None, "a consumer's own");
+        assert_eq!(
+            producer.get("acks"),
+            Some("all"),
+            "what correctness needs wins"
+        );
+    }
 
     fn seen(reports: Vec<(u32, KafkaResult<()>)>) -> Vec<(u32, bool)> {
         reports.into_iter().map(|(n, r)| (n, r.is_ok())).collect()

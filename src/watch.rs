@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, StageLabel};
 use crate::domain::time::format_utc;
 use crate::domain::{Escalation, EscalationKind, Millis};
-use crate::kafka::client_config;
+use crate::kafka::reader_config;
 
 /// What people read (docs/contract.md §10.3): times in the `[display]` zone with the zone
 /// named, and stages by their display names in the `[display]` language. Machine-readable
@@ -97,9 +97,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let readable = Readable::new(config);
-    let mut c = client_config(&config.kafka);
-    crate::kafka::reader_defaults(&mut c, &config.kafka);
-    let consumer: StreamConsumer = c
+    let consumer: StreamConsumer = reader_config(&config.kafka)
         .set(
             "group.id",
             format!("fraud-sla-watch-{}", std::process::id()),

@@ -274,9 +274,7 @@ impl Hub {
             tracing::warn!("Board events already started; ignored.");
             return Ok(());
         }
-        let mut c = crate::kafka::client_config(kafka);
-        crate::kafka::reader_defaults(&mut c, kafka);
-        let consumer: StreamConsumer = c
+        let consumer: StreamConsumer = crate::kafka::reader_config(kafka)
             // A group id librdkafka wants, but the consumer only assigns: it never joins the
             // group, and commits nothing.
             .set("group.id", format!("{}-board-events", kafka.group_id))

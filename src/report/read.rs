@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::replay::RawRecord;
 use crate::config::KafkaConfig;
 use crate::domain::Millis;
-use crate::kafka::client_config;
+use crate::kafka::reader_config;
 
 /// How long one metadata or offset request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -91,7 +91,7 @@ impl Reader {
     /// A consumer with the user's `[kafka.client]` settings (security and the like), and
     /// proof that the brokers answer.
     pub fn connect(config: &KafkaConfig) -> Result<Reader, ReadError> {
-        let mut c = client_config(config);
+        let mut c = reader_config(config);
         // librdkafka assigns partitions only with a group id; this one is never joined (no
         // subscribe) and never committed to, and it is the report's own.
         c.set(
@@ -103,7 +103,6 @@ impl Reader {
         .set("enable.partition.eof", "false")
         // Records removed by retention between the look-up and the fetch: read on.
         .set("auto.offset.reset", "earliest");
-        crate::kafka::reader_defaults(&mut c, config);
         let consumer: BaseConsumer = c.create().map_err(ReadError::Client)?;
         let reader = Reader {
             consumer,
