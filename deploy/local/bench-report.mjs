@@ -197,6 +197,7 @@ const machine = {
   kernel: figs['machine.kernel'], redis_server: figs['machine.redis'], tansu: figs['machine.tansu'],
   node: figs['machine.node'], bullmq: bull?.bullmq ?? null, redis_persistence: figs['machine.redis_persistence'],
   redis_hash_max_listpack_value: figs['machine.redis_listpack_value'] ?? null,
+  kafka_client: figs.kafka_client ?? null,
 };
 const load = Object.fromEntries(Object.entries(figs).filter(([k]) => k.startsWith('load.')).map(([k, v]) => [k.slice(5), v]));
 const record = {
@@ -217,7 +218,8 @@ const summary = [
     `${machine.ram_gib} GiB, ${machine.kernel}; redis-server ${machine.redis_server}, tansu ${machine.tansu}, ` +
     `node ${machine.node}, BullMQ ${machine.bullmq ?? '(skipped)'}; commit ${String(record.git.commit).slice(0, 7)}` +
     `${record.git.dirty_files ? ' (with uncommitted changes)' : ''}.`,
-  `Sizes: ${figs.sizes}. Redis persistence: ${machine.redis_persistence}; hash-max-listpack-value ${machine.redis_hash_max_listpack_value ?? 64}. Load average (1 min) at each phase: ${loads}.`,
+  `Sizes: ${figs.sizes}. Redis persistence: ${machine.redis_persistence}; hash-max-listpack-value ${machine.redis_hash_max_listpack_value ?? 64}.` +
+    `${machine.kafka_client ? ` Every [kafka.client] adds: ${machine.kafka_client}.` : ''} Load average (1 min) at each phase: ${loads}.`,
   `Ratio = fraud-sla ÷ BullMQ. Record: \`benchmarks/${basename(file)}\`.`,
 ].join('\n');
 console.log(`\n${table}\n\n${summary}\n`);

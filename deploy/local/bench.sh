@@ -34,7 +34,8 @@
 # READER_WAIT_MS (the Kafka reader's fetch.wait.max.ms, 10), BOARD_OPEN=1 (a board page, an SSE
 # client of /v1/events, connected to the processor through every phase, and the bytes it got in
 # the drain; by default only through the burst: the board reads the escalations and changes back
-# only while a page is connected).
+# only while a page is connected), KAFKA_CLIENT (TOML lines added to every configuration's
+# [kafka.client], simulate's and the reader's included: '"compression.type" = "lz4"', say).
 PARTS="${PARTITIONS:-8}"   # read before common.sh, whose PARTITIONS is the demo's
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 "$ROOT/deploy/local/install.sh" >/dev/null
@@ -52,6 +53,7 @@ OVERLOAD_PROBES="${OVERLOAD_PROBES:-1000}"
 OVERLOAD_RATE="${OVERLOAD_RATE:-}"
 READER_WAIT="${READER_WAIT_MS:-10}"
 BOARD_OPEN="${BOARD_OPEN:-0}"
+KAFKA_CLIENT="${KAFKA_CLIENT:-}"
 BURST_DUE=20     # seconds from a burst alert's issued_at to its nine escalations
 RESTART_DUE=20   # seconds from a restart alert's issued_at to its three breaches
 B="$LOCAL/bench"; rm -rf "$B"; mkdir -p "$B"
@@ -125,6 +127,7 @@ escalations_topic = "$2.escalations"
 deadletter_topic = "$2.deadletter"
 [kafka.client]
 $4
+$KAFKA_CLIENT
 [redis]
 url = "redis://127.0.0.1:$RP"
 key_prefix = "$2"
@@ -257,6 +260,7 @@ fig machine.node "$(node --version 2>/dev/null || echo none)"
 fig machine.redis_persistence "$([ "${REDIS_AOF:-0}" = 1 ] && echo "appendonly everysec" || echo "none (no AOF, no RDB) on both")"
 fig machine.redis_listpack_value "${LISTPACK_VALUE:-128}"
 fig sizes "ALERTS=$ALERTS LATE=$LATE MISSING=$MISSING OPEN=$OPEN PROBE_RATE=$PROBE_RATE PROBE_SECONDS=$PROBE_SECONDS OVERLOAD=$OVERLOAD OVERLOAD_PROBES=$OVERLOAD_PROBES OVERLOAD_RATE=${OVERLOAD_RATE:-0} BURST=$BURST RESTART=$RESTART PARTITIONS=$PARTS READER_WAIT_MS=$READER_WAIT BOARD_OPEN=$BOARD_OPEN"
+[ -n "$KAFKA_CLIENT" ] && fig kafka_client "$(tr '\n' ' ' <<<"$KAFKA_CLIENT" | sed 's/ *$//')"
 fig load.start "$(loadavg)"
 
 # The Kafka reader of phases 3-6, started now because joining a new group takes tansu ~20 s:
