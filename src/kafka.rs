@@ -20,7 +20,7 @@ pub(crate) fn reader_config(config: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers);
     reader_defaults(&mut c, config);
-    for (k, v) in for_consumers(config) {
+    for (k, v) in settings_except(config, &PRODUCER_ONLY) {
         if k != INSTANCE_ID {
             c.set(k, v);
         }
@@ -61,53 +61,52 @@ fn reader_defaults(c: &mut ClientConfig, config: &KafkaConfig) {
     }
 }
 
-/// The keys of `[kafka.client]` for a consumer: all but the producer's own, which librdkafka
-/// would ignore with a warning at every start (`compression.type`, say, set for the
-/// escalations).
-fn for_consumers(config: &KafkaConfig) -> impl Iterator<Item = (&String, &String)> {
-    const PRODUCER_ONLY: [&str; 18] = [
-        "transactional.",
-        "transaction.",
-        "enable.idempotence",
-        "enable.gapless.guarantee",
-        "queue.buffering.",
-        "queuing.strategy",
-        "linger.ms",
-        "message.send.max.retries",
-        "retries",
-        "batch.",
-        "sticky.partitioning.",
-        "compression.",
-        "delivery.",
-        "acks",
-        "request.required.acks",
-        "request.timeout.ms",
-        "message.timeout.ms",
-        "partitioner",
-    ];
-    config
-        .client
-        .iter()
-        .filter(|(k, _)| !PRODUCER_ONLY.iter().any(|p| k.starts_with(p)))
-}
+/// A producer's own properties (prefixes): librdkafka ignores them in a consumer, with a warning
+/// at every start (`compression.type`, say, set for the escalations).
+const PRODUCER_ONLY: [&str; 18] = [
+    "transactional.",
+    "transaction.",
+    "enable.idempotence",
+    "enable.gapless.guarantee",
+    "queue.buffering.",
+    "queuing.strategy",
+    "linger.ms",
+    "message.send.max.retries",
+    "retries",
+    "batch.",
+    "sticky.partitioning.",
+    "compression.",
+    "delivery.",
+    "acks",
+    "request.required.acks",
+    "request.timeout.ms",
+    "message.timeout.ms",
+    "partitioner",
+];
 
-/// The keys of `[kafka.client]` for a producer: all but the consumer's own.
-fn for_producers(config: &KafkaConfig) -> impl Iterator<Item = (&String, &String)> {
-    const CONSUMER_ONLY: [&str; 9] = [
-        "session.",
-        "max.poll",
-        "auto.",
-        "heartbeat.",
-        "group.",
-        "partition.assignment",
-        "fetch.",
-        "isolation.",
-        "enable.auto",
-    ];
+/// A consumer's own properties (prefixes), left out of the producers.
+const CONSUMER_ONLY: [&str; 9] = [
+    "session.",
+    "max.poll",
+    "auto.",
+    "heartbeat.",
+    "group.",
+    "partition.assignment",
+    "fetch.",
+    "isolation.",
+    "enable.auto",
+];
+
+/// The settings of `[kafka.client]` but the other side's own (`PRODUCER_ONLY` for a consumer,
+/// `CONSUMER_ONLY` for a producer).
+fn settings_except<'a>(
+    config: &'a KafkaConfig,
+    others: &'a [&str],
+) -> impl Iterator<Item = (&'a String, &'a String)> {
     config
         .client
         .iter()
-        .filter(|(k, _)| !CONSUMER_ONLY.iter().any(|p| k.starts_with(p)))
+        .filter(|(k, _)| !others.iter().any(|p| k.starts_with(p)))
 }
 
 pub(crate) fn consumer_config(config: &KafkaConfig) -> ClientConfig {
@@ -119,7 +118,7 @@ pub(crate) fn consumer_config(config: &KafkaConfig) -> ClientConfig {
         .set("auto.commit.interval.ms", "1000")
         .set("auto.offset.reset", "earliest");
     reader_defaults(&mut c, config);
-    for (k, v) in for_consumers(config) {
+    for (k, v) in settings_except(config, &PRODUCER_ONLY) {
         c.set(k, v);
     }
     c.set("group.id", &config.group_id)
@@ -142,7 +141,7 @@ pub(crate) fn producer_config(config: &KafkaConfig) -> ClientConfig {
         // (partitions taken back after a restart) reached a reader 1.1 s after the restart with
         // sparse connections, 0.08 s without.
         .set("enable.sparse.connections", "false");
-    for (k, v) in for_producers(config) {
+    for (k, v) in settings_except(config, &CONSUMER_ONLY) {
         c.set(k, v);
     }
     c.set("enable.idempotence", "true").set("acks", "all");
