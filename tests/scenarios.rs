@@ -691,3 +691,30 @@ async fn a_backlog_s_escalations_leave_the_outbox_once_the_broker_has_them() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn input_compressed_with_any_kafka_codec_is_applied() {
+    // Producers upstream choose their codec; librdkafka reads zstd only when built with it.
+    let run = Run::start("codecs", 1, FAST_SLA);
+    let issued = now_ms() - 6_500; // visit levels 1 and 2 already overdue
+    let codecs = ["gzip", "snappy", "lz4", "zstd"];
+    for codec in codecs {
+        let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", run.env.broker.bootstrap())
+            .set("compression.type", codec)
+            .create()
+            .unwrap_or_else(|e| panic!("a {codec} producer: {e}"));
+        let alert = format!("COMPRESSED-{codec}");
+        produce(
+            &producer,
+            &run.env.topics.alerts,
+            Some(&alert),
+            &alert_json(&alert, issued, "medium"),
+        )
+        .await;
+    }
+    let mut seen = Vec::new();
+    for codec in codecs {
+        run.until(&mut seen, &id(&format!("COMPRESSED-{codec}"), "visit", "1"));
+    }
+}
