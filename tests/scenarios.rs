@@ -699,11 +699,7 @@ async fn input_compressed_with_any_kafka_codec_is_applied() {
     let issued = now_ms() - 6_500; // visit levels 1 and 2 already overdue
     let codecs = ["gzip", "snappy", "lz4", "zstd"];
     for codec in codecs {
-        let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", run.env.broker.bootstrap())
-            .set("compression.type", codec)
-            .create()
-            .unwrap_or_else(|e| panic!("a {codec} producer: {e}"));
+        let producer = run.env.broker.producer_with(&[("compression.type", codec)]);
         let alert = format!("COMPRESSED-{codec}");
         produce(
             &producer,

@@ -415,11 +415,19 @@ impl Broker {
     }
 
     pub fn producer(&self) -> FutureProducer {
-        ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .set("linger.ms", "0")
-            .create()
-            .unwrap()
+        self.producer_with(&[])
+    }
+
+    /// A producer with more settings (`compression.type`, say).
+    pub fn producer_with(&self, settings: &[(&str, &str)]) -> FutureProducer {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.bootstrap())
+            .set("linger.ms", "0");
+        for (k, v) in settings {
+            c.set(*k, *v);
+        }
+        c.create()
+            .unwrap_or_else(|e| panic!("a producer with {settings:?}: {e}"))
     }
 
     /// A consumer reading `topic` from the beginning, outside any group.
