@@ -15,6 +15,10 @@
 # drain's messages fall into batches differently), so compare scripts on one capture
 # (LUA_FROM) and trees that send the scripts different arguments over several captures each.
 #
+#   3. shape    the recorded commands again, on a plain redis-server: how the bucketed indexes
+#               came out (buckets, entries a bucket, deadlines a bucket), which decides what an
+#               entry costs (a listpack is searched entry by entry).
+#
 # Knobs: ALERTS (5000), MISSING (0.52, the share of alerts with no disposition: 0.52 is
 # bench.sh's drain, 1.0 its open phase of silent alerts), CAPTURE (a capture to replay instead of
 # running step 1, with its message count in CAPTURE.messages as step 1 writes it),
@@ -109,3 +113,30 @@ report=$(callgrind_annotate "$out" 2>/dev/null)
 total_ir=$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }' <<<"$report")
 echo "RESULT redis instructions: $total_ir for $messages messages = $((total_ir / messages)) a message"
 awk -v top="${TOP:-25}" '/^-+$/ { n++; next } n >= 4 && NF && shown++ < top' <<<"$report"
+
+log "3. shape: the replay again, on a plain $REDIS_SERVER"
+SRP=$((RRP + 1))
+rm -rf "$B/shape"; mkdir -p "$B/shape"
+"$REDIS_SERVER" --port $SRP --dir "$B/shape" "${redis_opts[@]}" >"$B/shape/redis.log" 2>&1 &
+pids+=($!)
+wait_port $SRP redis-server
+LUA_FROM="${LUA_FROM:-}" python3 "$ROOT/deploy/local/redis-replay.py" $SRP "$CAPTURE" >/dev/null
+# A bucket is `<index>:<id>`; `<index>:dir` and `<index>:n` are the index's own.
+shape='local n, e, one, scores, lp = 0, 0, 0, 0, 0
+for _, k in ipairs(KEYS) do
+  local rows, seen, c = redis.call("ZRANGE", k, 0, -1, "WITHSCORES"), {}, 0
+  for j = 2, #rows, 2 do
+    if not seen[rows[j]] then seen[rows[j]] = true; c = c + 1 end
+  end
+  n, e, scores = n + 1, e + #rows / 2, scores + c
+  if c == 1 then one = one + 1 end
+  if redis.call("OBJECT", "ENCODING", k) == "listpack" then lp = lp + 1 end
+end
+return { n, e, one, scores, lp }'
+for index in due late clock; do
+    mapfile -t keys < <(redis-cli -p $SRP --scan --pattern "*}:$index:*" | grep -vE ':(dir|n)$')
+    [ "${#keys[@]}" -gt 0 ] || { printf "   %-6s no buckets\n" "$index"; continue; }
+    redis-cli -p $SRP eval "$shape" "${#keys[@]}" "${keys[@]}" | paste -sd' ' \
+        | awk -v i="$index" '{ printf "   %-6s %d buckets, %d entries, %.1f a bucket; %.1f deadlines a bucket, %d%% of the buckets one deadline; %d%% listpacks\n", i, $1, $2, $2 / $1, $4 / $1, 100 * $3 / $1, 100 * $5 / $1 }'
+done
+redis-cli -p $SRP shutdown nosave >/dev/null 2>&1 || true
