@@ -84,8 +84,9 @@ const PRODUCER_ONLY: [&str; 18] = [
     "partitioner",
 ];
 
-/// A consumer's own properties (prefixes), left out of the producers.
-const CONSUMER_ONLY: [&str; 9] = [
+/// A consumer's own properties (prefixes), left out of the producers. Both lists are
+/// librdkafka's `C` and `P` properties (its CONFIGURATION.md) that a string can set.
+const CONSUMER_ONLY: [&str; 15] = [
     "session.",
     "max.poll",
     "auto.",
@@ -93,8 +94,14 @@ const CONSUMER_ONLY: [&str; 9] = [
     "group.",
     "partition.assignment",
     "fetch.",
+    "max.partition.fetch.bytes",
     "isolation.",
     "enable.auto",
+    "enable.partition.eof",
+    "queued.",
+    "coordinator.",
+    "check.crcs",
+    "consume.callback.",
 ];
 
 /// The settings of `[kafka.client]` but the other side's own (`PRODUCER_ONLY` for a consumer,
@@ -259,6 +266,125 @@ where
 mod tests {
     use super::*;
     use futures::FutureExt;
+    use rdkafka::consumer::Consumer;
+    use rdkafka::producer::Producer as _;
+
+    /// librdkafka's warnings as a client was created.
+    #[derive(Default)]
+    struct Warnings(Mutex<Vec<String>>);
+
+    impl ClientContext for Warnings {
+        fn log(&self, _: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+            if fac == "CONFWARN" {
+                self.0.lock().unwrap().push(message.to_owned());
+            }
+        }
+    }
+    impl ProducerContext for Warnings {
+        type DeliveryOpaque = ();
+        fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+    }
+    impl rdkafka::consumer::ConsumerContext for Warnings {}
+
+    /// The warnings of a property set on the wrong side ("… is a consumer property and will be
+    /// ignored by this producer instance"), from librdkafka itself, as each client is created
+    /// (rdkafka queues librdkafka's log: a poll hands it over).
+    fn ignored(mut c: ClientConfig, producer: bool) -> Vec<String> {
+        let poll = Duration::from_millis(100);
+        c.set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
+        let warnings = if producer {
+            let p: rdkafka::producer::BaseProducer<Warnings> =
+                c.create_with_context(Warnings::default()).unwrap();
+            p.poll(poll);
+            let taken = std::mem::take(&mut *p.context().0.lock().unwrap());
+            taken
+        } else {
+            let r: rdkafka::consumer::BaseConsumer<Warnings> =
+                c.create_with_context(Warnings::default()).unwrap();
+            let _ = r.poll(poll);
+            let taken = std::mem::take(&mut *r.context().0.lock().unwrap());
+            taken
+        };
+        warnings
+            .into_iter()
+            .filter(|w| w.contains("will be ignored"))
+            .collect()
+    }
+
+    #[test]
+    fn no_client_is_handed_a_property_of_the_other_side() {
+        // librdkafka 2.12's consumer (C) and producer (P) properties that a string sets and
+        // that are not deprecated (CONFIGURATION.md), each with a valid value.
+        let consumer_only = [
+            ("group.instance.id", "fraud-sla-1"),
+            ("partition.assignment.strategy", "range"),
+            ("session.timeout.ms", "45000"),
+            ("heartbeat.interval.ms", "3000"),
+            ("group.protocol.type", "consumer"),
+            ("coordinator.query.interval.ms", "600000"),
+            ("max.poll.interval.ms", "300000"),
+            ("enable.auto.commit", "true"),
+            ("auto.commit.interval.ms", "5000"),
+            ("enable.auto.offset.store", "true"),
+            ("queued.min.messages", "100000"),
+            ("queued.max.messages.kbytes", "8192"),
+            ("fetch.wait.max.ms", "100"),
+            ("fetch.queue.backoff.ms", "10"),
+            ("fetch.message.max.bytes", "1048576"),
+            ("max.partition.fetch.bytes", "1048576"),
+            ("fetch.max.bytes", "52428800"),
+            ("fetch.min.bytes", "1"),
+            ("fetch.error.backoff.ms", "500"),
+            ("isolation.level", "read_committed"),
+            ("enable.partition.eof", "false"),
+            ("check.crcs", "true"),
+            ("consume.callback.max.messages", "0"),
+            ("auto.offset.reset", "earliest"),
+        ];
+        let producer_only = [
+            ("transaction.timeout.ms", "60000"),
+            ("enable.gapless.guarantee", "false"),
+            ("queue.buffering.max.messages", "100000"),
+            ("queue.buffering.max.kbytes", "1048576"),
+            ("linger.ms", "5"),
+            ("message.send.max.retries", "3"),
+            ("queue.buffering.backpressure.threshold", "1"),
+            ("compression.type", "lz4"),
+            ("compression.level", "-1"),
+            ("batch.num.messages", "10000"),
+            ("batch.size", "1000000"),
+            ("delivery.report.only.error", "false"),
+            ("sticky.partitioning.linger.ms", "10"),
+            ("request.timeout.ms", "30000"),
+            ("message.timeout.ms", "300000"),
+            ("partitioner", "consistent_random"),
+        ];
+        let config = KafkaConfig {
+            brokers: "127.0.0.1:1".into(),
+            client: consumer_only
+                .iter()
+                .chain(&producer_only)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..KafkaConfig::default()
+        };
+        // The check sees such a warning when there is one.
+        let mut unfiltered = ClientConfig::new();
+        unfiltered
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("queued.min.messages", "1000");
+        assert_eq!(ignored(unfiltered, true).len(), 1);
+
+        assert_eq!(
+            ignored(producer_config(&config), true),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            ignored(consumer_config(&config), false),
+            Vec::<String>::new()
+        );
+        assert_eq!(ignored(reader_config(&config), false), Vec::<String>::new());
+    }
 
     #[test]
     fn each_client_gets_the_user_settings_that_apply_to_it() {
