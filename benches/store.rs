@@ -331,29 +331,40 @@ async fn board(store: &Store, sync: &mut redis::Connection, n: usize, partitions
     let load = t.elapsed();
     let after = used_memory(sync);
     // The indexes are bucketed (`lua/buckets.lua`): the entries of each bucket in the directory.
-    let mut count = |key: &str| -> usize {
-        let mut n = 0;
-        for p in 0..partitions {
-            let base = format!("{{bench:{p}}}:{key}");
-            let buckets: Vec<String> = redis::cmd("ZRANGE")
-                .arg(format!("{base}:dir"))
-                .arg(0)
-                .arg(-1)
-                .query(sync)
-                .unwrap();
-            for b in buckets {
-                n += redis::cmd("ZCARD")
+    // Shared entries (alerts not yet warned) are in the `due` indexes `{p}:due:shared` names.
+    fn count(sync: &mut redis::Connection, base: &str) -> usize {
+        let buckets: Vec<String> = redis::cmd("ZRANGE")
+            .arg(format!("{base}:dir"))
+            .arg(0)
+            .arg(-1)
+            .query(sync)
+            .unwrap();
+        buckets
+            .iter()
+            .map(|b| {
+                redis::cmd("ZCARD")
                     .arg(format!("{base}:{b}"))
                     .query::<usize>(sync)
-                    .unwrap();
-            }
+                    .unwrap()
+            })
+            .sum()
+    }
+    let (mut due, mut shared, mut late) = (0, 0, 0);
+    for p in 0..partitions {
+        let base = format!("{{bench:{p}}}:due");
+        due += count(sync, &base);
+        late += count(sync, &format!("{{bench:{p}}}:late"));
+        let indexes: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(format!("{base}:shared"))
+            .query(sync)
+            .unwrap();
+        for index in indexes {
+            shared += count(sync, &format!("{base}:{index}"));
         }
-        n
-    };
-    let (due, late) = (count("due"), count("late"));
-    assert_eq!(due + late, entries);
+    }
+    assert_eq!(due + shared + late, entries);
     println!(
-        "board bench: {n} open alerts, {entries} open stages ({due} due, {late} late) over {partitions} partitions, one redis-server on loopback"
+        "board bench: {n} open alerts, {entries} index entries ({due} due, {shared} shared by the stages of an alert not yet warned, {late} late) over {partitions} partitions, one redis-server on loopback"
     );
     println!(
         "  load     {:>10.2?} through the batch script ({:.0} entries/s)",
@@ -361,7 +372,7 @@ async fn board(store: &Store, sync: &mut redis::Connection, n: usize, partitions
         entries as f64 / load.as_secs_f64()
     );
     println!(
-        "  memory   {:>10.0} bytes per open alert for due + late + openstat ({:.0} per open stage; used_memory +{} MiB)",
+        "  memory   {:>10.0} bytes per open alert for due + late + openstat ({:.0} per index entry; used_memory +{} MiB)",
         (after - before) as f64 / n as f64,
         (after - before) as f64 / entries as f64,
         (after - before) / (1 << 20)

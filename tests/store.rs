@@ -935,6 +935,68 @@ fn index(redis: &Redis, base: &str) -> Vec<(String, Millis)> {
         .collect()
 }
 
+/// Every stage the `due` indexes of partition `p` hold, as the list script reads them
+/// (lua/list_stages.lua): `(deadline, short member, member)` in the lists' order. The entries
+/// of `{t:<p>}:due` as they are; each shared entry (`IndexEntry::shared`) of the indexes
+/// `{t:<p>}:due:shared` names once a stage: its first at its score, named as it is stored,
+/// its k-th after the first `after` ms later (the index's k-th offset), named `<stored>k`.
+fn due_stages(redis: &Redis, p: i32) -> Vec<(Millis, String, String)> {
+    let base = format!("{{t:{p}}}:due");
+    let names = names(redis, &base);
+    let mut out: Vec<(Millis, String, String)> = stored_index(redis, &base)
+        .into_iter()
+        .map(|(short, d)| (d, short.clone(), names(&short)))
+        .collect();
+    let shared: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(format!("{base}:shared"))
+        .query(&mut sync(redis))
+        .unwrap();
+    for index in shared {
+        let offsets: Vec<Millis> = index
+            .split('+')
+            .skip(1)
+            .map(|after| after.parse().unwrap())
+            .collect();
+        for (short, d) in stored_index(redis, &format!("{base}:{index}")) {
+            let long = names(&short);
+            let parts: Vec<&str> = long.split('\x1f').collect();
+            let [j, r, shape, id, "v"] = parts.as_slice() else {
+                panic!("{index} holds {long:?}, not a shared entry");
+            };
+            let stages: Vec<&str> = shape.split('\x1e').collect();
+            assert_eq!(stages.len(), offsets.len() + 1, "{index} holds {long:?}");
+            for (k, stage) in stages.iter().enumerate() {
+                let (stage, after, suffix) = match k {
+                    0 => (*stage, 0, String::new()),
+                    _ => {
+                        let (stage, after) = stage.rsplit_once('+').unwrap();
+                        assert_eq!(after.parse::<Millis>().unwrap(), offsets[k - 1], "{index}");
+                        (stage, offsets[k - 1], k.to_string())
+                    }
+                };
+                out.push((
+                    d + after,
+                    format!("{short}{suffix}"),
+                    format!("{j}\x1f{r}\x1f{stage}\x1f{id}\x1f0"),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The stages partition `p`'s `due` indexes hold (`due_stages`), decoded, by deadline and
+/// member.
+fn due_index(redis: &Redis, p: i32) -> Vec<(String, Millis)> {
+    let mut out: Vec<(Millis, String)> = due_stages(redis, p)
+        .into_iter()
+        .map(|(d, _, member)| (d, member))
+        .collect();
+    out.sort();
+    out.into_iter().map(|(d, m)| (m, d)).collect()
+}
+
 /// A bucketed index's members as Redis holds them (short), in order.
 fn stored_index(redis: &Redis, base: &str) -> Vec<(String, Millis)> {
     buckets(redis, base).into_iter().flatten().collect()
@@ -1054,7 +1116,7 @@ async fn the_board_indexes_and_counters_follow_the_records_through_an_alerts_lif
     let redis = Redis::start(dir.path());
     let s = store(&redis).await;
     let mut o = Owner::claim(&s, 0).await;
-    let (due, late, openstat) = ("{t:0}:due", "{t:0}:late", "{t:0}:openstat");
+    let (late, openstat) = ("{t:0}:late", "{t:0}:openstat");
 
     o.ingest(
         &[
@@ -1071,7 +1133,7 @@ async fn the_board_indexes_and_counters_follow_the_records_through_an_alerts_lif
     )
     .await;
     assert_eq!(
-        index(&redis, due),
+        due_index(&redis, 0),
         [
             (m("330100", "low", "visit", "B", 0), T0 + HOUR),
             (m("620102-GWM", "high", "visit", "A", 0), T0 + HOUR),
@@ -1110,7 +1172,7 @@ async fn the_board_indexes_and_counters_follow_the_records_through_an_alerts_lif
             (m("620102-GWM", "high", "visit", "A", 1), T0 + HOUR),
         ]
     );
-    assert_eq!(index(&redis, due).len(), 4);
+    assert_eq!(due_index(&redis, 0).len(), 4);
     // A is met late (visit late, meet on time); B closes: every stage of B leaves.
     o.ingest(
         &[
@@ -1133,7 +1195,7 @@ async fn the_board_indexes_and_counters_follow_the_records_through_an_alerts_lif
     .await;
     assert!(index(&redis, late).is_empty());
     assert_eq!(
-        index(&redis, due),
+        due_index(&redis, 0),
         [(m("620102-GWM", "high", "feedback", "A", 0), T0 + 6 * HOUR)]
     );
     assert_eq!(
@@ -1416,16 +1478,8 @@ async fn page_through(s: &Store, list: StageList, q: IndexQuery<'_>) -> (Vec<Lis
 /// Every entry of both partitions' `due` indexes, by the order of the lists: (deadline, short
 /// member), with the member decoded.
 fn all_due_entries(redis: &Redis) -> Vec<(Millis, String, String)> {
-    let mut all: Vec<(Millis, String, String)> = (0..2)
-        .flat_map(|p| {
-            let base = format!("{{t:{p}}}:due");
-            let names = names(redis, &base);
-            stored_index(redis, &base)
-                .into_iter()
-                .map(move |(short, d)| (d, names(&short), short))
-        })
-        .map(|(d, member, short)| (d, short, member))
-        .collect();
+    let mut all: Vec<(Millis, String, String)> =
+        (0..2).flat_map(|p| due_stages(redis, p)).collect();
     all.sort();
     all
 }
@@ -1474,19 +1528,48 @@ async fn paging_with_filters_and_small_budgets_yields_every_match_once_in_order(
             })
             .collect();
         o.ingest(&msgs, T0 + 10 * MIN, None).await;
+        // Every fourth visited: its meet and feedback share an entry of other offsets. The
+        // first minute's warned at 45 minutes: an entry a stage. The rest share one of three.
+        let visits: Vec<_> = (0..n)
+            .filter(|i| i % 4 == 1)
+            .map(|i| {
+                let id = format!("P{p}-{i:02}");
+                let msg = disposition_msg(&id, &format!("v{i}"), "visited", T0 + 10 * MIN);
+                (Source::Dispositions, i, msg, T0 + 10 * MIN)
+            })
+            .collect();
+        o.ingest(&visits, T0 + 10 * MIN, None).await;
+        o.fire(T0 + 46 * MIN).await;
     }
     let all = all_due(&redis);
-    assert_eq!(all.len(), (400 + 140) * 3);
+    let visited = (0..400).filter(|i| i % 4 == 1).count() + (0..140).filter(|i| i % 4 == 1).count();
+    assert_eq!(all.len(), (400 + 140) * 3 - visited);
     for p in 0..2 {
-        let in_buckets: Vec<(Millis, String)> = stored_index(&redis, &format!("{{t:{p}}}:due"))
-            .into_iter()
-            .map(|(m, d)| (d, m))
-            .collect();
-        let first_wrong = in_buckets.windows(2).position(|w| w[0] >= w[1]);
-        assert_eq!(
-            first_wrong, None,
-            "the buckets in order are the index in order"
-        );
+        let mut c = sync(&redis);
+        let shared: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(format!("{{t:{p}}}:due:shared"))
+            .query(&mut c)
+            .unwrap();
+        let mut shared = shared;
+        shared.sort();
+        assert_eq!(shared, ["+14400000", "+3600000+18000000"]);
+        let base = format!("{{t:{p}}}:due");
+        for index in [
+            base.clone(),
+            format!("{base}:+14400000"),
+            format!("{base}:+3600000+18000000"),
+        ] {
+            let in_buckets: Vec<(Millis, String)> = stored_index(&redis, &index)
+                .into_iter()
+                .map(|(m, d)| (d, m))
+                .collect();
+            assert!(!in_buckets.is_empty(), "{index}");
+            let first_wrong = in_buckets.windows(2).position(|w| w[0] >= w[1]);
+            assert_eq!(
+                first_wrong, None,
+                "the buckets in order are the index in order"
+            );
+        }
     }
     let prefixes = vec!["620102".to_owned()];
     let two = vec!["620103".to_owned(), "3301".to_owned()];
@@ -1563,7 +1646,8 @@ async fn paging_with_filters_and_small_budgets_yields_every_match_once_in_order(
     }
 
     // A cursor whose entry left the index (its stage satisfied) meanwhile still continues at
-    // the right place, in every partition.
+    // the right place, in every partition: an entry of its own, then a shared entry's third
+    // stage (its alert visited: its entry moves to the index of other offsets).
     let q = IndexQuery {
         limit: 5,
         budget: 2000,
@@ -1575,47 +1659,50 @@ async fn paging_with_filters_and_small_budgets_yields_every_match_once_in_order(
     }
     let first = merge_pages(parts, 5);
     let (last_p, last) = first.items.last().unwrap().clone();
-    let gone = ListedStage::decode(StageList::Due, 0, &last.member).unwrap();
-    let mut o = Owner::claim(&s, last_p).await;
-    o.ingest(
-        &[(
-            Source::Dispositions,
-            0,
-            disposition_msg(&gone.alert_id, "e1", "visited", T0 + 11 * MIN),
-            T0,
-        )],
-        T0 + 11 * MIN,
-        None,
-    )
-    .await;
-    let (cursor_d, cursor_m) = first.next.clone().unwrap();
-    let mut parts = Vec::new();
-    for p in 0..2 {
-        let q = IndexQuery {
-            after: Some((cursor_d, cursor_m.as_str())),
-            ..q.clone()
-        };
-        parts.push((p, s.list_stages(p, StageList::Due, &q).await.unwrap()));
-    }
-    let second = merge_pages(parts, 5);
-    let now_all: Vec<(Millis, String)> = all_due_entries(&redis)
+    let own = (last_p, first.next.clone().unwrap(), last.member.clone());
+    let third = due_stages(&redis, 1)
         .into_iter()
-        .map(|(d, short, _)| (d, short))
-        .collect();
-    assert!(
-        !now_all.contains(&(cursor_d, cursor_m.clone())),
-        "the cursor's entry left"
-    );
-    let at = now_all
-        .iter()
-        .position(|e| *e > (cursor_d, cursor_m.clone()))
+        .find(|(_, short, _)| short.ends_with("v2"))
+        .map(|(d, short, member)| (1, (d, short), member))
         .unwrap();
-    let got: Vec<(Millis, String)> = second
-        .items
-        .iter()
-        .map(|(_, m)| (m.deadline, m.key.clone()))
-        .collect();
-    assert_eq!(got, now_all[at..at + 5]);
+    for (n, (p, (cursor_d, cursor_m), member)) in [own, third].into_iter().enumerate() {
+        let gone = ListedStage::decode(StageList::Due, 0, &member).unwrap();
+        let mut o = Owner::claim(&s, p).await;
+        let visit = disposition_msg(&gone.alert_id, "e1", "visited", T0 + 11 * MIN);
+        o.ingest(
+            &[(Source::Dispositions, 1_000 + n as i64, visit, T0)],
+            T0 + 11 * MIN,
+            None,
+        )
+        .await;
+        let mut parts = Vec::new();
+        for p in 0..2 {
+            let q = IndexQuery {
+                after: Some((cursor_d, cursor_m.as_str())),
+                ..q.clone()
+            };
+            parts.push((p, s.list_stages(p, StageList::Due, &q).await.unwrap()));
+        }
+        let second = merge_pages(parts, 5);
+        let now_all: Vec<(Millis, String)> = all_due_entries(&redis)
+            .into_iter()
+            .map(|(d, short, _)| (d, short))
+            .collect();
+        assert!(
+            !now_all.contains(&(cursor_d, cursor_m.clone())),
+            "the cursor's entry left"
+        );
+        let at = now_all
+            .iter()
+            .position(|e| *e > (cursor_d, cursor_m.clone()))
+            .unwrap();
+        let got: Vec<(Millis, String)> = second
+            .items
+            .iter()
+            .map(|(_, m)| (m.deadline, m.key.clone()))
+            .collect();
+        assert_eq!(got, now_all[at..at + 5]);
+    }
 }
 
 /// Index members are stored short: the jurisdiction, risk and stage they share with every
@@ -2085,8 +2172,16 @@ async fn new_alerts_entries_are_appended_in_full_buckets_and_found_again_by_thei
     )
     .await;
 
-    let stored = stored_index(&redis, "{t:0}:due");
-    assert_eq!(stored.len(), 320 * 3, "three open stages an alert");
+    // Not yet warned: one entry an alert, in the index of shared entries of their offsets.
+    let shared = "{t:0}:due:+3600000+18000000";
+    assert_eq!(stored_index(&redis, "{t:0}:due"), []);
+    let stored = stored_index(&redis, shared);
+    assert_eq!(stored.len(), 320, "one entry an alert");
+    assert_eq!(
+        due_stages(&redis, 0).len(),
+        320 * 3,
+        "three open stages an alert"
+    );
     let first_wrong = stored
         .windows(2)
         .position(|w| (w[0].1, &w[0].0) >= (w[1].1, &w[1].0));
@@ -2094,7 +2189,7 @@ async fn new_alerts_entries_are_appended_in_full_buckets_and_found_again_by_thei
         first_wrong, None,
         "the buckets in order are the index in order"
     );
-    let buckets = buckets(&redis, "{t:0}:due");
+    let buckets = buckets(&redis, shared);
     for (i, b) in buckets.iter().enumerate() {
         assert!(b.len() <= 64, "bucket {i} holds {} entries", b.len());
         if let Some(next) = buckets.get(i + 1) {
@@ -2105,8 +2200,8 @@ async fn new_alerts_entries_are_appended_in_full_buckets_and_found_again_by_thei
             );
         }
     }
-    // Appended, not one bucket a batch and stage: 960 entries in at most 23 buckets.
-    assert!(buckets.len() <= 23, "{} buckets", buckets.len());
+    // Appended, not one bucket a batch: 320 entries in at most 8 buckets.
+    assert!(buckets.len() <= 8, "{} buckets", buckets.len());
     // Counted by the owner, per station and stage: 160 alerts a station, three stages each.
     let open = hash(&redis, "{t:0}:openstat");
     assert_eq!(open.len(), 6, "{open:?}");
@@ -2126,6 +2221,7 @@ async fn new_alerts_entries_are_appended_in_full_buckets_and_found_again_by_thei
         })
         .collect();
     o.ingest(&closed, T0 + 10 * MIN, None).await;
+    assert_eq!(stored_index(&redis, shared), []);
     assert_eq!(stored_index(&redis, "{t:0}:due"), []);
     assert!(hash(&redis, "{t:0}:openstat").is_empty());
 }

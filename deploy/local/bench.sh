@@ -230,6 +230,8 @@ memory_breakdown() { # open alerts, used_memory delta
         k = $0; sub(/^\{[^}]*\}:/, "", k); n = split(k, part, ":")
         if (part[1] == "a") kind = "a:<alert_id>"
         else if (part[1] == "r" || part[1] == "clock" || part[1] == "ids") kind = part[1] ":<bucket>"
+        else if (part[1] == "due" && part[2] ~ /^\+/) kind = "due:" part[2] ":<bucket>"
+        else if (part[1] == "due" && part[2] == "shared") kind = k
         else if (part[1] == "due" || part[1] == "late") kind = part[1] ":<bucket>"
         else if (part[1] == "day") kind = "day:<date>"
         else kind = k

@@ -134,7 +134,7 @@ for _, k in ipairs(KEYS) do
 end
 return { n, e, one, scores, lp }'
 for index in due late clock; do
-    mapfile -t keys < <(redis-cli -p $SRP --scan --pattern "*}:$index:*" | grep -vE ':(dir|n)$')
+    mapfile -t keys < <(redis-cli -p $SRP --scan --pattern "*}:$index:*" | grep -vE ':(dir|n|shared)$')
     [ "${#keys[@]}" -gt 0 ] || { printf "   %-6s no buckets\n" "$index"; continue; }
     redis-cli -p $SRP eval "$shape" "${#keys[@]}" "${keys[@]}" | paste -sd' ' \
         | awk -v i="$index" '{ printf "   %-6s %d buckets, %d entries, %.1f a bucket; %.1f deadlines a bucket, %d%% of the buckets one deadline; %d%% listpacks\n", i, $1, $2, $2 / $1, $4 / $1, 100 * $3 / $1, 100 * $5 / $1 }'

@@ -326,16 +326,21 @@ pub fn day_of(at: Millis, zone: &TimeZone) -> String {
 }
 
 /// Rule: the board lists the open stages of open alerts by the alert's own ladder (its policy
-/// snapshot): not breached in `due`, breached in `late`, each by its deadline.
+/// snapshot): not breached in `due`, breached in `late`, each by its deadline. Until the
+/// alert's first warning or breach, its open stages (two or more) share one `due` entry
+/// ([`IndexEntry::shared`]); from then on each has its own, so that a disposition after a
+/// warning removes one entry, not the shared one and the others again.
 pub fn index_entries(state: &AlertState, policies: &Policies) -> Vec<IndexEntry> {
     let Some(alert) = &state.alert else {
         return Vec::new();
     };
-    state
-        .stage_entries(policies.for_state(state))
-        .iter()
-        .map(|s| IndexEntry::of(alert, s))
-        .collect()
+    let policy = policies.for_state(state);
+    let stages = state.stage_entries(policy);
+    let quiet = state.clocks(policy).all(|(_, c)| !c.warned && c.level == 0);
+    if quiet && stages.len() >= 2 {
+        return vec![IndexEntry::shared(alert, &stages)];
+    }
+    stages.iter().map(|s| IndexEntry::of(alert, s)).collect()
 }
 
 /// Rule: the board's indexes change by the difference between an alert's entries as loaded

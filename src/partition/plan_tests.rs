@@ -372,6 +372,21 @@ fn member(jurisdiction: &str, risk: &str, stage: &str, id: &str, last: u8) -> St
     format!("{jurisdiction}{SEP}{risk}{SEP}{stage}{SEP}{id}{SEP}{last}")
 }
 
+/// A shared entry's member ([`IndexEntry::shared`]): `stages` each with how long after the
+/// first it is due.
+fn shared(jurisdiction: &str, risk: &str, stages: &[(&str, Millis)], id: &str) -> String {
+    let shape: Vec<String> = stages
+        .iter()
+        .enumerate()
+        .map(|(k, (st, after))| match k {
+            0 => (*st).to_owned(),
+            _ => format!("{st}+{after}"),
+        })
+        .collect();
+    let shape = shape.join("\x1e");
+    format!("{jurisdiction}{SEP}{risk}{SEP}{shape}{SEP}{id}{SEP}v")
+}
+
 const HOUR: Millis = 60 * MIN;
 
 #[test]
@@ -391,13 +406,56 @@ fn an_open_alert_lists_each_open_stage_with_its_deadline_warning_and_level() {
             ("feedback".into(), T0 + 6 * HOUR, false, 0),
         ]
     );
+    // None warned yet: one entry for the three, by the first deadline, counted under each.
+    let three = [("visit", 0), ("meet", HOUR), ("feedback", 5 * HOUR)];
     assert_eq!(
         entries(&index_entries(&a, &policies)),
+        [(
+            StageList::Due,
+            T0 + HOUR,
+            shared("620102-GWM", "high", &three, "A")
+        )]
+    );
+    let entry = &index_entries(&a, &policies)[0];
+    let stations: Vec<&str> = entry.stations().collect();
+    assert_eq!(
+        stations,
+        [
+            format!("620102-GWM{SEP}visit"),
+            format!("620102-GWM{SEP}meet"),
+            format!("620102-GWM{SEP}feedback")
+        ]
+    );
+    // Visited before any warning: the two left share one, by the sooner.
+    let mut visited = a.clone();
+    visited.apply_disposition(
+        disposition("A", "e0", "visited", T0 + 10 * MIN),
+        &policies,
+        T0 + 10 * MIN,
+    );
+    assert_eq!(
+        entries(&index_entries(&visited, &policies)),
+        [(
+            StageList::Due,
+            T0 + 2 * HOUR,
+            shared(
+                "620102-GWM",
+                "high",
+                &[("meet", 0), ("feedback", 4 * HOUR)],
+                "A"
+            )
+        )]
+    );
+    // 45 min in, visit warned: an entry a stage.
+    let mut warned = a.clone();
+    warned.fire(&policies, T0 + 45 * MIN);
+    assert_eq!(
+        entries(&index_entries(&warned, &policies)),
         [
             (
                 StageList::Due,
                 T0 + HOUR,
-                member("620102-GWM", "high", "visit", "A", 0)
+                member("620102-GWM", "high", "visit", "A", 1)
             ),
             (
                 StageList::Due,
@@ -410,10 +468,6 @@ fn an_open_alert_lists_each_open_stage_with_its_deadline_warning_and_level() {
                 member("620102-GWM", "high", "feedback", "A", 0)
             ),
         ]
-    );
-    assert_eq!(
-        index_entries(&a, &policies)[0].station,
-        format!("620102-GWM{SEP}visit")
     );
     // 1 h 45 in: visit breached at levels 1 and 2 (late), meet warned (still due), feedback
     // untouched.
@@ -468,11 +522,27 @@ fn the_board_changes_by_the_difference_between_the_loaded_and_the_written_state(
     // A new alert: every stage added, nothing removed, the alert announced.
     let mut board = BoardWrite::default();
     board_diff(&unknown, &opened_a, &policies, &mut board);
-    assert_eq!(board.add.len(), 3);
+    let three = [("visit", 0), ("meet", HOUR), ("feedback", 5 * HOUR)];
+    let all_three = (
+        StageList::Due,
+        T0 + HOUR,
+        shared("620102-GWM", "medium", &three, "A"),
+    );
+    let meet_feedback = (
+        StageList::Due,
+        T0 + 2 * HOUR,
+        shared(
+            "620102-GWM",
+            "medium",
+            &[("meet", 0), ("feedback", 4 * HOUR)],
+            "A",
+        ),
+    );
+    assert_eq!(entries(&board.add), std::slice::from_ref(&all_three));
     assert!(board.remove.is_empty());
     assert_eq!(board.changed, [("A".to_owned(), "620102-GWM".to_owned())]);
 
-    // Visited: only its visit entry goes.
+    // Visited: the shared entry goes, one for the two left comes.
     let mut visited = opened_a.clone();
     visited.apply_disposition(
         disposition("A", "e1", "visited", T0 + 10 * MIN),
@@ -481,27 +551,26 @@ fn the_board_changes_by_the_difference_between_the_loaded_and_the_written_state(
     );
     let mut board = BoardWrite::default();
     board_diff(&opened_a, &visited, &policies, &mut board);
-    assert_eq!(
-        entries(&board.remove),
-        [(
-            StageList::Due,
-            T0 + HOUR,
-            member("620102-GWM", "medium", "visit", "A", 0)
-        )]
-    );
-    assert!(board.add.is_empty());
+    assert_eq!(entries(&board.remove), std::slice::from_ref(&all_three));
+    assert_eq!(entries(&board.add), std::slice::from_ref(&meet_feedback));
 
-    // A breach moves the entry from due to late.
-    let mut breached = opened_a.clone();
+    // A warning splits the shared entry; a breach then moves the warned entry to late.
+    let mut warned = opened_a.clone();
+    warned.fire(&policies, T0 + 45 * MIN);
+    let mut board = BoardWrite::default();
+    board_diff(&opened_a, &warned, &policies, &mut board);
+    assert_eq!(entries(&board.remove), [all_three]);
+    assert_eq!(board.add.len(), 3);
+    let mut breached = warned.clone();
     breached.fire(&policies, T0 + HOUR);
     let mut board = BoardWrite::default();
-    board_diff(&opened_a, &breached, &policies, &mut board);
+    board_diff(&warned, &breached, &policies, &mut board);
     assert_eq!(
         entries(&board.remove),
         [(
             StageList::Due,
             T0 + HOUR,
-            member("620102-GWM", "medium", "visit", "A", 0)
+            member("620102-GWM", "medium", "visit", "A", 1)
         )]
     );
     assert_eq!(
@@ -584,11 +653,16 @@ fn a_batch_counts_completions_and_first_breaches_on_the_processing_day_in_the_di
         .iter()
         .map(|e| (e.list, e.deadline))
         .collect();
+    // They shared one entry with feedback; feedback, alone now, has its own.
+    assert_eq!(removed, [(StageList::Due, T0 + HOUR)]);
     assert_eq!(
-        removed,
-        [(StageList::Due, T0 + HOUR), (StageList::Due, T0 + 2 * HOUR)]
+        entries(&outcome.batch.board.add),
+        [(
+            StageList::Due,
+            T0 + 6 * HOUR,
+            member("620102-GWM", "medium", "feedback", "A", 0)
+        )]
     );
-    assert!(outcome.batch.board.add.is_empty());
     assert_eq!(
         outcome.batch.board.changed,
         [("A".to_owned(), "620102-GWM".to_owned())]
@@ -613,18 +687,33 @@ fn a_replay_changes_the_board_from_what_redis_still_holds_and_counts_again() {
     let sorted = sort(&inputs(&msgs), progress, now, LIMITS);
     let outcome = apply(sorted, vec![Some(loaded)], &policies, now, &zone());
     let board = &outcome.batch.board;
-    // The entry Redis holds (not warned: the warning at 45 min fired in what it lost) goes:
-    // the visit is satisfied. Meet and feedback, unchanged as of the record time, stay as
-    // they are.
+    // The entry Redis holds (shared: the warning at 45 min fired in what it lost) goes: the
+    // replay fires the warning again and the visit satisfies its stage, so meet and feedback
+    // get an entry each.
+    let three = [("visit", 0), ("meet", HOUR), ("feedback", 5 * HOUR)];
     assert_eq!(
         entries(&board.remove),
         [(
             StageList::Due,
             T0 + HOUR,
-            member("620102-GWM", "low", "visit", "A", 0)
+            shared("620102-GWM", "low", &three, "A")
         )]
     );
-    assert!(board.add.is_empty(), "{:?}", board.add);
+    assert_eq!(
+        entries(&board.add),
+        [
+            (
+                StageList::Due,
+                T0 + 2 * HOUR,
+                member("620102-GWM", "low", "meet", "A", 0)
+            ),
+            (
+                StageList::Due,
+                T0 + 6 * HOUR,
+                member("620102-GWM", "low", "feedback", "A", 0)
+            ),
+        ]
+    );
     // Redis lost the count with the visit: the replay counts it again (the metric is not).
     let fields: Vec<_> = board
         .days
@@ -663,12 +752,25 @@ fn a_firing_round_moves_breached_stages_to_late_and_counts_them_once() {
     let board = &first.batch.board;
     assert_eq!(
         entries(&board.add),
-        [(
-            StageList::Late,
-            T0 + HOUR,
-            member("330100", "high", "visit", "A", 2)
-        )],
-        "levels 1 and 2 fired in one round: one entry, at the highest level"
+        [
+            (
+                StageList::Late,
+                T0 + HOUR,
+                member("330100", "high", "visit", "A", 2)
+            ),
+            (
+                StageList::Due,
+                T0 + 2 * HOUR,
+                member("330100", "high", "meet", "A", 0)
+            ),
+            (
+                StageList::Due,
+                T0 + 6 * HOUR,
+                member("330100", "high", "feedback", "A", 0)
+            ),
+        ],
+        "levels 1 and 2 fired in one round: one entry, at the highest level; the shared \
+         entry split"
     );
     let breached: Vec<_> = board.days.values().flat_map(|f| f.iter()).collect();
     assert_eq!(

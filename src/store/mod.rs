@@ -16,9 +16,11 @@
 //! | `{fsla:p}:outbox:staged:<token>` | string | a batch's escalations on their way to the outbox, for the script to take (expires after 60 s) |
 //! | `{fsla:p}:am`              | stream | Alertmanager alerts written with their transition, deleted once posted |
 //! | `{fsla:p}:policy`          | hash   | policy snapshots by version, written with the first alert that names one |
-//! | `{fsla:p}:due:dir`, `:due:<n>` | zsets | open stages not yet breached, by deadline (ms): `/v1/open`; bucketed |
+//! | `{fsla:p}:due:dir`, `:due:<n>` | zsets | open stages not yet breached, by deadline (ms): `/v1/open`; bucketed; one shared entry for an alert whose open stages are all quiet |
 //! | `{fsla:p}:late:dir`, `:late:<n>` | zsets | open stages with a breach level fired, by deadline: `/v1/overdue`; bucketed |
 //! | `{fsla:p}:names`           | hash   | the dictionary of index members and record names: `<jurisdiction>␟<risk>␟<stage>` and `=<name>` → code, `#<code>` → it, `n` codes given |
+//! | `{fsla:p}:due:+<after>…:dir`, `…:<n>` | zsets | shared `due` entries whose stages are due that long after the first ([`IndexEntry::index`]); bucketed |
+//! | `{fsla:p}:due:shared`      | set    | the names (`+<after>…`) of the shared entries' indexes written |
 //! | `{fsla:p}:ids:<r>`         | hash   | handle → alert id of the open alerts of handle range *r*, the handle but its last character (the owner's `handles` counts handles given) |
 //! | `{fsla:p}:openstat`        | hash   | `<jurisdiction>␟<stage>` → open stages now (entries of `due` + `late`) |
 //! | `{fsla:p}:day:<YYYY-MM-DD>`| hash   | `<jurisdiction>␟<stage>␟<on_time\|late\|breached>` → count that day (display zone); expires after 8 days |
@@ -37,6 +39,9 @@
 //! the partition's names ([`Names`], part of its [`Fence`]), the other scripts decode for
 //! readers, and only the order and cursors of a page ([`IndexMatch::key`]) are the
 //! short form.
+//!
+//! An alert whose open stages are all still quiet (none warned or breached) has one `due`
+//! entry for them all ([`IndexEntry::shared`]), which a list reads as one a stage.
 //!
 //! `due` and `late` hold one entry per open stage, most of an open alert's memory, so they are
 //! bucketed (`lua/buckets.lua`): a directory zset `…:dir` of buckets, each a zset of at most
@@ -169,6 +174,11 @@ impl PartitionKeys {
     pub fn names(&self) -> String {
         format!("{}:names", self.tag)
     }
+    /// The `due` indexes of shared entries ([`IndexEntry::index`]) the partition has
+    /// written, a set of their names: a list reads each, once a stage.
+    pub fn shared(&self) -> String {
+        format!("{}:shared", self.list(StageList::Due))
+    }
     /// The id map: open alerts' handles → their ids (`lua/names.lua`); its buckets start with
     /// this name.
     pub fn ids(&self) -> String {
@@ -262,14 +272,19 @@ impl StageList {
     }
 }
 
+/// Separates the stages of a shared entry ([`IndexEntry::shared`]), and the `{p}:openstat`
+/// fields it counts in.
+pub const SHARED_SEP: char = '\x1e';
+
 /// One entry of `{p}:due` or `{p}:late`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IndexEntry {
     pub list: StageList,
-    /// The score: the stage's deadline.
+    /// The score: the stage's deadline (a shared entry's: its earliest stage's).
     pub deadline: Millis,
     pub member: String,
-    /// The `{p}:openstat` field the entry counts in: `<jurisdiction>␟<stage>`.
+    /// The `{p}:openstat` fields the entry counts in, `<jurisdiction>␟<stage>`: one, or a
+    /// shared entry's, one a stage, separated by [`SHARED_SEP`].
     pub station: String,
 }
 
@@ -293,6 +308,66 @@ impl IndexEntry {
             ),
             station: station_field(&alert.jurisdiction, s.stage.as_str()),
         }
+    }
+
+    /// One `due` entry for `stages`, open stages of `alert` none of which is warned or
+    /// breached, in place of an entry a stage: an alert costs Redis about 18,000 instructions
+    /// an entry it writes (BENCHMARKS.md, "What is left of the open set's Redis"), and most
+    /// open alerts are new ones waiting for their first warning or disposition. Scored by the
+    /// earliest stage's deadline, its stage part lists the stages in (deadline, ladder) order,
+    /// each after the first with how long after the first it is due:
+    /// `visit␞meet+3600000␞feedback+18000000`, its last part `v`. A list reads each stage from
+    /// it as if it had its own entry (`lua/list_stages.lua`).
+    pub fn shared(alert: &Alert, stages: &[OpenStage]) -> IndexEntry {
+        debug_assert!(!stages.is_empty() && stages.iter().all(|s| !s.warned && s.level == 0));
+        let mut order: Vec<&OpenStage> = stages.iter().collect();
+        order.sort_by_key(|s| s.deadline);
+        let first = order[0].deadline;
+        let mut shape = order[0].stage.as_str().to_owned();
+        let mut station = station_field(&alert.jurisdiction, order[0].stage.as_str());
+        for s in &order[1..] {
+            shape.push(SHARED_SEP);
+            shape.push_str(&format!("{}+{}", s.stage, s.deadline - first));
+            station.push(SHARED_SEP);
+            station.push_str(&station_field(&alert.jurisdiction, s.stage.as_str()));
+        }
+        IndexEntry {
+            list: StageList::Due,
+            deadline: first,
+            member: format!(
+                "{j}{SEP}{r}{SEP}{shape}{SEP}{id}{SEP}v",
+                j = alert.jurisdiction,
+                r = alert.risk.as_str(),
+                id = alert.alert_id,
+            ),
+            station,
+        }
+    }
+
+    /// The index the entry belongs in, as the batch script names it: `d` (`due`), `l`
+    /// (`late`), or for a shared entry the `due` index of its offsets, `+<after>…` (each stage
+    /// after the first, how long after it it is due: `+3600000+18000000`, the key
+    /// `{p}:due:+3600000+18000000`), in which every entry stands for its stages alike and a
+    /// list reads it once a stage (`lua/list_stages.lua`).
+    pub fn index(&self) -> String {
+        if self.list == StageList::Late {
+            return "l".to_owned();
+        }
+        let shape = self.member.split(SEP).nth(2).unwrap_or_default();
+        if !self.member.ends_with(&format!("{SEP}v")) || !shape.contains(SHARED_SEP) {
+            return "d".to_owned();
+        }
+        shape
+            .split(SHARED_SEP)
+            .skip(1)
+            .filter_map(|stage| stage.rsplit_once('+'))
+            .map(|(_, after)| format!("+{after}"))
+            .collect()
+    }
+
+    /// The `{p}:openstat` fields the entry counts in.
+    pub fn stations(&self) -> impl Iterator<Item = &str> {
+        self.station.split(SHARED_SEP)
     }
 }
 
@@ -1136,24 +1211,35 @@ impl Store {
                     .arg(&m.entry.station);
             }
         };
+        // Each index's entries together (each run stays sorted): those removed, then those
+        // added as two runs, those an index may hold and those named by a handle this batch
+        // gave, which no index holds yet.
+        type Runs<'m, 'a> = (
+            Vec<&'m Member<'a>>,
+            Vec<&'m Member<'a>>,
+            Vec<&'m Member<'a>>,
+        );
+        let mut by_index: BTreeMap<String, Runs<'_, '_>> = BTreeMap::new();
+        for m in &removed {
+            by_index.entry(m.entry.index()).or_default().0.push(m);
+        }
+        for m in &added {
+            let runs = by_index.entry(m.entry.index()).or_default();
+            if m.new { &mut runs.2 } else { &mut runs.1 }.push(m);
+        }
         // Stations of the entries named by a handle this batch gave, counted here: the script
         // adds them to the station counters without an argument or a call an entry.
         let mut new_by_station: BTreeMap<&str, u32> = BTreeMap::new();
-        for (entries, added) in [(&removed, false), (&added, true)] {
-            // Sorted, so each list's entries are together: a count a list, due first. Added
-            // entries go as two runs a list: those an index may hold, then those named by a
-            // handle this batch gave, which no index holds yet.
-            let due = entries.partition_point(|m| m.entry.list == StageList::Due);
-            for of_list in [&entries[..due], &entries[due..]] {
-                let (new, other): (Vec<&Member<'_>>, _) =
-                    of_list.iter().partition(|m| added && m.new);
-                run(&mut cmd, &other);
-                if added {
-                    cmd.arg(new.len());
-                    for m in &new {
-                        cmd.arg(m.entry.deadline).arg(&m.stored);
-                        *new_by_station.entry(m.entry.station.as_str()).or_default() += 1;
-                    }
+        cmd.arg(by_index.len());
+        for (index, (removed, other, new)) in &by_index {
+            cmd.arg(index);
+            run(&mut cmd, removed);
+            run(&mut cmd, other);
+            cmd.arg(new.len());
+            for m in new {
+                cmd.arg(m.entry.deadline).arg(&m.stored);
+                for station in m.entry.stations() {
+                    *new_by_station.entry(station).or_default() += 1;
                 }
             }
         }
@@ -1372,7 +1458,10 @@ impl Store {
     ) -> Result<IndexPage, StoreError> {
         let k = self.keys(partition);
         let mut inv = self.scripts.list_stages.prepare_invoke();
-        inv.key(k.list(list)).key(k.names()).key(k.ids());
+        inv.key(k.list(list))
+            .key(k.names())
+            .key(k.ids())
+            .key(k.shared());
         match q.after {
             Some((deadline, member)) => inv.arg(deadline).arg(member),
             None => inv.arg("").arg(""),
@@ -1385,7 +1474,8 @@ impl Store {
         .arg(q.limit)
         .arg(q.budget)
         .arg(q.risk.map(Risk::as_str).unwrap_or_default())
-        .arg(q.stage.unwrap_or_default());
+        .arg(q.stage.unwrap_or_default())
+        .arg(if list == StageList::Due { "1" } else { "0" });
         let prefixes = q.prefixes.unwrap_or_default();
         inv.arg(if q.prefixes.is_some() { "1" } else { "0" })
             .arg(prefixes.len());
@@ -1682,5 +1772,54 @@ mod tests {
             Some(("620102-GWM", "sign_for", None))
         );
         assert_eq!(parse_station_field("620102\x1fvisit\x1fsoon"), None);
+    }
+
+    #[test]
+    fn a_shared_entry_lists_its_stages_by_deadline_and_goes_in_the_index_of_its_offsets() {
+        let alert = Alert {
+            alert_id: "GA-2".into(),
+            issued_at: 0,
+            jurisdiction: "330100".into(),
+            risk: Risk::High,
+            channel: None,
+            fraud_type: None,
+            amount_cents: None,
+        };
+        let stage = |name: &str, deadline| OpenStage {
+            stage: crate::domain::Stage::new(name).unwrap(),
+            deadline,
+            warned: false,
+            level: 0,
+        };
+        // A ladder whose second stage is due first; two stages share a deadline.
+        let shared = IndexEntry::shared(
+            &alert,
+            &[stage("call", 50), stage("visit", 20), stage("meet", 50)],
+        );
+        assert_eq!((shared.list, shared.deadline), (StageList::Due, 20));
+        assert_eq!(
+            shared.member,
+            "330100\x1fhigh\x1fvisit\x1ecall+30\x1emeet+30\x1fGA-2\x1fv"
+        );
+        assert_eq!(shared.index(), "+30+30");
+        assert_eq!(
+            shared.stations().collect::<Vec<_>>(),
+            ["330100\x1fvisit", "330100\x1fcall", "330100\x1fmeet"]
+        );
+        // Not a stage the lists read by itself.
+        assert_eq!(
+            ListedStage::decode(StageList::Due, 20, &shared.member),
+            None
+        );
+        let own = IndexEntry::of(&alert, &stage("visit", 20));
+        assert_eq!((own.index().as_str(), own.stations().count()), ("d", 1));
+        let late = IndexEntry::of(
+            &alert,
+            &OpenStage {
+                level: 1,
+                ..stage("visit", 20)
+            },
+        );
+        assert_eq!(late.index(), "l");
     }
 }

@@ -52,15 +52,17 @@
 --         (clock, overdue: '-' unchanged, '' removed, else the score; ttl_ms '' = none),
 --       n_notices, (json)*,
 --       n_policies, (version, json)*  (a snapshot is written once: the alerts it names keep it),
---       the entries removed, as n_due, (deadline, member, station)*, n_late, (deadline,
---         member, station)*, then those added, as two runs a list (due, then late): the
---         entries an index may hold, as above, then those named by a handle this batch gave,
---         which none does, as n, (deadline, member)*: those are added without asking which are
---         held, and appended (buckets.lua); then how many of those each station has, as
---         n_stations, (station, count)*: the owner counts them, not the script an entry (a
---         call and an argument an entry, three a new alert)
+--       the stage indexes' entries, as n_indexes, then for each index: its name ('d' due, 'l'
+--         late, '+<after>…' the due index of shared entries of those offsets, `<due>:<name>`,
+--         names.lua), the entries removed as n, (deadline, member, station)*, then those added
+--         as two runs: the entries the index may hold, as above, then those named by a handle
+--         this batch gave, which it does not, as n, (deadline, member)*: those are added
+--         without asking which are held, and appended (buckets.lua); then how many of those
+--         each station has, as n_stations, (station, count)*: the owner counts them, not the
+--         script an entry (a call and an argument an entry, three a new alert)
 --         (each run sorted by deadline, member; a member as stored,
---         `<code>\31<handle>\31<x>`, coded by the owner; counts a list, not the list an
+--         `<code>\31<handle>\31<x>`, coded by the owner; a station `<jurisdiction>\31<stage>`,
+--         a shared entry's one a stage, separated by \30; counts a list, not the list an
 --         entry: 1.5% of a drain's instructions, counted),
 --       n_days, day_ttl_seconds, (n_fields, (field, increment)*)*  (one per day key, in order),
 --       changes ('' = none: a JSON array of [alert_id, jurisdiction]),
@@ -69,7 +71,8 @@
 --
 -- The stage indexes change by the differences the caller computed from the records as loaded
 -- (removals first, so an entry that moves within an index is removed, then added), a group of
--- entries per bucket (buckets.lua). openstat counts what the indexes actually hold: it moves
+-- entries per bucket (buckets.lua). An index of shared entries written to is named in
+-- `<due>:shared`, for the lists. openstat counts what the indexes actually hold: it moves
 -- only by members removed or added, once per station and batch, and a field at 0 is deleted.
 -- The earliest score of the clock returned may be early (buckets.lua): a time to look again.
 local ARGV, KEYS = ARGV, KEYS -- locals: a global is a table lookup at every use (1.4%, counted)
@@ -236,14 +239,23 @@ for _ = 1, n do
   redis.call('HSETNX', KEYS[7], ARGV[i], ARGV[i + 1]); i = i + 2
 end
 
-local lists = { d = KEYS[8], l = KEYS[9] }
 local stations, station_order = {}, {}
-local function count(station, by)
+local function count_one(station, by)
   if not stations[station] then
     stations[station] = 0
     station_order[#station_order + 1] = station
   end
   stations[station] = stations[station] + by
+end
+-- An entry's station, or a shared entry's, one a stage (names.lua).
+local function count(station, by)
+  if string.find(station, '\30', 1, true) then
+    for one in string.gmatch(station, '[^\30]+') do
+      count_one(one, by)
+    end
+  else
+    count_one(station, by)
+  end
 end
 -- One list's entries as sent: n, (deadline, member, station)*; `new`: n, (deadline, member)*.
 local function entries(new)
@@ -266,18 +278,19 @@ local function entries(new)
   end
   return items
 end
-local removed = {}
-for _, code in ipairs({ 'd', 'l' }) do
-  removed[code] = entries()
-end
-for _, code in ipairs({ 'd', 'l' }) do
-  local items = removed[code]
-  bucket_rem_all(lists[code], items, function(t) count(items.st[t], -1) end)
-end
-for _, code in ipairs({ 'd', 'l' }) do
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  local index = ARGV[i]; i = i + 1
+  local key = index == 'd' and KEYS[8] or index == 'l' and KEYS[9] or KEYS[8] .. ':' .. index
   local items = entries()
-  bucket_add_all(lists[code], items, function(t) count(items.st[t], 1) end)
-  bucket_add_all(lists[code], entries(true), nil, true)
+  bucket_rem_all(key, items, function(t) count(items.st[t], -1) end)
+  local held = entries()
+  bucket_add_all(key, held, function(t) count(held.st[t], 1) end)
+  local new = entries(true)
+  bucket_add_all(key, new, nil, true)
+  if key ~= KEYS[8] and key ~= KEYS[9] and (#held.s > 0 or #new.s > 0) then
+    redis.call('SADD', KEYS[8] .. ':shared', index)
+  end
 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do

@@ -76,6 +76,33 @@ local function names_encoder(key)
   end
 end
 
+-- Shared entries (store.rs, IndexEntry::shared): an alert whose open stages are all still
+-- quiet has one `due` entry, `<code>\31<handle>\31v`, scored by its earliest stage's deadline,
+-- whose triple's stage part lists its stages, each after the first with how long after it it
+-- is due: `visit\30meet+3600000\30feedback+18000000`. It is kept in the `due` index of those
+-- offsets, `<due>:+3600000+18000000`, whose names the set `<due>:shared` holds: a list reads
+-- each such index once a stage (list_stages.lua).
+-- A shared entry's triple read: { jr = '<jurisdiction>\31<risk>\31', first = its first
+-- stage, [k] = { stage, after } }; nil for a triple that is not one.
+local function shared_stages(triple)
+  local jr, stages = string.match(triple, '^([^\31]*\31[^\31]*\31)([^\31]*)$')
+  if not jr or not string.find(stages, '\30', 1, true) then
+    return nil
+  end
+  local shape = { jr = jr }
+  for part in string.gmatch(stages, '[^\30]+') do
+    if not shape.first then
+      shape.first = part
+    else
+      local stage, after = string.match(part, '^([^+]*)%+(%d+)$')
+      if not stage then
+        return nil
+      end
+      shape[#shape + 1] = { stage, tonumber(after) }
+    end
+  end
+  return shape
+end
 -- Reads stored members: returns `parts(stored)`, the triple, name (handle or id) and last part
 -- (nil when the code does not resolve), and `id_of(name)`, the alert id a name stands for (nil
 -- for a handle the id map no longer holds). Separate, so that a filter reads the triple only
