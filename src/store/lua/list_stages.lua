@@ -105,14 +105,73 @@ end
 
 local CHUNK = 256
 
+-- A position in the list: (deadline, member); a <= b.
+local function le(ad, am, bd, bm)
+  if ad ~= bd then
+    return ad < bd
+  end
+  return at_or_before(am, bm)
+end
+
+-- The streams, each with what it shows of a stored entry (`show`): the decoded member's first
+-- three parts and a separator (what a filter reads), the last part, and its name (handle or
+-- id); nil for an entry that does not decode, which the first stream of an index shows as it
+-- is stored (nil, nil, nil, true).
+local specs = {}
+local function add_stream(base, after, suffix, show)
+  specs[#specs + 1] = { base = base, after = after, suffix = suffix, show = show }
+end
+add_stream(KEYS[1], 0, '', function(stored)
+  local triple, name, last = parts(stored)
+  if not triple then
+    return nil, nil, nil, true
+  end
+  return triple .. '\31', last, name
+end)
+if ARGV[8] == '1' then
+  for _, index in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+    local base = KEYS[1] .. ':' .. index
+    -- Stage k of a shared entry of this index: 0 the first.
+    local function show(k)
+      return function(stored)
+        local triple, name = parts(stored)
+        local shape = triple and shape_of(triple)
+        local st = shape and (k == 0 and shape.first or (shape[k] or {})[1])
+        if not st then
+          return nil, nil, nil, k == 0
+        end
+        return shape.jr .. st .. '\31', '0', name
+      end
+    end
+    add_stream(base, 0, '', show(0))
+    local k = 0
+    for after in string.gmatch(index, '%+(%d+)') do
+      k = k + 1
+      add_stream(base, tonumber(after), tostring(k), show(k))
+    end
+  end
+end
+
+-- What the streams examined, over all of them.
+local examined = 0
+-- Most entries a stream examines at a time before the others get their turn.
+local STRIDE = 64
+
 -- A stream: the entries of the index `base` shifted by `after` ms, each member followed by
--- `suffix`, from the first after the cursor to the last in range. `head()` is its next entry
--- (deadline, member, stored member) without taking it, `take()` takes it.
-local function stream(base, after, suffix)
+-- `suffix`, from the first after the cursor to the last in range. `head()` is the match it
+-- holds, if any (deadline, member, the member the caller reads); `advance(n)` examines entries
+-- until it holds a match, has examined `n` without one, or has none left (`done`); `reach()`
+-- is the last entry it examined, as a position (the cursor before it examined any); `take()`
+-- takes the match. Unfiltered, every entry is a match and scores come with the entries;
+-- filtered, a score is read only for a match and for the last entry of an advance that found
+-- none (formatting every examined entry's score would cost more than matching it).
+local function stream(spec)
+  local base, after, suffix, show = spec.base, spec.after, spec.suffix, spec.show
   local dir = base .. ':dir'
+  local step = filtered and 1 or 2
   local hi = max_deadline == '+inf' and '+inf' or ms(tonumber(max_deadline) - after)
   local b, key, rank, stop
-  local rows, at, chunk = {}, 1, math.min(CHUNK, limit)
+  local rows, at, chunk = {}, 1, math.min(CHUNK, math.max(8, math.ceil(limit / #specs)))
   local function in_range()
     if hi == '+inf' then
       return redis.call('ZCARD', key)
@@ -169,108 +228,155 @@ local function stream(base, after, suffix)
       key = base .. ':' .. b
       rank, stop = 0, in_range()
     end
-    rows = redis.call('ZRANGE', key, rank, rank + math.min(chunk, stop - rank) - 1, 'WITHSCORES')
-    rank, at, chunk = rank + #rows / 2, 1, math.min(CHUNK, chunk * 2)
+    local to = rank + math.min(chunk, stop - rank) - 1
+    if filtered then
+      rows = redis.call('ZRANGE', key, rank, to)
+    else
+      rows = redis.call('ZRANGE', key, rank, to, 'WITHSCORES')
+    end
+    rank, at, chunk = rank + #rows / step, 1, math.min(CHUNK, chunk * 2)
     return #rows > 0
   end
-  local s = {}
-  local deadline, member
-  function s.head()
-    if not deadline then
+  local s = { done = false }
+  -- The match held: deadline, member, what the caller reads, the stored member, its score.
+  local hd, hm, hread, hstored, hscore
+  -- The last entry examined: stored member, its bucket, its score (nil: not read yet); the
+  -- reach as a position once read.
+  local last, last_key, last_score
+  local rd, rm = after_deadline ~= '' and tonumber(after_deadline) or nil, after_member
+  function s.advance(n)
+    local skipped = 0
+    while not hd and skipped < n do
       if at > #rows and not fill() then
-        return nil
+        s.done = true
+        break
       end
-      deadline, member = tonumber(rows[at + 1]) + after, rows[at] .. suffix
+      local stored = rows[at]
+      local shown, tail, name, raw = show(stored)
+      local id = shown and matches(shown) and id_of(name)
+      if id or (not filtered and (raw or shown)) then
+        local score = filtered and redis.call('ZSCORE', key, stored) or rows[at + 1]
+        -- Not this version's, or named by a handle the id map does not hold: the caller
+        -- refuses it.
+        hd, hm = tonumber(score) + after, stored .. suffix
+        hread, hstored, hscore = id and (shown .. id .. '\31' .. tail) or stored, stored, score
+      else
+        skipped, examined = skipped + 1, examined + 1
+        last, last_key, last_score = stored, key, not filtered and rows[at + 1] or nil
+        rd = nil
+        at = at + step
+      end
     end
-    return deadline, member, rows[at]
   end
+  function s.head()
+    return hd, hm, hread
+  end
+  -- Takes the match: its deadline as the caller reads it (as Redis wrote it when not shifted).
+  -- Unfiltered, the next entry is the next match: it is held at once.
   function s.take()
-    at, deadline, member = at + 2, nil, nil
+    examined = examined + 1
+    last, last_key, last_score, rd, rm = hstored, key, hscore, hd, hm
+    local deadline = after == 0 and hscore or ms(hd)
+    hd = nil
+    at = at + step
+    if not filtered then
+      s.advance(1)
+    end
+    return deadline
+  end
+  function s.reach()
+    if not rd and last then
+      rd = tonumber(last_score or redis.call('ZSCORE', last_key, last)) + after
+      rm = last .. suffix
+    end
+    return rd, rm
+  end
+  function s.started()
+    return last ~= nil or hd ~= nil
+  end
+  function s.more()
+    return hd ~= nil or at <= #rows or fill()
   end
   return s
 end
-
--- The streams, each with what it shows of a stored entry: the decoded member's first three
--- parts and a separator (what a filter reads), the last part, and its name (handle or id); nil
--- for an entry that does not decode, which the first stream of an index shows as it is stored
--- (nil, nil, nil, true).
 local streams = {}
-local function add_stream(base, after, suffix, show)
-  streams[#streams + 1] = { s = stream(base, after, suffix), show = show }
+for j, spec in ipairs(specs) do
+  streams[j] = stream(spec)
 end
-add_stream(KEYS[1], 0, '', function(stored)
-  local triple, name, last = parts(stored)
-  if not triple then
-    return nil, nil, nil, true
-  end
-  return triple .. '\31', last, name
-end)
-if ARGV[8] == '1' then
-  for _, index in ipairs(redis.call('SMEMBERS', KEYS[4])) do
-    local base = KEYS[1] .. ':' .. index
-    -- Stage k of a shared entry of this index: 0 the first.
-    local function show(k)
-      return function(stored)
-        local triple, name = parts(stored)
-        local shape = triple and shape_of(triple)
-        local st = shape and (k == 0 and shape.first or (shape[k] or {})[1])
-        if not st then
-          return nil, nil, nil, k == 0
+
+-- The page: the streams' matches merged. A match is taken once every stream that holds none
+-- has examined past it; until then the stream that has examined least goes on, STRIDE entries
+-- at a time, so the streams move through the list together and the budget is spent where the
+-- page is. Every stream examines at least one entry, so the frontier moves. When the budget
+-- ends, every match held is behind a stream that has not examined up to it.
+local out = { '0', '', '' }
+local found, last_d, last_m = 0, nil, nil
+while found < limit do
+  local held, hd, hm
+  local behind, bd, bm
+  for _, x in ipairs(streams) do
+    if not x.done then
+      local d, m = x.head()
+      if d then
+        if not held or le(d, m, hd, hm) then
+          held, hd, hm = x, d, m
         end
-        return shape.jr .. st .. '\31', '0', name
+      else
+        local rd, rm = x.reach()
+        if not behind or not rd or (bd and le(rd, rm, bd, bm)) then
+          behind, bd, bm = x, rd, rm
+        end
       end
     end
-    add_stream(base, 0, '', show(0))
-    local k = 0
-    for after in string.gmatch(index, '%+(%d+)') do
-      k = k + 1
-      add_stream(base, tonumber(after), tostring(k), show(k))
-    end
   end
-end
-
--- The stream whose head comes first, and its head.
-local function next_stream()
-  local best, bd, bm, bstored
-  for _, x in ipairs(streams) do
-    local d, m, stored = x.s.head()
-    if d and (not best or d < bd or (d == bd and at_or_before(m, bm))) then
-      best, bd, bm, bstored = x, d, m, stored
-    end
-  end
-  return best, bd, bm, bstored
-end
-
-local out = { '0', '', '' }
-local found, examined = 0, 0
-local last_deadline, last_member
-while found < limit and examined < budget do
-  local x, deadline, member, stored = next_stream()
-  if not x then
+  if held and (not behind or (bd and le(hd, hm, bd, bm))) then
+    -- Taking a match examines nothing more: one that can be taken is, whatever the budget.
+    local _, _, read = held.head()
+    out[#out + 1] = held.take()
+    out[#out + 1] = hm
+    out[#out + 1] = read
+    found, last_d, last_m = found + 1, hd, hm
+  elseif behind and (examined < budget or not behind.started()) then
+    behind.advance(math.max(1, math.min(STRIDE, budget - examined)))
+  else
     break
   end
-  x.s.take()
-  examined = examined + 1
-  last_deadline, last_member = deadline, member
-  local shown, tail, name, raw = x.show(stored)
-  local id = shown and matches(shown) and id_of(name)
-  if id then
-    found = found + 1
-    out[#out + 1] = ms(deadline)
-    out[#out + 1] = member
-    out[#out + 1] = shown .. id .. '\31' .. tail
-  elseif not filtered and (raw or shown) then
-    -- Not this version's, or named by a handle the id map does not hold: the caller refuses it.
-    found = found + 1
-    out[#out + 1] = ms(deadline)
-    out[#out + 1] = member
-    out[#out + 1] = stored
+end
+
+-- The frontier: every stream has examined everything up to it.
+local fd, fm = last_d, last_m
+local bounded, more = false, false
+for _, x in ipairs(streams) do
+  if not x.done then
+    local rd, rm = x.reach()
+    if x.head() then
+      -- It has examined all before its match, which is past the last taken, if any was; if
+      -- none was, a stream that has not examined up to that match bounds the frontier.
+      if not last_d then
+        rd = nil
+      elseif not rd or le(rd, rm, last_d, last_m) then
+        rd, rm = last_d, last_m
+      end
+    end
+    if rd and (not bounded or le(rd, rm, fd, fm)) then
+      fd, fm, bounded = rd, rm, true
+    end
+    more = more or x.more()
   end
 end
-if last_deadline then
-  out[2], out[3] = ms(last_deadline), last_member
+if not bounded then
+  -- Every stream ran out: the frontier is the furthest any got.
+  for _, x in ipairs(streams) do
+    local rd, rm = x.reach()
+    if rd and (not fd or le(fd, fm, rd, rm)) then
+      fd, fm = rd, rm
+    end
+  end
 end
-if not next_stream() then
+if fd then
+  out[2], out[3] = ms(fd), fm
+end
+if not more then
   -- Nothing more in range after the frontier: the last page is not followed by an empty one.
   out[1] = '1'
 end
