@@ -2223,6 +2223,14 @@ async fn new_alerts_entries_are_appended_in_full_buckets_and_found_again_by_thei
     o.ingest(&closed, T0 + 10 * MIN, None).await;
     assert_eq!(stored_index(&redis, shared), []);
     assert_eq!(stored_index(&redis, "{t:0}:due"), []);
+    let named: Vec<String> = redis::cmd("SMEMBERS")
+        .arg("{t:0}:due:shared")
+        .query(&mut sync(&redis))
+        .unwrap();
+    assert!(
+        named.is_empty(),
+        "an emptied index is no longer read: {named:?}"
+    );
     assert!(hash(&redis, "{t:0}:openstat").is_empty());
 }
 

@@ -20,7 +20,7 @@
 //! | `{fsla:p}:late:dir`, `:late:<n>` | zsets | open stages with a breach level fired, by deadline: `/v1/overdue`; bucketed |
 //! | `{fsla:p}:names`           | hash   | the dictionary of index members and record names: `<jurisdiction>␟<risk>␟<stage>` and `=<name>` → code, `#<code>` → it, `n` codes given |
 //! | `{fsla:p}:due:+<after>…:dir`, `…:<n>` | zsets | shared `due` entries whose stages are due that long after the first ([`IndexEntry::index`]); bucketed |
-//! | `{fsla:p}:due:shared`      | set    | the names (`+<after>…`) of the shared entries' indexes written |
+//! | `{fsla:p}:due:shared`      | set    | the names (`+<after>…`) of the shared entries' indexes that hold entries |
 //! | `{fsla:p}:ids:<r>`         | hash   | handle → alert id of the open alerts of handle range *r*, the handle but its last character (the owner's `handles` counts handles given) |
 //! | `{fsla:p}:openstat`        | hash   | `<jurisdiction>␟<stage>` → open stages now (entries of `due` + `late`) |
 //! | `{fsla:p}:day:<YYYY-MM-DD>`| hash   | `<jurisdiction>␟<stage>␟<on_time\|late\|breached>` → count that day (display zone); expires after 8 days |

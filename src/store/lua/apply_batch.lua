@@ -72,7 +72,7 @@
 -- The stage indexes change by the differences the caller computed from the records as loaded
 -- (removals first, so an entry that moves within an index is removed, then added), a group of
 -- entries per bucket (buckets.lua). An index of shared entries written to is named in
--- `<due>:shared`, for the lists. openstat counts what the indexes actually hold: it moves
+-- `<due>:shared`, for the lists, until a batch empties it. openstat counts what the indexes actually hold: it moves
 -- only by members removed or added, once per station and batch, and a field at 0 is deleted.
 -- The earliest score of the clock returned may be early (buckets.lua): a time to look again.
 local ARGV, KEYS = ARGV, KEYS -- locals: a global is a table lookup at every use (1.4%, counted)
@@ -288,8 +288,13 @@ for _ = 1, n do
   bucket_add_all(key, held, function(t) count(held.st[t], 1) end)
   local new = entries(true)
   bucket_add_all(key, new, nil, true)
-  if key ~= KEYS[8] and key ~= KEYS[9] and (#held.s > 0 or #new.s > 0) then
-    redis.call('SADD', KEYS[8] .. ':shared', index)
+  if key ~= KEYS[8] and key ~= KEYS[9] then
+    if #held.s > 0 or #new.s > 0 then
+      redis.call('SADD', KEYS[8] .. ':shared', index)
+    elseif #items.s > 0 and redis.call('EXISTS', key .. ':dir') == 0 then
+      -- Emptied: the lists no longer read it (a reload's old deadlines leave no stream behind).
+      redis.call('SREM', KEYS[8] .. ':shared', index)
+    end
   end
 end
 n = tonumber(ARGV[i]); i = i + 1
