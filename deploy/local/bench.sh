@@ -177,7 +177,7 @@ applied() { messages_applied "$HP"; }
 # The timed phases poll the processor 20 times a second. With curl, awk, date and sleep a poll
 # cost ~9 ms of CPU in forks, 18% of a core taken from the 2-core machine being measured, while
 # its redis-server waited for a core 9-13% of the open phase (/proc/<pid>/schedstat). One Python
-# process a phase polls on one connection instead (~0.3 ms a poll).
+# process a phase polls on one connection instead (~0.5 ms of CPU a poll).
 wait_applied() { # target, timeout in s; the time (ms) it was reached
     python3 - "$HP" "$1" "$2" <<'PY'
 import http.client, sys, time

@@ -137,8 +137,9 @@ return { n, e, one, scores, lp }'
 # alert's stages), `late`, `clock`, each line over every partition's buckets of it.
 buckets=$(redis-cli -p $SRP --scan --pattern '*}:*' | grep -E '\}:(due|late|clock):' \
     | grep -vE ':(dir|n|shared)$' | sed -E 's/^(.*\}:)((due|late|clock)(:\+[0-9+]+)?):[^:]+$/\2 \0/' || true)
-for index in $(awk '{ print $1 }' <<<"$buckets" | sort -u); do
+for index in $({ printf '%s\n' due late clock; awk '{ print $1 }' <<<"$buckets"; } | sort -u); do
     mapfile -t keys < <(awk -v i="$index" '$1 == i { print $2 }' <<<"$buckets")
+    [ "${#keys[@]}" -gt 0 ] || { printf "   %-6s no buckets\n" "$index"; continue; }
     redis-cli -p $SRP eval "$shape" "${#keys[@]}" "${keys[@]}" | paste -sd' ' \
         | awk -v i="$index" '{ printf "   %-6s %d buckets, %d entries, %.1f a bucket; %.1f deadlines a bucket, %d%% of the buckets one deadline; %d%% listpacks\n", i, $1, $2, $2 / $1, $4 / $1, 100 * $3 / $1, 100 * $5 / $1 }'
 done
