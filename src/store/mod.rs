@@ -214,11 +214,14 @@ pub const ALERT_BUCKETS: u32 = 4096;
 
 /// Rule: the bucket of an alert's record (and clock entry, if it has no handle). A polynomial
 /// hash modulo a prime, exact in Lua's doubles: `buckets.lua` computes the same to move an
-/// earlier version's clock.
+/// earlier version's clock. Reduced every 8 bytes, not every byte, for the same remainder: from
+/// below the prime, 8 steps of `h * 31 + byte` stay below 2^60 (a division a byte was 2.3% of
+/// the processor's time taking in new alerts, counted).
 pub fn alert_bucket(alert_id: &str) -> u32 {
-    let h = alert_id
-        .bytes()
-        .fold(0u64, |h, b| (h * 31 + u64::from(b)) % 1_000_003);
+    const PRIME: u64 = 1_000_003;
+    let h = alert_id.as_bytes().chunks(8).fold(0u64, |h, chunk| {
+        chunk.iter().fold(h, |h, &b| h * 31 + u64::from(b)) % PRIME
+    });
     (h % u64::from(ALERT_BUCKETS)) as u32
 }
 
@@ -1725,6 +1728,32 @@ mod tests {
                 f64::from(max) < mean * 2.0 + 10.0,
                 "{name}: fullest bucket {max}, mean {mean:.1}"
             );
+        }
+    }
+
+    #[test]
+    fn an_alert_s_bucket_is_the_hash_reduced_at_every_byte() {
+        // The rule as buckets.lua computes it, a byte at a time.
+        let per_byte = |id: &str| {
+            let h = id
+                .bytes()
+                .fold(0u64, |h, b| (h * 31 + u64::from(b)) % 1_000_003);
+            (h % u64::from(ALERT_BUCKETS)) as u32
+        };
+        let long = "\u{10ffff}".repeat(40);
+        for id in [
+            "",
+            "a",
+            "GA-620102-20261202-000417-3f9a",
+            "12345678",
+            "123456789",
+            &long,
+        ] {
+            assert_eq!(alert_bucket(id), per_byte(id), "{id:?}");
+        }
+        for i in 0..20_000 {
+            let id = format!("YJ330106{i:08}-{}", "\u{ff}".repeat(i % 17));
+            assert_eq!(alert_bucket(&id), per_byte(&id), "{id:?}");
         }
     }
 

@@ -9,19 +9,35 @@
 -- ARGV: 1 '1' for a reader, '0' for the owner, then (alert_id, bucket)*
 local load = record_names(KEYS[2])
 local reader = ARGV[1] == '1'
-local out = {}
-for k = 1, (#ARGV - 1) / 2 do
+local n = (#ARGV - 1) / 2
+local out, missed, keys = {}, {}, {}
+for k = 1, n do
   local id, bucket = ARGV[2 * k], ARGV[2 * k + 1]
   local record = redis.call('HGET', KEYS[1] .. ':' .. bucket, id)
-  if not record then
-    record = redis.call('GET', KEYS[3] .. ':' .. id)
-  end
-  if record and reader then
-    if string.byte(record, 1) == 35 then
-      record = string.sub(record, string.find(record, ' ', 1, true) + 1)
-    end
-    record = load(record)
-  end
   out[k] = record
+  if not record then
+    missed[#missed + 1] = k
+    keys[#keys + 1] = KEYS[3] .. ':' .. id
+  end
+end
+-- Those not in their buckets (a new alert's, as a rule), from their own keys: one MGET, not a
+-- GET each (a call from Lua cost a new alert ~500 Redis instructions more, of ~93,000, counted).
+for from = 1, #keys, 1000 do
+  local to = math.min(from + 999, #keys)
+  local got = redis.call('MGET', unpack(keys, from, to))
+  for j = from, to do
+    out[missed[j]] = got[j - from + 1]
+  end
+end
+if reader then
+  for k = 1, n do
+    local record = out[k]
+    if record then
+      if string.byte(record, 1) == 35 then
+        record = string.sub(record, string.find(record, ' ', 1, true) + 1)
+      end
+      out[k] = load(record)
+    end
+  end
 end
 return out
