@@ -2,7 +2,7 @@
 //! Run: `cargo bench --bench domain`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use fraud_sla::store::record;
+use fraud_sla::store::{alert_bucket, record};
 use std::hint::black_box;
 
 use fraud_sla::domain::validate::{decode, Limits, Source};
@@ -148,6 +148,12 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decode", |b| {
         b.iter(|| record::decode(black_box(&id), black_box(&bytes)).unwrap())
     });
+    g.finish();
+
+    // Where an alert's record lives: twice a message (the load and the write).
+    let mut g = c.benchmark_group("store");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("alert_bucket", |b| b.iter(|| alert_bucket(black_box(&id))));
     g.finish();
 }
 
