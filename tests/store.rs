@@ -2512,6 +2512,17 @@ async fn records_and_clock_entries_live_in_buckets_that_stay_listpacks() {
         .query(&mut sync(&redis))
         .unwrap();
     assert!(!kept);
+    // One load of records in their buckets, in their own keys and nowhere, in any order.
+    let some = [&ids[1], &ids[0], "none-such", &ids[2]].map(str::to_owned);
+    assert_eq!(
+        s.load(0, &some).await.unwrap(),
+        [
+            Some(states[1].clone()),
+            Some(closed.clone()),
+            None,
+            Some(states[2].clone())
+        ]
+    );
     assert_eq!(s.get(0, &ids[0]).await.unwrap(), Some(closed));
     assert_eq!(
         id_map_len(&redis, 0),
