@@ -179,11 +179,10 @@ applied() { messages_applied "$HP"; }
 # its redis-server waited for a core 9-13% of the open phase (/proc/<pid>/schedstat). One Python
 # process a phase polls on one connection instead (~0.5 ms of CPU a poll).
 wait_applied() { # target, timeout in s; the time (ms) it was reached
-    python3 - "$HP" "$1" "$2" <<'PY'
+    python3 - "$HP" "$1" "$2" "$APPLIED_METRICS" <<'PY'
 import http.client, sys, time
 port, target, timeout = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-counted = {"fraud_sla_alerts_total", "fraud_sla_dispositions_total",
-           "fraud_sla_duplicates_total", "fraud_sla_deadletters_total"}  # as messages_applied
+counted = set(sys.argv[4].split())
 until, conn, n = time.time() + timeout, None, 0
 while True:
     try:

@@ -31,10 +31,16 @@ shipped_policy() {
     awk '/^\[sla\]/ { p = 1 } /^\[/ && !/^\[sla/ { p = 0 } p' "$ROOT/config/default.toml"
 }
 
-# Messages the processor whose HTTP listens on 127.0.0.1:$1 has applied: in Redis with their
-# offsets (counted after the batch script returned), including the duplicates it skipped and
-# the dead letters it wrote. 0 while it does not answer.
+# The counters whose sum is the messages a processor has applied: in Redis with their offsets
+# (counted after the batch script returned), including the duplicates it skipped and the dead
+# letters it wrote.
+APPLIED_METRICS="fraud_sla_alerts_total fraud_sla_dispositions_total fraud_sla_duplicates_total fraud_sla_deadletters_total"
+
+# Messages the processor whose HTTP listens on 127.0.0.1:$1 has applied (APPLIED_METRICS). 0
+# while it does not answer.
 messages_applied() {
     { curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null || true; } \
-        | awk '$1 ~ /^fraud_sla_(alerts|dispositions|duplicates|deadletters)_total({|$)/ { s += $2 } END { printf "%d", s }'
+        | awk -v names="$APPLIED_METRICS" 'BEGIN { split(names, n, " "); for (i in n) counted[n[i]] = 1 }
+            { name = $1; i = index(name, "{"); if (i) name = substr(name, 1, i - 1) }
+            name in counted { s += $2 } END { printf "%d", s }'
 }
