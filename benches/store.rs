@@ -208,10 +208,14 @@ async fn main() {
             replay_to: None,
         };
         let sorted = plan::sort(&inputs, progress, now, limits);
+        // As the partition does: the alerts are taken as new, and the script checks.
+        let unread = sorted.taken_as_new(|_| false);
         let started = Instant::now();
-        let states = store.load(0, &sorted.alert_ids()).await.unwrap();
+        let read = store.load(0, &sorted.to_read(&unread)).await.unwrap();
         loading += started.elapsed();
-        let outcome = plan::apply(sorted, states, &policy, now, &jiff::tz::TimeZone::UTC);
+        let states = sorted.states(&unread, read);
+        let outcome =
+            plan::apply(sorted, states, &policy, now, &jiff::tz::TimeZone::UTC).unread(&unread);
         let started = Instant::now();
         store.apply(0, &mut fence, &outcome.batch).await.unwrap();
         writing += started.elapsed();

@@ -294,6 +294,57 @@ async fn a_disposition_before_its_alert_is_held_and_applied_before_the_clocks() 
     run.assert_private(&seen);
 }
 
+/// The owner takes an alert whose own message is in its batch as new, without reading Redis
+/// (src/partition/plan.rs, `taken_as_new`), and the batch script checks. Here it meets what
+/// Redis holds: a disposition held for its alert by the process before (so this one does not
+/// know it waits) and an open alert sent again. Both are read and planned again: the held
+/// disposition applies before the clocks, and the first alert wins.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_taken_as_new_that_redis_holds_is_read_and_planned_again() {
+    let mut run = Run::start("held-again", 2, FAST_SLA);
+    let issued = now_ms() - 5_000;
+    run.disposition("ev-before", "HELD-2", "met", issued + 1_000)
+        .await;
+    let topic = run.env.topics.dispositions.clone();
+    run.wait_metric(
+        "fraud_sla_ingest_delay_seconds_count",
+        &[("topic", &topic)],
+        1.0,
+    );
+    assert_eq!(run.p.sigterm().code(), Some(0));
+    run.p = run.env.processor();
+    run.p.wait_ready(WITHIN);
+
+    run.alert("HELD-2", issued, "medium").await;
+    let now = now_ms();
+    run.alert("AGAIN-1", now, "medium").await;
+    run.wait_metric("fraud_sla_alerts_total", &[], 2.0);
+    let second = alert_json("AGAIN-1", now - 3_000, "high").replace("620102-GWM", "999999-DUP");
+    produce(&run.prod, &run.env.topics.alerts, Some("AGAIN-1"), &second).await;
+    let alerts = run.env.topics.alerts.clone();
+    run.wait_metric("fraud_sla_duplicates_total", &[("topic", &alerts)], 1.0);
+    run.disposition("ev-again", "AGAIN-1", "visited", now).await;
+
+    let mut seen = Vec::new();
+    run.until(&mut seen, &id("HELD-2", "feedback", "0"));
+    run.until(&mut seen, &id("AGAIN-1", "meet", "0"));
+    // The restart takes seconds: feedback, not met, may be breached by now.
+    let held = ids_of(&seen, "HELD-2");
+    assert!(
+        held.iter().all(|e| e.contains(":feedback:")),
+        "the held disposition applied: nothing for the stages met in time, got {held:?}"
+    );
+    assert_eq!(ids_of(&seen, "AGAIN-1"), [id("AGAIN-1", "meet", "0")]);
+    let warning = &of_alert(&seen, "AGAIN-1")[0];
+    assert_eq!(
+        (warning["jurisdiction"].as_str(), warning["risk"].as_str()),
+        (Some("620102-GWM"), Some("medium")),
+        "first alert wins"
+    );
+    assert_eq!(run.p.metric("fraud_sla_alerts_total", &[]), 2.0);
+    run.assert_private(&seen);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicate_alerts_and_event_ids_change_nothing() {
     let run = Run::start("duplicates", 2, FAST_SLA);

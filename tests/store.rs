@@ -464,6 +464,79 @@ async fn a_redis_that_lost_writes_refuses_the_owner_with_rollback_and_changes_no
     ));
 }
 
+/// `batch` with every alert taken as new, unread (as the owner takes an alert whose own
+/// message is in its batch).
+fn taken_as_new(mut batch: Batch) -> Batch {
+    for a in &mut batch.alerts {
+        a.unread = true;
+    }
+    batch
+}
+
+/// An alert the owner took as new without reading it is written as any new alert is. If
+/// Redis holds a record of it after all, in its bucket (an open alert's) or under its own
+/// key (one with a TTL: a closed alert's, or dispositions held for their alert), the batch
+/// is refused as HELD and Redis is left exactly as it was: the records of the batch's other
+/// unread alerts, written by then, are taken out again, and the owner's next batch is
+/// accepted (its write sequence did not move).
+#[tokio::test]
+async fn an_alert_taken_as_new_is_checked_and_a_batch_that_meets_a_record_writes_nothing() {
+    let dir = tmpdir();
+    let redis = Redis::start(dir.path());
+    let s = store(&redis).await;
+    let mut fence = s.claim(3).await.unwrap().fence;
+    s.apply(3, &mut fence, &taken_as_new(batch("U-1", 1)))
+        .await
+        .unwrap();
+    assert_eq!(s.get(3, "U-1").await.unwrap(), Some(opened("U-1")));
+    assert_eq!(s.open_count(3).await.unwrap(), 1);
+
+    let kept = AlertWrite {
+        ttl_ms: Some(600_000),
+        opened: 0,
+        ..AlertWrite::new(
+            "U-2",
+            &AlertState::default(),
+            &opened("U-2"),
+            &Policies::default(),
+            true,
+        )
+    };
+    let mut with_ttl = batch("U-2", 2);
+    with_ttl.alerts = vec![kept];
+    s.apply(3, &mut fence, &with_ttl).await.unwrap();
+    assert!(
+        exists(&redis, "{t:3}:a:U-2"),
+        "a record with a TTL has its own key"
+    );
+
+    // Each batch: a new alert first (its record written before the held one is met), then one
+    // Redis holds.
+    for held in ["U-1", "U-2"] {
+        let mut both = batch("U-3", 3);
+        both.alerts.extend(batch(held, 3).alerts);
+        let before = redis.dump();
+        match s.apply(3, &mut fence.clone(), &taken_as_new(both)).await {
+            Err(StoreError::Held { partition: 3 }) => {}
+            other => panic!("{held} is held: the batch must be refused, got {other:?}"),
+        }
+        assert_eq!(redis.dump(), before, "the refused batch changed nothing");
+    }
+
+    // Planned again with the held alert read: accepted.
+    let mut read = batch("U-3", 3);
+    read.alerts.push(AlertWrite::new(
+        "U-1",
+        &opened("U-1"),
+        &opened("U-1"),
+        &Policies::default(),
+        true,
+    ));
+    s.apply(3, &mut fence, &read).await.unwrap();
+    assert_eq!(s.get(3, "U-3").await.unwrap(), Some(opened("U-3")));
+    assert_eq!(s.open_count(3).await.unwrap(), 2);
+}
+
 /// A batch whose reply is lost is sent again with the same fence, as the partition worker does.
 /// Redis ran it the first time; the second call answers as the first would have and writes
 /// nothing: no second outbox entry (its escalations published twice), no count moved twice,
@@ -893,19 +966,43 @@ impl<'a> Owner<'a> {
             applied: &self.applied,
             replay_to,
         };
+        // As the partition task does: the batch's alerts taken as new, and if Redis holds
+        // one, planned again with every alert read.
         let sorted = plan::sort(&inputs, progress, now, LIMITS);
-        let states = self
-            .store
-            .load(self.partition, &sorted.alert_ids())
-            .await
-            .unwrap();
-        let outcome = plan::apply(sorted, states, &self.policies, now, &zone());
-        self.store
-            .apply(self.partition, &mut self.fence, &outcome.batch)
-            .await
-            .unwrap();
+        let unread = sorted.taken_as_new(|_| false);
+        let outcome = match self.plan_and_apply(sorted, &unread, now).await {
+            Err(StoreError::Held { .. }) => {
+                let progress = Progress {
+                    applied: &self.applied,
+                    replay_to,
+                };
+                let sorted = plan::sort(&inputs, progress, now, LIMITS);
+                self.plan_and_apply(sorted, &Default::default(), now)
+                    .await
+                    .unwrap()
+            }
+            outcome => outcome.unwrap(),
+        };
         self.applied.extend(outcome.batch.offsets.iter().cloned());
         outcome
+    }
+
+    async fn plan_and_apply(
+        &mut self,
+        sorted: plan::Sorted,
+        unread: &std::collections::BTreeSet<String>,
+        now: Millis,
+    ) -> Result<plan::Outcome, StoreError> {
+        let read = self
+            .store
+            .load(self.partition, &sorted.to_read(unread))
+            .await?;
+        let states = sorted.states(unread, read);
+        let outcome = plan::apply(sorted, states, &self.policies, now, &zone()).unread(unread);
+        self.store
+            .apply(self.partition, &mut self.fence, &outcome.batch)
+            .await?;
+        Ok(outcome)
     }
 
     /// A firing round at `now` over every clock due.
@@ -2577,6 +2674,7 @@ async fn records_and_clock_entries_live_in_buckets_that_stay_listpacks() {
         ttl_ms: None,
         opened: 0,
         stored: true,
+        unread: false,
     };
     s.apply(
         1,

@@ -17,7 +17,7 @@
 pub mod plan;
 
 use rdkafka::message::{Message, OwnedMessage};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -46,6 +46,9 @@ const MAX_SLEEP: Duration = Duration::from_millis(1000);
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How long shutdown waits for escalations in flight.
 const FLUSH_LIMIT: Duration = Duration::from_secs(10);
+/// Most alerts an owner remembers as waiting for their alert ([`Owned::waiting`]); past it
+/// the set starts afresh (a forgotten one costs its alert's batch a second plan, no more).
+const WAITING_MAX: usize = 100_000;
 
 /// Everything the partitions share with the rest of the process.
 #[derive(Clone)]
@@ -116,6 +119,9 @@ struct Owned {
     /// Taken back at start-up and not yet assigned by the group: where to read each input topic
     /// from once it is. Clocks fire and the outbox goes out meanwhile.
     unread: Option<Vec<(String, ReadFrom)>>,
+    /// Alerts whose dispositions this owner wrote before the alert came: their alert is read
+    /// when it comes, not taken as new ([`plan::Sorted::taken_as_new`]).
+    waiting: HashSet<String>,
 }
 
 impl Owned {
@@ -138,12 +144,14 @@ enum Claiming {
 }
 
 /// Why a batch or a firing round stopped before its end. Its work is redone: after restart
-/// (cancelled), by the new owner (fenced), or from the re-read input (rollback).
+/// (cancelled), by the new owner (fenced), from the re-read input (rollback), or planned again
+/// with every alert read (held).
 #[derive(Debug)]
 enum Stop {
     Cancelled,
     Fenced,
     Rollback,
+    Held,
 }
 
 /// One partition number's task.
@@ -362,6 +370,7 @@ impl Partition {
             sink,
             stored,
             unread,
+            waiting: HashSet::new(),
         });
         // Whatever a previous owner (or this one, before Redis forgot) did not get acknowledged
         // goes out now.
@@ -529,6 +538,7 @@ impl Partition {
                 self.stop_if_instance_taken().await;
                 Stop::Fenced
             }
+            StoreError::Held { .. } => Stop::Held,
             e => {
                 // Not a refusal of the fence: the input is read again after a restart.
                 tracing::error!(partition = self.partition, error = %e, "Batch not written.");
@@ -604,16 +614,25 @@ impl Partition {
             let delay = (now - v.decoded.event_time()) as f64 / 1000.0;
             self.shared.metrics.ingest_delay(&v.topic, delay);
         }
-        let states = self.load(sorted.alert_ids()).await?;
-        self.follow_reload();
-        let outcome = plan::apply(
-            sorted,
-            states,
-            &self.policies,
-            now,
-            &self.shared.display_zone,
-        );
-        let outcome = self.commit(outcome).await?;
+        let unread = sorted.taken_as_new(|id| owned.waiting.contains(id));
+        let outcome = match self.plan_and_commit(sorted, &unread, now).await {
+            Err(Stop::Held) => {
+                tracing::debug!(
+                    partition = self.partition,
+                    "Redis holds a record of an alert the batch took as new; planning it again."
+                );
+                let Some(owned) = self.owned.as_ref() else {
+                    return Ok(());
+                };
+                let progress = Progress {
+                    applied: &owned.applied,
+                    replay_to: owned.replay_to.as_ref(),
+                };
+                let sorted = plan::sort(&inputs, progress, now, self.shared.limits);
+                self.plan_and_commit(sorted, &BTreeSet::new(), now).await?
+            }
+            outcome => outcome?,
+        };
         tracing::debug!(
             alerts = outcome.batch.alerts.len(),
             escalations = outcome.escalations().count(),
@@ -632,6 +651,27 @@ impl Partition {
             }
         }
         Ok(())
+    }
+
+    /// Loads what the batch touches, but for the alerts taken as new (`unread`: `None` for
+    /// each), plans it and writes it.
+    async fn plan_and_commit(
+        &mut self,
+        sorted: plan::Sorted,
+        unread: &BTreeSet<String>,
+        now: Millis,
+    ) -> Result<plan::Outcome, Stop> {
+        let read = self.load(sorted.to_read(unread)).await?;
+        let states = sorted.states(unread, read);
+        self.follow_reload();
+        let outcome = plan::apply(
+            sorted,
+            states,
+            &self.policies,
+            now,
+            &self.shared.display_zone,
+        );
+        self.commit(outcome.unread(unread)).await
     }
 
     fn input_of<'m>(&self, m: &'m OwnedMessage) -> Input<'m> {
@@ -770,6 +810,13 @@ impl Partition {
             owned
                 .stored
                 .extend(outcome.batch.policies.iter().map(|(v, _)| v.clone()));
+            for a in &outcome.batch.alerts {
+                owned.waiting.remove(&a.alert_id);
+            }
+            if owned.waiting.len() + outcome.waiting.len() > WAITING_MAX {
+                owned.waiting.clear();
+            }
+            owned.waiting.extend(outcome.waiting.iter().cloned());
         }
         (self.shared.metrics).effects(outcome.effects.iter().map(|(t, e)| (t.as_ref(), e)));
         Ok(outcome)

@@ -6,7 +6,7 @@
 //! The board's indexes, counters and change stream ([`BoardWrite`]) are decided here too, from
 //! the states as loaded and as written, so they change in the same script call as the records.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::tz::TimeZone;
 
@@ -96,6 +96,46 @@ impl Sorted {
         ids
     }
 
+    /// Rule: an alert whose own message is in the batch is taken as new, not read from Redis,
+    /// unless `held` says Redis holds a record of it (dispositions that came before it, as
+    /// the owner wrote them). A new alert's read was a look into its record's bucket that
+    /// misses, ~1.2 µs of Redis's ~9 a new alert at 1M open, counted. The batch script
+    /// checks the guess ([`crate::store::AlertWrite::unread`]): if Redis holds a record after
+    /// all, it writes nothing and the owner plans the batch again with every alert read.
+    pub fn taken_as_new(&self, held: impl Fn(&str) -> bool) -> BTreeSet<String> {
+        self.valid
+            .iter()
+            .filter_map(|v| match &v.decoded {
+                Decoded::Alert(a) if !held(&a.alert_id) => Some(a.alert_id.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// [`Sorted::alert_ids`] to read from Redis: all but those taken as new (`unread`).
+    pub fn to_read(&self, unread: &BTreeSet<String>) -> Vec<String> {
+        let mut ids = self.alert_ids();
+        ids.retain(|id| !unread.contains(id));
+        ids
+    }
+
+    /// The states of [`Sorted::alert_ids`], as [`apply`] takes them, from those read (`read`,
+    /// in the order of [`Sorted::to_read`]): `None` for each alert taken as new.
+    pub fn states(
+        &self,
+        unread: &BTreeSet<String>,
+        read: Vec<Option<AlertState>>,
+    ) -> Vec<Option<AlertState>> {
+        let mut read = read.into_iter();
+        self.alert_ids()
+            .iter()
+            .map(|id| match unread.contains(id) {
+                true => None,
+                false => read.next().flatten(),
+            })
+            .collect()
+    }
+
     /// Some message of the batch is a replay after a rollback.
     pub fn replays(&self) -> bool {
         self.valid.iter().any(|v| v.replayed) || self.rejected.iter().any(|r| r.replayed)
@@ -150,6 +190,8 @@ pub struct Outcome {
     pub effects: Vec<(String, Effect)>,
     /// The policy version each written alert keeps: its snapshot must be in Redis with it.
     pub policy_of: BTreeMap<String, String>,
+    /// Written alerts whose records hold dispositions waiting for the alert itself.
+    pub waiting: Vec<String>,
 }
 
 impl Outcome {
@@ -159,6 +201,15 @@ impl Outcome {
             Effect::Escalate(e) => Some(e),
             _ => None,
         })
+    }
+
+    /// Marks the writes of the alerts the batch took as new without reading them
+    /// ([`Sorted::taken_as_new`]; their states were given as `None`).
+    pub fn unread(mut self, ids: &BTreeSet<String>) -> Outcome {
+        for a in &mut self.batch.alerts {
+            a.unread = ids.contains(&a.alert_id);
+        }
+        self
     }
 
     /// Fills in what is written: every state of `states`, and what changed in the board since
@@ -188,6 +239,11 @@ impl Outcome {
         self.policy_of = states
             .iter()
             .filter_map(|(id, s)| Some((id.clone(), s.policy_version.clone()?)))
+            .collect();
+        self.waiting = states
+            .iter()
+            .filter(|(_, s)| s.alert.is_none() && !s.pending.is_empty())
+            .map(|(id, _)| id.clone())
             .collect();
         self.batch.escalations = self
             .escalations()

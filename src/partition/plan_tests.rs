@@ -797,3 +797,46 @@ fn a_due_clock_fires_before_waiting_input() {
     assert_eq!(next_step(Some(now + 1), now, false), Step::Wait);
     assert_eq!(next_step(None, now, false), Step::Wait);
 }
+
+#[test]
+fn an_alert_whose_own_message_is_in_the_batch_is_taken_as_new_unless_dispositions_wait_for_it() {
+    let (a, b, c) = (alert("A"), alert("B"), alert("C"));
+    let (visit_b, visit_d) = (visited("B", "e-b", T0), visited("D", "e-d", T0));
+    let now = T0 + MIN;
+    let msgs = [
+        (Source::Alerts, 1, &a, now),
+        (Source::Dispositions, 1, &visit_b, now),
+        (Source::Alerts, 2, &b, now),
+        (Source::Alerts, 3, &c, now),
+        (Source::Dispositions, 2, &visit_d, now),
+    ];
+    let applied = offsets(&[]);
+    let progress = Progress {
+        applied: &applied,
+        replay_to: None,
+    };
+    let sorted = sort(&inputs(&msgs), progress, now, LIMITS);
+    // D has a disposition only: it is read. C's dispositions wait in Redis: it is read too.
+    let unread = sorted.taken_as_new(|id| id == "C");
+    assert_eq!(unread, BTreeSet::from(["A".to_owned(), "B".to_owned()]));
+
+    // Taken as new, given as unknown: B's disposition in the batch applies to it all the same,
+    // and the writes say which alerts were not read.
+    let states = sorted.alert_ids().iter().map(|_| None).collect::<Vec<_>>();
+    let outcome = apply(sorted, states, &Policies::default(), now, &zone()).unread(&unread);
+    let marked: Vec<(&str, bool)> = outcome
+        .batch
+        .alerts
+        .iter()
+        .map(|w| (w.alert_id.as_str(), w.unread))
+        .collect();
+    assert_eq!(
+        marked,
+        [("A", true), ("B", true), ("C", false), ("D", false)]
+    );
+    // D's disposition waits for its alert; the others have theirs.
+    assert_eq!(outcome.waiting, ["D"]);
+    let b_state = outcome.batch.alerts.iter().find(|w| w.alert_id == "B");
+    let b_state = crate::store::record::decode("B", &b_state.unwrap().state).unwrap();
+    assert_eq!(b_state.events, ["e-b"]);
+}

@@ -80,6 +80,10 @@ pub enum StoreError {
     /// Redis holds less than this owner wrote: it lost writes (replica promoted, crash, restore).
     #[error("partition {partition} rolled back in Redis: {message}")]
     Rollback { partition: i32, message: String },
+    /// Redis holds a record of an alert the batch took as new without reading it
+    /// ([`AlertWrite::unread`]); nothing of the batch was written.
+    #[error("partition {partition}: Redis holds a record of an alert the batch took as new")]
+    Held { partition: i32 },
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("stored state of alert {alert_id} is unreadable: {source}")]
@@ -541,6 +545,10 @@ pub struct AlertWrite {
     /// Redis held a record of the alert before (in its bucket or under its own key), which
     /// the write may have to move; a new alert's write is one command.
     pub stored: bool,
+    /// Not read before the write: the owner took the alert as new (its batch holds the alert
+    /// itself). The batch script checks that Redis holds no record of it, else refuses the
+    /// batch ([`StoreError::Held`]) and writes nothing.
+    pub unread: bool,
 }
 
 impl AlertWrite {
@@ -572,6 +580,7 @@ impl AlertWrite {
             ttl_ms: (!after.is_open()).then_some(policies.retention),
             opened,
             stored,
+            unread: false,
         }
     }
 }
@@ -1181,7 +1190,11 @@ impl Store {
             let in_bucket = a.ttl_ms.is_none() && record.len() <= self.record_limit;
             let flags = [
                 if in_bucket { b'b' } else { b'k' },
-                if a.stored { b's' } else { b'n' },
+                match (a.stored, a.unread) {
+                    (true, _) => b's',
+                    (false, false) => b'n',
+                    (false, true) => b'u',
+                },
                 match a.opened {
                     1 => b'+',
                     -1 => b'-',
@@ -1306,6 +1319,7 @@ impl Store {
                 partition,
                 message: e.to_string(),
             }),
+            Err(e) if has_code(&e, "HELD") => Err(StoreError::Held { partition }),
             Err(e) => Err(e.into()),
         }
     }
