@@ -80,6 +80,9 @@ const fs = {
     used_memory_delta: n('open.used_memory_delta'), bytes_per_alert: n('open.bytes_per_alert'),
     memory: memory.map((r) => ({ ...r, per_alert: n('open.alerts') ? r.bytes / n('open.alerts') : null })),
     cpu: cpu('open', n('open.alerts'), n('open.ms')),
+    // `INFO commandstats` over the phase: Redis µs a message by command, the six that took most.
+    redis_us_by_command: figs['open.redis_us_by_command'] ? Object.fromEntries(figs['open.redis_us_by_command']
+      .split(',').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)])) : null,
   },
 };
 if (n('probe.start_ms') !== null) {

@@ -91,6 +91,17 @@ cpu_fig() { # phase, mark before, mark after, what a unit is, units: a figure an
             what, s[1] * 1e6 / n, s[2] * 1e6 / n, s[3] * 1e6 / n, s[1], s[2], s[3] }'
 }
 used_memory() { redis-cli -p "$1" info memory | awk -F: '/^used_memory:/ { print $2 + 0 }'; }
+# Redis's time by command since the last CONFIG RESETSTAT, per unit (phase, what a unit is,
+# units): the six that took most, a script's inner commands counted in it and again on their
+# own. A figure and a line.
+redis_commands() {
+    local top
+    top=$(rc info commandstats | tr -d '\r' | awk -F'[:,=]' -v n="$3" '/^cmdstat_/ {
+        sub(/^cmdstat_/, "", $1); printf "%s %.2f %d\n", $1, $5 / n, $3 }' | sort -k2 -g -r | head -6)
+    fig "$1.redis_us_by_command" "$(echo "$top" | awk '{ printf "%s%s=%s", (NR > 1 ? "," : ""), $1, $2 }')"
+    echo "$top" | awk -v what="$2" '{ l = l sprintf("%s%s %.2f µs (%d calls)", (NR > 1 ? ", " : ""), $1, $2, $3) }
+        END { print "   Redis " what " by command (a script with the commands it calls): " l }'
+}
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -334,11 +345,13 @@ echo "   $out"
 mem0=$(used_memory $RP)
 fig load.open "$(loadavg)"
 t_start=$(now_ms)
+rc config resetstat >/dev/null
 start_processor "$B/main.toml"
 cpu0=$(cpu_mark)
 t_done=$(wait_applied "$OPEN" 900)
 cpu1=$(cpu_mark)
 ms=$((t_done - T_READY))
+redis_commands open "a message" "$OPEN"
 sleep 1
 mem1=$(used_memory $RP)
 # The board's change streams keep the last 10 s of writes (EVENTS_WINDOW_MS), however many alerts
