@@ -213,9 +213,14 @@ async fn main() {
         let started = Instant::now();
         let read = store.load(0, &sorted.to_read(&unread)).await.unwrap();
         loading += started.elapsed();
-        let states = sorted.states(&unread, read);
-        let outcome =
-            plan::apply(sorted, states, &policy, now, &jiff::tz::TimeZone::UTC).unread(&unread);
+        let outcome = plan::apply(
+            sorted,
+            read,
+            &unread,
+            &policy,
+            now,
+            &jiff::tz::TimeZone::UTC,
+        );
         let started = Instant::now();
         store.apply(0, &mut fence, &outcome.batch).await.unwrap();
         writing += started.elapsed();

@@ -997,8 +997,7 @@ impl<'a> Owner<'a> {
             .store
             .load(self.partition, &sorted.to_read(unread))
             .await?;
-        let states = sorted.states(unread, read);
-        let outcome = plan::apply(sorted, states, &self.policies, now, &zone()).unread(unread);
+        let outcome = plan::apply(sorted, read, unread, &self.policies, now, &zone());
         self.store
             .apply(self.partition, &mut self.fence, &outcome.batch)
             .await?;

@@ -662,16 +662,16 @@ impl Partition {
         now: Millis,
     ) -> Result<plan::Outcome, Stop> {
         let read = self.load(sorted.to_read(unread)).await?;
-        let states = sorted.states(unread, read);
         self.follow_reload();
         let outcome = plan::apply(
             sorted,
-            states,
+            read,
+            unread,
             &self.policies,
             now,
             &self.shared.display_zone,
         );
-        self.commit(outcome.unread(unread)).await
+        self.commit(outcome).await
     }
 
     fn input_of<'m>(&self, m: &'m OwnedMessage) -> Input<'m> {

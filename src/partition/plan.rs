@@ -112,28 +112,12 @@ impl Sorted {
             .collect()
     }
 
-    /// [`Sorted::alert_ids`] to read from Redis: all but those taken as new (`unread`).
+    /// [`Sorted::alert_ids`] to read from Redis: all but those taken as new (`unread`). What
+    /// [`apply`] is given the states of.
     pub fn to_read(&self, unread: &BTreeSet<String>) -> Vec<String> {
         let mut ids = self.alert_ids();
         ids.retain(|id| !unread.contains(id));
         ids
-    }
-
-    /// The states of [`Sorted::alert_ids`], as [`apply`] takes them, from those read (`read`,
-    /// in the order of [`Sorted::to_read`]): `None` for each alert taken as new.
-    pub fn states(
-        &self,
-        unread: &BTreeSet<String>,
-        read: Vec<Option<AlertState>>,
-    ) -> Vec<Option<AlertState>> {
-        let mut read = read.into_iter();
-        self.alert_ids()
-            .iter()
-            .map(|id| match unread.contains(id) {
-                true => None,
-                false => read.next().flatten(),
-            })
-            .collect()
     }
 
     /// Some message of the batch is a replay after a rollback.
@@ -203,15 +187,6 @@ impl Outcome {
         })
     }
 
-    /// Marks the writes of the alerts the batch took as new without reading them
-    /// ([`Sorted::taken_as_new`]; their states were given as `None`).
-    pub fn unread(mut self, ids: &BTreeSet<String>) -> Outcome {
-        for a in &mut self.batch.alerts {
-            a.unread = ids.contains(&a.alert_id);
-        }
-        self
-    }
-
     /// Fills in what is written: every state of `states`, and what changed in the board since
     /// `loaded` (the same ids, as Redis held them).
     ///
@@ -253,19 +228,22 @@ impl Outcome {
     }
 }
 
-/// Rule: the valid messages apply in order to the states loaded for them (`states` holds every
-/// id of [`Sorted::alert_ids`]; `None` for an unknown id); then, unless the batch replays a
+/// Rule: the valid messages apply in order to the states loaded for them (`read` holds one for
+/// every id of [`Sorted::to_read`], `None` for an unknown id; an alert of `unread`, taken as
+/// new, starts from the empty state and its write says so); then, unless the batch replays a
 /// rollback, the overdue clocks of what it touched fire at `now`. Station counters count on
 /// the day, in `zone`, of each message's processing time.
 pub fn apply(
     sorted: Sorted,
-    states: Vec<Option<AlertState>>,
+    read: Vec<Option<AlertState>>,
+    unread: &BTreeSet<String>,
     policies: &Policies,
     now: Millis,
     zone: &TimeZone,
 ) -> Outcome {
     let fire_touched = !sorted.replays();
-    let loaded = by_id(sorted.alert_ids(), states);
+    let mut loaded = by_id(sorted.to_read(unread), read);
+    loaded.extend(unread.iter().map(|id| (id.clone(), AlertState::default())));
     let mut states = loaded.clone();
     let mut out = Outcome::default();
     for v in sorted.valid {
@@ -298,7 +276,11 @@ pub fn apply(
         }
     }
     out.batch.offsets = sorted.offsets.into_iter().collect();
-    out.finish(&loaded, &states, policies, true)
+    let mut out = out.finish(&loaded, &states, policies, true);
+    for a in &mut out.batch.alerts {
+        a.unread = unread.contains(&a.alert_id);
+    }
+    out
 }
 
 /// Rule: every clock of `ids` due at `now` fires. A clock without a record (cannot happen

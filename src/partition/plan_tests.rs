@@ -9,6 +9,8 @@ use crate::store::{IndexChange, StageList, SEP};
 const MIN: Millis = 60_000;
 /// issued_at of the test alerts.
 const T0: Millis = 1_795_000_000_000;
+/// No alert taken as new: every one read.
+const READ_ALL: BTreeSet<String> = BTreeSet::new();
 const LIMITS: Limits = Limits {
     max_message_bytes: 65_536,
     max_clock_skew_ms: 5 * MIN,
@@ -103,7 +105,14 @@ fn a_batch_writes_states_offsets_and_the_overdue_escalations_of_what_it_touched(
         replay_to: None,
     };
     let sorted = sort(&inputs(&msgs), progress, now, LIMITS);
-    let outcome = apply(sorted, vec![None], &Policies::default(), now, &zone());
+    let outcome = apply(
+        sorted,
+        vec![None],
+        &READ_ALL,
+        &Policies::default(),
+        now,
+        &zone(),
+    );
     assert_eq!(escalation_ids(&outcome), ["A:visit:1"]);
     assert_eq!(outcome.batch.offsets, [("alerts".to_owned(), 0)]);
     assert_eq!(outcome.batch.alerts.len(), 1);
@@ -127,6 +136,7 @@ fn a_batch_writes_only_the_index_entries_that_changed() {
     let opened = apply(
         sort(&inputs(&first), progress, now, LIMITS),
         vec![None],
+        &READ_ALL,
         &policies,
         now,
         &zone(),
@@ -138,6 +148,7 @@ fn a_batch_writes_only_the_index_entries_that_changed() {
     let dup = apply(
         sort(&inputs(&again), progress, now, LIMITS),
         vec![Some(stored.clone())],
+        &READ_ALL,
         &policies,
         now,
         &zone(),
@@ -154,6 +165,7 @@ fn a_batch_writes_only_the_index_entries_that_changed() {
     let moved = apply(
         sort(&inputs(&visit), progress, now, LIMITS),
         vec![Some(stored.clone())],
+        &READ_ALL,
         &policies,
         now,
         &zone(),
@@ -203,7 +215,7 @@ fn a_replay_applies_each_message_as_of_its_record_time_and_fires_nothing_else() 
     let sorted = sort(&inputs(&msgs), progress, now, LIMITS);
     assert!(sorted.valid.iter().all(|v| v.replayed));
     assert_eq!(sorted.valid[1].at, T0 + 50 * MIN + 1_000);
-    let outcome = apply(sorted, vec![None], &policy, now, &zone());
+    let outcome = apply(sorted, vec![None], &READ_ALL, &policy, now, &zone());
     // As the first time: the visit warning (due at 45 min) went out before the visit was
     // recorded at 50 min, so no visit breach. Meet (due 2 h) is overdue now, but fires only
     // from the firing loop once the rebuild is done.
@@ -617,7 +629,14 @@ fn a_batch_counts_completions_and_first_breaches_on_the_processing_day_in_the_di
         replay_to: None,
     };
     let sorted = sort(&inputs(&msgs), progress, now, LIMITS);
-    let outcome = apply(sorted, vec![Some(loaded)], &policies, now, &zone());
+    let outcome = apply(
+        sorted,
+        vec![Some(loaded)],
+        &READ_ALL,
+        &policies,
+        now,
+        &zone(),
+    );
     let day = |j: &str, st: &str, c: DayCount| ((j.to_owned(), st.to_owned(), c), 1i64);
     let counted: Vec<_> = outcome
         .batch
@@ -685,7 +704,14 @@ fn a_replay_changes_the_board_from_what_redis_still_holds_and_counts_again() {
         replay_to: Some(&replay_to),
     };
     let sorted = sort(&inputs(&msgs), progress, now, LIMITS);
-    let outcome = apply(sorted, vec![Some(loaded)], &policies, now, &zone());
+    let outcome = apply(
+        sorted,
+        vec![Some(loaded)],
+        &READ_ALL,
+        &policies,
+        now,
+        &zone(),
+    );
     let board = &outcome.batch.board;
     // The entry Redis holds (shared: the warning at 45 min fired in what it lost) goes: the
     // replay fires the warning again and the visit satisfies its stage, so meet and feedback
@@ -820,10 +846,11 @@ fn an_alert_whose_own_message_is_in_the_batch_is_taken_as_new_unless_disposition
     let unread = sorted.taken_as_new(|id| id == "C");
     assert_eq!(unread, BTreeSet::from(["A".to_owned(), "B".to_owned()]));
 
-    // Taken as new, given as unknown: B's disposition in the batch applies to it all the same,
-    // and the writes say which alerts were not read.
-    let states = sorted.alert_ids().iter().map(|_| None).collect::<Vec<_>>();
-    let outcome = apply(sorted, states, &Policies::default(), now, &zone()).unread(&unread);
+    // Taken as new, from the empty state: B's disposition in the batch applies to it all the
+    // same, and the writes say which alerts were not read.
+    assert_eq!(sorted.to_read(&unread), ["C", "D"]);
+    let read = vec![None, None];
+    let outcome = apply(sorted, read, &unread, &Policies::default(), now, &zone());
     let marked: Vec<(&str, bool)> = outcome
         .batch
         .alerts
