@@ -274,12 +274,7 @@ async fn a_disposition_before_its_alert_is_held_and_applied_before_the_clocks() 
     let issued = now_ms() - 5_000;
     run.disposition("ev-early", "HELD-1", "met", issued + 1_000)
         .await;
-    let topic = run.env.topics.dispositions.clone();
-    run.wait_metric(
-        "fraud_sla_ingest_delay_seconds_count",
-        &[("topic", &topic)],
-        1.0,
-    );
+    run.wait_dispositions_read(1.0);
     run.alert("HELD-1", issued, "medium").await;
 
     let mut seen = Vec::new();
@@ -305,12 +300,7 @@ async fn an_alert_taken_as_new_that_redis_holds_is_read_and_planned_again() {
     let issued = now_ms() - 5_000;
     run.disposition("ev-before", "HELD-2", "met", issued + 1_000)
         .await;
-    let topic = run.env.topics.dispositions.clone();
-    run.wait_metric(
-        "fraud_sla_ingest_delay_seconds_count",
-        &[("topic", &topic)],
-        1.0,
-    );
+    run.wait_dispositions_read(1.0);
     assert_eq!(run.p.sigterm().code(), Some(0));
     run.p = run.env.processor();
     run.p.wait_ready(WITHIN);

@@ -206,12 +206,7 @@ async fn a_configured_sign_for_stage_warns_breaches_and_resolves_on_a_late_ackno
     let acked_early = now_ms();
     run.disposition("ev-ack-ontime", "SIGN-ONTIME", "acknowledged", acked_early)
         .await;
-    let dispositions = run.env.topics.dispositions.clone();
-    run.wait_metric(
-        "fraud_sla_ingest_delay_seconds_count",
-        &[("topic", &dispositions)],
-        1.0,
-    );
+    run.wait_dispositions_read(1.0);
     let issued = now_ms();
     run.alert("SIGN-LATE", issued, "medium").await;
     run.alert("SIGN-ONTIME", issued, "medium").await;

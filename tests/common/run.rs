@@ -76,6 +76,16 @@ impl Run {
         serde_json::from_str(&body).unwrap()
     }
 
+    /// Waits until the processor has taken in `n` dispositions (their ingest delay counted).
+    pub fn wait_dispositions_read(&self, n: f64) {
+        let topic = self.env.topics.dispositions.clone();
+        self.wait_metric(
+            "fraud_sla_ingest_delay_seconds_count",
+            &[("topic", &topic)],
+            n,
+        );
+    }
+
     pub fn wait_metric(&self, name: &str, labels: &[(&str, &str)], value: f64) {
         wait_until(WITHIN, &format!("{name}{labels:?} = {value}"), || {
             self.p.metric(name, labels) == value
