@@ -2,8 +2,14 @@
 //! Run: `cargo bench --bench domain`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use fraud_sla::partition::plan::{self, Input, Offsets, Progress};
 use fraud_sla::store::{alert_bucket, record};
+use jiff::tz::TimeZone;
 use std::hint::black_box;
+
+/// The processor's allocator (src/main.rs): a batch's cost is much of it allocation.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use fraud_sla::domain::validate::{decode, Limits, Source};
 use fraud_sla::domain::{Alert, AlertState, Disposition, DispositionKind, Effect, Policies, Risk};
@@ -147,6 +153,46 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("decode", |b| {
         b.iter(|| record::decode(black_box(&id), black_box(&bytes)).unwrap())
+    });
+    g.finish();
+
+    // A batch of new alerts as a partition plans it (the 1M-open phase of bench.sh): sorted,
+    // taken as new, applied, and its writes and board entries built.
+    let mut g = c.benchmark_group("plan");
+    const BATCH: usize = 500;
+    let messages: Vec<(String, String)> = (0..BATCH)
+        .map(|i| {
+            let id = format!("GA-620102-20261122-{i:06}");
+            let alert = ALERT
+                .replace("GA-620102-20261122-000123", &id)
+                .replace("620102-GWM", &format!("620{:03}-GWM", i % 97));
+            (id, alert)
+        })
+        .collect();
+    let inputs: Vec<Input<'_>> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Input {
+            source: Source::Alerts,
+            topic: "alerts",
+            offset: i as i64,
+            key: Some(key.as_bytes()),
+            payload: Some(value.as_bytes()),
+            timestamp: Some(NOW),
+        })
+        .collect();
+    let applied = Offsets::new();
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("new_alerts", |b| {
+        b.iter(|| {
+            let progress = Progress {
+                applied: &applied,
+                replay_to: None,
+            };
+            let sorted = plan::sort(black_box(&inputs), progress, NOW, LIMITS);
+            let unread = sorted.taken_as_new(|_| false);
+            plan::apply(sorted, Vec::new(), &unread, &policy, NOW, &TimeZone::UTC)
+        })
     });
     g.finish();
 

@@ -86,14 +86,21 @@ pub struct Sorted {
 impl Sorted {
     /// Every alert id the valid messages touch, once each, sorted.
     pub fn alert_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
+        self.ids_where(|_| true)
+    }
+
+    /// Of [`Sorted::alert_ids`], those `keep` keeps: sorted and filtered before they are
+    /// copied.
+    fn ids_where(&self, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut ids: Vec<&str> = self
             .valid
             .iter()
-            .map(|v| v.decoded.alert_id().to_owned())
+            .map(|v| v.decoded.alert_id())
+            .filter(|id| keep(id))
             .collect();
-        ids.sort();
+        ids.sort_unstable();
         ids.dedup();
-        ids
+        ids.into_iter().map(str::to_owned).collect()
     }
 
     /// Rule: an alert whose own message is in the batch is taken as new, not read from Redis,
@@ -115,9 +122,7 @@ impl Sorted {
     /// [`Sorted::alert_ids`] to read from Redis: all but those taken as new (`unread`). What
     /// [`apply`] is given the states of.
     pub fn to_read(&self, unread: &BTreeSet<String>) -> Vec<String> {
-        let mut ids = self.alert_ids();
-        ids.retain(|id| !unread.contains(id));
-        ids
+        self.ids_where(|id| !unread.contains(id))
     }
 
     /// Some message of the batch is a replay after a rollback.
@@ -395,10 +400,12 @@ pub fn board_diff(
 ) {
     let old = index_entries(before, policies);
     let new = index_entries(after, policies);
+    // Moved, not cloned: a new alert's entry is most of a batch's.
+    let (kept, added): (Vec<IndexEntry>, Vec<IndexEntry>) =
+        new.into_iter().partition(|e| old.contains(e));
     out.remove
-        .extend(old.iter().filter(|e| !new.contains(e)).cloned());
-    out.add
-        .extend(new.iter().filter(|e| !old.contains(e)).cloned());
+        .extend(old.into_iter().filter(|e| !kept.contains(e)));
+    out.add.extend(added);
     if before != after {
         if let Some(a) = &after.alert {
             out.changed

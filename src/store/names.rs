@@ -23,17 +23,25 @@ use super::SEP;
 const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// `n` in base 62, as the scripts write codes and handles.
-pub(crate) fn base62(mut n: u64) -> String {
-    let mut out = Vec::new();
+pub(crate) fn base62(n: u64) -> String {
+    let mut out = String::new();
+    push_base62(&mut out, n);
+    out
+}
+
+/// `n` in base 62, appended to `out`.
+fn push_base62(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 11]; // 62^11 > u64::MAX
+    let mut at = digits.len();
     loop {
-        out.push(DIGITS[(n % 62) as usize]);
+        at -= 1;
+        digits[at] = DIGITS[(n % 62) as usize];
         n /= 62;
         if n == 0 {
             break;
         }
     }
-    out.reverse();
-    String::from_utf8(out).expect("ASCII digits")
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// What the dictionary codes: a member's triple, kept under itself (it holds the separator),
@@ -269,7 +277,10 @@ impl Coder<'_> {
         if !stored {
             self.handles += 1;
             let n = self.handles_from + self.handles;
-            return Some(format!("{}{}", self.dict.handle_prefix, base62(n)));
+            let mut handle = String::with_capacity(self.dict.handle_prefix.len() + 8);
+            handle.push_str(&self.dict.handle_prefix);
+            push_base62(&mut handle, n);
+            return Some(handle);
         }
         self.dict.loaded.get(alert_id).cloned().flatten()
     }
@@ -350,6 +361,7 @@ mod tests {
         assert_eq!(base62(61), "z");
         assert_eq!(base62(62), "10");
         assert_eq!(base62(62 * 62 + 1), "101");
+        assert_eq!(base62(u64::MAX), "LygHa16AHYF", "the largest fits");
     }
 
     #[test]

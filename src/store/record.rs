@@ -86,8 +86,9 @@ pub fn encode(alert_id: &str, state: &AlertState) -> Vec<u8> {
     let mut w = Writer {
         out: Vec::with_capacity(96),
         base: 0,
-        names: vec![V2],
+        names: Vec::with_capacity(NAMES_CAPACITY),
     };
+    w.names.push(V2);
     w.opt(state.alert.as_ref(), |w, a| {
         w.int(a.issued_at);
         w.base = a.issued_at;
@@ -179,9 +180,14 @@ pub fn encode(alert_id: &str, state: &AlertState) -> Vec<u8> {
         }
     }
     w.names.push(NAMES_END);
+    w.names.reserve_exact(w.out.len());
     w.names.extend_from_slice(&w.out);
     w.names
 }
+
+/// Room for a record's names and then its body, whose length is known last: the names of a
+/// record as the simulator writes them, ~40 bytes, and a new alert's body, ~50.
+const NAMES_CAPACITY: usize = 128;
 
 /// A version 2 record's names and its body (after [`NAMES_END`]); `None` for a record
 /// without names or of another version.
