@@ -196,16 +196,22 @@ impl<T> ReportQueue<T> {
         }
     }
 
-    /// The reports put since the last call, at least one: pending until one is.
+    /// The reports put since the last call, at least one, into `into` (emptied first): pending
+    /// until one is. The queue keeps `into`'s buffer in exchange, so neither grows again from
+    /// nothing: a drain's reports come in the thousands a batch, and a buffer grown afresh
+    /// faulted in new pages every time (~2% of a drain's processor CPU, `perf record`).
     ///
     /// # Cancel safety
     /// Cancel safe: a report not returned stays in the queue.
-    pub(crate) async fn next(&self) -> Vec<(T, KafkaResult<()>)> {
+    pub(crate) async fn next_into(&self, into: &mut Vec<(T, KafkaResult<()>)>) {
+        into.clear();
         loop {
-            let reports =
-                std::mem::take(&mut *self.reports.lock().expect("never held across a panic"));
-            if !reports.is_empty() {
-                return reports;
+            {
+                let mut reports = self.reports.lock().expect("never held across a panic");
+                if !reports.is_empty() {
+                    std::mem::swap(&mut *reports, into);
+                    return;
+                }
             }
             self.arrived.notified().await;
         }
@@ -446,19 +452,36 @@ mod tests {
         reports.into_iter().map(|(n, r)| (n, r.is_ok())).collect()
     }
 
+    async fn next(queue: &ReportQueue<u32>) -> Vec<(u32, KafkaResult<()>)> {
+        let mut into = Vec::new();
+        queue.next_into(&mut into).await;
+        into
+    }
+
     #[tokio::test]
     async fn a_report_queue_keeps_what_came_while_nobody_waited_and_wakes_a_waiter() {
         let queue = Arc::new(ReportQueue::<u32>::default());
-        assert!(queue.next().now_or_never().is_none(), "nothing yet");
+        assert!(next(&queue).now_or_never().is_none(), "nothing yet");
         queue.put(1, Ok(()));
         queue.put(2, Err(KafkaError::Canceled));
-        assert_eq!(seen(queue.next().await), [(1, true), (2, false)]);
-        assert!(queue.next().now_or_never().is_none(), "taken");
+        let mut taken = Vec::with_capacity(64);
+        taken.push((9, Ok(())));
+        queue.next_into(&mut taken).await;
+        assert_eq!(
+            seen(taken),
+            [(1, true), (2, false)],
+            "what was there is gone"
+        );
+        assert!(
+            queue.reports.lock().unwrap().capacity() >= 64,
+            "the queue keeps the buffer it was given"
+        );
+        assert!(next(&queue).now_or_never().is_none(), "taken");
 
         // From the producer's polling thread, while the partition waits.
         let waiting = tokio::spawn({
             let queue = Arc::clone(&queue);
-            async move { queue.next().await }
+            async move { next(&queue).await }
         });
         tokio::task::yield_now().await;
         let put = std::thread::spawn({

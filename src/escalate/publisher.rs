@@ -23,6 +23,8 @@ pub(crate) struct Publisher {
     reports: Arc<ReportQueue<Arc<OutboxEntry>>>,
     /// Sent, and not yet taken from `reports`.
     in_flight: usize,
+    /// The buffer reports are taken into, kept ([`ReportQueue::next_into`]).
+    taken: Vec<(Arc<OutboxEntry>, Result<(), KafkaError>)>,
     /// Escalations sent and not yet settled, so a re-read of the outbox does not send them
     /// twice.
     pending: Places,
@@ -67,6 +69,7 @@ impl Publisher {
             topic,
             reports: Arc::default(),
             in_flight: 0,
+            taken: Vec::new(),
             pending: Places::default(),
             backlog: VecDeque::new(),
         }
@@ -121,9 +124,9 @@ impl Publisher {
     /// # Cancel safety
     /// Cancel safe: a delivery not yet returned stays in the queue.
     pub(crate) async fn settled(&mut self) -> Vec<Settled> {
-        let reports = self.reports.next().await;
-        self.in_flight -= reports.len();
-        (reports.into_iter())
+        self.reports.next_into(&mut self.taken).await;
+        self.in_flight -= self.taken.len();
+        (self.taken.drain(..))
             .map(|(entry, result)| {
                 if result.is_ok() {
                     self.pending.remove(&entry);
