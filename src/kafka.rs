@@ -140,11 +140,7 @@ pub(crate) fn consumer_config(config: &KafkaConfig) -> ClientConfig {
 pub(crate) fn producer_config(config: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers)
-        // An escalation is a page, not a record of a stream: it waits 1 ms for the others of
-        // its firing round, not librdkafka's 5 (most of an escalation's way to an on-call
-        // reader after the broker's own fetch wait). A burst still fills its batches: they
-        // grow while the ones before are in flight.
-        .set("linger.ms", "1")
+        .set("linger.ms", "5")
         .set("message.timeout.ms", "60000")
         // Connect to the brokers named by metadata at once, not when first needed: the
         // idempotent producer asks a connected broker for its producer id, retrying on a
