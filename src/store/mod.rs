@@ -343,9 +343,7 @@ impl IndexEntry {
             if k > 0 {
                 write!(member.0, "+{}", s.deadline - first).expect("a String takes any text");
             }
-            station.push_str(jurisdiction);
-            station.push(SEP);
-            station.push_str(s.stage.as_str());
+            push_station_field(&mut station, jurisdiction, s.stage.as_str());
         }
         IndexEntry {
             list: StageList::Due,
@@ -489,7 +487,16 @@ impl DayCount {
 
 /// `<jurisdiction>␟<stage>`: a field of `{p}:openstat`.
 pub fn station_field(jurisdiction: &str, stage: &str) -> String {
-    format!("{jurisdiction}{SEP}{stage}")
+    let mut field = String::with_capacity(jurisdiction.len() + 1 + stage.len());
+    push_station_field(&mut field, jurisdiction, stage);
+    field
+}
+
+/// [`station_field`], appended to `out`.
+fn push_station_field(out: &mut String, jurisdiction: &str, stage: &str) {
+    out.push_str(jurisdiction);
+    out.push(SEP);
+    out.push_str(stage);
 }
 
 /// `<jurisdiction>␟<stage>␟<count>`: a field of `{p}:day:<date>`.
