@@ -54,6 +54,10 @@ enum Command {
         /// Start from the oldest escalation instead of new ones only.
         #[arg(long)]
         from_beginning: bool,
+        /// Start each line with the record's Kafka timestamp, `CreateTime:<ms>` (when the
+        /// processor handed it to its producer), as kafka-console-consumer's `print.timestamp`.
+        #[arg(long)]
+        print_timestamp: bool,
     },
     /// Compliance report and SLA audit of a window, replayed from the input topics (read-only).
     ///
@@ -147,10 +151,18 @@ fn main() -> ExitCode {
                 }
             })
         }
-        Command::Watch { from_beginning, .. } => {
+        Command::Watch {
+            from_beginning,
+            print_timestamp,
+            ..
+        } => {
             init_tracing(LogFormat::Text);
+            let options = fraud_sla::watch::Options {
+                from_beginning,
+                print_timestamp,
+            };
             on_runtime(|cancel| async move {
-                match fraud_sla::watch::run(&config, from_beginning, cancel).await {
+                match fraud_sla::watch::run(&config, options, cancel).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => runtime_failure(format!("{e:#}")),
                 }

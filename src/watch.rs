@@ -90,12 +90,26 @@ impl Readable {
     }
 }
 
+/// What `fraud-sla watch` reads and prints.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// From the oldest escalation the topic keeps, not only new ones.
+    pub from_beginning: bool,
+    /// Each line led by the record's Kafka timestamp ([`timestamp_prefix`]): how long an
+    /// escalation took from the processor's producer to a reader, apart from its firing.
+    pub print_timestamp: bool,
+}
+
 /// Consumes the escalations topic until `cancel`, printing each escalation to stdout.
 pub async fn run(
     config: &Config,
-    from_beginning: bool,
+    options: Options,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    let Options {
+        from_beginning,
+        print_timestamp,
+    } = options;
     let readable = Readable::new(config);
     let consumer: StreamConsumer = reader_config(&config.kafka)
         .set(
@@ -121,10 +135,26 @@ pub async fn run(
         let Some(payload) = message.payload() else {
             continue;
         };
-        match serde_json::from_slice::<Escalation>(payload) {
-            Ok(e) => println!("{}", render(&e, &readable)),
-            Err(_) => println!("(unreadable escalation at offset {})", message.offset()),
+        let line = match serde_json::from_slice::<Escalation>(payload) {
+            Ok(e) => render(&e, &readable),
+            Err(_) => format!("(unreadable escalation at offset {})", message.offset()),
+        };
+        if print_timestamp {
+            println!("{}{line}", timestamp_prefix(message.timestamp()));
+        } else {
+            println!("{line}");
         }
+    }
+}
+
+/// A record's Kafka timestamp as kafka-console-consumer prints it with `print.timestamp`:
+/// `CreateTime:<ms>` and a tab, `LogAppendTime:<ms>` where the topic has the broker stamp it,
+/// `NoTimestampType:-1` where the record has none.
+pub fn timestamp_prefix(ts: rdkafka::Timestamp) -> String {
+    match ts {
+        rdkafka::Timestamp::CreateTime(ms) => format!("CreateTime:{ms}\t"),
+        rdkafka::Timestamp::LogAppendTime(ms) => format!("LogAppendTime:{ms}\t"),
+        rdkafka::Timestamp::NotAvailable => "NoTimestampType:-1\t".to_owned(),
     }
 }
 
@@ -199,6 +229,23 @@ mod tests {
             fired_at: fired,
             notify: vec!["station_duty_officer".into()],
         }
+    }
+
+    #[test]
+    fn a_timestamp_is_printed_as_kafka_console_consumer_prints_it() {
+        use rdkafka::Timestamp;
+        assert_eq!(
+            timestamp_prefix(Timestamp::CreateTime(1_796_614_369_078)),
+            "CreateTime:1796614369078\t"
+        );
+        assert_eq!(
+            timestamp_prefix(Timestamp::LogAppendTime(5)),
+            "LogAppendTime:5\t"
+        );
+        assert_eq!(
+            timestamp_prefix(Timestamp::NotAvailable),
+            "NoTimestampType:-1\t"
+        );
     }
 
     #[test]

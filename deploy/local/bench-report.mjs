@@ -27,20 +27,22 @@ for (const line of readFileSync(join(dir, 'figures.txt'), 'utf8').split('\n')) {
 }
 const n = (name) => (figs[name] === undefined || figs[name] === '' ? null : Number(figs[name]));
 
-// The reader: `<arrival ms> <fraud-sla watch line>` (display zone UTC, language en).
-const LINE = /^(\d+) (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC\s+(WARNING|BREACH L\d+|RESOLVED L\d+)\s+(\S+)\s+(\S+)\s.*?(?:\(\+(-?\d+) ms\))?\s+notify/;
+// The reader: `<arrival ms> CreateTime:<ms>\t<fraud-sla watch line>` (display zone UTC, language
+// en), the Kafka timestamp being when the processor handed the escalation to its producer.
+const LINE = /^(\d+) (?:CreateTime:(\d+)\t)?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC\s+(WARNING|BREACH L\d+|RESOLVED L\d+)\s+(\S+)\s+(\S+)\s.*?(?:\(\+(-?\d+) ms\))?\s+notify/;
 const escalations = [];
 const seen = new Set();
 const readerPath = join(dir, 'reader.txt');
 for (const line of existsSync(readerPath) ? readFileSync(readerPath, 'utf8').split('\n') : []) {
   const m = LINE.exec(line);
-  if (!m || m[6] === undefined) continue; // resolutions have no due time
-  const id = `${m[5]}:${m[4]}:${m[3]}`;
+  if (!m || m[7] === undefined) continue; // resolutions have no due time
+  const id = `${m[6]}:${m[5]}:${m[4]}`;
   if (seen.has(id)) continue; // at-least-once: the first arrival counts
   seen.add(id);
-  const fired = Date.parse(`${m[2].replace(' ', 'T')}Z`);
-  const due = fired - Number(m[6]);
-  escalations.push({ arrival: Number(m[1]), fired, due, warning: m[3] === 'WARNING' });
+  const fired = Date.parse(`${m[3].replace(' ', 'T')}Z`);
+  const due = fired - Number(m[7]);
+  const produced = m[2] === undefined ? null : Number(m[2]);
+  escalations.push({ arrival: Number(m[1]), produced, fired, due, warning: m[4] === 'WARNING' });
 }
 
 function stats(values) {
@@ -48,6 +50,22 @@ function stats(values) {
   const at = (p) => (v.length ? v[Math.max(0, Math.ceil((p / 100) * v.length) - 1)] : null);
   return { n: v.length, p50: at(50), p99: at(99), max: v.length ? v[v.length - 1] : null };
 }
+// The reader's figure split at the Kafka timestamp: the processor's part (due → handed to its
+// producer) and the broker's with the reader's (→ read). Null where the lines had none.
+const split = (es) => {
+  const stamped = es.filter((e) => e.produced !== null);
+  return stamped.length ? {
+    produced_minus_due_ms: stats(stamped.map((e) => e.produced - e.due)),
+    arrival_minus_produced_ms: stats(stamped.map((e) => e.arrival - e.produced)),
+  } : { produced_minus_due_ms: null, arrival_minus_produced_ms: null };
+};
+// `es` in slices of `ms` of due time from the first.
+const bySlices = (es, ms) => {
+  const from = Math.min(...es.map((e) => e.due));
+  const slices = [];
+  for (const e of es) (slices[Math.floor((e.due - from) / ms)] ??= []).push(e);
+  return Array.from(slices, (s) => s ?? []);
+};
 const within = (from, to) => escalations.filter((e) => e.due >= from && e.due < to);
 const perSecond = (count, ms) => (ms > 0 ? (count * 1000) / ms : null);
 
@@ -91,6 +109,11 @@ if (n('probe.start_ms') !== null) {
     alerts: n('probe.alerts'), expected: n('probe.expected'), read: probe.length,
     fired_minus_due_ms: stats(probe.map((e) => e.fired - e.due)),
     arrival_minus_due_ms: stats(probe.map((e) => e.arrival - e.due)),
+    ...split(probe),
+    // tansu's memory storage lists every batch of a partition on each fetch (BENCHMARKS.md):
+    // the broker's part grows as the phase fills the escalations topic.
+    arrival_minus_produced_p99_by_10s: bySlices(probe, 10000)
+      .map((es) => stats(es.filter((e) => e.produced !== null).map((e) => e.arrival - e.produced)).p99),
   };
 }
 if (n('overload.probes_ms') !== null) {
@@ -114,6 +137,7 @@ if (n('burst.start_ms') !== null) {
     due_window_ms: burst.length ? Math.max(...dues) - Math.min(...dues) : null,
     fired_minus_due_ms: stats(burst.map((e) => e.fired - e.due)),
     arrival_minus_due_ms: stats(burst.map((e) => e.arrival - e.due)),
+    ...split(burst),
     sse_escalations: n('burst.sse_escalations'), sse_resyncs: n('burst.sse_resyncs'),
     sse_changed: n('burst.sse_changed'), sse_bytes: n('burst.sse_bytes'),
     cpu: cpu('burst', n('burst.expected'), null),
@@ -167,9 +191,14 @@ row('probe: fired − due p50', fs.probe?.fired_minus_due_ms.p50, bull?.probe?.p
 row('probe: fired − due p99', fs.probe?.fired_minus_due_ms.p99, bull?.probe?.p99, ms, '≤ 2 ms', (v) => v <= 2);
 row('probe: at a Kafka reader − due p50', fs.probe?.arrival_minus_due_ms.p50, null, ms);
 row('probe: at a Kafka reader − due p99', fs.probe?.arrival_minus_due_ms.p99, null, ms, '≤ 20 ms', (v) => v <= 20);
+row('probe: handed to the producer (Kafka timestamp) − due p99', fs.probe?.produced_minus_due_ms?.p99, null, ms);
+row('probe: at a Kafka reader − Kafka timestamp p99', fs.probe?.arrival_minus_produced_ms?.p99, null, ms);
+row('probe: at a Kafka reader − Kafka timestamp p99, each 10 s of the phase',
+  fs.probe?.arrival_minus_produced_p99_by_10s?.filter((v) => v !== null).map((v) => `${int(v)}`).join(' / ') || null, null,
+  (v) => (v == null ? '—' : `${v} ms`));
 row('overload: input produced, alerts/s', fs.overload?.produced_per_s, null, int);
 row('overload: input applied, alerts/s', fs.overload?.applied_per_s, null, int);
-row(`overload: probes' warnings sent, of ${int(fs.overload?.expected / 3)} (late ones are superseded)`, fs.overload?.warnings_read, null, int);
+row(`overload: probes' warnings sent, of ${int(fs.overload ? fs.overload.expected / 3 : null)} (late ones are superseded)`, fs.overload?.warnings_read, null, int);
 row('overload: probes fired − due p50', fs.overload?.fired_minus_due_ms.p50, null, ms);
 row('overload: probes fired − due p99', fs.overload?.fired_minus_due_ms.p99, null, ms);
 row('overload: probes fired − due max', fs.overload?.fired_minus_due_ms.max, null, ms);
@@ -177,6 +206,7 @@ row(`burst of ${int(fs.burst?.expected)}: fired − due p50`, fs.burst?.fired_mi
 row(`burst of ${int(fs.burst?.expected)}: fired − due p99`, fs.burst?.fired_minus_due_ms.p99, bull?.burst?.p99, ms, '≤ 50 ms', (v) => v <= 50);
 row(`burst of ${int(fs.burst?.expected)}: fired − due max`, fs.burst?.fired_minus_due_ms.max, bull?.burst?.max, ms);
 row(`burst of ${int(fs.burst?.expected)}: at a Kafka reader − due p99`, fs.burst?.arrival_minus_due_ms.p99, null, ms);
+row(`burst of ${int(fs.burst?.expected)}: handed to the producer − due p99`, fs.burst?.produced_minus_due_ms?.p99, null, ms);
 row('burst: CPU an escalation, processor / Redis / tansu', cpuUs(fs.burst?.cpu), null, asIs);
 row('burst: escalations reaching an SSE client', fs.burst?.sse_escalations, null, int, `${int(fs.burst?.expected)}, 0 resyncs`,
   (v) => v >= fs.burst.expected && fs.burst.sse_resyncs === 0);
