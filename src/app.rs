@@ -304,9 +304,7 @@ pub async fn run(
         commit_final(&consumer).await;
     }
     consumer.unsubscribe();
-    let flush = tokio::task::spawn_blocking(move || {
-        rdkafka::producer::Producer::flush(&producer, SHUTDOWN_STEP)
-    });
+    let flush = tokio::task::spawn_blocking(move || producer.flush(SHUTDOWN_STEP));
     let _ = tokio::time::timeout(SHUTDOWN_STEP + Duration::from_secs(1), flush).await;
     drop(shared);
     let close = tokio::task::spawn_blocking(move || drop(consumer));
