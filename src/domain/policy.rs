@@ -277,12 +277,15 @@ impl Policies {
     /// Rule: an alert is judged by the policy it was first processed with; a state that names
     /// no snapshot (only dispositions so far, or written before snapshots existed) or one not
     /// known (a lost snapshot) by the policy in force.
+    ///
+    /// Most states name the policy in force: that one is compared, not looked up (hashing the
+    /// version was ~0.9% of the processor in a drain, `perf record`).
     pub fn for_state(&self, state: &AlertState) -> &Policy {
-        state
-            .policy_version
-            .as_deref()
-            .and_then(|v| self.snapshots.get(v))
-            .unwrap_or(&self.current)
+        match state.policy_version.as_deref() {
+            Some(v) if v == self.current.version() => &self.current,
+            Some(v) => self.snapshots.get(v).unwrap_or(&self.current),
+            None => &self.current,
+        }
     }
 }
 

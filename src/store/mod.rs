@@ -1645,7 +1645,7 @@ impl Coded<'_> {
             .map(|(a, handle)| coder.record(&a.state, handle.as_deref()))
             .collect();
         // Every index entry is of an alert the batch writes; one that is not keeps its id.
-        let by_id: HashMap<&str, names::Named<'_>> = batch
+        let by_id: names::FastMap<&str, names::Named<'_>> = batch
             .alerts
             .iter()
             .zip(&handles)

@@ -14,11 +14,16 @@
 //! with it: the batch after is refused as a `ROLLBACK`, and the claim that follows reads them
 //! again. Codes and handles are never reused.
 
+use foldhash::HashMapExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::record;
 use super::SEP;
+
+/// The dictionary's maps and a batch's handles: looked up for every name a batch writes, where
+/// SipHash, std's hasher, was most of the lookup (`perf record`).
+pub(crate) type FastMap<K, V> = foldhash::HashMap<K, V>;
 
 const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -69,11 +74,11 @@ impl Coded<'_> {
 #[derive(Debug, Default)]
 struct Dictionary {
     /// Members' triples' codes, by the triple.
-    triples: HashMap<String, String>,
+    triples: FastMap<String, String>,
     /// Record names' codes, by the name.
-    names: HashMap<Vec<u8>, String>,
+    names: FastMap<Vec<u8>, String>,
     /// Record names, by their code.
-    by_code: HashMap<String, Vec<u8>>,
+    by_code: FastMap<String, Vec<u8>>,
     given: u64,
     /// A handle's start, `#<partition>.`: no two partitions give the same handle.
     handle_prefix: String,
@@ -81,7 +86,7 @@ struct Dictionary {
     handles_given: u64,
     /// The handle of each alert the owner loaded since its last write (`None`: its record has
     /// none, or there is no record): what that write names the alert by.
-    loaded: HashMap<String, Option<String>>,
+    loaded: FastMap<String, Option<String>>,
 }
 
 impl Dictionary {
@@ -135,7 +140,7 @@ impl Names {
         Coder {
             dict,
             new: Vec::new(),
-            new_at: HashMap::new(),
+            new_at: FastMap::new(),
             from,
             handles_from,
             handles: 0,
@@ -241,7 +246,7 @@ pub(crate) struct Coder<'a> {
     dict: std::sync::MutexGuard<'a, Dictionary>,
     new: Vec<NewCode>,
     /// Where in `new` a field's code is.
-    new_at: HashMap<String, usize>,
+    new_at: FastMap<String, usize>,
     /// The dictionary's counter when the batch began.
     from: u64,
     /// The handle counter when the batch began, and the handles given since.
@@ -293,7 +298,7 @@ impl Coder<'_> {
     pub(crate) fn member(
         &mut self,
         member: &str,
-        handles: &HashMap<&str, Named<'_>>,
+        handles: &FastMap<&str, Named<'_>>,
     ) -> (String, bool) {
         let mut cuts = member.match_indices(SEP).map(|(at, _)| at);
         let (Some(_), Some(_), Some(third), Some(fourth), None) = (
@@ -379,7 +384,9 @@ mod tests {
         );
         let mut coder = names.coder();
         let named = |handle, given| Named { handle, given };
-        let handles = HashMap::from([("A-1", named("#3.Z", true)), ("A-3", named("#3.X", false))]);
+        let handles: FastMap<_, _> = [("A-1", named("#3.Z", true)), ("A-3", named("#3.X", false))]
+            .into_iter()
+            .collect();
         assert_eq!(
             coder.member("620102\x1fhigh\x1fvisit\x1fA-1\x1f0", &handles),
             ("1\x1f#3.Z\x1f0".to_owned(), true)
