@@ -82,6 +82,12 @@ function cpu(phase, units, ms) {
     ...(ms ? [[`${name}_cores`, s[i] / (ms / 1000)]] : []),
   ]));
 }
+// `INFO commandstats` over a phase (`<phase>.redis_us_by_command`): Redis µs a unit by command,
+// the six that took most, a script's inner commands counted in it and again on their own.
+const byCommand = (phase) => (figs[`${phase}.redis_us_by_command`]
+  ? Object.fromEntries(figs[`${phase}.redis_us_by_command`].split(',').map((kv) => kv.split('='))
+    .map(([k, v]) => [k, Number(v)]))
+  : null);
 const restartFrom = n('restart.due_from_ms') ?? Infinity;
 const fs = {
   drain: {
@@ -98,9 +104,7 @@ const fs = {
     used_memory_delta: n('open.used_memory_delta'), bytes_per_alert: n('open.bytes_per_alert'),
     memory: memory.map((r) => ({ ...r, per_alert: n('open.alerts') ? r.bytes / n('open.alerts') : null })),
     cpu: cpu('open', n('open.alerts'), n('open.ms')),
-    // `INFO commandstats` over the phase: Redis µs a message by command, the six that took most.
-    redis_us_by_command: figs['open.redis_us_by_command'] ? Object.fromEntries(figs['open.redis_us_by_command']
-      .split(',').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)])) : null,
+    redis_us_by_command: byCommand('open'),
   },
 };
 if (n('probe.start_ms') !== null) {
@@ -141,6 +145,7 @@ if (n('burst.start_ms') !== null) {
     sse_escalations: n('burst.sse_escalations'), sse_resyncs: n('burst.sse_resyncs'),
     sse_changed: n('burst.sse_changed'), sse_bytes: n('burst.sse_bytes'),
     cpu: cpu('burst', n('burst.expected'), null),
+    redis_us_by_command: byCommand('burst'),
   };
 }
 if (n('restart.restart_ms') !== null) {

@@ -441,10 +441,12 @@ echo "   $out"
 # CPU from just before the clocks are due: the firing, not the alerts' applying or the wait.
 sleep_until $((t_burst + BURST_DUE * 1000 - 300))
 cpu0=$(cpu_mark)
+rc config resetstat >/dev/null
 want=$((before + BURST * 9))
 until=$(( $(now_ms) + BURST_DUE * 1000 + 300000 ))
 until [ "$(wc -l <"$B/reader.txt")" -ge "$want" ] || [ "$(now_ms)" -gt "$until" ]; do sleep 0.5; done
 cpu1=$(cpu_mark)
+redis_commands burst "an escalation" $((BURST * 9))
 sleep 1
 kill "$SSE" 2>/dev/null || true
 sse=$(grep -c '^event: escalation' "$B/events.txt" || true)

@@ -45,7 +45,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -302,8 +302,13 @@ impl Hub {
         let mut log = self.log();
         let seq = log.next;
         log.next += 1;
-        // `<boot>-<seq>`, the SSE id.
-        let id = format!("{}-{seq}", self.inner.boot);
+        // `<boot>-<seq>`, the SSE id: pushed, not formatted (`format!` was 2.4% of the
+        // processor's samples in a burst, `perf record`).
+        let boot = &self.inner.boot;
+        let mut id = String::with_capacity(boot.len() + 21);
+        id.push_str(boot);
+        id.push('-');
+        id.push_str(itoa::Buffer::new().format(seq));
         let event = Arc::new(Event {
             seq,
             frame: render(kind.as_str(), Some(&id), None, data).into(),
@@ -518,17 +523,21 @@ struct Head<'a> {
     jurisdiction: Cow<'a, str>,
 }
 
-/// The escalation ids seen lately, oldest first out.
+/// The escalation ids seen lately, oldest first out. Hashed with foldhash: the ids are the
+/// processors' own, and SipHash made this 3.2% of the processor's samples in a burst.
 #[derive(Debug)]
 struct Recent {
-    seen: HashSet<Arc<str>>,
+    seen: foldhash::HashSet<Arc<str>>,
     order: VecDeque<Arc<str>>,
 }
 
 impl Recent {
     fn new() -> Recent {
         Recent {
-            seen: HashSet::with_capacity(RECENT_ESCALATIONS),
+            seen: foldhash::HashSet::with_capacity_and_hasher(
+                RECENT_ESCALATIONS,
+                Default::default(),
+            ),
             order: VecDeque::with_capacity(RECENT_ESCALATIONS),
         }
     }
