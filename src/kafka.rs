@@ -169,6 +169,8 @@ pub(crate) fn producer_config(config: &KafkaConfig) -> ClientConfig {
 /// would do). A report is handed on as soon as it comes, whatever the window.
 pub(crate) struct Producer<T: Send + Sync + 'static> {
     base: Arc<BaseProducer<Reports<T>>>,
+    /// Records its queue holds at most (`queue.buffering.max.messages`).
+    capacity: usize,
     /// Shared by the clones: the last one dropped stops the polling thread, within a window.
     _polling: Arc<Polling>,
 }
@@ -195,13 +197,14 @@ impl<T: Send + Sync + 'static> Clone for Producer<T> {
     fn clone(&self) -> Self {
         Producer {
             base: Arc::clone(&self.base),
+            capacity: self.capacity,
             _polling: Arc::clone(&self._polling),
         }
     }
 }
 
 impl<T: Send + Sync + 'static> Producer<T> {
-    fn new(base: BaseProducer<Reports<T>>) -> KafkaResult<Producer<T>> {
+    fn new(base: BaseProducer<Reports<T>>, capacity: usize) -> KafkaResult<Producer<T>> {
         let base = Arc::new(base);
         let stop = Arc::new(AtomicBool::new(false));
         let (polled, stopped) = (Arc::clone(&base), Arc::clone(&stop));
@@ -215,6 +218,7 @@ impl<T: Send + Sync + 'static> Producer<T> {
             .map_err(|e| KafkaError::ClientCreation(format!("cannot start its thread: {e}")))?;
         Ok(Producer {
             base,
+            capacity,
             _polling: Arc::new(Polling(stop)),
         })
     }
@@ -227,6 +231,19 @@ impl<T: Send + Sync + 'static> Producer<T> {
         P: ToBytes + ?Sized,
     {
         self.base.send(record)
+    }
+
+    /// Records its queue holds at most.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Records its queue has room for now (librdkafka's count includes those sent and not yet
+    /// reported).
+    pub(crate) fn room(&self) -> usize {
+        let queued = rdkafka::producer::Producer::in_flight_count(&*self.base);
+        self.capacity
+            .saturating_sub(usize::try_from(queued).unwrap_or(0))
     }
 
     /// Waits up to `timeout` for every record handed over to be delivered (or to fail).
@@ -274,17 +291,20 @@ impl<T> ReportQueue<T> {
     /// # Cancel safety
     /// Cancel safe: a report not returned stays in the queue.
     pub(crate) async fn next_into(&self, into: &mut Vec<(T, KafkaResult<()>)>) {
-        into.clear();
-        loop {
-            {
-                let mut reports = self.reports.lock().expect("never held across a panic");
-                if !reports.is_empty() {
-                    std::mem::swap(&mut *reports, into);
-                    return;
-                }
-            }
+        while !self.take_into(into) {
             self.arrived.notified().await;
         }
+    }
+
+    /// [`Self::next_into`] without waiting: whether any report was put since the last call.
+    pub(crate) fn take_into(&self, into: &mut Vec<(T, KafkaResult<()>)>) -> bool {
+        into.clear();
+        let mut reports = self.reports.lock().expect("never held across a panic");
+        if reports.is_empty() {
+            return false;
+        }
+        std::mem::swap(&mut *reports, into);
+        true
     }
 }
 
@@ -308,8 +328,16 @@ impl<T: Send + Sync + 'static> ProducerContext for Reports<T> {
 }
 
 pub(crate) fn producer<T: Send + Sync + 'static>(config: &KafkaConfig) -> KafkaResult<Producer<T>> {
-    Producer::new(producer_config(config).create_with_context(Reports(PhantomData))?)
+    let c = producer_config(config);
+    let capacity =
+        (c.get(QUEUE_CAPACITY).and_then(|n| n.parse().ok())).unwrap_or(QUEUE_CAPACITY_DEFAULT);
+    Producer::new(c.create_with_context(Reports(PhantomData))?, capacity)
 }
+
+/// The producer's queue: records it holds at most, librdkafka's default unless
+/// `[kafka.client]` sets it.
+const QUEUE_CAPACITY: &str = "queue.buffering.max.messages";
+const QUEUE_CAPACITY_DEFAULT: usize = 100_000;
 
 /// Sends the record `record` makes and waits for its delivery report. While librdkafka's queue
 /// is full it tries again every 100 ms, for up to `queue_timeout` (as rdkafka's

@@ -733,6 +733,74 @@ async fn a_backlog_s_escalations_leave_the_outbox_once_the_broker_has_them() {
     }
 }
 
+/// A backlog fires escalations faster than the broker takes them. What the producer's queue has
+/// no room for (`queue.buffering.max.messages`, 100 here) is not held in memory but read back
+/// from the outbox as the queue empties: every escalation is published once, each alert's in
+/// the order they fired.
+#[tokio::test(flavor = "multi_thread")]
+async fn escalations_beyond_the_producer_s_queue_are_published_from_the_outbox_once_in_order() {
+    const ALERTS: usize = 300;
+    let env = Env::new("outbox-spill", 2, FAST_SLA);
+    let prod = env.broker.producer();
+    let issued = now_ms() - 60_000;
+    let ids: Vec<String> = (0..ALERTS).map(|i| format!("SPILL-{i:04}")).collect();
+    let values: Vec<String> = ids
+        .iter()
+        .map(|id| alert_json(id, issued, "medium"))
+        .collect();
+    futures::future::join_all(
+        ids.iter()
+            .zip(&values)
+            .map(|(id, value)| produce(&prod, &env.topics.alerts, Some(id), value)),
+    )
+    .await;
+    let port = free_port();
+    let config = env.config(port);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[kafka.client]\n",
+        "[kafka.client]\n\"queue.buffering.max.messages\" = \"100\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let p = Processor::start(&config, port, &env.dir.path().join("spill.log"));
+    p.wait_ready(WITHIN);
+
+    let ladder = [
+        "visit:1",
+        "visit:2",
+        "meet:1",
+        "meet:2",
+        "feedback:1",
+        "feedback:2",
+    ];
+    let fired = (ALERTS * ladder.len()) as f64;
+    wait_until(WITHIN, "every escalation fired", || {
+        p.metric("fraud_sla_escalations_total", &[]) >= fired
+    });
+    // Once the outbox is empty the broker has them all: read the topic whole.
+    wait_until(WITHIN, "the outbox is empty", || {
+        env.redis.nodes().all(|node| {
+            let mut c = node.client().get_connection().unwrap();
+            let streams: Vec<String> = redis::cmd("KEYS")
+                .arg("{t:*}:outbox")
+                .query(&mut c)
+                .unwrap();
+            let bodies: Vec<String> = redis::cmd("KEYS")
+                .arg("{t:*}:outbox:*")
+                .query(&mut c)
+                .unwrap();
+            bodies.is_empty()
+                && (streams.iter())
+                    .all(|k| redis::cmd("XLEN").arg(k).query::<i64>(&mut c).unwrap() == 0)
+        })
+    });
+    let all = read_through_markers(&env, &env.topics.escalations, env.topics.partitions).await;
+    assert_eq!(all.len(), fired as usize, "each escalation published once");
+    for a in &ids {
+        let fired: Vec<String> = ladder.iter().map(|l| format!("{a}:{l}")).collect();
+        assert_eq!(ids_of(&all, a), fired, "in the order they fired");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn input_compressed_with_any_kafka_codec_is_applied() {
     // Producers upstream choose their codec; librdkafka reads zstd only when built with it.

@@ -97,6 +97,8 @@ const fs = {
     alerts_per_s: perSecond(n('drain.alerts'), n('drain.ms')),
     cpu: cpu('drain', n('drain.messages'), n('drain.ms')),
     sse_bytes: n('drain.sse_bytes'),
+    escalations: n('drain.escalations'), published_ms: n('drain.published_ms'),
+    processor_hwm_mib: n('drain.processor_hwm_kib') === null ? null : n('drain.processor_hwm_kib') / 1024,
   },
   open: {
     alerts: n('open.alerts'), ms: n('open.ms'), startup_ms: n('open.startup_ms'),
@@ -184,6 +186,11 @@ row('drain: messages/s, durable', fs.drain.messages_per_s, bull?.drain?.messages
 row('drain: alerts/s', fs.drain.alerts_per_s, bull?.drain?.alerts_per_s, int);
 row('drain: CPU a message, processor / Redis / tansu', cpuUs(fs.drain.cpu), null, asIs);
 row('drain: cores busy, processor / Redis / tansu', cores(fs.drain.cpu), null, asIs);
+if (fs.drain.escalations !== null) {
+  row('drain: escalations fired / all with the broker, s after ready',
+    `${int(fs.drain.escalations)} / ${(fs.drain.published_ms / 1000).toFixed(1)} s`, null, asIs);
+  row('drain: processor peak resident memory, MiB', fs.drain.processor_hwm_mib, null, int);
+}
 const perMessage = (bytes, count) => (bytes === null || !count ? null : bytes / count);
 if (fs.drain.sse_bytes !== null) {
   row('drain: bytes to the board page a message (BOARD_OPEN=1)', perMessage(fs.drain.sse_bytes, fs.drain.messages), null, int);

@@ -185,6 +185,18 @@ metric() { # sum of a metric's samples, optionally only those whose labels conta
     metrics | awk -v n="$1" -v l="${2:-}" '$1 ~ "^"n"({|$)" && index($1, l) { s += $2 } END { printf "%d", s }'
 }
 applied() { messages_applied "$HP"; }
+# Escalations of key prefix $1 not yet acknowledged by the broker: in its partitions' outboxes. An
+# entry holds a batch's escalations, `n` of them (one, as `id` and `e`, before that).
+count_outbox='local s = 0 for _, e in ipairs(redis.call("XRANGE", KEYS[1], "-", "+")) do local n = 1 for j = 1, #e[2], 2 do if e[2][j] == "n" then n = tonumber(e[2][j + 1]) end end s = s + n end return s'
+outbox_left() { for p in $(seq 0 $((PARTS - 1))); do rc eval "$count_outbox" 1 "{$1:$p}:outbox"; done | awk '{ s += $1 } END { print s + 0 }'; }
+wait_published() { # key prefix, timeout in s: the time (ms) its outboxes were empty
+    local until=$(( $(now_ms) + $2 * 1000 ))
+    until [ "$(outbox_left "$1")" = 0 ]; do
+        [ "$(now_ms)" -lt "$until" ] || { echo "escalations still in the outbox after $2 s" >&2; break; }
+        sleep 0.05
+    done
+    now_ms
+}
 # The timed phases poll the processor 20 times a second. With curl, awk, date and sleep a poll
 # cost ~9 ms of CPU in forks, 18% of a core taken from the 2-core machine being measured, while
 # its redis-server waited for a core 9-13% of the open phase (/proc/<pid>/schedstat). One Python
@@ -328,12 +340,20 @@ cpu0=$(cpu_mark)
 t_done=$(wait_applied "$total" 900)
 cpu1=$(cpu_mark)
 [ "$BOARD_OPEN" = 1 ] && fig drain.sse_bytes $(($(board_bytes) - page0))
+# The escalations the backlog fired (breaches of silent and late alerts, and their resolutions)
+# are with the broker once the outboxes are empty; the processor's peak memory is theirs mostly.
+t_out=$(wait_published drain 300)
+escalations=$(metric fraud_sla_escalations_total)
+hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$PROC/status")
 stop_processor
 ms=$((t_done - T_READY))
 fig drain.alerts "$n_alerts"; fig drain.dispositions "$n_disps"; fig drain.messages "$total"
 fig drain.startup_ms $((T_READY - t_start)); fig drain.ms "$ms"
+fig drain.escalations "$escalations"; fig drain.published_ms $((t_out - T_READY)); fig drain.processor_hwm_kib "$hwm"
 echo "RESULT drain: $total messages ($n_alerts alerts, $n_disps dispositions) applied in $ms ms after ready" \
      "= $((total * 1000 / ms)) messages/s, $((n_alerts * 1000 / ms)) alerts/s (start-up to ready $((T_READY - t_start)) ms)"
+echo "RESULT drain: $escalations escalations fired, all with the broker $((t_out - T_READY)) ms after ready;" \
+     "the processor's peak resident memory $((hwm / 1024)) MiB"
 cpu_fig drain "$cpu0" "$cpu1" "a message" "$total"
 
 # --- 2. open: OPEN alerts, production policy, nothing fires -------------------------------------
@@ -474,9 +494,7 @@ until [ "$(metric fraud_sla_alerts_total)" -ge $((a0 + RESTART)) ] || [ "$(now_m
 [ "$(now_ms)" -lt $((t_a + RESTART_DUE * 1000 - 1000)) ] || echo "warning: the restart alerts were applied late; some may fire before the kill" >&2
 sleep_until $((t_a + RESTART_DUE * 1000 - 500))
 # Escalations still in the outboxes (not yet acknowledged by the broker): republished after the kill.
-# An entry holds a batch's escalations, `n` of them (one, as `id` and `e`, before that).
-count_outbox='local s = 0 for _, e in ipairs(redis.call("XRANGE", KEYS[1], "-", "+")) do local n = 1 for j = 1, #e[2], 2 do if e[2][j] == "n" then n = tonumber(e[2][j + 1]) end end s = s + n end return s'
-outbox=$(for p in $(seq 0 $((PARTS - 1))); do rc eval "$count_outbox" 1 "{main:$p}:outbox"; done | awk '{ s += $1 } END { print s + 0 }')
+outbox=$(outbox_left main)
 kill -KILL "$PROC"; wait "$PROC" 2>/dev/null || true
 t_kill=$(now_ms)
 sleep_until $((t_b + RESTART_DUE * 1000 + 200))

@@ -3,12 +3,19 @@
 //! partition republishes what is left, so an escalation is never lost.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::publisher::{Publisher, Settled};
 use super::{Places, Producer};
 use crate::metrics::Metrics;
-use crate::store::{OutboxEntry, Store};
+use crate::store::{OutboxEntry, Store, OUTBOX_START};
+
+/// Outbox entries read back a call: a backlog's entries hold a batch's escalations each, up
+/// to a few thousand.
+const OUTBOX_PAGE: usize = 16;
+
+/// How long after a failed read of the outbox it is read again.
+const READ_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 /// One partition's relay.
 #[derive(Debug)]
@@ -22,6 +29,8 @@ pub(crate) struct Relay {
     /// it all through a burst) loses no acknowledgement.
     acked: Vec<String>,
     partly: Partly,
+    /// After a failed read of the outbox: not before then.
+    read_again_at: Option<Instant>,
 }
 
 /// The escalations acknowledged in each outbox entry whose others are still in flight: a
@@ -55,6 +64,7 @@ impl Relay {
             metrics,
             acked: Vec::new(),
             partly: Partly::default(),
+            read_again_at: None,
         }
     }
 
@@ -63,38 +73,77 @@ impl Relay {
         self.publisher.send(entries);
     }
 
-    /// Publishes what a previous owner (or this one, before Redis forgot) left in the outbox.
-    pub(crate) fn republish(&mut self, entries: Vec<OutboxEntry>) {
-        if !entries.is_empty() {
-            tracing::info!(
-                partition = self.partition,
-                count = entries.len(),
-                "Republishing unacknowledged escalations."
-            );
+    /// Publishes what a previous owner (or this one, before Redis forgot) left in the outbox,
+    /// read a page at a time as librdkafka takes it.
+    pub(crate) async fn republish(&mut self) {
+        self.publisher.spill_all();
+        self.refill().await;
+    }
+
+    /// Where to read the outbox from now, if escalations wait there for room librdkafka has.
+    fn to_read(&self) -> Option<&str> {
+        let backing_off = self.read_again_at.is_some_and(|at| Instant::now() < at);
+        self.publisher.to_read().filter(|_| !backing_off)
+    }
+
+    /// Sends what waits in the outbox because librdkafka's queue was full, while it has room.
+    /// A failed read is tried again a second later.
+    pub(crate) async fn refill(&mut self) {
+        while let Some(from) = self.to_read() {
+            let republishing = from == OUTBOX_START;
+            match self
+                .store
+                .outbox_from(self.partition, from, OUTBOX_PAGE)
+                .await
+            {
+                Ok((read, next)) => {
+                    if republishing && !read.is_empty() {
+                        tracing::info!(
+                            partition = self.partition,
+                            count = read.len(),
+                            more = next.is_some(),
+                            "Republishing unacknowledged escalations."
+                        );
+                    }
+                    self.read_again_at = None;
+                    self.publisher.refill(read, next);
+                }
+                Err(e) => {
+                    tracing::warn!(partition = self.partition, error = %e, "Outbox not read; trying again in a second.");
+                    self.read_again_at = Some(Instant::now() + READ_AGAIN_AFTER);
+                    return;
+                }
+            }
         }
-        self.publisher.send(entries);
     }
 
     /// Waits for deliveries to settle, then deletes from the outbox every entry whose
-    /// escalations are all acknowledged now (one script call); failed deliveries are sent again.
+    /// escalations are all acknowledged now (one script call), and reads on in the outbox if
+    /// escalations wait there for the room they left; failed deliveries are sent again.
+    /// While a deletion waits to be written, settled deliveries are still taken, without
+    /// waiting: in a backlog the next batch wins the partition's `select!` every time, and the
+    /// deletion with it, so reports left untaken held every escalation of the backlog.
     ///
     /// # Cancel safety
     /// Cancel safe: settled deliveries are recorded in `self` before anything is awaited, and
-    /// their deletion, if dropped, is done by the next call.
+    /// their deletion, if dropped, is done by the next call; so is a read of the outbox.
     pub(crate) async fn settle(&mut self) {
-        if self.acked.is_empty() {
-            for settled in self.publisher.settled().await {
-                self.take(settled);
+        let settled = if self.acked.is_empty() && self.to_read().is_none() {
+            self.publisher.settled().await
+        } else {
+            self.publisher.settled_now()
+        };
+        for settled in settled {
+            self.take(settled);
+        }
+        if !self.acked.is_empty() {
+            if let Err(e) = self.store.ack(self.partition, &self.acked).await {
+                // Harmless: the entries are sent again after a restart; consumers deduplicate.
+                tracing::warn!(partition = self.partition, error = %e, "Outbox acknowledgement failed.");
             }
+            self.acked.clear();
         }
-        if self.acked.is_empty() {
-            return;
-        }
-        if let Err(e) = self.store.ack(self.partition, &self.acked).await {
-            // Harmless: the entries are sent again after a restart; consumers deduplicate.
-            tracing::warn!(partition = self.partition, error = %e, "Outbox acknowledgement failed.");
-        }
-        self.acked.clear();
+        self.refill().await;
     }
 
     fn take(&mut self, (entry, result): Settled) {
@@ -108,7 +157,7 @@ impl Relay {
         }
     }
 
-    /// Sends again what the producer's queue refused before.
+    /// Sends again the failed deliveries the producer's queue refused before.
     pub(crate) fn retry(&mut self) {
         self.publisher.retry();
     }
@@ -119,6 +168,11 @@ impl Relay {
         self.publisher.clear();
         self.acked.clear();
         self.partly = Partly::default();
+    }
+
+    /// Stops reading the outbox (the partition moved); what is in flight still settles.
+    pub(crate) fn leave_outbox(&mut self) {
+        self.publisher.leave_outbox();
     }
 
     /// On shutdown: waits up to `limit` for escalations in flight, acknowledging them.

@@ -375,12 +375,7 @@ impl Partition {
         // Whatever a previous owner (or this one, before Redis forgot) did not get acknowledged
         // goes out now.
         self.relay.clear();
-        if let Some(entries) = self
-            .with_redis("read outbox", |s, p| async move { s.outbox(p).await })
-            .await
-        {
-            self.relay.republish(entries);
-        }
+        self.relay.republish().await;
         self.refresh_next_due().await;
     }
 
@@ -423,6 +418,8 @@ impl Partition {
     fn release(&mut self, why: &str) {
         if self.owned.take().is_some() {
             tracing::info!(partition = self.partition, why, "Partition released.");
+            // What waits in the outbox is the next owner's to publish.
+            self.relay.leave_outbox();
             self.input.clear();
             self.shared.health.partition_released();
             let total = self.shared.health.set_open(self.partition, None);
@@ -501,6 +498,7 @@ impl Partition {
                     self.relay
                         .send(OutboxEntry::of_batch(stream_id, escalations));
                 }
+                self.relay.refill().await;
                 self.next_due = applied.next_due;
                 if let Some(owned) = self.owned.as_mut() {
                     owned.fence = fence;
@@ -826,6 +824,7 @@ impl Partition {
     /// owner wrote (an idle partition would not notice a rollback otherwise), count open alerts.
     async fn housekeeping(&mut self) {
         self.relay.retry();
+        self.relay.refill().await;
         let Some(mut fence) = self.owned.as_ref().map(|o| o.fence.clone()) else {
             return;
         };

@@ -839,6 +839,25 @@ impl OutboxEntry {
     }
 }
 
+/// Where an outbox read starts that takes the whole outbox.
+pub const OUTBOX_START: &str = "-";
+
+/// The least stream id after `id` (`<ms>-<seq>`), to read on from inclusively: Redis before
+/// 6.2 has no exclusive range.
+fn stream_id_after(id: &str) -> String {
+    let parsed = id
+        .split_once('-')
+        .and_then(|(ms, seq)| Some((ms.parse::<u64>().ok()?, seq.parse::<u64>().ok()?)));
+    match parsed {
+        Some((ms, seq)) => match seq.checked_add(1) {
+            Some(seq) => format!("{ms}-{seq}"),
+            None => format!("{}-0", ms.saturating_add(1)),
+        },
+        // Not a stream id Redis makes: read on exclusively.
+        None => format!("({id}"),
+    }
+}
+
 /// A batch's escalations as its outbox entry holds them: one JSON a line (compact JSON has no
 /// newline of its own).
 fn outbox_lines(escalations: &[(String, String)]) -> String {
@@ -1416,11 +1435,31 @@ impl Store {
 
     /// Every escalation not yet acknowledged by the broker, oldest first.
     pub async fn outbox(&self, partition: i32) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut all = Vec::new();
+        let mut from = Some(OUTBOX_START.to_owned());
+        while let Some(at) = from {
+            let page;
+            (page, from) = self.outbox_from(partition, &at, 100).await?;
+            all.extend(page);
+        }
+        Ok(all)
+    }
+
+    /// The escalations of up to `count` outbox entries from stream id `from` on (inclusive;
+    /// [`OUTBOX_START`] for the first), oldest first, and the id to read on from if the
+    /// outbox may hold more.
+    pub async fn outbox_from(
+        &self,
+        partition: i32,
+        from: &str,
+        count: usize,
+    ) -> Result<(Vec<OutboxEntry>, Option<String>), StoreError> {
         let mut c = self.conn.clone();
         let outbox = self.keys(partition).outbox();
-        let reply: redis::streams::StreamRangeReply = c.xrange_all(&outbox).await?;
+        let reply: redis::streams::StreamRangeReply =
+            c.xrange_count(&outbox, from, "+", count).await?;
+        // Bodies a page at a time: a backlog's outbox holds hundreds of KB an entry.
         let mut bodies: Vec<Option<String>> = Vec::with_capacity(reply.ids.len());
-        // A page at a time: a backlog's outbox holds hundreds of KB an entry.
         for page in reply.ids.chunks(100) {
             let keys: Vec<String> = page.iter().map(|e| format!("{outbox}:{}", e.id)).collect();
             let got: Vec<Option<String>> = redis::cmd("MGET").arg(keys).query_async(&mut c).await?;
@@ -1437,7 +1476,11 @@ impl Store {
                 ),
             }
         }
-        Ok(entries)
+        let next = match reply.ids.last() {
+            Some(last) if reply.ids.len() >= count => Some(stream_id_after(&last.id)),
+            _ => None,
+        };
+        Ok((entries, next))
     }
 
     /// Removes published escalations from the outbox.
@@ -1692,6 +1735,18 @@ fn has_code(e: &redis::RedisError, code: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outbox_read_goes_on_from_the_least_stream_id_after_the_last() {
+        assert_eq!(stream_id_after("1700000000000-0"), "1700000000000-1");
+        assert_eq!(stream_id_after("5-41"), "5-42");
+        assert_eq!(stream_id_after(&format!("5-{}", u64::MAX)), "6-0");
+        assert_eq!(
+            stream_id_after("odd"),
+            "(odd",
+            "exclusive, for what is not an id"
+        );
+    }
 
     fn page(
         matches: &[(Millis, &str)],
