@@ -38,12 +38,7 @@ async fn a_kill_before_any_commit_re_reads_everything_and_applies_nothing_twice(
     let env = Env::new("effectively-once", 2, FAST_SLA);
     // No offset is committed for ten minutes: everything the first instance read is re-read.
     let port = free_port();
-    let config = env.config(port);
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[kafka.client]\n",
-        "[kafka.client]\n\"auto.commit.interval.ms\" = \"600000\"\n",
-    );
-    std::fs::write(&config, text).unwrap();
+    let config = env.config_with_client(port, &[("auto.commit.interval.ms", "600000")]);
     let log = env.dir.path().join("first.log");
     let mut first = Processor::start(&config, port, &log);
     first.wait_ready(WITHIN);

@@ -23,16 +23,14 @@ fn sasl(c: &mut rdkafka::ClientConfig, password: &str) {
 
 /// The harness config with the SASL settings in `[kafka.client]`, but not the password.
 fn config_with_sasl(env: &Env, port: u16) -> std::path::PathBuf {
-    let path = env.config(port);
-    let text = std::fs::read_to_string(&path).unwrap().replace(
-        "[kafka.client]\n",
-        &format!(
-            "[kafka.client]\n\"security.protocol\" = \"SASL_PLAINTEXT\"\n\
-             \"sasl.mechanisms\" = \"SCRAM-SHA-512\"\n\"sasl.username\" = \"{USER}\"\n"
-        ),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    env.config_with_client(
+        port,
+        &[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.username", USER),
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -679,11 +679,31 @@ async fn the_query_api_requires_the_bearer_token_when_one_is_set() {
 async fn a_backlog_s_escalations_leave_the_outbox_once_the_broker_has_them() {
     const ALERTS: usize = 1_500;
     let env = Env::new("outbox-drains", 2, FAST_SLA);
+    backlog(&env, "BACKLOG", ALERTS).await;
+    let p = env.processor();
+    p.wait_ready(WITHIN);
+    let published = (6 * ALERTS) as f64;
+    wait_until(WITHIN, "every escalation published", || {
+        p.metric("fraud_sla_escalations_total", &[]) >= published
+    });
+    wait_until(WITHIN, "the outbox is empty", || outbox_entries(&env) == 0);
+    // And the escalations its entries held beside them went with them.
+    let beside = outbox_bodies(&env);
+    assert!(
+        beside.is_empty(),
+        "{} left: {:?}",
+        beside.len(),
+        &beside[..beside.len().min(3)]
+    );
+}
+
+/// `n` alerts `<prefix>-NNNN` issued a minute ago, produced before the processor starts: every
+/// level of every stage fires in their batches (6 escalations an alert, none later), several
+/// batches back to back. Their ids.
+async fn backlog(env: &Env, prefix: &str, n: usize) -> Vec<String> {
     let prod = env.broker.producer();
-    // Issued a minute ago and produced before the processor starts: every level of every stage
-    // fires in the batches (6 escalations an alert, none later), several batches back to back.
     let issued = now_ms() - 60_000;
-    let ids: Vec<String> = (0..ALERTS).map(|i| format!("BACKLOG-{i:04}")).collect();
+    let ids: Vec<String> = (0..n).map(|i| format!("{prefix}-{i:04}")).collect();
     let values: Vec<String> = ids
         .iter()
         .map(|id| alert_json(id, issued, "medium"))
@@ -694,43 +714,37 @@ async fn a_backlog_s_escalations_leave_the_outbox_once_the_broker_has_them() {
             .map(|(id, value)| produce(&prod, &env.topics.alerts, Some(id), value)),
     )
     .await;
-    let p = env.processor();
-    p.wait_ready(WITHIN);
-    let published = (6 * ALERTS) as f64;
-    wait_until(WITHIN, "every escalation published", || {
-        p.metric("fraud_sla_escalations_total", &[]) >= published
-    });
-    // Each node holds the outboxes of its slots (one node, or a cluster's masters).
-    let left = || -> i64 {
-        env.redis
-            .nodes()
-            .map(|node| {
-                let mut c = node.client().get_connection().unwrap();
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg("{t:*}:outbox")
-                    .query(&mut c)
-                    .unwrap();
-                keys.iter()
-                    .map(|k| redis::cmd("XLEN").arg(k).query::<i64>(&mut c).unwrap())
-                    .sum::<i64>()
-            })
-            .sum()
-    };
-    wait_until(WITHIN, "the outbox is empty", || left() == 0);
-    // And the escalations its entries held beside them went with them.
-    for node in env.redis.nodes() {
-        let mut c = node.client().get_connection().unwrap();
-        let beside: Vec<String> = redis::cmd("KEYS")
-            .arg("{t:*}:outbox:*")
-            .query(&mut c)
-            .unwrap();
-        assert!(
-            beside.is_empty(),
-            "{} left: {:?}",
-            beside.len(),
-            &beside[..beside.len().min(3)]
-        );
-    }
+    ids
+}
+
+/// Entries in the partitions' outboxes. Each node holds the outboxes of its slots (one node, or
+/// a cluster's masters).
+fn outbox_entries(env: &Env) -> i64 {
+    (env.redis.nodes())
+        .map(|node| {
+            let mut c = node.client().get_connection().unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg("{t:*}:outbox")
+                .query(&mut c)
+                .unwrap();
+            keys.iter()
+                .map(|k| redis::cmd("XLEN").arg(k).query::<i64>(&mut c).unwrap())
+                .sum::<i64>()
+        })
+        .sum()
+}
+
+/// The keys of the escalations held beside the outbox entries.
+fn outbox_bodies(env: &Env) -> Vec<String> {
+    (env.redis.nodes())
+        .flat_map(|node| {
+            let mut c = node.client().get_connection().unwrap();
+            redis::cmd("KEYS")
+                .arg("{t:*}:outbox:*")
+                .query::<Vec<String>>(&mut c)
+                .unwrap()
+        })
+        .collect()
 }
 
 /// A backlog fires escalations faster than the broker takes them. What the producer's queue has
@@ -741,26 +755,9 @@ async fn a_backlog_s_escalations_leave_the_outbox_once_the_broker_has_them() {
 async fn escalations_beyond_the_producer_s_queue_are_published_from_the_outbox_once_in_order() {
     const ALERTS: usize = 300;
     let env = Env::new("outbox-spill", 2, FAST_SLA);
-    let prod = env.broker.producer();
-    let issued = now_ms() - 60_000;
-    let ids: Vec<String> = (0..ALERTS).map(|i| format!("SPILL-{i:04}")).collect();
-    let values: Vec<String> = ids
-        .iter()
-        .map(|id| alert_json(id, issued, "medium"))
-        .collect();
-    futures::future::join_all(
-        ids.iter()
-            .zip(&values)
-            .map(|(id, value)| produce(&prod, &env.topics.alerts, Some(id), value)),
-    )
-    .await;
+    let ids = backlog(&env, "SPILL", ALERTS).await;
     let port = free_port();
-    let config = env.config(port);
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[kafka.client]\n",
-        "[kafka.client]\n\"queue.buffering.max.messages\" = \"100\"\n",
-    );
-    std::fs::write(&config, text).unwrap();
+    let config = env.config_with_client(port, &[("queue.buffering.max.messages", "100")]);
     let p = Processor::start(&config, port, &env.dir.path().join("spill.log"));
     p.wait_ready(WITHIN);
 
@@ -778,20 +775,7 @@ async fn escalations_beyond_the_producer_s_queue_are_published_from_the_outbox_o
     });
     // Once the outbox is empty the broker has them all: read the topic whole.
     wait_until(WITHIN, "the outbox is empty", || {
-        env.redis.nodes().all(|node| {
-            let mut c = node.client().get_connection().unwrap();
-            let streams: Vec<String> = redis::cmd("KEYS")
-                .arg("{t:*}:outbox")
-                .query(&mut c)
-                .unwrap();
-            let bodies: Vec<String> = redis::cmd("KEYS")
-                .arg("{t:*}:outbox:*")
-                .query(&mut c)
-                .unwrap();
-            bodies.is_empty()
-                && (streams.iter())
-                    .all(|k| redis::cmd("XLEN").arg(k).query::<i64>(&mut c).unwrap() == 0)
-        })
+        outbox_entries(&env) == 0 && outbox_bodies(&env).is_empty()
     });
     let all = read_through_markers(&env, &env.topics.escalations, env.topics.partitions).await;
     assert_eq!(all.len(), fired as usize, "each escalation published once");

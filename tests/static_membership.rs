@@ -15,23 +15,22 @@ const SESSION_MS: u64 = 45_000;
 /// A processor of `env` with static membership `instance` and a long session.
 fn start(env: &Env, instance: &str) -> Processor {
     let port = free_port();
-    let config = env.config(port);
+    let session = SESSION_MS.to_string();
+    let config = env.config_with_client(
+        port,
+        &[
+            ("group.instance.id", instance),
+            ("session.timeout.ms", &session),
+            ("max.poll.interval.ms", &session),
+        ],
+    );
     let text = std::fs::read_to_string(&config).unwrap();
-    let text = text
-        .replace(
-            "[kafka.client]\n",
-            &format!("[kafka.client]\n\"group.instance.id\" = \"{instance}\"\n"),
-        )
-        .replace(
-            "\"session.timeout.ms\" = \"6000\"",
-            &format!("\"session.timeout.ms\" = \"{SESSION_MS}\""),
-        )
-        .replace(
-            "\"max.poll.interval.ms\" = \"6000\"",
-            &format!("\"max.poll.interval.ms\" = \"{SESSION_MS}\""),
-        );
     assert!(text.contains(&format!("\"session.timeout.ms\" = \"{SESSION_MS}\"")));
-    std::fs::write(&config, text).unwrap();
+    assert_eq!(
+        text.matches("\"session.timeout.ms\"").count(),
+        1,
+        "changed, not added"
+    );
     let log = env.dir.path().join(format!("fraud-sla-{port}.log"));
     Processor::start(&config, port, &log)
 }

@@ -38,17 +38,18 @@ pub(crate) struct Publisher {
 
 /// The first escalation not handed to librdkafka: its queue was full
 /// (`queue.buffering.max.messages`). It and every later one are read back from the outbox,
-/// in order, once the queue is half empty again, not held here: a 200k-alert backlog fires
-/// about 560k escalations faster than the broker takes them, and holding them took the
-/// processor to 457 MiB of heap (jemalloc's heap profile of a drain).
+/// in order, once the queue is half empty again, not held here: while the broker is slow or
+/// down a backlog fires escalations by the hundred thousand (about 640,000 in a 200k-alert
+/// drain), and the process would hold every one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Spill {
+struct Spill {
     /// Its outbox entry ([`OUTBOX_START`]: the oldest), and its place there.
-    pub(crate) stream_id: String,
-    pub(crate) index: u32,
+    stream_id: String,
+    index: u32,
 }
 
 impl Spill {
+    /// At `entry`.
     fn at(entry: &OutboxEntry) -> Spill {
         Spill {
             stream_id: entry.stream_id.clone(),
@@ -56,7 +57,8 @@ impl Spill {
         }
     }
 
-    fn from(stream_id: String) -> Spill {
+    /// At the first escalation of outbox entry `stream_id`.
+    fn at_entry(stream_id: String) -> Spill {
         Spill {
             stream_id,
             index: 0,
@@ -169,7 +171,7 @@ impl Publisher {
 
     /// Everything in the outbox is to be sent again, from its oldest entry (a claim).
     pub(crate) fn spill_all(&mut self) {
-        self.spill = Some(Spill::from(OUTBOX_START.to_owned()));
+        self.spill = Some(Spill::at_entry(OUTBOX_START.to_owned()));
     }
 
     /// Where to read the outbox from, if escalations wait there and librdkafka's queue is at
@@ -188,7 +190,7 @@ impl Publisher {
         };
         self.send_from(read, |e| spill.sent(e));
         if self.spill.is_none() {
-            self.spill = next.map(Spill::from);
+            self.spill = next.map(Spill::at_entry);
         }
     }
 

@@ -290,6 +290,24 @@ impl Env {
         )
     }
 
+    /// [`Env::config`] with `[kafka.client]` settings added, or changed where it has them.
+    pub fn config_with_client(&self, http_port: u16, client: &[(&str, &str)]) -> PathBuf {
+        let path = self.config(http_port);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        for (key, value) in client {
+            let line = format!("\"{key}\" = \"{value}\"\n");
+            text = match text.find(&format!("\"{key}\" = ")) {
+                Some(at) => {
+                    let end = at + text[at..].find('\n').map_or(text.len() - at, |n| n + 1);
+                    format!("{}{line}{}", &text[..at], &text[end..])
+                }
+                None => text.replacen("[kafka.client]\n", &format!("[kafka.client]\n{line}"), 1),
+            };
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
     pub fn processor(&self) -> Processor {
         let port = free_port();
         let config = self.config(port);
