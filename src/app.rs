@@ -57,11 +57,15 @@ pub fn cancel_on_signal(token: CancellationToken) {
 }
 
 /// Connects to Redis, retrying with backoff until it answers or shutdown.
-async fn connect_redis(config: &Config, cancel: &CancellationToken) -> Option<RedisConn> {
+async fn connect_redis(
+    config: &Config,
+    health: &Health,
+    cancel: &CancellationToken,
+) -> Option<RedisConn> {
     retry(
         cancel,
         Backoff::CONNECT,
-        || RedisConn::connect(&config.redis.url, config.redis.cluster),
+        || health.redis_call(RedisConn::connect(&config.redis.url, config.redis.cluster)),
         |_| true,
         |e, retry_in| tracing::warn!(error = %e, ?retry_in, "Redis unreachable; retrying."),
     )
@@ -172,7 +176,7 @@ pub async fn run(
     // The producer first: its idempotent producer id takes librdkafka a timer tick or two, and
     // partitions taken back at start-up publish at once.
     let producer = crate::kafka::producer(&config.kafka)?;
-    let Some(conn) = connect_redis(&config, &cancel).await else {
+    let Some(conn) = connect_redis(&config, &health, &cancel).await else {
         return Ok(());
     };
     let instance = crate::kafka::instance_id(&config.kafka);
@@ -187,7 +191,6 @@ pub async fn run(
         bytes = store.record_limit(),
         "Alert records up to this size are kept in bucket hashes."
     );
-    health.set_redis(true);
 
     let fatal = FatalSignal::default();
     let ctx = IngestContext::new(&config.kafka, metrics.clone(), health.clone());

@@ -1,7 +1,8 @@
 //! Readiness signals shared by the workers and the HTTP server.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// `/readyz` is 200 only when Kafka and Redis answer and partitions are assigned. An instance
@@ -10,7 +11,9 @@ use std::sync::Mutex;
 #[derive(Debug)]
 pub(crate) struct Health {
     kafka: AtomicBool,
-    redis: AtomicBool,
+    /// Redis's failures seen so far, shifted left by one, with bit 0 set while it answers. One
+    /// word, so that an answer counts only if no failure was seen since its call began.
+    redis: AtomicU64,
     owned: AtomicUsize,
     /// Partitions in the group's latest assignment to this member; -1 while none was received
     /// (starting, or in a rebalance).
@@ -43,7 +46,7 @@ impl Default for Health {
     fn default() -> Health {
         Health {
             kafka: AtomicBool::default(),
-            redis: AtomicBool::default(),
+            redis: AtomicU64::default(),
             owned: AtomicUsize::default(),
             assigned: AtomicI64::new(-1),
             open: Mutex::default(),
@@ -93,8 +96,31 @@ impl Health {
     pub(crate) fn set_kafka(&self, ok: bool) {
         self.kafka.store(ok, Ordering::Relaxed);
     }
-    pub(crate) fn set_redis(&self, ok: bool) {
-        self.redis.store(ok, Ordering::Relaxed);
+    /// Runs one Redis call. Its success marks Redis reachable only if no failure was seen
+    /// since it began: an answer that arrives after another partition saw Redis go away is
+    /// news from before the outage, and must not make `/readyz` 200 during it.
+    pub(crate) async fn redis_call<T, E>(
+        &self,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let began = self.redis.load(Ordering::Acquire) >> 1;
+        let result = call.await;
+        if result.is_ok() {
+            let _ = self
+                .redis
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                    (now >> 1 == began).then_some(now | 1)
+                });
+        }
+        result
+    }
+    /// A Redis call failed in a way that retrying may fix (unreachable, timed out).
+    pub(crate) fn redis_failed(&self) {
+        let _ = self
+            .redis
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                Some(((now >> 1) + 1) << 1)
+            });
     }
     pub(crate) fn partition_owned(&self) {
         self.owned.fetch_add(1, Ordering::Relaxed);
@@ -111,7 +137,7 @@ impl Health {
         self.kafka.load(Ordering::Relaxed)
     }
     pub(crate) fn redis_ok(&self) -> bool {
-        self.redis.load(Ordering::Relaxed)
+        self.redis.load(Ordering::Acquire) & 1 == 1
     }
     pub(crate) fn config(&self) -> ConfigStatus {
         self.config
@@ -140,17 +166,21 @@ impl Health {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_member_without_partitions_is_a_standby_not_a_failure() {
+    async fn answered(h: &Health) {
+        h.redis_call(async { Ok::<_, ()>(()) }).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_member_without_partitions_is_a_standby_not_a_failure() {
         let h = Health::default();
         h.set_kafka(true);
-        h.set_redis(true);
+        answered(&h).await;
         assert_eq!(h.readiness(), Readiness::NotReady, "no assignment yet");
         h.set_assigned(Some(0));
         assert_eq!(h.readiness(), Readiness::Standby);
-        h.set_redis(false);
+        h.redis_failed();
         assert_eq!(h.readiness(), Readiness::NotReady, "Redis down is broken");
-        h.set_redis(true);
+        answered(&h).await;
         h.set_assigned(None);
         h.partition_owned();
         assert_eq!(
@@ -163,5 +193,28 @@ mod tests {
         h.partition_released();
         h.set_assigned(None);
         assert_eq!(h.readiness(), Readiness::NotReady, "in a rebalance");
+    }
+
+    #[tokio::test]
+    async fn an_answer_to_a_call_begun_before_a_failure_does_not_make_redis_reachable() {
+        let h = Health::default();
+        answered(&h).await;
+        let (answer, answered_late) = tokio::sync::oneshot::channel::<()>();
+        let early = h.redis_call(async {
+            answered_late.await.unwrap();
+            Ok::<_, ()>(())
+        });
+        let failure_meanwhile = async {
+            tokio::task::yield_now().await;
+            h.redis_failed();
+            answer.send(()).unwrap();
+        };
+        let (early, ()) = tokio::join!(early, failure_meanwhile);
+        assert_eq!(early, Ok(()), "the caller still gets its answer");
+        assert!(!h.redis_ok(), "a failure since the call began wins");
+        let failed = h.redis_call(async { Err::<(), _>("refused") }).await;
+        assert!(failed.is_err() && !h.redis_ok());
+        answered(&h).await;
+        assert!(h.redis_ok(), "a call begun after the failure counts");
     }
 }

@@ -73,5 +73,5 @@ async fn sigkill_under_load_loses_no_breach_and_applies_nothing_twice() {
         distinct
     );
     logs.push(p.log_text());
-    assert_no_sent_personal_data(&env, &logs, &seen);
+    assert_no_sent_personal_data(&env, &logs, &seen).await;
 }

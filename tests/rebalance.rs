@@ -121,7 +121,7 @@ async fn a_rebalance_storm_under_load_loses_nothing_and_fires_nothing_twice() {
     );
     println!("storm: {stops} instances stopped in {storm:?}, {distinct} escalations checked, {} redelivered", total - distinct);
     logs.extend(instances.iter().map(|p| p.log_text()));
-    assert_no_sent_personal_data(&env, &logs, &[]);
+    assert_no_sent_personal_data(&env, &logs, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

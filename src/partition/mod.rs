@@ -441,20 +441,17 @@ impl Partition {
         F: Fn(Store, i32) -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>>,
     {
-        let (store, p) = (&self.shared.store, self.partition);
+        let (store, p, health) = (&self.shared.store, self.partition, &self.shared.health);
         let done = retry(
             &self.cancel,
             Backoff::STORE,
-            || op(store.clone(), p),
+            || health.redis_call(op(store.clone(), p)),
             StoreError::is_transient,
             |e, retry_in| self.redis_failed(what, e, retry_in),
         )
         .await;
         match done {
-            Ok(v) => {
-                self.shared.health.set_redis(true);
-                Some(v)
-            }
+            Ok(v) => Some(v),
             Err(GaveUp::Final(e)) => {
                 tracing::error!(partition = self.partition, error = %e, what, "Redis answered with an error that retrying cannot fix.");
                 None
@@ -465,7 +462,7 @@ impl Partition {
 
     fn redis_failed(&self, what: &str, e: &StoreError, retry_in: Duration) {
         self.shared.metrics.redis_error();
-        self.shared.health.set_redis(false);
+        self.shared.health.redis_failed();
         tracing::warn!(partition = self.partition, error = %e, what, ?retry_in, "Redis operation failed; retrying.");
     }
 
@@ -476,15 +473,16 @@ impl Partition {
             return Err(Stop::Fenced);
         };
         let (store, p, to_write) = (&self.shared.store, self.partition, &*batch);
+        let health = &self.shared.health;
         let written = retry(
             &self.cancel,
             Backoff::STORE,
             || {
                 let mut fence = fence.clone();
-                async move {
+                health.redis_call(async move {
                     let applied = store.apply(p, &mut fence, to_write).await;
                     applied.map(|a| (a, fence))
-                }
+                })
             },
             StoreError::is_transient,
             |e, retry_in| self.redis_failed("write batch", e, retry_in),
@@ -492,7 +490,6 @@ impl Partition {
         .await;
         match written {
             Ok((applied, fence)) => {
-                self.shared.health.set_redis(true);
                 if let Some(stream_id) = &applied.outbox {
                     let escalations = std::mem::take(&mut batch.escalations);
                     self.relay
@@ -822,14 +819,15 @@ impl Partition {
 
     /// Every second: send what the producer refused, check that Redis still holds what this
     /// owner wrote (an idle partition would not notice a rollback otherwise), count open alerts.
+    /// (What waits in the outbox is `settle`'s: it looks for room every 20 ms.)
     async fn housekeeping(&mut self) {
         self.relay.retry();
-        self.relay.refill().await;
         let Some(mut fence) = self.owned.as_ref().map(|o| o.fence.clone()) else {
             return;
         };
-        match self.shared.store.check(self.partition, &mut fence).await {
-            Ok(()) => self.shared.health.set_redis(true),
+        let checked = self.shared.store.check(self.partition, &mut fence);
+        match self.shared.health.redis_call(checked).await {
+            Ok(()) => {}
             Err(e) if e.is_transient() => {
                 // Input waits until Redis answers; the next check is the retry.
                 self.redis_failed("check partition", &e, CHECK_EVERY);

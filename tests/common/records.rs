@@ -2,7 +2,7 @@
 //! ([`Record`], `collect_*`), checks on escalation ids, and the personal-data scans.
 
 use aho_corasick::AhoCorasick;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
@@ -10,7 +10,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use super::processor::Env;
-use super::servers::Broker;
 
 pub async fn produce(p: &FutureProducer, topic: &str, key: Option<&str>, value: &str) {
     let mut rec: FutureRecord<'_, str, str> = FutureRecord::to(topic).payload(value);
@@ -171,8 +170,8 @@ pub fn assert_no_personal_data(env: &Env, logs: &[String], escalations: &[Record
 /// Asserts that none of the personal data actually sent to the input topics
 /// ([`sent_personal_data`]) reached the processor's log, Redis, or the escalations: for tests
 /// whose input comes from `fraud-sla simulate`, which never sends the [`PERSONAL_DATA`] markers.
-pub fn assert_no_sent_personal_data(env: &Env, logs: &[String], escalations: &[Record]) {
-    let sent = sent_personal_data(env);
+pub async fn assert_no_sent_personal_data(env: &Env, logs: &[String], escalations: &[Record]) {
+    let sent = sent_personal_data(env).await;
     assert!(
         !sent.is_empty(),
         "the input carried no personal data to look for"
@@ -209,10 +208,10 @@ const MIN_SECRET_CHARS: usize = 4;
 /// The personal data the input topics carry, read from the beginning: every `subject.name` and
 /// `subject.phone` of the alerts and every `note` of the dispositions (distinct, sorted), leaving
 /// out values under [`MIN_SECRET_CHARS`] characters.
-pub fn sent_personal_data(env: &Env) -> Vec<String> {
+pub async fn sent_personal_data(env: &Env) -> Vec<String> {
     let t = &env.topics;
-    let alerts = read_all(&env.broker, &t.alerts, t.partitions);
-    let dispositions = read_all(&env.broker, &t.dispositions, t.partitions);
+    let alerts = read_through_markers(env, &t.alerts, t.partitions).await;
+    let dispositions = read_through_markers(env, &t.dispositions, t.partitions).await;
     let mut found = BTreeSet::new();
     for r in alerts.iter().chain(&dispositions) {
         let Ok(v) = serde_json::from_slice::<Value>(&r.value) else {
@@ -229,34 +228,11 @@ pub fn sent_personal_data(env: &Env) -> Vec<String> {
     found.into_iter().collect()
 }
 
-/// Every record of `topic` from the beginning to its end offsets at the time of the call.
-pub fn read_all(broker: &Broker, topic: &str, partitions: u32) -> Vec<Record> {
-    let reader = broker.reader(topic, partitions);
-    let count: i64 = (0..partitions as i32)
-        .map(|p| {
-            let (low, high) = reader
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .unwrap_or_else(|e| panic!("offsets of {topic}/{p}: {e}"));
-            high - low
-        })
-        .sum();
-    let count = usize::try_from(count).unwrap_or(0);
-    if count == 0 {
-        return Vec::new();
-    }
-    let records = collect_until(&reader, Duration::from_secs(60), |r| r.len() >= count);
-    assert!(
-        records.len() >= count,
-        "read {} of the {count} records of {topic}",
-        records.len()
-    );
-    records
-}
-
 /// Every record of `topic` the broker acknowledged before the call, and none twice: a marker
 /// (`{"escalation_id":"END-<p>"}`) is appended to each partition, and the topic is read from the
-/// beginning up to every marker (left out). Unlike [`read_all`] it does not count on the
-/// watermarks, which tansu can report short of a partition's last records.
+/// beginning up to every marker (left out). It does not count on the watermarks, which tansu can
+/// report short of a partition's last records. A processor still reading an input topic
+/// dead-letters the marker.
 pub async fn read_through_markers(env: &Env, topic: &str, partitions: u32) -> Vec<Record> {
     let producer = env.broker.producer();
     for p in 0..partitions as i32 {
