@@ -697,6 +697,52 @@ async fn a_backlog_s_escalations_leave_the_outbox_once_the_broker_has_them() {
     );
 }
 
+/// The broker's acknowledgements delete a backlog's escalations from the outbox while the
+/// backlog is still being applied. Deleting them was left to `settle`, which the next batch beat
+/// in the partition's `select!` through a whole drain: Redis held every escalation a drain
+/// fired until its batches stopped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backlog_s_escalations_leave_the_outbox_while_the_backlog_is_still_applied() {
+    const OVERDUE: usize = 300;
+    const COPIES: usize = 200;
+    let env = Env::new("outbox-meanwhile", 2, FAST_SLA);
+    let ids = backlog(&env, "OVERDUE", OVERDUE).await;
+    // Behind them, copies of the same alerts: batch after batch that changes nothing.
+    let prod = env.broker.producer();
+    let issued = now_ms() - 60_000;
+    let values: Vec<(String, String)> = (ids.iter())
+        .map(|id| (id.clone(), alert_json(id, issued, "medium")))
+        .collect();
+    futures::future::join_all(
+        (0..COPIES)
+            .flat_map(|_| &values)
+            .map(|(id, v)| produce(&prod, &env.topics.alerts, Some(id), v)),
+    )
+    .await;
+    let copies = (OVERDUE * COPIES) as f64;
+    let p = env.processor();
+    p.wait_ready(WITHIN);
+    wait_until(WITHIN, "the overdue alerts' escalations fired", || {
+        p.metric("fraud_sla_escalations_total", &[]) >= (6 * OVERDUE) as f64
+    });
+    let start = std::time::Instant::now();
+    let applied_when_empty = loop {
+        // The outbox first: the copies' count can only have grown since.
+        let empty = outbox_entries(&env) == 0;
+        let applied = p.metric("fraud_sla_duplicates_total", &[]);
+        if empty || applied >= copies {
+            break applied;
+        }
+        assert!(start.elapsed() < WITHIN, "neither emptied nor applied");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    eprintln!("the outbox was empty with {applied_when_empty} of {copies} copies applied");
+    assert!(
+        applied_when_empty < copies,
+        "the outbox emptied only once all {copies} copies were applied"
+    );
+}
+
 /// `n` alerts `<prefix>-NNNN` issued a minute ago, produced before the processor starts: every
 /// level of every stage fires in their batches (6 escalations an alert, none later), several
 /// batches back to back. Their ids.

@@ -99,6 +99,7 @@ const fs = {
     sse_bytes: n('drain.sse_bytes'),
     escalations: n('drain.escalations'), published_ms: n('drain.published_ms'),
     processor_hwm_mib: n('drain.processor_hwm_kib') === null ? null : n('drain.processor_hwm_kib') / 1024,
+    redis_peak_mib: n('drain.redis_peak_bytes') === null ? null : n('drain.redis_peak_bytes') / 1048576,
   },
   open: {
     alerts: n('open.alerts'), ms: n('open.ms'), startup_ms: n('open.startup_ms'),
@@ -190,6 +191,7 @@ if (fs.drain.escalations !== null) {
   row('drain: escalations fired / all with the broker, s after ready',
     `${int(fs.drain.escalations)} / ${(fs.drain.published_ms / 1000).toFixed(1)} s`, null, asIs);
   row('drain: processor peak resident memory, MiB', fs.drain.processor_hwm_mib, null, int);
+  if (fs.drain.redis_peak_mib !== null) row('drain: Redis peak used_memory, MiB', fs.drain.redis_peak_mib, null, int);
 }
 const perMessage = (bytes, count) => (bytes === null || !count ? null : bytes / count);
 if (fs.drain.sse_bytes !== null) {

@@ -345,15 +345,18 @@ cpu1=$(cpu_mark)
 t_out=$(wait_published drain 300)
 escalations=$(metric fraud_sla_escalations_total)
 hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$PROC/status")
+# Redis started empty: its peak is the drain's, the outbox's share included.
+redis_peak=$(rc info memory | awk -F: '/^used_memory_peak:/ { print $2 + 0 }')
 stop_processor
 ms=$((t_done - T_READY))
 fig drain.alerts "$n_alerts"; fig drain.dispositions "$n_disps"; fig drain.messages "$total"
 fig drain.startup_ms $((T_READY - t_start)); fig drain.ms "$ms"
 fig drain.escalations "$escalations"; fig drain.published_ms $((t_out - T_READY)); fig drain.processor_hwm_kib "$hwm"
+fig drain.redis_peak_bytes "$redis_peak"
 echo "RESULT drain: $total messages ($n_alerts alerts, $n_disps dispositions) applied in $ms ms after ready" \
      "= $((total * 1000 / ms)) messages/s, $((n_alerts * 1000 / ms)) alerts/s (start-up to ready $((T_READY - t_start)) ms)"
 echo "RESULT drain: $escalations escalations fired, all with the broker $((t_out - T_READY)) ms after ready;" \
-     "the processor's peak resident memory $((hwm / 1024)) MiB"
+     "the processor's peak resident memory $((hwm / 1024)) MiB, Redis's peak used_memory $((redis_peak / 1048576)) MiB"
 cpu_fig drain "$cpu0" "$cpu1" "a message" "$total"
 
 # --- 2. open: OPEN alerts, production policy, nothing fires -------------------------------------

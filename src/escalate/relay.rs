@@ -88,7 +88,7 @@ impl Relay {
 
     /// Sends what waits in the outbox because librdkafka's queue was full, while it has room.
     /// A failed read is tried again a second later.
-    pub(crate) async fn refill(&mut self) {
+    async fn refill(&mut self) {
         while let Some(from) = self.to_read() {
             let republishing = from == OUTBOX_START;
             match self
@@ -133,6 +133,18 @@ impl Relay {
         } else {
             self.publisher.settled_now()
         };
+        self.finish(settled).await;
+    }
+
+    /// [`Relay::settle`] without waiting, for the partition's writes: in a backlog or a burst
+    /// they win its `select!` over `settle` every time, which left the whole backlog's
+    /// escalations in the outbox (in Redis's memory) until the batches stopped.
+    pub(crate) async fn settle_now(&mut self) {
+        let settled = self.publisher.settled_now();
+        self.finish(settled).await;
+    }
+
+    async fn finish(&mut self, settled: Vec<Settled>) {
         for settled in settled {
             self.take(settled);
         }

@@ -495,7 +495,7 @@ impl Partition {
                     self.relay
                         .send(OutboxEntry::of_batch(stream_id, escalations));
                 }
-                self.relay.refill().await;
+                self.relay.settle_now().await;
                 self.next_due = applied.next_due;
                 if let Some(owned) = self.owned.as_mut() {
                     owned.fence = fence;
