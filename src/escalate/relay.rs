@@ -14,6 +14,10 @@ use crate::store::{OutboxEntry, Store, OUTBOX_START};
 /// to a few thousand.
 const OUTBOX_PAGE: usize = 16;
 
+/// How often a partition writing batch after batch deletes what the broker acknowledged from
+/// the outbox.
+const DELETE_EVERY: Duration = Duration::from_millis(100);
+
 /// How long after a failed read of the outbox it is read again.
 const READ_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
@@ -31,6 +35,8 @@ pub(crate) struct Relay {
     partly: Partly,
     /// After a failed read of the outbox: not before then.
     read_again_at: Option<Instant>,
+    /// The last deletion from the outbox ([`Relay::settle_now`]).
+    deleted_at: Instant,
 }
 
 /// The escalations acknowledged in each outbox entry whose others are still in flight: a
@@ -65,6 +71,7 @@ impl Relay {
             acked: Vec::new(),
             partly: Partly::default(),
             read_again_at: None,
+            deleted_at: Instant::now(),
         }
     }
 
@@ -133,27 +140,31 @@ impl Relay {
         } else {
             self.publisher.settled_now()
         };
-        self.finish(settled).await;
+        self.finish(settled, true).await;
     }
 
     /// [`Relay::settle`] without waiting, for the partition's writes: in a backlog or a burst
     /// they win its `select!` over `settle` every time, which left the whole backlog's
-    /// escalations in the outbox (in Redis's memory) until the batches stopped.
+    /// escalations in the outbox (in Redis's memory) until the batches stopped. Deletes at
+    /// most every [`DELETE_EVERY`]: a call each firing round made a burst's last escalations
+    /// fire later.
     pub(crate) async fn settle_now(&mut self) {
         let settled = self.publisher.settled_now();
-        self.finish(settled).await;
+        let delete = self.deleted_at.elapsed() >= DELETE_EVERY;
+        self.finish(settled, delete).await;
     }
 
-    async fn finish(&mut self, settled: Vec<Settled>) {
+    async fn finish(&mut self, settled: Vec<Settled>, delete: bool) {
         for settled in settled {
             self.take(settled);
         }
-        if !self.acked.is_empty() {
+        if delete && !self.acked.is_empty() {
             if let Err(e) = self.store.ack(self.partition, &self.acked).await {
                 // Harmless: the entries are sent again after a restart; consumers deduplicate.
                 tracing::warn!(partition = self.partition, error = %e, "Outbox acknowledgement failed.");
             }
             self.acked.clear();
+            self.deleted_at = Instant::now();
         }
         self.refill().await;
     }
