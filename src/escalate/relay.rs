@@ -146,8 +146,7 @@ impl Relay {
     /// [`Relay::settle`] without waiting, for the partition's writes: in a backlog or a burst
     /// they win its `select!` over `settle` every time, which left the whole backlog's
     /// escalations in the outbox (in Redis's memory) until the batches stopped. Deletes at
-    /// most every [`DELETE_EVERY`]: a call each firing round made a burst's last escalations
-    /// fire later.
+    /// most every [`DELETE_EVERY`], so a burst's firing rounds do not each wait for a deletion.
     pub(crate) async fn settle_now(&mut self) {
         let settled = self.publisher.settled_now();
         let delete = self.deleted_at.elapsed() >= DELETE_EVERY;
