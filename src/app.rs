@@ -43,14 +43,16 @@ pub enum AppError {
     },
 }
 
-/// Cancels `token` on SIGTERM or SIGINT.
+/// Cancels `token` on SIGTERM or SIGINT. The handlers are installed before this returns, so a
+/// signal that comes before the task first runs is a shutdown too, not the default death.
 pub fn cancel_on_signal(token: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler installs");
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received; shutting down."),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down."),
+            _ = int.recv() => tracing::info!("SIGINT received; shutting down."),
         }
         token.cancel();
     });
@@ -127,6 +129,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<(), AppError> {
     let metrics = Arc::new(Metrics::new());
+    metrics.prepare_inputs([&config.kafka.alerts_topic, &config.kafka.dispositions_topic]);
     let health = Arc::new(Health::default());
     let (reloader, policies) =
         Reloader::start(config_path, config.clone(), metrics.clone(), health.clone());
@@ -176,6 +179,16 @@ pub async fn run(
     // The producer first: its idempotent producer id takes librdkafka a timer tick or two, and
     // partitions taken back at start-up publish at once.
     let producer = crate::kafka::producer(&config.kafka)?;
+    // The topics before Redis: input that is not co-partitioned is refused at once, whether
+    // Redis answers yet or not.
+    let ctx = IngestContext::new(&config.kafka, metrics.clone(), health.clone());
+    let consumer: Arc<IngestConsumer> =
+        Arc::new(crate::kafka::consumer_config(&config.kafka).create_with_context(ctx)?);
+    let Some(partitions) = wait_for_topology(&consumer, &config, &cancel).await? else {
+        return Ok(());
+    };
+    health.set_kafka(true);
+    tracing::info!(partitions, alerts = %config.kafka.alerts_topic, dispositions = %config.kafka.dispositions_topic, "Input topics are co-partitioned.");
     let Some(conn) = connect_redis(&config, &health, &cancel).await else {
         return Ok(());
     };
@@ -193,14 +206,6 @@ pub async fn run(
     );
 
     let fatal = FatalSignal::default();
-    let ctx = IngestContext::new(&config.kafka, metrics.clone(), health.clone());
-    let consumer: Arc<IngestConsumer> =
-        Arc::new(crate::kafka::consumer_config(&config.kafka).create_with_context(ctx)?);
-    let Some(partitions) = wait_for_topology(&consumer, &config, &cancel).await? else {
-        return Ok(());
-    };
-    health.set_kafka(true);
-    tracing::info!(partitions, alerts = %config.kafka.alerts_topic, dispositions = %config.kafka.dispositions_topic, "Input topics are co-partitioned.");
     let _ = query.set((store.clone(), partitions as i32));
     // The board's live events: escalations from their topic, changes from Redis.
     events.start(&mut http, store.clone(), partitions as i32, &config.kafka)?;

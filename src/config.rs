@@ -189,29 +189,52 @@ impl fmt::Debug for KafkaConfig {
     }
 }
 
-/// librdkafka takes every property as a string; TOML numbers and booleans are accepted too.
+/// librdkafka takes every property as a string; TOML numbers and booleans are accepted too. A
+/// property may be written with its name quoted (`"security.protocol" = "SSL"`) or bare
+/// (`security.protocol = "SSL"`, which TOML reads as a table `security` with a key `protocol`):
+/// both name `security.protocol`.
 fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum Scalar {
+    enum Value {
         S(String),
         I(i64),
         F(f64),
         B(bool),
+        Table(BTreeMap<String, Value>),
     }
-    let map = BTreeMap::<String, Scalar>::deserialize(d)?;
-    Ok(map
-        .into_iter()
-        .map(|(k, v)| {
-            let v = match v {
-                Scalar::S(s) => s,
-                Scalar::I(i) => i.to_string(),
-                Scalar::F(f) => f.to_string(),
-                Scalar::B(b) => b.to_string(),
+    fn flatten(
+        prefix: &str,
+        table: BTreeMap<String, Value>,
+        out: &mut BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        for (k, v) in table {
+            let key = if prefix.is_empty() {
+                k
+            } else {
+                format!("{prefix}.{k}")
             };
-            (k, v)
-        })
-        .collect())
+            let v = match v {
+                Value::Table(t) => {
+                    flatten(&key, t, out)?;
+                    continue;
+                }
+                Value::S(s) => s,
+                Value::I(i) => i.to_string(),
+                Value::F(f) => f.to_string(),
+                Value::B(b) => b.to_string(),
+            };
+            if out.contains_key(&key) {
+                return Err(format!("\"{key}\" is given twice"));
+            }
+            out.insert(key, v);
+        }
+        Ok(())
+    }
+    let mut out = BTreeMap::new();
+    flatten("", BTreeMap::<String, Value>::deserialize(d)?, &mut out)
+        .map_err(serde::de::Error::custom)?;
+    Ok(out)
 }
 
 /// librdkafka properties whose values are secrets and are never printed.
@@ -609,6 +632,19 @@ impl Config {
                 ));
             }
         }
+        // librdkafka's own check of each property's name and value, without a client (the
+        // processor's would refuse it at start-up, after the rest has been judged valid).
+        for (key, value) in &k.client {
+            let mut c = rdkafka::ClientConfig::new();
+            c.set(key, value);
+            if let Err(e) = c.create_native_config() {
+                let problem = match e {
+                    rdkafka::error::KafkaError::ClientConfig(_, desc, _, _) => desc,
+                    other => other.to_string(),
+                };
+                return Err(ConfigError::key(format!("kafka.client.\"{key}\""), problem));
+            }
+        }
         if self.redis.key_prefix.contains(['{', '}']) {
             return Err(ConfigError::key(
                 "redis.key_prefix",
@@ -632,8 +668,17 @@ impl Config {
         ];
         for (key, addr) in listen {
             let Some(addr) = addr else { continue };
-            addr.parse::<SocketAddr>()
-                .map_err(|e| ConfigError::key(key, format!("{addr:?} is not an address ({e})")))?;
+            // An IP address and port, or a host name and port (`localhost:9898`), resolved when
+            // the listener binds.
+            let host_and_port = addr
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if addr.parse::<SocketAddr>().is_err() && !host_and_port {
+                return Err(ConfigError::key(
+                    key,
+                    format!("{addr:?} is not an address (host:port, e.g. 127.0.0.1:9898)"),
+                ));
+            }
         }
         self.http.scoped_tokens()?;
         if self.http.metrics_listen.as_ref() == Some(&self.http.listen) {
@@ -964,16 +1009,8 @@ fn check_ladder(prefix: &str, l: &Ladder) -> Result<(), ConfigError> {
             "must not decrease (each level fires at or after the one before)",
         ));
     }
-    if l.notify.len() != l.escalate_after.len() {
-        return Err(ConfigError::key(
-            key("notify"),
-            format!(
-                "has {} levels but escalate_after has {}; give one list per level",
-                l.notify.len(),
-                l.escalate_after.len()
-            ),
-        ));
-    }
+    // `notify` may be shorter or longer than the ladder (a risk may override `escalate_after`
+    // alone): a level past the last list pages the last list's people (`Ladder::notify`).
     if l.notify
         .iter()
         .chain(std::iter::once(&l.warn_notify))
@@ -1031,10 +1068,18 @@ mod tests {
         assert!(e.contains("\"1x\""), "{e}");
         let e = err("[sla]\nescalate_after = [\"30m\", \"10m\", \"2h\"]\n");
         assert!(e.starts_with("config key sla.escalate_after:"), "{e}");
-        let e = err("[sla]\nnotify = [[\"a\"]]\n");
+        let e = err("[sla]\nnotify = [[\"a\"], [\" \"]]\n");
         assert!(e.starts_with("config key sla.notify:"), "{e}");
         let e = err("[http]\nlisten = \"nowhere\"\n");
         assert!(e.starts_with("config key http.listen:"), "{e}");
+        for listen in ["localhost:9898", "[::1]:9898", "0.0.0.0:80"] {
+            let c = Config::parse(&format!("[http]\nlisten = \"{listen}\"\n")).unwrap();
+            c.validate().unwrap_or_else(|e| panic!("{listen}: {e}"));
+        }
+        for listen in [":9898", "localhost", "localhost:http", "localhost:70000"] {
+            let e = err(&format!("[http]\nlisten = \"{listen}\"\n"));
+            assert!(e.starts_with("config key http.listen:"), "{listen}: {e}");
+        }
         let e = err("[redis]\nurl = \"http://x\"\n");
         assert!(e.starts_with("config key redis.url:"), "{e}");
         let e = err("[sla]\nmax_message_bytes = -1\n");
@@ -1079,6 +1124,89 @@ mod tests {
             p.for_risk(Risk::Medium),
             Policy::default().for_risk(Risk::Medium)
         );
+    }
+
+    #[test]
+    fn a_ladder_and_its_lists_may_differ_in_length_and_a_level_past_the_lists_pages_the_last() {
+        // A risk overriding the ladder alone keeps [sla]'s three lists.
+        let c = Config::parse("[sla.risk.high]\nescalate_after = [\"0s\", \"15m\"]\n").unwrap();
+        c.validate().unwrap();
+        let p = c.policy();
+        let high = p.for_risk(Risk::High);
+        assert_eq!(high.escalate_after, [0, 15 * 60_000]);
+        assert_eq!(high.notify(2), ["station_chief"]);
+        // A longer ladder than its lists: the levels past them page the last list.
+        let c = Config::parse(
+            "[sla]\nescalate_after = [\"0s\", \"1m\", \"2m\", \"3m\"]\nnotify = [[\"a\"], [\"b\"]]\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let ladder = c.policy().for_risk(Risk::Medium).clone();
+        let paged: Vec<&[String]> = (0..=4).map(|l| ladder.notify(l)).collect();
+        assert_eq!(
+            paged,
+            [
+                &["assigned_officer".to_owned()][..],
+                &["a".to_owned()],
+                &["b".to_owned()],
+                &["b".to_owned()],
+                &["b".to_owned()]
+            ]
+        );
+    }
+
+    #[test]
+    fn client_properties_may_be_written_with_bare_dotted_names() {
+        let c = Config::parse(
+            "[kafka.client]\nsecurity.protocol = \"SASL_PLAINTEXT\"\nsasl.mechanism = \"PLAIN\"\n\"sasl.username\" = \"u\"\nsasl.password = \"p\"\nlinger.ms = 5\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let client: Vec<(&str, &str)> = c
+            .kafka
+            .client
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            client,
+            [
+                ("linger.ms", "5"),
+                ("sasl.mechanism", "PLAIN"),
+                ("sasl.password", "p"),
+                ("sasl.username", "u"),
+                ("security.protocol", "SASL_PLAINTEXT"),
+            ]
+        );
+        assert!(
+            !format!("{c:?}").contains("\"p\""),
+            "the password is a secret"
+        );
+        let e = err("[kafka.client]\n\"linger.ms\" = 1\nlinger.ms = 2\n");
+        assert!(
+            e.contains("kafka.client") && e.contains("\"linger.ms\" is given twice"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn librdkafka_judges_each_client_property_and_the_error_names_it() {
+        let e = err("[kafka.client]\n\"no.such.property\" = \"x\"\n");
+        assert!(
+            e.starts_with("config key kafka.client.\"no.such.property\":"),
+            "{e}"
+        );
+        let e = err("[kafka.client]\nsecurity.protocol = \"bogus\"\n");
+        assert!(
+            e.starts_with("config key kafka.client.\"security.protocol\":") && e.contains("bogus"),
+            "{e}"
+        );
+        // A producer's property and a consumer's are both properties.
+        let c = Config::parse(
+            "[kafka.client]\n\"compression.type\" = \"zstd\"\n\"fetch.wait.max.ms\" = 10\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
     }
 
     #[test]

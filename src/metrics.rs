@@ -10,7 +10,8 @@ use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 
-use crate::domain::{DispositionKind, Effect, EscalationKind, Risk};
+use crate::domain::validate::Rejection;
+use crate::domain::{DispositionKind, Effect, EscalationKind, Outcome, Policy, Risk};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RiskLabel {
@@ -275,11 +276,89 @@ impl Metrics {
             m.policy_info.clone(),
         );
         m.config_last_reload_successful.set(1);
+        for risk in Risk::ALL {
+            let _ = m.alerts.get_or_create(&RiskLabel {
+                risk: risk.as_str(),
+            });
+        }
+        for kind in DispositionKind::ALL {
+            let _ = m.dispositions.get_or_create(&KindLabel {
+                kind: kind.as_str(),
+            });
+        }
+        for outcome in Outcome::ALL {
+            let _ = m.outcomes.get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            });
+        }
+        for result in ["success", "failure"] {
+            let _ = m.config_reloads.get_or_create(&ResultLabel { result });
+        }
         Metrics { registry, ..m }
     }
 
-    /// The policy `version` is in force from now on (at start-up, or after a reload).
-    pub(crate) fn policy_in_force(&self, version: &str, previous: Option<&str>) {
+    // Every series whose labels are known in advance exists from the start, at 0: a counter
+    // that appears only at its first increment hides that increment from `increase()`, and a
+    // dashboard or rule that names it finds nothing until then. (The jurisdictions of
+    // `fraud_sla_breaches_total` and the partitions of `fraud_sla_consumer_lag` are not known in
+    // advance.)
+
+    /// The series of the input topics: duplicates, dead letters by reason, ingest delay.
+    pub(crate) fn prepare_inputs(&self, topics: [&str; 2]) {
+        for topic in topics {
+            let label = TopicLabel {
+                topic: topic.to_owned(),
+            };
+            let _ = self.duplicates.get_or_create(&label);
+            let _ = self.ingest_delay.get_or_create(&label);
+            for reason in Rejection::CLASSES {
+                let _ = self.deadletters.get_or_create(&DeadletterLabels {
+                    topic: topic.to_owned(),
+                    reason,
+                });
+            }
+        }
+    }
+
+    /// The series a policy's alerts can count: completions by stage and result, completion
+    /// times by stage, and escalations by stage, kind and level.
+    fn prepare_policy(&self, policy: &Policy) {
+        for risk in Risk::ALL {
+            let ladder = policy.for_risk(risk);
+            let levels = u8::try_from(ladder.escalate_after.len()).unwrap_or(u8::MAX);
+            for rule in &ladder.stages {
+                let stage = rule.stage.to_string();
+                for result in ["on_time", "late"] {
+                    let _ = self.completions.get_or_create(&CompletionLabels {
+                        stage: stage.clone(),
+                        result,
+                    });
+                }
+                let _ = self.completion_seconds.get_or_create(&StageLabel {
+                    stage: stage.clone(),
+                });
+                let escalation = |kind: EscalationKind, level: u8| {
+                    let _ = self.escalations.get_or_create(&EscalationLabels {
+                        stage: stage.clone(),
+                        kind: kind.as_str(),
+                        level: level.to_string(),
+                    });
+                };
+                if ladder.warn_before > 0 {
+                    escalation(EscalationKind::Warning, 0);
+                }
+                for level in 1..=levels {
+                    escalation(EscalationKind::Breach, level);
+                    escalation(EscalationKind::Resolved, level);
+                }
+            }
+        }
+    }
+
+    /// `policy` is in force from now on (at start-up, or after a reload).
+    pub(crate) fn policy_in_force(&self, policy: &Policy, previous: Option<&str>) {
+        self.prepare_policy(policy);
+        let version = policy.version();
         if let Some(previous) = previous.filter(|p| *p != version) {
             self.policy_info.remove(&PolicyLabel {
                 policy_version: previous.to_owned(),
@@ -677,6 +756,34 @@ mod tests {
         ] {
             assert!(text.contains(sample), "{sample}:\n{text}");
         }
+    }
+
+    #[test]
+    fn before_any_traffic_every_series_with_labels_known_in_advance_is_at_zero() {
+        let m = Metrics::new();
+        m.prepare_inputs(["fraud.alerts", "fraud.dispositions"]);
+        m.policy_in_force(&Policy::default(), None);
+        let text = m.encode_prometheus_text();
+        for sample in [
+            "fraud_sla_alerts_total{risk=\"low\"} 0",
+            "fraud_sla_dispositions_total{kind=\"acknowledged\"} 0",
+            "fraud_sla_outcomes_total{outcome=\"refused\"} 0",
+            "fraud_sla_duplicates_total{topic=\"fraud.dispositions\"} 0",
+            "fraud_sla_deadletters_total{topic=\"fraud.alerts\",reason=\"key_mismatch\"} 0",
+            "fraud_sla_stage_completions_total{stage=\"feedback\",result=\"on_time\"} 0",
+            "fraud_sla_stage_completion_seconds_count{stage=\"meet\"} 0",
+            "fraud_sla_escalations_total{stage=\"visit\",kind=\"warning\",level=\"0\"} 0",
+            "fraud_sla_escalations_total{stage=\"meet\",kind=\"breach\",level=\"3\"} 0",
+            "fraud_sla_escalations_total{stage=\"feedback\",kind=\"resolved\",level=\"2\"} 0",
+            "fraud_sla_ingest_delay_seconds_count{topic=\"fraud.alerts\"} 0",
+            "fraud_sla_config_reloads_total{result=\"failure\"} 0",
+        ] {
+            assert!(text.contains(sample), "{sample}:\n{text}");
+        }
+        assert!(
+            !text.contains("level=\"4\""),
+            "no level past the ladder:\n{text}"
+        );
     }
 
     #[test]

@@ -112,7 +112,7 @@ pub fn render(c: &Config) -> String {
                 "  level {:<6} deadline + {} -> {}",
                 i + 1,
                 dur(*after),
-                l.notify[i].join(", ")
+                l.notify(u8::try_from(i + 1).unwrap_or(u8::MAX)).join(", ")
             );
         }
         if l.grace > 0 {

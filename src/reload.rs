@@ -35,7 +35,7 @@ impl Reloader {
     ) -> (Reloader, watch::Receiver<Arc<Policies>>) {
         let policies = running.policies();
         let version = policies.current().version().to_owned();
-        metrics.policy_in_force(&version, None);
+        metrics.policy_in_force(policies.current(), None);
         health.set_config(ConfigStatus {
             policy_version: version,
             last_reload: None,
@@ -96,7 +96,7 @@ impl Reloader {
                 let version = policies.current().version().to_owned();
                 if version != old || policies.retention != self.policies.borrow().retention {
                     tracing::info!(policy_version = %version, previous = %old, "Policy in force for alerts processed from now on; open alerts keep theirs.");
-                    self.metrics.policy_in_force(&version, Some(&old));
+                    self.metrics.policy_in_force(policies.current(), Some(&old));
                     self.policies.send_replace(Arc::new(policies));
                 } else {
                     tracing::info!(policy_version = %version, "Configuration reloaded; the policy is unchanged.");

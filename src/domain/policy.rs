@@ -107,13 +107,16 @@ impl Ladder {
         (self.warn_before > 0).then(|| deadline - self.warn_before + self.grace)
     }
 
-    /// The people paged at `level`; level 0 is the warning list.
+    /// The people paged at `level`; level 0 is the warning list. A level past the last list
+    /// pages the last list's people: the ladder climbs, it never pages fewer (a risk may
+    /// override `escalate_after` and keep the lists of `[sla]`).
     pub fn notify(&self, level: u8) -> &[String] {
         match level {
             0 => &self.warn_notify,
             n => self
                 .notify
                 .get(usize::from(n) - 1)
+                .or(self.notify.last())
                 .map(Vec::as_slice)
                 .unwrap_or_default(),
         }

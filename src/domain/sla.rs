@@ -185,7 +185,7 @@ pub enum Effect {
     DuplicateAlert,
     DuplicateDisposition,
     /// A disposition was applied (or recorded on a closed alert's timeline), with the outcome
-    /// a `feedback` reports.
+    /// a `feedback` reports when it closes the alert.
     DispositionApplied {
         kind: DispositionKind,
         outcome: Option<Outcome>,
@@ -271,6 +271,30 @@ impl AlertState {
         policies: &Policies,
         now: Millis,
     ) -> Vec<Effect> {
+        self.apply_disposition_after(d, policies, now, now)
+    }
+
+    /// As [`AlertState::apply_disposition`], but a clock due at `now` itself fires after the
+    /// disposition: for a replay in event time, where work done at a stage's deadline was on
+    /// time (`occurred_at` ≤ deadline), so the breach due at that millisecond never came due
+    /// while the stage was open.
+    pub fn apply_disposition_before_clocks_due_now(
+        &mut self,
+        d: Disposition,
+        policies: &Policies,
+        now: Millis,
+    ) -> Vec<Effect> {
+        self.apply_disposition_after(d, policies, now.saturating_sub(1), now)
+    }
+
+    /// Fires what is due by `fired_by`, then applies `d` at `now`.
+    fn apply_disposition_after(
+        &mut self,
+        d: Disposition,
+        policies: &Policies,
+        fired_by: Millis,
+        now: Millis,
+    ) -> Vec<Effect> {
         if self.events.contains(&d.event_id) {
             return vec![Effect::DuplicateDisposition];
         }
@@ -281,7 +305,7 @@ impl AlertState {
         };
         // Rule: whatever is overdue at `now` fires before a later event is applied, so the
         // outcome does not depend on whether the clock or the backlog is processed first.
-        let mut effects = self.fire(policies, now);
+        let mut effects = self.fire(policies, fired_by);
         let ladder = policies.for_state(self).for_risk(risk);
         self.apply_known(&d, ladder, now, &mut effects);
         effects
@@ -303,11 +327,14 @@ impl AlertState {
             outcome: d.outcome,
             ..TimelineEntry::at(d.occurred_at, d.kind.as_str())
         });
+        let closed = self.closed_at.is_some();
         out.push(Effect::DispositionApplied {
             kind: d.kind,
-            outcome: d.outcome,
+            // The outcome of the alert is its closing feedback's; a later one only reaches the
+            // timeline (`fraud_sla_outcomes_total` counts outcomes as the report does).
+            outcome: d.outcome.filter(|_| !closed),
         });
-        if self.closed_at.is_some() {
+        if closed {
             return;
         }
         for i in ladder.satisfied_by(d.kind) {

@@ -570,6 +570,28 @@ fn events_for_a_closed_alert_reach_the_timeline_and_change_nothing_else() {
     assert_eq!(s.timeline.last().unwrap().event_id.as_deref(), Some("v"));
 }
 
+#[test]
+fn only_the_feedback_that_closes_an_alert_reports_its_outcome() {
+    let p = policy();
+    let mut s = opened(&p, T0);
+    let outcome = |effects: &[Effect]| match effects.first() {
+        Some(Effect::DispositionApplied { outcome, .. }) => *outcome,
+        other => panic!("{other:?}"),
+    };
+    let first = s.apply_disposition(disp("f1", DispositionKind::Feedback, T0 + S), &p, T0 + S);
+    assert_eq!(outcome(&first), Some(Outcome::Dissuaded));
+    let mut again = disp("f2", DispositionKind::Feedback, T0 + 2 * S);
+    again.outcome = Some(Outcome::Defrauded);
+    let second = s.apply_disposition(again, &p, T0 + 2 * S);
+    assert_eq!(outcome(&second), None, "the alert was closed already");
+    let last = s.timeline.last().unwrap();
+    assert_eq!(
+        last.outcome,
+        Some(Outcome::Defrauded),
+        "still on the timeline"
+    );
+}
+
 // --- per-risk overrides ---------------------------------------------------------------------
 
 #[test]

@@ -69,6 +69,17 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Every [`Rejection::class`], in §5's order.
+    pub const CLASSES: [&'static str; 7] = [
+        "too_large",
+        "invalid_json",
+        "missing_field",
+        "invalid_field",
+        "unknown_kind",
+        "timestamp_in_future",
+        "key_mismatch",
+    ];
+
     /// The reason without its `:<name>` part: the `reason` metric label.
     pub fn class(self) -> &'static str {
         match self {
@@ -151,9 +162,12 @@ fn alert(o: &Fields<'_>, now: Millis, limits: Limits) -> Result<Alert, Rejection
 
 fn disposition(o: &Fields<'_>, now: Millis, limits: Limits) -> Result<Disposition, Rejection> {
     require(o, &["event_id", "alert_id", "kind", "occurred_at"])?;
-    // `outcome` is required only by `feedback`; an unknown kind is judged after the fields.
+    // `outcome` is `feedback`'s alone: required by it, and not judged on any other kind (the
+    // visit an officer reports is not refused for a field it does not use). An unknown kind is
+    // judged after the fields.
     let kind_name = string(o, "kind");
-    if kind_name == Some(DispositionKind::Feedback.as_str()) {
+    let feedback = kind_name == Some(DispositionKind::Feedback.as_str());
+    if feedback {
         require(o, &["outcome"])?;
     }
     let event_id = string(o, "event_id")
@@ -163,7 +177,7 @@ fn disposition(o: &Fields<'_>, now: Millis, limits: Limits) -> Result<Dispositio
     let kind_name = kind_name.ok_or(Rejection::InvalidField("kind"))?;
     let occurred_at = timestamp(o, "occurred_at")?;
     let officer_id = optional_label(o, "officer_id")?;
-    let outcome = match present(o, "outcome") {
+    let outcome = match present(o, "outcome").filter(|_| feedback) {
         None => None,
         Some(v) => Some(
             v.as_str()
@@ -179,11 +193,7 @@ fn disposition(o: &Fields<'_>, now: Millis, limits: Limits) -> Result<Dispositio
         kind,
         occurred_at,
         officer_id,
-        outcome: if kind == DispositionKind::Feedback {
-            outcome
-        } else {
-            None
-        },
+        outcome,
     })
 }
 

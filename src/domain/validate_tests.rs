@@ -152,6 +152,11 @@ fn missing_field_names_the_first_required_field_missing() {
         .is_ok(),
         "outcome is required by feedback only"
     );
+    let met = disposition_with(|o| {
+        o.insert("outcome".into(), json!("not one of the five"));
+        o.insert("kind".into(), json!("met"));
+    });
+    assert!(met.is_ok(), "and judged on feedback only: {met:?}");
 }
 
 #[test]
@@ -432,4 +437,18 @@ fn fields_refuse_what_is_not_one_json_object() {
             "{text:?}"
         );
     }
+}
+
+#[test]
+fn every_class_is_listed_once_in_the_contract_s_order() {
+    let all = [
+        Rejection::TooLarge,
+        Rejection::InvalidJson,
+        Rejection::MissingField("x"),
+        Rejection::InvalidField("x"),
+        Rejection::UnknownKind,
+        Rejection::TimestampInFuture,
+        Rejection::KeyMismatch,
+    ];
+    assert_eq!(all.map(Rejection::class), Rejection::CLASSES);
 }

@@ -44,9 +44,10 @@ pub(crate) async fn alert(
     Path(alert_id): Path<String>,
 ) -> Response {
     if !is_identifier(&alert_id) {
+        // Unknown, as the contract answers (§8): no alert has such an id.
         return error(
-            StatusCode::BAD_REQUEST,
-            "alert_id must be 1-128 characters of [A-Za-z0-9._:-]",
+            StatusCode::NOT_FOUND,
+            "unknown alert: an alert_id is 1-128 characters of [A-Za-z0-9._:-]",
         );
     }
     match find(&s, &alert_id).await {

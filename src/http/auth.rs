@@ -103,7 +103,7 @@ impl Tokens {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))?;
+            .and_then(bearer_token)?;
         if let Some(all) = &self.all {
             if bool::from(given.as_bytes().ct_eq(all.as_bytes())) {
                 return Some(Access::All);
@@ -118,6 +118,14 @@ impl Tokens {
         }
         found
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme's name is
+/// case-insensitive (RFC 9110 §11.1), so `bearer` and `BEARER` name it too.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 #[cfg(test)]
@@ -158,5 +166,28 @@ mod tests {
             Some(Access::All),
             "no token configured: open, as in version 1"
         );
+    }
+
+    #[test]
+    fn the_scheme_is_named_in_any_case_and_the_token_is_what_follows_it() {
+        let t = Tokens::new(Some("root".into()), Vec::new());
+        let with = |value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, value.parse().unwrap());
+            t.access(&h)
+        };
+        for value in ["Bearer root", "bearer root", "BEARER root", "Bearer  root"] {
+            assert_eq!(with(value), Some(Access::All), "{value}");
+        }
+        for value in [
+            "Bearer",
+            "Bearer ",
+            "Basic root",
+            "Bearerroot",
+            "Bearer root2",
+            "root",
+        ] {
+            assert_eq!(with(value), None, "{value}");
+        }
     }
 }

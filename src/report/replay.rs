@@ -244,9 +244,21 @@ pub fn replay(history: History, policies: &Policies, timing: Timing, to: Millis)
     let effects = run.state.apply_alert(alert.message, policies, alert_at);
     run.now = alert_at;
     run.collect(effects);
+    // A clock due at the very time of a disposition: in event time the work came first (it was
+    // on time, `occurred_at` ≤ the deadline, so level 1 at the deadline never came due while
+    // the stage was open); in arrival time the processor's wall clock may fire first.
     for (at, d) in events {
-        run.fire_through(policies, at, true);
-        let effects = run.state.apply_disposition(d, policies, at);
+        let effects = match timing {
+            Timing::EventTime => {
+                run.fire_through(policies, at, false);
+                run.state
+                    .apply_disposition_before_clocks_due_now(d, policies, at)
+            }
+            Timing::Arrival => {
+                run.fire_through(policies, at, true);
+                run.state.apply_disposition(d, policies, at)
+            }
+        };
         run.now = run.now.max(at);
         run.collect(effects);
     }

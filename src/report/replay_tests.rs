@@ -228,6 +228,27 @@ fn clocks_fire_at_their_due_times_before_later_events() {
 }
 
 #[test]
+fn work_done_at_the_deadline_is_on_time_and_never_breached() {
+    // visit deadline T0+10 s, level 1 due then too (escalate_after[0] = 0 s).
+    let at = T0 + 10 * S;
+    let h = history(&[("v", "visited", at, at)]);
+    let r = replay(h.clone(), &policies(), Timing::EventTime, T0 + 3_600 * S);
+    let visit: Vec<String> = ids(&r)
+        .into_iter()
+        .filter(|i| i.contains(":visit:"))
+        .collect();
+    assert_eq!(visit, ["A:visit:0"], "the warning at +8 s, no breach");
+    assert_eq!(
+        status(&r, "visit"),
+        (StageStatus::Satisfied { at, on_time: true }, 0)
+    );
+    // The processor fires on its wall clock: a visit that reached Kafka at the due time may
+    // come after the breach it fired.
+    let arrival = replay(h, &policies(), Timing::Arrival, T0 + 3_600 * S);
+    assert!(ids(&arrival).contains(&"A:visit:1".to_owned()));
+}
+
+#[test]
 fn only_what_happened_and_came_due_before_to_counts() {
     let to = T0 + 15 * S; // visit's level 2 is due exactly at `to`
     let h = history(&[("v", "visited", to, to)]);
