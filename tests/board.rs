@@ -44,6 +44,10 @@ grace = "0s"
 retention = "1h"
 max_clock_skew = "5m"
 max_message_bytes = 4096
+
+# A stage due hours away, as with the contract's 1 h / 2 h / 6 h: listed without a window.
+[sla.risk.low]
+feedback_within = "2h"
 "#;
 
 /// A processor, its producer, and a browser on its board.
@@ -313,6 +317,9 @@ async fn a_silent_alert_turns_red_when_its_deadline_passes_and_a_disposition_cle
             .to_owned()
     };
     let before = countdown(&first);
+    // Each time shown in a row carries the zone's offset (§10.3: local time with its zone).
+    let text = first["text"].as_str().unwrap();
+    assert!(text.contains(" +08:00"), "{text}");
     b.wait(
         "the countdown to tick",
         Duration::from_secs(5),
@@ -496,6 +503,12 @@ async fn filters_and_the_url_agree_and_bad_input_is_shown() {
     for id in [gwm, qlh, xhq] {
         board.row("atrisk", id, "meet").await;
     }
+    // By default every open stage is listed, soonest first: also one due in two hours, not
+    // marked at risk (that is within 30 minutes).
+    let far = board.row("atrisk", xhq, "feedback").await;
+    assert_eq!(far["cls"], "open", "{far}");
+    let near = board.row("atrisk", xhq, "meet").await;
+    assert_eq!(near["cls"], "atrisk", "{near}");
 
     // Filters → URL (and the list follows).
     let hash = "return decodeURIComponent(location.hash);";
@@ -747,6 +760,23 @@ async fn a_station_token_never_shows_another_station_and_a_wrong_token_gets_the_
     board.open("#/").await;
     let page = board.text().await;
     assert!(!page.contains(other), "{page}");
+
+    // Signing out leaves nothing the token saw, on the page or in the session, for the next.
+    board.row("resolved", own, "visit").await;
+    b.click("#logout").await;
+    b.wait(
+        "the login after signing out",
+        WITHIN,
+        login_shown,
+        Value::Null,
+    )
+    .await;
+    let left = b
+        .js("return [document.getElementById('view').innerText,
+                     sessionStorage.getItem('fraud-sla.resolved'),
+                     document.getElementById('scope').textContent];")
+        .await;
+    assert_eq!(left, json!(["", null, ""]), "{left}");
     board.b.close().await;
 }
 

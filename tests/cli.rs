@@ -173,7 +173,11 @@ fn bad_keys_and_values_exit_2_naming_the_key() {
             "sla.risk.high.meet_within",
         ),
         ("[sla.risk.urgent]\nvisit_within = \"1h\"\n", "urgent"),
-        ("[sla]\nescalate_after = [\"0s\", \"30m\"]\n", "sla.notify"),
+        ("[sla]\nnotify = [[\"a\"], [\" \"]]\n", "sla.notify"),
+        (
+            "[kafka.client]\nno.such.property = \"x\"\n",
+            "kafka.client.\"no.such.property\"",
+        ),
         ("[http]\nlisten = \"not an address\"\n", "http.listen"),
         ("[sla]\nmax_message_bytes = 0\n", "sla.max_message_bytes"),
         (

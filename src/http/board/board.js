@@ -7,8 +7,12 @@
   const TOKEN_KEY = 'fraud-sla.token';
   const LANG_KEY = 'fraud-sla.lang';
   const RESOLVED_KEY = 'fraud-sla.resolved';
-  const WINDOWS = ['10m', '15m', '30m', '1h', '2h', '6h', '24h'];
-  const DEFAULT_WINDOW = '30m';
+  /** `all`: every open stage, soonest deadline first (with the default 1 h / 2 h / 6 h policy,
+   *  an alert's stages are due hours after it arrives: a window alone would hide them). */
+  const WINDOWS = ['all', '10m', '15m', '30m', '1h', '2h', '6h', '24h'];
+  const DEFAULT_WINDOW = 'all';
+  /** Without a window, an open stage this close to its deadline is marked at risk. */
+  const AT_RISK_MS = 1800000;
   const LIST_LIMIT = 200;
   const COUNT_LIMIT = 1000;
   const RISKS = ['high', 'medium', 'low'];
@@ -43,7 +47,7 @@
       'f.jurisdiction.ph': '如 6201',
       'f.risk': '风险等级',
       'f.stage': '环节',
-      'f.window': '临期窗口',
+      'f.window': '到期时限',
       'f.all': '全部',
       'f.reset': '清除筛选',
       'f.zone': '时间均为 {tz}',
@@ -61,6 +65,9 @@
       'sum.breached': '超时',
       'overdue.title': '已超时',
       'atrisk.title': '临期（{w}内到期）',
+      'open.title': '未超时环节（按到期先后）',
+      'empty.open': '没有未超时的环节',
+      'win.all': '全部',
       'resolved.title': '最近解除',
       'resolved.empty': '本次会话尚未收到解除通知',
       'empty.overdue': '没有超时环节',
@@ -177,7 +184,7 @@
       'f.jurisdiction.ph': 'e.g. 6201',
       'f.risk': 'Risk',
       'f.stage': 'Stage',
-      'f.window': 'At-risk window',
+      'f.window': 'Due within',
       'f.all': 'All',
       'f.reset': 'Clear filters',
       'f.zone': 'Times in {tz}',
@@ -195,6 +202,9 @@
       'sum.breached': 'breached',
       'overdue.title': 'Overdue',
       'atrisk.title': 'At risk (due within {w})',
+      'open.title': 'Open stages (soonest deadline first)',
+      'empty.open': 'No open stage',
+      'win.all': 'all',
       'resolved.title': 'Recently resolved',
       'resolved.empty': 'No resolution received this session',
       'empty.overdue': 'Nothing overdue',
@@ -411,10 +421,30 @@
   };
   const today = () => ymd(parts(now()));
 
-  /** The time of day, with the date when it is not today (in the display zone). */
+  /** The display zone's offset from UTC at `ms`, e.g. `+08:00` (what a reader of a row needs
+   *  to place the time; the zone's name is in the filter bar, the column heads and tooltips). */
+  const offsetFmt = new Map();
+  function fmtOffset(ms) {
+    const zone = tz();
+    let f = offsetFmt.get(zone);
+    if (!f) {
+      try {
+        f = new Intl.DateTimeFormat('en-US', { timeZone: zone, timeZoneName: 'longOffset' });
+      } catch {
+        f = new Intl.DateTimeFormat('en-US', { timeZone: 'UTC', timeZoneName: 'longOffset' });
+      }
+      offsetFmt.set(zone, f);
+    }
+    const name = (f.formatToParts(new Date(ms)).find((x) => x.type === 'timeZoneName') || {}).value || 'GMT';
+    return name === 'GMT' ? '+00:00' : name.replace(/^GMT/, '');
+  }
+
+  /** The time of day with the zone's offset, and the date when it is not today (in the display
+   *  zone): `10:04:31 +08:00`, `11-23 10:04:31 +08:00`. */
   function fmtWhen(ms) {
     const p = parts(ms);
-    return ymd(p) === today() ? hms(p) : `${p.month}-${p.day} ${hms(p)}`;
+    const time = `${hms(p)} ${fmtOffset(ms)}`;
+    return ymd(p) === today() ? time : `${p.month}-${p.day} ${time}`;
   }
 
   /** A time: local (`full`: with its date, `zone`: and the zone's name), UTC in its tooltip. */
@@ -425,7 +455,7 @@
     return h(
       'time',
       { datetime: iso, title: `${fmtDateTime(ms)} (${tz()}) · UTC ${iso}` },
-      mode === 'zone' ? `${fmtDateTime(ms)} (${tz()})` : mode === 'full' ? fmtDateTime(ms) : fmtWhen(ms),
+      mode === 'zone' ? `${fmtDateTime(ms)} (${tz()})` : mode === 'full' ? `${fmtDateTime(ms)} ${fmtOffset(ms)}` : fmtWhen(ms),
     );
   }
 
@@ -452,6 +482,7 @@
   }
 
   function fmtWindow(w) {
+    if (w === 'all') return t('win.all');
     const m = /^(\d+)([mhd])$/.exec(w || '');
     return m ? t('win.' + m[2], { n: m[1] }) : String(w);
   }
@@ -597,6 +628,19 @@
     const overlay = $('#login');
     if (!overlay.hidden) return;
     stopStream();
+    // Nothing the last token saw stays on the page, nor feeds the next token's (another
+    // station's) view: the lists, the resolved feed, who was paged, the scope, the title.
+    if (S.view) {
+      S.view.destroy();
+      S.view = null;
+    }
+    $('#view').replaceChildren();
+    S.resolved = [];
+    sessionStorage.removeItem(RESOLVED_KEY);
+    S.notified.clear();
+    $('#scope').textContent = '';
+    overdueCount = 0;
+    updateTitle();
     const msg = $('#login-msg');
     msg.hidden = !S.token;
     msg.textContent = S.token ? t('login.wrong') : '';
@@ -943,13 +987,13 @@
       selectValue(el.risk, f.risk);
       selectValue(el.stage, f.stage);
       selectValue(el.win, f.window);
-      el.atriskTitle.textContent = t('atrisk.title', { w: fmtWindow(f.window) });
+      el.atriskTitle.textContent = parseDur(f.window) == null ? t('open.title') : t('atrisk.title', { w: fmtWindow(f.window) });
     }
 
     async function load(seq) {
       const scope = { jurisdiction: f.jurisdiction, risk: f.risk };
       const [atrisk, overdue, open, st] = await Promise.allSettled([
-        api('v1/open' + query({ ...scope, stage: f.stage, due_within: f.window, limit: LIST_LIMIT })),
+        api('v1/open' + query({ ...scope, stage: f.stage, due_within: parseDur(f.window) == null ? '' : f.window, limit: LIST_LIMIT })),
         api('v1/overdue' + query({ ...scope, limit: COUNT_LIMIT })),
         api('v1/open' + query({ ...scope, limit: COUNT_LIMIT })),
         api('v1/stations' + query({ date: today() })),
@@ -990,13 +1034,13 @@
     function renderSummary() {
       const open = (data && data.open && data.open.items) || [];
       const over = (data && data.overdue && data.overdue.items) || [];
-      const win = parseDur(f.window);
+      const win = parseDur(f.window) ?? AT_RISK_MS;
       const prefix = f.jurisdiction;
       const rows = ((data && data.stations && data.stations.rows) || []).filter((r) => !prefix || String(r.jurisdiction).startsWith(prefix));
       const count = (stage) => {
         const mine = (x) => !stage || x.stage === stage;
         const o = open.filter(mine);
-        const soon = win == null ? null : o.filter((x) => Date.parse(x.deadline) - data.at <= win).length;
+        const soon = o.filter((x) => Date.parse(x.deadline) - data.at <= win).length;
         const today = { on_time: 0, late: 0, breached: 0 };
         for (const r of rows.filter(mine)) for (const k of Object.keys(today)) today[k] += Number(r[k]) || 0;
         return { open: o.length, soon, over: over.filter(mine).length, today };
@@ -1075,13 +1119,15 @@
       const soonest = Math.min(...items.map((x) => Date.parse(x.deadline)).filter(Number.isFinite));
       if (Number.isFinite(soonest) && soonest > now()) v.schedule(soonest - now() + 250);
       if (!items.length) {
-        el.atriskBody.replaceChildren(h('div', { class: 'empty' }, d ? t('empty.atrisk', { w: fmtWindow(f.window) }) : '—'));
+        const empty = parseDur(f.window) == null ? t('empty.open') : t('empty.atrisk', { w: fmtWindow(f.window) });
+        el.atriskBody.replaceChildren(h('div', { class: 'empty' }, d ? empty : '—'));
         return;
       }
+      const within = parseDur(f.window) ?? AT_RISK_MS;
       const rows = items.map((x) =>
         h(
           'tr',
-          { class: 'atrisk', 'data-alert': x.alert_id, 'data-stage': x.stage },
+          { class: Date.parse(x.deadline) - now() <= within ? 'atrisk' : 'open', 'data-alert': x.alert_id, 'data-stage': x.stage },
           h('td', { class: 'cd', 'data-deadline': x.deadline, 'data-mode': 'left' }),
           h('td', { class: 'time' }, timeEl(x.deadline)),
           h('td', null, stageLabel(x.stage)),
@@ -1296,7 +1342,7 @@
         const left = Date.parse(c.dataset.deadline) - ms;
         const row = c.parentElement;
         c.textContent = left > 0 ? fmtDur(left) : '+' + fmtDur(left);
-        const win = parseDur(filtersOf(new URLSearchParams(S.lastDuty.split('?')[1] || '')).window) || 1800000;
+        const win = parseDur(filtersOf(new URLSearchParams(S.lastDuty.split('?')[1] || '')).window) ?? AT_RISK_MS;
         row.classList.toggle('overdue', left <= 0);
         row.classList.toggle('atrisk', left > 0 && left <= win);
       }
