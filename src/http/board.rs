@@ -5,6 +5,7 @@
 //! The page itself is public (it holds no data); everything it shows comes from `/v1`, with the
 //! bearer token the page asks for when `/v1` answers 401.
 
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -53,46 +54,66 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 
 pub(crate) fn routes() -> Router<HttpState> {
     let mut router = Router::new();
-    for (i, asset) in ASSETS.iter().enumerate() {
+    for (i, asset) in ASSETS.iter().enumerate().skip(1) {
         router = router.route(
             asset.path,
             get(move |headers: HeaderMap| async move { respond(i, &headers) }),
         );
     }
-    router.route(
-        "/index.html",
-        get(|headers: HeaderMap| async move { respond(0, &headers) }),
-    )
+    let page = |State(s): State<HttpState>, headers: HeaderMap| async move {
+        if s.display.language.starts_with("en") {
+            let (body, tag) = english_page();
+            respond_with(ASSETS[0].content_type, body, tag, &headers)
+        } else {
+            respond(0, &headers)
+        }
+    };
+    router.route("/", get(page)).route("/index.html", get(page))
+}
+
+/// The page for `[display] language = "en"`: `<html lang="en">`, so the login a token-protected
+/// board shows before `/v1/display` can be read is in the configured language too.
+fn english_page() -> (&'static [u8], &'static str) {
+    static PAGE: OnceLock<(Vec<u8>, String)> = OnceLock::new();
+    let (body, tag) = PAGE.get_or_init(|| {
+        let page = std::str::from_utf8(ASSETS[0].body)
+            .expect("the page is UTF-8")
+            .replacen("<html lang=\"zh-CN\">", "<html lang=\"en\">", 1);
+        let tag = tag_of(page.as_bytes());
+        (page.into_bytes(), tag)
+    });
+    (body, tag)
+}
+
+fn tag_of(body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
 }
 
 /// A strong validator per asset, so a browser revalidates every load (`no-cache`: a new binary's
 /// page is never mixed with an old script) and gets a 304 without the body when nothing changed.
 fn etag(i: usize) -> &'static str {
     static TAGS: OnceLock<Vec<String>> = OnceLock::new();
-    &TAGS.get_or_init(|| {
-        ASSETS
-            .iter()
-            .map(|a| {
-                let digest = Sha256::digest(a.body);
-                let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-                format!("\"{hex}\"")
-            })
-            .collect()
-    })[i]
+    &TAGS.get_or_init(|| ASSETS.iter().map(|a| tag_of(a.body)).collect())[i]
 }
 
 fn respond(i: usize, request: &HeaderMap) -> Response {
-    let asset = &ASSETS[i];
-    let tag = etag(i);
+    respond_with(ASSETS[i].content_type, ASSETS[i].body, etag(i), request)
+}
+
+fn respond_with(
+    content_type: &'static str,
+    body: &'static [u8],
+    tag: &'static str,
+    request: &HeaderMap,
+) -> Response {
     let fresh = request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
     let headers = [
-        (
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(asset.content_type),
-        ),
+        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         (header::ETAG, HeaderValue::from_static(tag)),
         (
@@ -111,7 +132,7 @@ fn respond(i: usize, request: &HeaderMap) -> Response {
     if fresh {
         (StatusCode::NOT_MODIFIED, headers).into_response()
     } else {
-        (headers, asset.body).into_response()
+        (headers, body).into_response()
     }
 }
 
@@ -138,6 +159,19 @@ mod tests {
         }
         let tags: std::collections::BTreeSet<_> = (0..ASSETS.len()).map(etag).collect();
         assert_eq!(tags.len(), ASSETS.len(), "one validator per file");
+    }
+
+    #[test]
+    fn an_english_board_is_served_as_english_with_its_own_validator() {
+        let (body, tag) = english_page();
+        let page = std::str::from_utf8(body).unwrap();
+        assert!(page.contains("<html lang=\"en\">"), "{page}");
+        assert_eq!(page.replacen("lang=\"en\"", "lang=\"zh-CN\"", 1), text(0));
+        assert_ne!(tag, etag(0));
+        let mut again = HeaderMap::new();
+        again.insert(header::IF_NONE_MATCH, HeaderValue::from_static(tag));
+        let r = respond_with(ASSETS[0].content_type, body, tag, &again);
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
     }
 
     #[test]

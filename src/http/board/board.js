@@ -15,6 +15,8 @@
   const AT_RISK_MS = 1800000;
   const LIST_LIMIT = 200;
   const COUNT_LIMIT = 1000;
+  /** Requests a list may take to fill its page (see `apiList`). */
+  const LIST_PAGES = 8;
   const RISKS = ['high', 'medium', 'low'];
   /** Lists are re-read this often even with no event (slower while the stream is up). */
   const POLL_LIVE_MS = 15000;
@@ -301,7 +303,8 @@
   };
 
   const S = {
-    lang: storedLang() || 'zh',
+    // The user's choice, else the configured language the page was served in.
+    lang: storedLang() || (document.documentElement.lang === 'en' ? 'en' : 'zh'),
     token: sessionStorage.getItem(TOKEN_KEY),
     display: null,
     /** Server clock minus this clock, when they differ by more than the Date header's second. */
@@ -537,6 +540,19 @@
       throw new ApiError(res.status, msg);
     }
     return body;
+  }
+
+  /** Up to `want` items of a list (`v1/open`, `v1/overdue`), following `next_cursor` for at most
+   *  `LIST_PAGES` requests: with a filter the server examines a bounded part of its index a
+   *  request, so a page may hold fewer items than asked, or none, and not be the end. */
+  async function apiList(path, params, want) {
+    let page = await api(path + query({ ...params, limit: want }));
+    const items = [...(page.items || [])];
+    for (let n = 1; page.next_cursor && items.length < want && n < LIST_PAGES; n++) {
+      page = await api(path + query({ ...params, limit: want - items.length, cursor: page.next_cursor }));
+      items.push(...(page.items || []));
+    }
+    return { ...page, items };
   }
 
   function query(params) {
@@ -993,9 +1009,9 @@
     async function load(seq) {
       const scope = { jurisdiction: f.jurisdiction, risk: f.risk };
       const [atrisk, overdue, open, st] = await Promise.allSettled([
-        api('v1/open' + query({ ...scope, stage: f.stage, due_within: parseDur(f.window) == null ? '' : f.window, limit: LIST_LIMIT })),
-        api('v1/overdue' + query({ ...scope, limit: COUNT_LIMIT })),
-        api('v1/open' + query({ ...scope, limit: COUNT_LIMIT })),
+        apiList('v1/open', { ...scope, stage: f.stage, due_within: parseDur(f.window) == null ? '' : f.window }, LIST_LIMIT),
+        apiList('v1/overdue', scope, COUNT_LIMIT),
+        apiList('v1/open', scope, COUNT_LIMIT),
         api('v1/stations' + query({ date: today() })),
       ]);
       if (seq !== v.seq || v.dead) return;
