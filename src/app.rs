@@ -133,6 +133,7 @@ pub async fn run(
     let health = Arc::new(Health::default());
     let (reloader, policies) =
         Reloader::start(config_path, config.clone(), metrics.clone(), health.clone());
+    let labels = reloader.labels.clone();
     reloader.spawn(cancel.clone());
 
     // HTTP first: /healthz answers while Redis or the brokers are still being reached.
@@ -152,7 +153,7 @@ pub async fn run(
         display: Arc::new(crate::http::Display {
             timezone: config.display.timezone.clone(),
             language: config.display.language.clone(),
-            labels: config.stage_labels().unwrap_or_default(),
+            labels,
         }),
         events: events.clone(),
     };

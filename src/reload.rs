@@ -3,12 +3,13 @@
 //! that does not load changes nothing: the error (naming the key) goes to the log, to
 //! `fraud_sla_config_last_reload_successful` and to `/readyz`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, StageLabel};
 use crate::domain::Policies;
 use crate::health::{ConfigStatus, Health, ReloadOutcome};
 use crate::metrics::Metrics;
@@ -23,7 +24,13 @@ pub(crate) struct Reloader {
     pub(crate) policies: watch::Sender<Arc<Policies>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) health: Arc<Health>,
+    /// The stages' display names (`/v1/display`, the board), added to by each reload: a stage a
+    /// reload adds is shown by its name in the people's language, not its machine name.
+    pub(crate) labels: Labels,
 }
+
+/// The stages' display names in force, shared with the HTTP side.
+pub(crate) type Labels = Arc<RwLock<BTreeMap<String, StageLabel>>>;
 
 impl Reloader {
     /// Publishes the policy in force at start-up.
@@ -41,12 +48,14 @@ impl Reloader {
             last_reload: None,
         });
         let (tx, rx) = watch::channel(Arc::new(policies));
+        let labels = Arc::new(RwLock::new(running.stage_labels().unwrap_or_default()));
         let r = Reloader {
             path,
             running,
             policies: tx,
             metrics,
             health,
+            labels,
         };
         (r, rx)
     }
@@ -108,6 +117,10 @@ impl Reloader {
                     at,
                     error: None,
                 });
+                // Added to, not replaced: open alerts keep the stages of their policy (§10.2),
+                // and are still shown by those stages' names.
+                (self.labels.write().unwrap_or_else(|e| e.into_inner()))
+                    .extend(new.stage_labels().unwrap_or_default());
                 self.running.sla = new.sla.clone();
                 self.running.display = new.display.clone();
             }
@@ -212,6 +225,39 @@ mod tests {
         assert!(
             !text.contains(&format!("policy_version=\"{}\"", first.version())),
             "the replaced policy is no longer exported"
+        );
+    }
+
+    #[test]
+    fn the_display_names_follow_the_stages_a_reload_puts_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fraud-sla.toml");
+        write(&path, "");
+        let config = Config::load(Some(&path)).unwrap();
+        let (metrics, health) = (Arc::new(Metrics::new()), Arc::new(Health::default()));
+        let (mut reloader, _rx) = Reloader::start(Some(path.clone()), config, metrics, health);
+        let labels = reloader.labels.clone();
+        let names = |stage: &str| {
+            let l = labels.read().unwrap();
+            l.get(stage).map(|l| (l.zh.clone(), l.en.clone()))
+        };
+        assert_eq!(names("visit"), Some(("上门".into(), "Visit".into())));
+        assert_eq!(names("phone_call"), None);
+
+        write(
+            &path,
+            "[sla]\nstages = [\"phone_call\", \"feedback\"]\nphone_call_within = \"10m\"\n\
+             [sla.stage.phone_call]\nsatisfied_by = [\"acknowledged\"]\nlabel_zh = \"电话劝阻\"\n",
+        );
+        reloader.reload();
+        assert_eq!(
+            names("phone_call"),
+            Some(("电话劝阻".into(), "phone_call".into()))
+        );
+        assert_eq!(
+            names("visit"),
+            Some(("上门".into(), "Visit".into())),
+            "open alerts keep their policy's stages, and their names"
         );
     }
 }

@@ -22,11 +22,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::watch;
 
-use crate::config::StageLabel;
 use crate::domain::Policies;
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -40,7 +38,8 @@ pub(crate) struct Display {
     pub(crate) timezone: String,
     /// `zh-CN` or `en`: the board's default.
     pub(crate) language: String,
-    pub(crate) labels: BTreeMap<String, StageLabel>,
+    /// Replaced by a reload (`crate::reload::Labels`).
+    pub(crate) labels: crate::reload::Labels,
 }
 
 /// What the handlers need.
@@ -97,6 +96,8 @@ async fn display(State(s): State<HttpState>, access: Access) -> Response {
     let labels: serde_json::Map<String, serde_json::Value> = s
         .display
         .labels
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
         .iter()
         .map(|(stage, l)| (stage.clone(), json!({ "zh": l.zh, "en": l.en })))
         .collect();
