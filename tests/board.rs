@@ -425,6 +425,15 @@ async fn without_any_event_a_passing_deadline_still_moves_the_stage_to_overdue()
     let late_ms = now_ms() - (issued + 12_000);
     println!("without events, overdue shown {late_ms} ms after the deadline");
     assert!(late_ms < 4_000, "took {late_ms} ms after the deadline");
+    // Who was paged comes with the list, not only with an escalation the page saw.
+    b.wait(
+        "who level 1 paged, in the overdue row",
+        WITHIN,
+        "const r = document.querySelector(`#overdue tr[data-alert='${arguments[0]}'][data-stage=visit]`);
+         return r && r.innerText.includes('派出所值班员');",
+        json!(id),
+    )
+    .await;
     assert_eq!(
         b.js("return document.getElementById('conn').dataset.state;")
             .await,

@@ -249,6 +249,8 @@ fn expected(alerts: &[A], list: &str) -> Vec<Value> {
                 }
                 ("overdue", true) => {
                     item["level"] = json!(1);
+                    // Who level 1 paged, by the alert's policy (the `notify` above).
+                    item["notify"] = json!(["station_duty_officer"]);
                     1
                 }
                 _ => continue,

@@ -12,12 +12,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::alerts::Snapshots;
 use super::{error, starting, Access, HttpState};
 use crate::domain::sla::StageStatus;
 use crate::domain::time::format_utc;
-use crate::domain::{Millis, Risk, Stage};
+use crate::domain::{AlertState, Millis, Policy, Risk, Stage};
 use crate::store::{merge_pages, IndexQuery, ListedStage, StageList, Store, StoreError};
 
 /// Most index entries one request examines per partition when it filters: bounds what a filter
@@ -322,6 +323,16 @@ async fn list(
         .into_iter()
         .filter(|(_, i)| access.sees(&i.jurisdiction))
         .collect();
+    // An overdue page's alerts are read (at most `limit` reads): the version-1 `alerts`, and
+    // who each item's level paged, by the alert's own policy (§10.2).
+    let read = match list {
+        StageList::Due => Vec::new(),
+        StageList::Late => read_alerts(s, store, &items).await,
+    };
+    let policy_of: BTreeMap<&str, &Policy> = read
+        .iter()
+        .filter_map(|(st, p)| Some((st.alert.as_ref()?.alert_id.as_str(), p.as_ref())))
+        .collect();
     let shown: Vec<Value> = items
         .iter()
         .map(|(_, i)| {
@@ -334,7 +345,12 @@ async fn list(
             });
             match list {
                 StageList::Due => v["warned"] = json!(i.warned),
-                StageList::Late => v["level"] = json!(i.level),
+                StageList::Late => {
+                    v["level"] = json!(i.level);
+                    if let Some(policy) = policy_of.get(i.alert_id.as_str()) {
+                        v["notify"] = json!(policy.for_risk(i.risk).notify(i.level));
+                    }
+                }
             }
             v
         })
@@ -343,7 +359,7 @@ async fn list(
     match list {
         StageList::Due => Json(json!({ "items": shown, "next_cursor": next_cursor })),
         StageList::Late => {
-            let alerts = v1_alerts(s, store, &items, now).await;
+            let alerts = v1_alerts(&read, now);
             Json(json!({ "items": shown, "next_cursor": next_cursor, "alerts": alerts }))
         }
     }
@@ -379,14 +395,13 @@ async fn page(
     Ok((items, merged.next))
 }
 
-/// The version-1 view of the page's alerts, most overdue first (the order of their first
-/// item), from their records; an alert that closed since the index was read is left out.
-async fn v1_alerts(
+/// The page's alerts, most overdue first (the order of their first item), with the policy each
+/// keeps; an alert whose record is gone since the index was read is left out.
+async fn read_alerts(
     s: &HttpState,
     store: &Store,
     items: &[(i32, ListedStage)],
-    now: Millis,
-) -> Vec<Value> {
+) -> Vec<(AlertState, Arc<Policy>)> {
     let mut order: Vec<(i32, &str)> = Vec::new();
     for (p, i) in items {
         if !order.iter().any(|(_, id)| *id == i.alert_id) {
@@ -411,15 +426,25 @@ async fn v1_alerts(
     let mut snapshots = Snapshots::new(s);
     let mut out = Vec::new();
     for (_, id) in order {
-        let Some((p, state)) = states.get(id) else {
+        let Some((p, state)) = states.remove(id) else {
             continue;
         };
+        let policy = snapshots.for_state(p, &state).await;
+        out.push((state, policy));
+    }
+    out
+}
+
+/// The version-1 view of the page's alerts, in `read`'s order; an alert that closed since the
+/// index was read is left out.
+fn v1_alerts(read: &[(AlertState, Arc<Policy>)], now: Millis) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (state, policy) in read {
         let (Some(a), Some(since)) = (&state.alert, state.overdue_since()) else {
             continue;
         };
-        let policy = snapshots.for_state(*p, state).await;
         let breached: Vec<Value> = state
-            .clocks(&policy)
+            .clocks(policy)
             .filter(|(_, c)| c.status == StageStatus::Open && c.level > 0)
             .map(|(r, c)| {
                 json!({

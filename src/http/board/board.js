@@ -548,11 +548,13 @@
   async function apiList(path, params, want) {
     let page = await api(path + query({ ...params, limit: want }));
     const items = [...(page.items || [])];
+    const alerts = [...(page.alerts || [])];
     for (let n = 1; page.next_cursor && items.length < want && n < LIST_PAGES; n++) {
       page = await api(path + query({ ...params, limit: want - items.length, cursor: page.next_cursor }));
       items.push(...(page.items || []));
+      alerts.push(...(page.alerts || []));
     }
-    return { ...page, items };
+    return { ...page, items, alerts };
   }
 
   function query(params) {
