@@ -394,24 +394,28 @@
 
   // ---------- time ----------
 
-  const partsFmt = new Map();
-  function parts(ms) {
+  /** A formatter of `options` in the display zone (UTC if the browser does not know the
+   *  zone), made once a zone. */
+  function zoneFormat(cache, options) {
     const zone = tz();
-    let f = partsFmt.get(zone);
+    let f = cache.get(zone);
     if (!f) {
       try {
-        f = new Intl.DateTimeFormat('en-US', {
-          timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit',
-          hour: '2-digit', minute: '2-digit', second: '2-digit',
-        });
+        f = new Intl.DateTimeFormat('en-US', { ...options, timeZone: zone });
       } catch {
-        f = new Intl.DateTimeFormat('en-US', {
-          timeZone: 'UTC', hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit',
-          hour: '2-digit', minute: '2-digit', second: '2-digit',
-        });
+        f = new Intl.DateTimeFormat('en-US', { ...options, timeZone: 'UTC' });
       }
-      partsFmt.set(zone, f);
+      cache.set(zone, f);
     }
+    return f;
+  }
+
+  const partsFmt = new Map();
+  function parts(ms) {
+    const f = zoneFormat(partsFmt, {
+      hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit',
+      hour: '2-digit', minute: '2-digit', second: '2-digit',
+    });
     const p = {};
     for (const x of f.formatToParts(new Date(ms))) p[x.type] = x.value;
     return p;
@@ -428,16 +432,7 @@
    *  to place the time; the zone's name is in the filter bar, the column heads and tooltips). */
   const offsetFmt = new Map();
   function fmtOffset(ms) {
-    const zone = tz();
-    let f = offsetFmt.get(zone);
-    if (!f) {
-      try {
-        f = new Intl.DateTimeFormat('en-US', { timeZone: zone, timeZoneName: 'longOffset' });
-      } catch {
-        f = new Intl.DateTimeFormat('en-US', { timeZone: 'UTC', timeZoneName: 'longOffset' });
-      }
-      offsetFmt.set(zone, f);
-    }
+    const f = zoneFormat(offsetFmt, { timeZoneName: 'longOffset' });
     const name = (f.formatToParts(new Date(ms)).find((x) => x.type === 'timeZoneName') || {}).value || 'GMT';
     return name === 'GMT' ? '+00:00' : name.replace(/^GMT/, '');
   }
