@@ -141,12 +141,11 @@ fn alert(o: &Fields<'_>, now: Millis, limits: Limits) -> Result<Alert, Rejection
     let risk = string(o, "risk")
         .and_then(Risk::parse)
         .ok_or(Rejection::InvalidField("risk"))?;
-    let channel = optional_label(o, "channel")?;
-    let fraud_type = optional_label(o, "fraud_type")?;
+    let channel = optional_label(o, "channel");
+    let fraud_type = optional_label(o, "fraud_type");
     let amount_cents = match present(o, "amount_cents") {
-        None => None,
         Some(Scalar::Int(a)) if *a >= 0 => Some(*a),
-        Some(_) => return Err(Rejection::InvalidField("amount_cents")),
+        _ => None,
     };
     not_in_future(issued_at, now, limits)?;
     Ok(Alert {
@@ -176,7 +175,7 @@ fn disposition(o: &Fields<'_>, now: Millis, limits: Limits) -> Result<Dispositio
     let alert_id = alert_id(o)?;
     let kind_name = kind_name.ok_or(Rejection::InvalidField("kind"))?;
     let occurred_at = timestamp(o, "occurred_at")?;
-    let officer_id = optional_label(o, "officer_id")?;
+    let officer_id = optional_label(o, "officer_id");
     let outcome = match present(o, "outcome").filter(|_| feedback) {
         None => None,
         Some(v) => Some(
@@ -232,17 +231,25 @@ fn timestamp(o: &Fields<'_>, name: &'static str) -> Result<Millis, Rejection> {
         .ok_or(Rejection::InvalidField(name))
 }
 
-/// An optional short label (kept in Redis and shown by the API), so bounded and printable.
-fn optional_label(o: &Fields<'_>, name: &'static str) -> Result<Option<String>, Rejection> {
-    match present(o, name) {
-        None => Ok(None),
-        Some(v) => v
-            .as_str()
-            .filter(|s| s.chars().count() <= 64 && !s.chars().any(char::is_control))
-            .map(|s| Some(s.to_owned()))
-            .ok_or(Rejection::InvalidField(name)),
-    }
+/// An optional short label (kept in Redis and shown by the API), so bounded and printable: its
+/// first [`LABEL_CHARS`] characters, a control character as a space, an integer in decimal
+/// (`"channel": 96110`). Any other value is taken as absent. The message is not refused for
+/// it: a label is shown, never decided on, and an alert refused for one would run no clock.
+fn optional_label(o: &Fields<'_>, name: &str) -> Option<String> {
+    let label: String = match present(o, name)? {
+        Scalar::Str(s) => s
+            .chars()
+            .take(LABEL_CHARS)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect(),
+        Scalar::Int(i) => i.to_string(),
+        Scalar::Null | Scalar::Other => return None,
+    };
+    Some(label).filter(|l| !l.trim().is_empty())
 }
+
+/// How many characters of an optional label are kept.
+pub const LABEL_CHARS: usize = 64;
 
 fn not_in_future(at: Millis, now: Millis, limits: Limits) -> Result<(), Rejection> {
     if at > now.saturating_add(limits.max_clock_skew_ms) {
@@ -287,7 +294,8 @@ impl<'a> Fields<'a> {
 enum Scalar<'a> {
     Null,
     Str(Cow<'a, str>),
-    /// An integer that fits an `i64` (as `serde_json::Value::as_i64` would give it).
+    /// An integer that fits an `i64`, also when written as a number with a zero fraction
+    /// (`5000000.0`).
     Int(i64),
     /// A boolean, a fraction, a larger integer, an array or an object.
     Other,
@@ -364,8 +372,14 @@ impl<'de> Deserialize<'de> for Scalar<'de> {
             fn visit_u64<E>(self, v: u64) -> Result<Scalar<'de>, E> {
                 Ok(i64::try_from(v).map_or(Scalar::Other, Scalar::Int))
             }
-            fn visit_f64<E>(self, _: f64) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Other)
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar<'de>, E> {
+                // The range check is on the float, before the cast, which saturates.
+                let whole = v.fract() == 0.0 && v.abs() < 9.0e18;
+                Ok(if whole {
+                    Scalar::Int(v as i64)
+                } else {
+                    Scalar::Other
+                })
             }
             fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'de>, E> {
                 Ok(Scalar::Str(Cow::Borrowed(v)))
