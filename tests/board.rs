@@ -631,7 +631,7 @@ async fn filters_and_the_url_agree_and_bad_input_is_shown() {
             "the alert's stages and timeline",
             WITHIN,
             "const rows = [...document.querySelectorAll('#stages tr[data-stage]')].map(r => r.dataset.stage);
-             const tl = [...document.querySelectorAll('#timeline tr[data-what]')].map(r => r.dataset.what);
+             const tl = [...document.querySelectorAll('#timeline tr[data-kind]')].map(r => r.dataset.kind);
              return rows.length === 3 && tl.includes('alert') ? { rows, tl, text: document.body.innerText } : null;",
             Value::Null,
         )

@@ -51,7 +51,7 @@ async fn a_stage_satisfied_on_time_never_warns_or_escalates() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t["what"].as_str().unwrap())
+        .map(|t| t["kind"].as_str().unwrap())
         .collect();
     assert_eq!(timeline, ["alert", "acknowledged", "met", "feedback"]);
     // §10.6: the feedback's outcome is counted.
@@ -404,7 +404,7 @@ async fn a_closed_alert_cancels_its_clocks_and_later_events_only_reach_the_timel
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t["what"].as_str().unwrap())
+        .map(|t| t["kind"].as_str().unwrap())
         .collect();
     assert_eq!(timeline, ["alert", "closed", "visited"]);
 }
@@ -636,6 +636,30 @@ async fn the_query_api_requires_the_bearer_token_when_one_is_set() {
     .await;
 
     assert_eq!(http_get(port, "/v1/alerts/Q-1", None).unwrap().0, 401);
+    let refused = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{port}/v1/alerts/Q-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.headers()["www-authenticate"],
+        r#"Bearer realm="fraud-sla""#,
+        "a 401 names the scheme it wants"
+    );
+    assert_eq!(
+        http_get(port, "/v1/no-such-endpoint", None).unwrap().0,
+        401,
+        "without a token nothing is learnt of what exists under /v1"
+    );
+    assert_eq!(
+        http_get(port, "/v1/no-such-endpoint", Some("s3cret-token"))
+            .unwrap()
+            .0,
+        404
+    );
     assert_eq!(
         http_get(port, "/v1/alerts/Q-1", Some("wrong-token!"))
             .unwrap()

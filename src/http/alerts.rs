@@ -4,7 +4,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -110,11 +111,73 @@ impl<'a> Snapshots<'a> {
 }
 
 /// The public view of an alert: stages and timeline, never personal data.
-pub(crate) fn alert_view(state: &AlertState, policy: &Policy) -> Value {
-    let Some(a) = &state.alert else {
-        return Value::Null;
-    };
-    let stages: serde_json::Map<String, Value> = state
+#[derive(Serialize)]
+pub(crate) struct AlertView<'a> {
+    alert_id: &'a str,
+    issued_at: String,
+    jurisdiction: &'a str,
+    risk: &'static str,
+    channel: Option<&'a str>,
+    fraud_type: Option<&'a str>,
+    status: &'static str,
+    closed_at: Option<String>,
+    policy_version: &'a str,
+    stage_order: Vec<&'a str>,
+    stages: Stages<'a>,
+    /// In time order (`at`), whatever order the events were processed in.
+    timeline: Vec<TimelineView<'a>>,
+}
+
+/// The stages keyed by name, in the ladder's order (a JSON object's members keep the order
+/// they are written in; `serde_json::Map` would sort them).
+struct Stages<'a>(Vec<StageView<'a>>);
+
+impl Serialize for Stages<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for stage in &self.0 {
+            map.serialize_entry(stage.stage, stage)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct StageView<'a> {
+    stage: &'a str,
+    deadline: String,
+    /// `open`, `satisfied` or `cancelled` (closed while open).
+    status: &'static str,
+    satisfied_at: Option<String>,
+    on_time: Option<bool>,
+    warned: bool,
+    /// The highest breach level fired, 0 if none (as `/v1/overdue`'s `level`).
+    level: u8,
+    levels_fired: Vec<u8>,
+    resolved: bool,
+}
+
+#[derive(Serialize)]
+struct TimelineView<'a> {
+    at: String,
+    /// `alert`, a disposition's kind (§2), or an escalation's (§4).
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    officer_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stage: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    level: Option<u8>,
+}
+
+/// `None` for a state that holds no alert (only dispositions waiting for it).
+pub(crate) fn alert_view<'a>(state: &'a AlertState, policy: &'a Policy) -> Option<AlertView<'a>> {
+    let a = state.alert.as_ref()?;
+    let stages = state
         .clocks(policy)
         .map(|(rule, c)| {
             let (status, satisfied_at, on_time) = match c.status {
@@ -124,57 +187,122 @@ pub(crate) fn alert_view(state: &AlertState, policy: &Policy) -> Value {
                 }
                 StageStatus::Cancelled => ("cancelled", None, None),
             };
-            let levels: Vec<u8> = (1..=c.level).collect();
-            (
-                rule.stage.as_str().to_owned(),
-                json!({
-                    "deadline": format_utc(c.deadline),
-                    "status": status,
-                    "satisfied_at": satisfied_at,
-                    "on_time": on_time,
-                    "warned": c.warned,
-                    "levels_fired": levels,
-                    "resolved": c.resolved,
-                }),
-            )
+            StageView {
+                stage: rule.stage.as_str(),
+                deadline: format_utc(c.deadline),
+                status,
+                satisfied_at,
+                on_time,
+                warned: c.warned,
+                level: c.level,
+                levels_fired: (1..=c.level).collect(),
+                resolved: c.resolved,
+            }
         })
-        .collect();
-    let timeline: Vec<Value> = state
-        .timeline
-        .iter()
-        .map(|t| {
-            let mut v = json!({ "at": format_utc(t.at), "what": t.what });
-            let m = v.as_object_mut().expect("object");
-            if let Some(e) = &t.event_id {
-                m.insert("event_id".into(), json!(e));
-            }
-            if let Some(o) = &t.officer_id {
-                m.insert("officer_id".into(), json!(o));
-            }
-            if let Some(o) = t.outcome {
-                m.insert("outcome".into(), json!(o.as_str()));
-            }
-            if let Some(st) = &t.stage {
-                m.insert("stage".into(), json!(st.as_str()));
-            }
-            if let Some(l) = t.level {
-                m.insert("level".into(), json!(l));
-            }
-            v
-        })
-        .collect();
-    json!({
-        "alert_id": a.alert_id,
-        "issued_at": format_utc(a.issued_at),
-        "jurisdiction": a.jurisdiction,
-        "risk": a.risk.as_str(),
-        "channel": a.channel,
-        "fraud_type": a.fraud_type,
-        "status": if state.is_open() { "open" } else { "closed" },
-        "closed_at": state.closed_at.map(format_utc),
-        "policy_version": state.policy_version.as_deref().unwrap_or(policy.version()),
-        "stage_order": state.clocks(policy).map(|(r, _)| r.stage.as_str()).collect::<Vec<_>>(),
-        "stages": stages,
-        "timeline": timeline,
+        .collect::<Vec<_>>();
+    let mut timeline: Vec<_> = state.timeline.iter().collect();
+    timeline.sort_by_key(|t| t.at);
+    Some(AlertView {
+        alert_id: &a.alert_id,
+        issued_at: format_utc(a.issued_at),
+        jurisdiction: &a.jurisdiction,
+        risk: a.risk.as_str(),
+        channel: a.channel.as_deref(),
+        fraud_type: a.fraud_type.as_deref(),
+        status: if state.is_open() { "open" } else { "closed" },
+        closed_at: state.closed_at.map(format_utc),
+        policy_version: state.policy_version.as_deref().unwrap_or(policy.version()),
+        stage_order: stages.iter().map(|s| s.stage).collect(),
+        stages: Stages(stages),
+        timeline: timeline
+            .into_iter()
+            .map(|t| TimelineView {
+                at: format_utc(t.at),
+                kind: &t.what,
+                event_id: t.event_id.as_deref(),
+                officer_id: t.officer_id.as_deref(),
+                outcome: t.outcome.map(|o| o.as_str()),
+                stage: t.stage.as_ref().map(|st| st.as_str()),
+                level: t.level,
+            })
+            .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::event::{Alert, Disposition, DispositionKind, Risk};
+    use crate::domain::policy::{Ladder, Policies, Policy, StageRule};
+
+    const T0: i64 = 1_795_000_000_000;
+
+    /// An alert that arrives 30 s after issue, when visit and meet (10 s, 20 s) are overdue at
+    /// both levels (+0 s, +5 s), and the officer's visit of second 8, reported after that.
+    fn late_alert_then_early_visit() -> (AlertState, Policies) {
+        let names = |n: &str| vec![n.to_owned()];
+        let policies = Policies::from(Policy::uniform(Ladder {
+            stages: StageRule::defaults([10_000, 20_000, 60_000]),
+            warn_before: 0,
+            escalate_after: vec![0, 5_000],
+            notify: vec![names("l1"), names("l2")],
+            warn_notify: Vec::new(),
+            grace: 0,
+        }));
+        let mut state = AlertState::default();
+        let alert = Alert {
+            alert_id: "A-1".into(),
+            issued_at: T0,
+            jurisdiction: "620102-GWM".into(),
+            risk: Risk::High,
+            channel: None,
+            fraud_type: None,
+            amount_cents: None,
+        };
+        state.apply_alert(alert, &policies, T0 + 30_000);
+        state.fire(&policies, T0 + 30_000);
+        let visit = Disposition {
+            event_id: "ev-1".into(),
+            alert_id: "A-1".into(),
+            kind: DispositionKind::Visited,
+            occurred_at: T0 + 8_000,
+            officer_id: None,
+            outcome: None,
+        };
+        state.apply_disposition(visit, &policies, T0 + 31_000);
+        (state, policies)
+    }
+
+    #[test]
+    fn stages_are_keyed_in_the_ladder_s_order_and_the_timeline_in_time_order() {
+        let (state, policies) = late_alert_then_early_visit();
+        let view = alert_view(&state, policies.current()).expect("an alert");
+        let text = serde_json::to_string(&view).unwrap();
+        let at = |key: &str| text.find(&format!("\"{key}\":{{")).expect(key);
+        assert!(
+            at("visit") < at("meet") && at("meet") < at("feedback"),
+            "{text}"
+        );
+
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let visit = &v["stages"]["visit"];
+        assert_eq!(visit["stage"], "visit");
+        assert_eq!(visit["level"], 2, "{text}");
+        assert_eq!(visit["levels_fired"], serde_json::json!([1, 2]));
+        assert_eq!(visit["on_time"], true);
+        assert_eq!(v["stages"]["feedback"]["level"], 0);
+
+        let timeline = v["timeline"].as_array().unwrap();
+        let kinds: Vec<&str> = timeline
+            .iter()
+            .map(|t| t["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["alert", "visited", "breach", "breach", "breach", "breach", "resolved"],
+            "the visit of second 8 before the breaches fired at second 30: {text}"
+        );
+        let times: Vec<&str> = timeline.iter().map(|t| t["at"].as_str().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    }
 }

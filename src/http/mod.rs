@@ -19,7 +19,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use serde_json::json;
 use std::sync::{Arc, OnceLock};
@@ -76,6 +76,7 @@ pub(crate) fn router(state: HttpState) -> Router {
         .route("/v1/stations", get(stations::stations))
         .route("/v1/events", get(events::events))
         .route("/v1/display", get(display))
+        .route("/v1/{*rest}", any(unknown_v1))
         .merge(board::routes())
         .with_state(state)
 }
@@ -85,10 +86,19 @@ impl FromRequestParts<HttpState> for Access {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, s: &HttpState) -> Result<Access, Response> {
-        s.tokens
-            .access(&parts.headers)
-            .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+        s.tokens.access(&parts.headers).ok_or_else(|| {
+            // RFC 9110 §11.6.1: a 401 names the scheme it wants (RFC 6750 §3 for Bearer).
+            let challenge = [(header::WWW_AUTHENTICATE, r#"Bearer realm="fraud-sla""#)];
+            let body = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            (challenge, body).into_response()
+        })
     }
+}
+
+/// A path under `/v1` that names no endpoint: 401 before 404, as for every path there, so
+/// that without a token nothing is learnt of what exists.
+async fn unknown_v1(_: Access) -> Response {
+    error(StatusCode::NOT_FOUND, "no such endpoint")
 }
 
 /// The display settings and the stages' names, for the board (and who the token is).

@@ -1293,9 +1293,9 @@
       const timeline = (a.timeline || []).map((e) =>
         h(
           'tr',
-          { 'data-what': e.what },
+          { 'data-kind': e.kind },
           h('td', { class: 'time' }, timeEl(e.at, 'full')),
-          h('td', null, tr('what', e.what)),
+          h('td', null, tr('what', e.kind)),
           h('td', null, e.stage ? stageLabel(e.stage) : '—'),
           h('td', null, e.level != null ? t('level.n', { n: e.level }) : '—'),
           h('td', { class: 'mono' }, e.officer_id || '—'),
