@@ -141,9 +141,14 @@ impl PartitionInput {
     /// The next batch: the waiting messages, oldest first by record timestamp (a topic's stay in
     /// offset order), up to [`MAX_BATCH`]. An alert sent with its dispositions then shares their
     /// batch, loaded and written once, whichever queue the broker filled first.
+    ///
+    /// Two topics' records of one millisecond came in an order nobody knows; a disposition is
+    /// taken as the first, so one stamped with its alert is held and applied before the alert's
+    /// clocks (docs/contract.md §3). The other reading would page for work already done: a
+    /// breach and its `resolved` at once.
     pub(crate) fn take(&mut self) -> Vec<OwnedMessage> {
         let [a, d] = &mut self.waiting;
-        oldest_first([&mut a.taken, &mut d.taken], produced, MAX_BATCH)
+        oldest_first(&mut a.taken, &mut d.taken, produced, MAX_BATCH)
     }
 
     /// Drops what waits: the partition moved (a claim seeks before reading again).
@@ -258,20 +263,21 @@ fn messages_of(queue: Queue) -> impl futures::Stream<Item = OwnedMessage> + Send
     })
 }
 
-/// Takes from the front of two queues, oldest first by `time` (the first queue on a tie), up
-/// to `max`.
+/// Takes from the front of the alerts' and the dispositions' queues, oldest first by `time`
+/// (a disposition on a tie), up to `max`.
 fn oldest_first<T>(
-    queues: [&mut VecDeque<T>; 2],
+    alerts: &mut VecDeque<T>,
+    dispositions: &mut VecDeque<T>,
     time: impl Fn(&T) -> Millis,
     max: usize,
 ) -> Vec<T> {
-    let [a, b] = queues;
-    let mut batch = Vec::with_capacity(max.min(a.len() + b.len()));
+    let (a, d) = (alerts, dispositions);
+    let mut batch = Vec::with_capacity(max.min(a.len() + d.len()));
     while batch.len() < max {
-        let older = match (a.front().map(&time), b.front().map(&time)) {
-            (Some(ta), Some(tb)) if tb < ta => &mut *b,
-            (Some(_), _) => &mut *a,
-            (None, Some(_)) => &mut *b,
+        let older = match (a.front().map(&time), d.front().map(&time)) {
+            (Some(ta), Some(td)) if ta < td => &mut *a,
+            (_, Some(_)) => &mut *d,
+            (Some(_), None) => &mut *a,
             (None, None) => break,
         };
         batch.extend(older.pop_front());
@@ -297,7 +303,7 @@ mod tests {
         d: &mut VecDeque<(char, usize, Millis)>,
         max: usize,
     ) -> Vec<(char, usize)> {
-        oldest_first([a, d], |m| m.2, max)
+        oldest_first(a, d, |m| m.2, max)
             .into_iter()
             .map(|(t, o, _)| (t, o))
             .collect()
@@ -312,6 +318,15 @@ mod tests {
         );
         assert_eq!(take(&mut a, &mut d, 4), [('a', 2)]);
         assert!(take(&mut a, &mut d, 4).is_empty());
+    }
+
+    #[test]
+    fn a_disposition_stamped_with_its_alert_is_taken_first() {
+        let (mut a, mut d) = (queue('a', &[10, 20, 25]), queue('d', &[10, 20, 30]));
+        assert_eq!(
+            take(&mut a, &mut d, 10),
+            [('d', 0), ('a', 0), ('d', 1), ('a', 1), ('a', 2), ('d', 2)]
+        );
     }
 
     #[test]

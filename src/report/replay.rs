@@ -234,8 +234,13 @@ pub fn replay(history: History, policies: &Policies, timing: Timing, to: Millis)
             escalations: Vec::new(),
         },
     };
-    // Dispositions before their alert are held by the machine and applied when it arrives.
-    let arrived = events.partition_point(|(at, _)| *at < alert_at);
+    // Dispositions before their alert are held by the machine and applied when it arrives. In
+    // arrival time, one stamped in the alert's millisecond is taken as before it, as the
+    // processor takes it (src/ingest/partition_input.rs, `take`).
+    let arrived = match timing {
+        Timing::EventTime => events.partition_point(|(at, _)| *at < alert_at),
+        Timing::Arrival => events.partition_point(|(at, _)| *at <= alert_at),
+    };
     let mut events = events.into_iter();
     for (at, d) in events.by_ref().take(arrived) {
         let effects = run.state.apply_disposition(d, policies, at);

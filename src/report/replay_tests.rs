@@ -307,6 +307,27 @@ fn a_disposition_before_its_alert_is_held_and_applied_with_it() {
 }
 
 #[test]
+fn a_disposition_stamped_in_its_late_alert_s_millisecond_is_held_as_the_processor_holds_it() {
+    // The alert reached Kafka at +12 s, past the visit's deadline (+10 s); the visit of +5 s
+    // in the same millisecond. The processor takes the disposition first: no breach.
+    let mut c = Collector::new(window(), LIMITS, T0 + 86_400 * S);
+    let a = alert_json("A", T0, "620102-GWM");
+    let d = disposition_json("v", "A", "visited", T0 + 5 * S);
+    c.alert(record("alerts", "A", &a, T0 + 12 * S));
+    c.disposition(record("dispositions", "A", &d, T0 + 12 * S));
+    let h = c.take_histories().remove(0);
+    let r = replay(h, &policies(), Timing::Arrival, T0 + 13 * S);
+    assert!(ids(&r).is_empty(), "{:?}", ids(&r));
+    assert_eq!(
+        status(&r, "visit").0,
+        StageStatus::Satisfied {
+            at: T0 + 5 * S,
+            on_time: true
+        }
+    );
+}
+
+#[test]
 fn closed_cancels_and_a_later_feedback_reports_no_outcome() {
     let h = history(&[
         ("c", "closed", T0 + S, T0 + S),

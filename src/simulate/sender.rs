@@ -34,6 +34,8 @@ pub(super) struct Sender {
     in_flight: FuturesUnordered<DeliveryFuture>,
     pub(super) summary: Summary,
     pub(super) last_error: Option<String>,
+    /// The last alert sent, and its record's timestamp.
+    last_alert: Option<(String, Millis)>,
 }
 
 impl Sender {
@@ -45,6 +47,7 @@ impl Sender {
             in_flight: FuturesUnordered::new(),
             summary: Summary::default(),
             last_error: None,
+            last_alert: None,
         }
     }
 
@@ -55,13 +58,15 @@ impl Sender {
     /// Hands `m` to librdkafka without waiting for its delivery. `false` when librdkafka's queue
     /// is full: try again after a delivery.
     fn try_send(&mut self, m: &Message) -> bool {
+        let stamp = stamp(&mut self.last_alert, m, wall_now());
         let topic = match m.topic {
             Topic::Alerts => self.alerts_topic.as_str(),
             Topic::Dispositions => self.dispositions_topic.as_str(),
         };
         let record = FutureRecord::to(topic)
             .key(m.key.as_str())
-            .payload(m.payload.as_str());
+            .payload(m.payload.as_str())
+            .timestamp(stamp);
         match self.producer.send_result(record) {
             Ok(delivery) => self.in_flight.push(delivery),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => return false,
@@ -170,6 +175,22 @@ impl PartialOrd for Scheduled {
 impl Ord for Scheduled {
     fn cmp(&self, other: &Self) -> Ordering {
         (self.send_at, self.seq).cmp(&(other.send_at, other.seq))
+    }
+}
+
+/// A record's timestamp: `now`, and for a disposition sent right after its alert, at least a
+/// millisecond after the alert's, so that it is read as sent after it (one in the alert's
+/// millisecond is taken as sent before: src/ingest/partition_input.rs, `take`).
+fn stamp(last_alert: &mut Option<(String, Millis)>, m: &Message, now: Millis) -> Millis {
+    match (m.topic, &*last_alert) {
+        (Topic::Alerts, _) => {
+            *last_alert = Some((m.key.clone(), now));
+            now
+        }
+        (Topic::Dispositions, Some((key, at))) if *key == m.key && !m.before_alert => {
+            now.max(at + 1)
+        }
+        (Topic::Dispositions, _) => now,
     }
 }
 
@@ -384,4 +405,36 @@ pub(super) async fn check_topics(
         Ok(())
     });
     check.await.expect("the metadata check does not panic")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(topic: Topic, key: &str, before_alert: bool) -> Message {
+        Message {
+            topic,
+            key: key.into(),
+            payload: String::new(),
+            send_at: 0,
+            duplicate: false,
+            before_alert,
+        }
+    }
+
+    #[test]
+    fn a_disposition_sent_with_its_alert_is_stamped_after_it() {
+        let mut last = None;
+        let early = message(Topic::Dispositions, "A", true);
+        assert_eq!(stamp(&mut last, &early, 100), 100, "before: as it comes");
+        assert_eq!(
+            stamp(&mut last, &message(Topic::Alerts, "A", false), 100),
+            100
+        );
+        let after = message(Topic::Dispositions, "A", false);
+        assert_eq!(stamp(&mut last, &after, 100), 101);
+        assert_eq!(stamp(&mut last, &after, 105), 105, "never before now");
+        let other = message(Topic::Dispositions, "B", false);
+        assert_eq!(stamp(&mut last, &other, 100), 100, "another alert's");
+    }
 }
