@@ -44,6 +44,18 @@ impl ConfigError {
             problem: problem.into(),
         }
     }
+
+    /// Names the environment variable a key's value came from, when it did: the file may not
+    /// even hold the key.
+    fn naming_env(self, from_env: &[(&str, &str)]) -> ConfigError {
+        match self {
+            ConfigError::Key { key, problem } => match from_env.iter().find(|(k, _)| *k == key) {
+                Some((_, var)) => ConfigError::key(format!("{key} (from {var})"), problem),
+                None => ConfigError::Key { key, problem },
+            },
+            other => other,
+        }
+    }
 }
 
 /// A duration in humantime syntax (`90s`, `15m`, `1h30m`, `7d`).
@@ -557,8 +569,9 @@ impl Config {
             None => String::new(),
         };
         let mut config = Config::parse(&text)?;
-        config.apply_env(|k| std::env::var(k).ok());
-        config.validate()?;
+        let from_env = config.apply_env(|k| std::env::var(k).ok());
+        config.normalise(path.and_then(Path::parent));
+        config.validate().map_err(|e| e.naming_env(&from_env))?;
         Ok(config)
     }
 
@@ -579,24 +592,62 @@ impl Config {
         })
     }
 
-    /// Secrets from the environment override the file (docs/contract.md §6).
-    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
-        if let Some(url) = var(ENV_REDIS_URL).filter(|v| !v.is_empty()) {
+    /// Secrets from the environment override the file (docs/contract.md §6). Returns the keys
+    /// so set, each with its variable.
+    pub fn apply_env(
+        &mut self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Vec<(&'static str, &'static str)> {
+        let var = |name| var(name).filter(|v: &String| !v.is_empty());
+        let mut set = Vec::new();
+        if let Some(url) = var(ENV_REDIS_URL) {
             self.redis.url = url;
+            set.push(("redis.url", ENV_REDIS_URL));
         }
-        if let Some(brokers) = var(ENV_KAFKA_BROKERS).filter(|v| !v.is_empty()) {
+        if let Some(brokers) = var(ENV_KAFKA_BROKERS) {
             self.kafka.brokers = brokers;
+            set.push(("kafka.brokers", ENV_KAFKA_BROKERS));
         }
-        if let Some(p) = var(ENV_KAFKA_SASL_PASSWORD).filter(|v| !v.is_empty()) {
+        if let Some(p) = var(ENV_KAFKA_SASL_PASSWORD) {
             self.kafka.client.insert("sasl.password".into(), p);
+            set.push(("kafka.client.\"sasl.password\"", ENV_KAFKA_SASL_PASSWORD));
         }
-        self.http.token = var(ENV_HTTP_TOKEN).filter(|v| !v.is_empty());
+        self.http.token = var(ENV_HTTP_TOKEN);
         if let Some(am) = &mut self.alertmanager {
-            if let Some(p) = var(ENV_ALERTMANAGER_PASSWORD).filter(|v| !v.is_empty()) {
+            if let Some(p) = var(ENV_ALERTMANAGER_PASSWORD) {
                 am.password = Some(p);
             }
-            if let Some(t) = var(ENV_ALERTMANAGER_TOKEN).filter(|v| !v.is_empty()) {
+            if let Some(t) = var(ENV_ALERTMANAGER_TOKEN) {
                 am.bearer_token = Some(t);
+                set.push(("alertmanager.bearer_token", ENV_ALERTMANAGER_TOKEN));
+            }
+        }
+        set
+    }
+
+    /// Spellings taken as the canonical ones: `[display] language` in any case (language tags
+    /// are case-insensitive, BCP 47), a listen address without a host (`:9898`, `*:9898`) on
+    /// every IPv4 interface, and a relative `tokens_file` beside the config file (`dir`) when
+    /// it is there, as given (from the working directory) otherwise.
+    pub fn normalise(&mut self, dir: Option<&Path>) {
+        if let Some(l) = display_language(&self.display.language) {
+            self.display.language = l.to_owned();
+        }
+        for addr in [
+            Some(&mut self.http.listen),
+            self.http.metrics_listen.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(port) = addr.strip_prefix(':').or_else(|| addr.strip_prefix("*:")) {
+                *addr = format!("0.0.0.0:{port}");
+            }
+        }
+        if let (Some(file), Some(dir)) = (&mut self.http.tokens_file, dir) {
+            let beside = dir.join(&*file);
+            if Path::new(file).is_relative() && beside.exists() {
+                *file = beside.display().to_string();
             }
         }
     }
@@ -706,7 +757,7 @@ impl Config {
                 format!("{:?} is not an IANA time zone name", d.timezone),
             ));
         }
-        if !["zh-CN", "en"].contains(&d.language.as_str()) {
+        if display_language(&d.language).is_none() {
             return Err(ConfigError::key(
                 "display.language",
                 format!("{:?} is not zh-CN or en", d.language),
@@ -981,16 +1032,27 @@ fn satisfied_by(key: &str, kinds: &[String]) -> Result<Vec<DispositionKind>, Con
             out.push(kind);
         }
     }
+    // A set: in one order, so that the same policy has one `policy_version` however the list
+    // is written.
+    out.sort_by_key(|k| DispositionKind::ALL.iter().position(|a| a == k));
     Ok(out)
+}
+
+/// `[display] language`'s canonical spelling, if it names one of the two.
+fn display_language(language: &str) -> Option<&'static str> {
+    ["zh-CN", "en"]
+        .into_iter()
+        .find(|l| l.eq_ignore_ascii_case(language))
 }
 
 fn check_ladder(prefix: &str, l: &Ladder) -> Result<(), ConfigError> {
     let key = |k: &str| format!("{prefix}.{k}");
     for r in &l.stages {
-        if r.within <= 0 {
+        // "0s" is due on issue: every level fires as the alert is processed, no warning.
+        if r.within < 0 {
             return Err(ConfigError::key(
                 key(&format!("{}_within", r.stage)),
-                "must be greater than 0s",
+                "must not be negative",
             ));
         }
     }
@@ -1329,7 +1391,6 @@ mod tests {
             ("[sla.risk.low]\nstages = [\"sign_for\"]\n", "sla.risk.low.stages"),
             ("[sla.risk.low]\nstages = []\n", "sla.risk.low.stages"),
             ("[sla.risk.low]\nsign_for_within = \"1m\"\n", "sla.risk.low.sign_for_within"),
-            ("[sla.risk.low]\nfeedback_within = \"0s\"\n", "sla.risk.low.feedback_within"),
             ("[sla.risk.low]\nfeedback_within = \"soon\"\n", "sla.risk.low.feedback_within"),
             ("[sla.risk.low]\nfeedbak = \"1h\"\n", "sla.risk.low.feedbak"),
             ("[sla]\nsign_for_within = \"10m\"\n", "sla.sign_for_within"),
@@ -1393,7 +1454,7 @@ mod tests {
         let same = load(
             "[sla]\nstages = [\"visit\", \"meet\", \"feedback\"]\nvisit_within = \"60m\"\n\
              retention = \"1d\"\nmax_message_bytes = 1000\n[display]\nlanguage = \"en\"\n\
-             [sla.stage.visit]\nlabel_en = \"Door\"\n",
+             [sla.stage.visit]\nlabel_en = \"Door\"\nsatisfied_by = [\"met\", \"visited\"]\n",
         );
         assert_eq!(same.policy().version(), base.version());
         for changed in [
@@ -1412,6 +1473,53 @@ mod tests {
                 "{changed}"
             );
         }
+    }
+
+    #[test]
+    fn a_stage_may_be_due_on_issue() {
+        let p = load("[sla]\nvisit_within = \"0s\"\n").policy();
+        assert_eq!(p.for_risk(Risk::High).stages[0].within, 0);
+    }
+
+    #[test]
+    fn spellings_are_normalised_as_the_config_is_loaded() {
+        let mut c = Config::parse(
+            "[http]\nlisten = \":9898\"\nmetrics_listen = \"*:9899\"\n\
+             [display]\nlanguage = \"ZH-cn\"\n",
+        )
+        .unwrap();
+        c.normalise(None);
+        assert_eq!(c.http.listen, "0.0.0.0:9898");
+        assert_eq!(c.http.metrics_listen.as_deref(), Some("0.0.0.0:9899"));
+        assert_eq!(c.display.language, "zh-CN");
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn a_relative_tokens_file_is_read_beside_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let sha = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb";
+        std::fs::write(
+            dir.path().join("tokens.toml"),
+            format!("[[token]]\nsha256 = \"{sha}\"\nname = \"gwm\"\njurisdictions = [\"6201\"]\n"),
+        )
+        .unwrap();
+        let path = dir.path().join("fraud-sla.toml");
+        std::fs::write(&path, "[http]\ntokens_file = \"tokens.toml\"\n").unwrap();
+        // Loaded from another working directory (the tests run in the crate's).
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.http.scoped_tokens().unwrap()[0].name, "gwm");
+    }
+
+    #[test]
+    fn a_bad_value_from_the_environment_names_its_variable() {
+        let mut c = load("");
+        let from_env = c.apply_env(|k| (k == ENV_REDIS_URL).then(|| "notaurl".into()));
+        let e = c.validate().unwrap_err().naming_env(&from_env).to_string();
+        assert!(
+            e.starts_with("config key redis.url (from FRAUD_SLA_REDIS_URL):"),
+            "{e}"
+        );
     }
 
     #[test]

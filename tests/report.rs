@@ -395,6 +395,16 @@ async fn a_known_history_gives_exact_rows_and_the_audit_agrees_with_the_processo
     let a = found.json()["audit"].clone();
     assert_eq!(a["missed"], json!([dropped]));
     assert_eq!(a["false"], json!(["A1:visit:1"]));
+    // An escalations topic never created (nothing ever published): every page missed.
+    let never = format!("{}-never-created", env.topics.escalations);
+    let none = report(
+        &config_with_escalations(&env, &never),
+        &[&window[..], &["--audit"]].concat(),
+    );
+    assert_eq!(none.code, 3, "{}", none.stderr);
+    let a = none.json()["audit"].clone();
+    assert_eq!(a["missed"], json!(pages()));
+    assert_eq!(a["false"], json!([]));
 
     // CSV: a BOM, the header, one line per row.
     let csv = report(&config, &[&window[..], &["--format", "csv"]].concat());

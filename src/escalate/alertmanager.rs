@@ -189,6 +189,17 @@ pub(crate) fn firing(state: &AlertState, policy: &Policy) -> Vec<AmAlert> {
         .flat_map(|(rule, c)| {
             (1..=c.level).flat_map(move |level| {
                 let due = ladder.breach_due(c.deadline, level).unwrap_or(c.deadline);
+                // From the timeline, which records each firing: Alertmanager keeps the newest
+                // annotations, so a repost without it would drop `fired_at`.
+                let fired = state
+                    .timeline
+                    .iter()
+                    .find(|t| {
+                        t.what == "breach"
+                            && t.stage.as_ref() == Some(&rule.stage)
+                            && t.level == Some(level)
+                    })
+                    .map(|t| t.at);
                 Page {
                     alertname: BREACH,
                     alert_id: &a.alert_id,
@@ -198,7 +209,7 @@ pub(crate) fn firing(state: &AlertState, policy: &Policy) -> Vec<AmAlert> {
                     risk: a.risk,
                     deadline: c.deadline,
                     due,
-                    fired: None,
+                    fired,
                     notify: ladder.notify(level),
                     starts_at: due,
                     ends_at: None,
@@ -945,10 +956,14 @@ mod tests {
                 "meet:2:station_chief"
             ]
         );
-        // A re-post does not know when the level fired; the rest it says as the post did.
+        // A re-post says what the post did, when the level fired included (Alertmanager keeps
+        // the newest annotations).
         let mut reposted = firing(&s, &policy);
         localise(&mut reposted, &readable("language = \"en\"\n"));
-        assert!(!reposted[0].annotations.contains_key("fired_at"));
+        assert_eq!(
+            reposted[0].annotations["fired_at"],
+            "1970-01-01T03:00:00.000Z"
+        );
         assert_eq!(
             reposted[0].annotations["summary"],
             "Visit deadline of alert A in 620102-GWM missed: 1970-01-01 09:00:00 CST (level 1)"
