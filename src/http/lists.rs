@@ -194,14 +194,18 @@ impl ListRequest {
         let stage = take("stage")
             .map(|s| Stage::new(&s).map_err(|problem| ParamError::invalid("stage", problem)))
             .transpose()?;
+        // A duration as the config writes one, or a bare number of seconds (`1800`).
         let due_within = take("due_within")
             .map(|d| {
-                humantime::parse_duration(&d)
+                let seconds = d.parse::<u64>().ok().map(std::time::Duration::from_secs);
+                seconds
+                    .ok_or(())
+                    .or_else(|()| humantime::parse_duration(&d).map_err(drop))
                     .map(|d| Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX))
-                    .map_err(|_| {
+                    .map_err(|()| {
                         ParamError::invalid(
                             "due_within",
-                            format!("{d:?} is not a duration (e.g. 90s, 15m, 1h30m)"),
+                            format!("{d:?} is not a duration (e.g. 90s, 15m, 1h30m, or seconds)"),
                         )
                     })
             })
@@ -550,6 +554,13 @@ mod tests {
         );
         assert!(problem(&[("stage", "Visit!")]).starts_with("parameter stage:"));
         assert!(problem(&[("due_within", "soon")]).starts_with("parameter due_within:"));
+        assert!(problem(&[("due_within", "-5")]).starts_with("parameter due_within:"));
+        let seconds = parse(StageList::Due, &[("due_within", "1800")]).unwrap();
+        assert_eq!(
+            seconds.due_within,
+            Some(30 * 60_000),
+            "a bare number is seconds"
+        );
         assert!(problem(&[("cursor", "zz")]).starts_with("parameter cursor:"));
         assert!(problem(&[("cursor", "6f70656e3a78")]).starts_with("parameter cursor:"));
         assert!(
