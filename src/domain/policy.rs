@@ -107,12 +107,6 @@ impl Ladder {
         (self.warn_before > 0).then(|| deadline - self.warn_before + self.grace)
     }
 
-    /// Whether a stage of `deadline` is ever warned: not with `warn_before = "0s"`, nor when
-    /// grace pushes the warning to or past the deadline.
-    pub fn warns(&self, deadline: Millis) -> bool {
-        self.warning_due(deadline).is_some_and(|due| due < deadline)
-    }
-
     /// The people paged at `level`; level 0 is the warning list. A level past the last list
     /// pages the last list's people: the ladder climbs, it never pages fewer (a risk may
     /// override `escalate_after` and keep the lists of `[sla]`).

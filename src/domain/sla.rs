@@ -32,8 +32,7 @@ pub enum StageStatus {
 pub struct StageClock {
     pub deadline: Millis,
     pub status: StageStatus,
-    /// The warning fired, or was superseded by the deadline passing (or never due: see
-    /// [`StageClock::warning_sent`]).
+    /// The warning fired, or was superseded by the deadline passing.
     pub warned: bool,
     /// Highest breach level fired (0: none).
     pub level: u8,
@@ -119,12 +118,6 @@ fn is_zero(n: &u8) -> bool {
 impl StageClock {
     fn is_open(&self) -> bool {
         self.status == StageStatus::Open
-    }
-
-    /// What `warned` means to people (`/v1/open`, `/v1/alerts`): settled, under a `ladder`
-    /// that warns at all. A warning superseded on arrival past the deadline still counts.
-    pub fn warning_sent(&self, ladder: &Ladder) -> bool {
-        self.warned && ladder.warns(self.deadline)
     }
 }
 
@@ -541,15 +534,12 @@ impl AlertState {
         if !self.is_open() {
             return Vec::new();
         }
-        let Some(ladder) = self.ladder(policy) else {
-            return Vec::new();
-        };
         self.clocks(policy)
             .filter(|(_, c)| c.is_open())
             .map(|(r, c)| OpenStage {
                 stage: r.stage.clone(),
                 deadline: c.deadline,
-                warned: c.warning_sent(ladder),
+                warned: c.warned,
                 level: c.level,
             })
             .collect()

@@ -172,26 +172,6 @@ fn warn_before_zero_disables_warnings() {
     assert_eq!(all.len(), 9);
 }
 
-#[test]
-fn a_stage_of_a_ladder_without_warnings_is_never_shown_as_warned() {
-    let p = Policies::from(Policy::uniform(Ladder {
-        warn_before: 0,
-        ..ladder()
-    }));
-    let mut s = opened(&p, T0);
-    // A visit fires what is due first: nothing, but every stage's warning is settled.
-    s.apply_disposition(disp("v", DispositionKind::Visited, T0 + S), &p, T0 + S);
-    let entries = s.stage_entries(p.current());
-    assert_eq!(entries.len(), 2, "meet and feedback stay open");
-    assert!(entries.iter().all(|e| !e.warned), "{entries:?}");
-    // A ladder that warns shows a warning sent.
-    let p = policy();
-    let mut s = opened(&p, T0);
-    s.fire(&p, VISIT - 2 * S);
-    let visit = &s.stage_entries(p.current())[0];
-    assert!(visit.warned, "{visit:?}");
-}
-
 // --- the breach ladder ----------------------------------------------------------------------
 
 #[test]

@@ -177,7 +177,6 @@ struct TimelineView<'a> {
 /// `None` for a state that holds no alert (only dispositions waiting for it).
 pub(crate) fn alert_view<'a>(state: &'a AlertState, policy: &'a Policy) -> Option<AlertView<'a>> {
     let a = state.alert.as_ref()?;
-    let ladder = state.ladder(policy)?;
     let stages = state
         .clocks(policy)
         .map(|(rule, c)| {
@@ -194,7 +193,7 @@ pub(crate) fn alert_view<'a>(state: &'a AlertState, policy: &'a Policy) -> Optio
                 status,
                 satisfied_at,
                 on_time,
-                warned: c.warning_sent(ladder),
+                warned: c.warned,
                 level: c.level,
                 levels_fired: (1..=c.level).collect(),
                 resolved: c.resolved,
