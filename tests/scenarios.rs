@@ -649,11 +649,13 @@ async fn the_query_api_requires_the_bearer_token_when_one_is_set() {
         r#"Bearer realm="fraud-sla""#,
         "a 401 names the scheme it wants"
     );
-    assert_eq!(
-        http_get(port, "/v1/no-such-endpoint", None).unwrap().0,
-        401,
-        "without a token nothing is learnt of what exists under /v1"
-    );
+    for path in ["/v1", "/v1/", "/v1/no-such-endpoint"] {
+        assert_eq!(
+            http_get(port, path, None).unwrap().0,
+            401,
+            "{path}: without a token nothing is learnt of what exists under /v1"
+        );
+    }
     assert_eq!(
         http_get(port, "/v1/no-such-endpoint", Some("s3cret-token"))
             .unwrap()

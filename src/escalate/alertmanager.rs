@@ -190,7 +190,8 @@ pub(crate) fn firing(state: &AlertState, policy: &Policy) -> Vec<AmAlert> {
             (1..=c.level).flat_map(move |level| {
                 let due = ladder.breach_due(c.deadline, level).unwrap_or(c.deadline);
                 // From the timeline, which records each firing: Alertmanager keeps the newest
-                // annotations, so a repost without it would drop `fired_at`.
+                // annotations, so a repost without it would drop `fired_at` (as it still does
+                // for a level whose entry the timeline's limit has pushed out).
                 let fired = state
                     .timeline
                     .iter()

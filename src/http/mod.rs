@@ -76,6 +76,8 @@ pub(crate) fn router(state: HttpState) -> Router {
         .route("/v1/stations", get(stations::stations))
         .route("/v1/events", get(events::events))
         .route("/v1/display", get(display))
+        .route("/v1", any(unknown_v1))
+        .route("/v1/", any(unknown_v1))
         .route("/v1/{*rest}", any(unknown_v1))
         .merge(board::routes())
         .with_state(state)

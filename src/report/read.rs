@@ -4,7 +4,7 @@
 //! runs over the same window read the same records.
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
@@ -28,6 +28,12 @@ pub enum ReadError {
     Unreachable { brokers: String, error: KafkaError },
     #[error("topic {topic} does not exist on the Kafka brokers at {brokers}")]
     MissingTopic { topic: String, brokers: String },
+    #[error("cannot read topic {topic} on the Kafka brokers at {brokers}: {error}")]
+    Topic {
+        topic: String,
+        brokers: String,
+        error: RDKafkaErrorCode,
+    },
     #[error(
         "cannot find where to read {topic}/{partition} on the Kafka brokers at {brokers}: {error}"
     )]
@@ -128,12 +134,23 @@ impl Reader {
             .consumer
             .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
             .map_err(|error| self.unreachable(error))?;
-        let mut partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
+        let found = metadata.topics().iter().find(|t| t.name() == topic);
+        // Only "no such topic" is a missing topic; not allowed to read it, or no leader, is
+        // not.
+        match found.and_then(|t| t.error()).map(RDKafkaErrorCode::from) {
+            None | Some(RDKafkaErrorCode::UnknownTopicOrPartition) => {}
+            Some(error) => {
+                return Err(ReadError::Topic {
+                    topic: topic.to_owned(),
+                    brokers: self.brokers.clone(),
+                    error,
+                })
+            }
+        }
+        let mut partitions: Vec<i32> = found
+            .filter(|t| t.error().is_none())
+            .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+            .unwrap_or_default();
         if partitions.is_empty() {
             return Err(ReadError::MissingTopic {
                 topic: topic.to_owned(),

@@ -178,9 +178,10 @@ impl Ord for Scheduled {
     }
 }
 
-/// A record's timestamp: `now`, and for a disposition sent right after its alert, at least a
-/// millisecond after the alert's, so that it is read as sent after it (one in the alert's
-/// millisecond is taken as sent before: src/ingest/partition_input.rs, `take`).
+/// A record's timestamp: `now`, and for a disposition sent right after its alert (as `--burst`
+/// sends an alert's plan), at least a millisecond after the alert's, so that it is read as sent
+/// after it (one in the alert's millisecond is taken as sent before:
+/// src/ingest/partition_input.rs, `take`). In real time an alert's dispositions come later.
 fn stamp(last_alert: &mut Option<(String, Millis)>, m: &Message, now: Millis) -> Millis {
     match (m.topic, &*last_alert) {
         (Topic::Alerts, _) => {
