@@ -237,6 +237,10 @@ fn timestamp(o: &Fields<'_>, name: &'static str) -> Result<Millis, Rejection> {
 /// it: a label is shown, never decided on, and an alert refused for one would run no clock.
 fn optional_label(o: &Fields<'_>, name: &str) -> Option<String> {
     let label: String = match present(o, name)? {
+        // As it is, the usual case: a copy.
+        Scalar::Str(s) if s.len() <= LABEL_CHARS && !s.chars().any(char::is_control) => {
+            s.clone().into_owned()
+        }
         Scalar::Str(s) => s
             .chars()
             .take(LABEL_CHARS)
