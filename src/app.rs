@@ -36,6 +36,8 @@ pub enum AppError {
     Alertmanager(reqwest::Error),
     #[error(transparent)]
     Fatal(#[from] Fatal),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -132,8 +134,9 @@ pub async fn run(
     metrics.prepare_inputs([&config.kafka.alerts_topic, &config.kafka.dispositions_topic]);
     let health = Arc::new(Health::default());
     let (reloader, policies) =
-        Reloader::start(config_path, config.clone(), metrics.clone(), health.clone());
+        Reloader::start(config_path, config.clone(), metrics.clone(), health.clone())?;
     let labels = reloader.labels.clone();
+    let tokens = reloader.tokens.subscribe();
     reloader.spawn(cancel.clone());
 
     // HTTP first: /healthz answers while Redis or the brokers are still being reached.
@@ -145,10 +148,7 @@ pub async fn run(
         metrics: metrics.clone(),
         health: health.clone(),
         query: query.clone(),
-        tokens: Arc::new(crate::http::Tokens::new(
-            config.http.token.clone(),
-            config.http.scoped_tokens().unwrap_or_default(),
-        )),
+        tokens,
         policies: policies.clone(),
         display: Arc::new(crate::http::Display {
             timezone: config.display.timezone.clone(),

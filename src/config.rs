@@ -249,6 +249,33 @@ fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String
     Ok(out)
 }
 
+/// Where a TOML syntax error is, and what it is, without the line itself: the line may hold a
+/// secret (a Redis URL with its password), and the error reaches the log and `/readyz`.
+fn syntax_error(text: &str, e: &toml::de::Error) -> String {
+    let problem = e.message().trim_end();
+    let Some(before) = e.span().and_then(|span| text.get(..span.start)) else {
+        return problem.to_owned();
+    };
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}: {problem}")
+}
+
+/// Whether the value of config key `key` may be a secret: its error must not quote it.
+fn may_hold_secret(key: &str) -> bool {
+    is_secret_key(key) || key.contains("token") || key.ends_with("url")
+}
+
+/// `problem` with what serde quotes of the value (between backticks) replaced by `***`.
+fn redact_quoted(problem: &str) -> String {
+    problem
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| if i % 2 == 1 { "***" } else { part })
+        .collect::<Vec<_>>()
+        .join("`")
+}
+
 /// librdkafka properties whose values are secrets and are never printed.
 pub fn is_secret_key(key: &str) -> bool {
     key.contains("password")
@@ -515,6 +542,9 @@ fn default_within(stage: &str) -> Option<Duration> {
 }
 
 /// Display names of the stages people already know (docs/contract.md §10.3).
+/// The stages docs/contract.md §10.3 names.
+const DEFAULT_LABELLED: [&str; 4] = ["visit", "meet", "feedback", "sign_for"];
+
 fn default_labels(stage: &str) -> Option<(&'static str, &'static str)> {
     Some(match stage {
         "visit" => ("上门", "Visit"),
@@ -577,10 +607,16 @@ impl Config {
 
     /// Parses TOML text, naming the offending key on error.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| ConfigError::Syntax(syntax_error(text, &e)))?;
         serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let problem = e.inner().message().to_string();
+            let problem = if may_hold_secret(&key) {
+                redact_quoted(&problem)
+            } else {
+                problem
+            };
             ConfigError::key(
                 if key == "." {
                     "(top level)".into()
@@ -927,6 +963,16 @@ impl Config {
                     en: c.label_en.unwrap_or_else(|| en.to_owned()),
                 },
             );
+        }
+        // The contract's names of stages this list does not have: open alerts of an earlier
+        // policy (§10.2) may still have them, after a restart too.
+        for stage in DEFAULT_LABELLED {
+            if let Some((zh, en)) = default_labels(stage) {
+                out.entry(stage.to_owned()).or_insert_with(|| StageLabel {
+                    zh: zh.to_owned(),
+                    en: en.to_owned(),
+                });
+            }
         }
         Ok(out)
     }
@@ -1431,6 +1477,12 @@ mod tests {
         let labels = c.stage_labels().unwrap();
         assert_eq!(labels["sign_for"].zh, "签收");
         assert_eq!(labels["visit"].en, "Visit");
+        let without = load("[sla]\nstages = [\"visit\", \"feedback\"]\n").stage_labels();
+        assert_eq!(
+            without.unwrap()["sign_for"].zh,
+            "签收",
+            "an earlier policy's open alerts may still have the stage"
+        );
     }
 
     #[test]
@@ -1493,6 +1545,29 @@ mod tests {
         assert_eq!(c.http.metrics_listen.as_deref(), Some("0.0.0.0:9899"));
         assert_eq!(c.display.language, "zh-CN");
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn errors_never_quote_a_secret_value() {
+        let syntax = Config::parse("[redis]\nurl = \"redis://u:S3cret@host:6379\n")
+            .unwrap_err()
+            .to_string();
+        assert!(syntax.contains("line 2, column"), "{syntax}");
+        assert!(!syntax.contains("S3cret"), "{syntax}");
+        let typed = Config::parse("[alertmanager]\nurl = \"http://am\"\npassword = 12345\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            typed.contains("alertmanager.password") && !typed.contains("12345"),
+            "{typed}"
+        );
+        let named = Config::parse("[sla]\nwarn_before = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            named.contains("sla.warn_before") && named.contains('5'),
+            "{named}"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `SIGHUP`: read the configuration file again and put its policy in force for alerts processed
 //! from then on (docs/contract.md §10.2). Open alerts keep the policy they started with. A file
 //! that does not load changes nothing: the error (naming the key) goes to the log, to
-//! `fraud_sla_config_last_reload_successful` and to `/readyz`.
+//! `fraud_sla_config_last_reload_successful` and to `/readyz`. The HTTP tokens are read again
+//! too (`tokens_file`): revoking a station's token needs no restart.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,13 +10,14 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, StageLabel};
+use crate::config::{Config, ConfigError, StageLabel};
 use crate::domain::Policies;
 use crate::health::{ConfigStatus, Health, ReloadOutcome};
+use crate::http::Tokens;
 use crate::metrics::Metrics;
 
-/// What a reload changes while running: the `[sla]` policy and retention. Everything else is
-/// read at start-up only.
+/// What a reload changes while running: the `[sla]` policy and retention, the display, and the
+/// HTTP tokens. Everything else is read at start-up only.
 #[derive(Debug)]
 pub(crate) struct Reloader {
     pub(crate) path: Option<PathBuf>,
@@ -27,19 +29,23 @@ pub(crate) struct Reloader {
     /// The stages' display names (`/v1/display`, the board), added to by each reload: a stage a
     /// reload adds is shown by its name in the people's language, not its machine name.
     pub(crate) labels: Labels,
+    /// The HTTP tokens in force (`crate::http::auth`).
+    pub(crate) tokens: watch::Sender<Arc<Tokens>>,
 }
 
 /// The stages' display names in force, shared with the HTTP side.
 pub(crate) type Labels = Arc<RwLock<BTreeMap<String, StageLabel>>>;
 
 impl Reloader {
-    /// Publishes the policy in force at start-up.
+    /// Publishes the policy in force at start-up. Fails only if the tokens file cannot be read
+    /// now (it could when the configuration was loaded).
     pub(crate) fn start(
         path: Option<PathBuf>,
         running: Config,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
-    ) -> (Reloader, watch::Receiver<Arc<Policies>>) {
+    ) -> Result<(Reloader, watch::Receiver<Arc<Policies>>), ConfigError> {
+        let (tokens, _) = watch::channel(Arc::new(Tokens::of(&running.http)?));
         let policies = running.policies();
         let version = policies.current().version().to_owned();
         metrics.policy_in_force(policies.current(), None);
@@ -56,8 +62,9 @@ impl Reloader {
             metrics,
             health,
             labels,
+            tokens,
         };
-        (r, rx)
+        Ok((r, rx))
     }
 
     /// Reloads on every `SIGHUP` until `cancel`.
@@ -84,7 +91,8 @@ impl Reloader {
     /// Loads the file again; on success puts its policy in force, else keeps the old one.
     pub(crate) fn reload(&mut self) {
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let loaded = Config::load(self.path.as_deref());
+        let loaded =
+            Config::load(self.path.as_deref()).and_then(|new| Ok((Tokens::of(&new.http)?, new)));
         let mut status = self.health.config();
         match loaded {
             Err(e) => {
@@ -96,7 +104,7 @@ impl Reloader {
                     error: Some(e.to_string()),
                 });
             }
-            Ok(new) => {
+            Ok((tokens, new)) => {
                 for section in restart_only_changes(&self.running, &new) {
                     tracing::warn!(section, "Configuration changed in a section read at start-up only; it takes effect at the next restart.");
                 }
@@ -123,6 +131,15 @@ impl Reloader {
                     .extend(new.stage_labels().unwrap_or_default());
                 self.running.sla = new.sla.clone();
                 self.running.display = new.display.clone();
+                self.running.http.tokens_file = new.http.tokens_file.clone();
+                self.tokens.send_if_modified(|old| {
+                    let changed = **old != tokens;
+                    if changed {
+                        tracing::info!(tokens = ?tokens, "HTTP tokens replaced; a revoked one is refused from now on, on open event streams too.");
+                        *old = Arc::new(tokens);
+                    }
+                    changed
+                });
             }
         }
         self.health.set_config(status);
@@ -140,7 +157,8 @@ fn restart_only_changes(a: &Config, b: &Config) -> Vec<&'static str> {
     if differs(&a.redis, &b.redis) || a.redis.url != b.redis.url {
         out.push("redis");
     }
-    if differs(&a.http, &b.http) || a.http.token != b.http.token {
+    // The tokens are reloaded; the token from the environment cannot change.
+    if a.http.listen != b.http.listen || a.http.metrics_listen != b.http.metrics_listen {
         out.push("http");
     }
     if differs(&a.alertmanager, &b.alertmanager) {
@@ -172,7 +190,7 @@ mod tests {
         let config = Config::load(Some(&path)).unwrap();
         let (metrics, health) = (Arc::new(Metrics::new()), Arc::new(Health::default()));
         let (mut reloader, mut rx) =
-            Reloader::start(Some(path.clone()), config, metrics.clone(), health.clone());
+            Reloader::start(Some(path.clone()), config, metrics.clone(), health.clone()).unwrap();
         let first = rx.borrow_and_update().current().clone();
         assert_eq!(health.config().policy_version, first.version());
 
@@ -235,7 +253,8 @@ mod tests {
         write(&path, "");
         let config = Config::load(Some(&path)).unwrap();
         let (metrics, health) = (Arc::new(Metrics::new()), Arc::new(Health::default()));
-        let (mut reloader, _rx) = Reloader::start(Some(path.clone()), config, metrics, health);
+        let (mut reloader, _rx) =
+            Reloader::start(Some(path.clone()), config, metrics, health).unwrap();
         let labels = reloader.labels.clone();
         let names = |stage: &str| {
             let l = labels.read().unwrap();
@@ -259,5 +278,47 @@ mod tests {
             Some(("上门".into(), "Visit".into())),
             "open alerts keep their policy's stages, and their names"
         );
+    }
+
+    #[test]
+    fn a_reload_reads_the_tokens_file_again() {
+        use axum::http::{header, HeaderMap};
+        use sha2::Digest;
+        let dir = tempfile::tempdir().unwrap();
+        let (path, tokens_file) = (dir.path().join("fraud-sla.toml"), dir.path().join("t.toml"));
+        write(&path, "[http]\ntokens_file = \"t.toml\"\n");
+        let entry = |secret: &str| {
+            let sha = sha2::Sha256::digest(secret.as_bytes());
+            let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+            format!("[[token]]\nsha256 = \"{hex}\"\nname = \"gwm\"\njurisdictions = [\"6201\"]\n")
+        };
+        write(&tokens_file, &entry("old-secret"));
+        let config = Config::load(Some(&path)).unwrap();
+        let (metrics, health) = (Arc::new(Metrics::new()), Arc::new(Health::default()));
+        let (mut reloader, _rx) =
+            Reloader::start(Some(path.clone()), config, metrics, health).unwrap();
+        let in_force = reloader.tokens.subscribe();
+        let with = |secret: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::AUTHORIZATION,
+                format!("Bearer {secret}").parse().unwrap(),
+            );
+            in_force.borrow().access(&h).is_some()
+        };
+        assert!(with("old-secret") && !with("new-secret"));
+
+        write(&tokens_file, &entry("new-secret"));
+        reloader.reload();
+        assert!(
+            !with("old-secret") && with("new-secret"),
+            "revoked without a restart"
+        );
+
+        write(&tokens_file, "[[token]]\nsha256 = \"not hex\"\n");
+        reloader.reload();
+        assert!(with("new-secret"), "a bad tokens file changes nothing");
+        let failed = reloader.health.config().last_reload.unwrap();
+        assert!(!failed.ok && failed.error.unwrap().contains("http.tokens_file"));
     }
 }

@@ -656,6 +656,22 @@ async fn the_query_api_requires_the_bearer_token_when_one_is_set() {
             "{path}: without a token nothing is learnt of what exists under /v1"
         );
     }
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let post = |token: Option<&str>| {
+        let mut request = client.post(format!("http://127.0.0.1:{port}/v1/alerts/Q-1"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(
+        post(None).await.unwrap().status(),
+        401,
+        "a method an endpoint does not take: 401 first, as for an unknown path"
+    );
+    let wrong_method = post(Some("s3cret-token")).await.unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    assert_eq!(wrong_method.headers()["allow"], "GET,HEAD");
     assert_eq!(
         http_get(port, "/v1/no-such-endpoint", Some("s3cret-token"))
             .unwrap()

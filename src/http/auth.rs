@@ -1,12 +1,15 @@
 //! Who may read what (docs/contract.md §8, §10.4): `FRAUD_SLA_HTTP_TOKEN` sees everything; a token
 //! of `[http] tokens_file` sees only alerts whose `jurisdiction` starts with one of its prefixes.
-//! With neither configured, `/v1` is open (version 1 behaviour).
+//! With neither configured, `/v1` is open (version 1 behaviour). A `tokens_file` closes it even
+//! when it lists no token: emptying the file revokes every station, it does not open the API.
+//! `SIGHUP` reads the file again ([`TokensInForce`]): a revoked token stops working at once, on
+//! open event streams too.
 
 use axum::http::{header, HeaderMap};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::ScopedToken;
+use crate::config::{ConfigError, HttpConfig, ScopedToken};
 
 /// What one request may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,28 +57,44 @@ impl Access {
 }
 
 /// The tokens a request may present.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct Tokens {
-    /// `FRAUD_SLA_HTTP_TOKEN`: sees everything.
-    all: Option<String>,
+    /// SHA-256 of `FRAUD_SLA_HTTP_TOKEN`, which sees everything: compared as a digest, so the
+    /// comparison takes as long whatever the length of the token given.
+    all: Option<[u8; 32]>,
     /// `(sha256 bytes, access)` of the scoped tokens.
     scoped: Vec<([u8; 32], Access)>,
+    /// Whether `[http] tokens_file` is configured, even with no entry.
+    file: bool,
 }
+
+/// The tokens in force, replaced by a reload.
+pub(crate) type TokensInForce = tokio::sync::watch::Receiver<std::sync::Arc<Tokens>>;
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tokens")
             .field("all", &self.all.as_ref().map(|_| "***"))
             .field("scoped", &self.scoped.len())
+            .field("file", &self.file)
             .finish()
     }
 }
 
 impl Tokens {
+    /// The tokens of `config`: `FRAUD_SLA_HTTP_TOKEN` and the entries of `tokens_file`, read
+    /// now.
+    pub(crate) fn of(config: &HttpConfig) -> Result<Tokens, ConfigError> {
+        let mut tokens = Tokens::new(config.token.clone(), config.scoped_tokens()?);
+        tokens.file = config.tokens_file.is_some();
+        Ok(tokens)
+    }
+
     /// The token that sees everything and the scoped tokens of `[http] tokens_file`.
     pub(crate) fn new(all: Option<String>, scoped: Vec<ScopedToken>) -> Tokens {
         Tokens {
-            all,
+            all: all.map(|t| Sha256::digest(t.as_bytes()).into()),
+            file: !scoped.is_empty(),
             scoped: scoped
                 .into_iter()
                 .map(|t| {
@@ -91,25 +110,27 @@ impl Tokens {
 
     /// Whether any token is configured (otherwise `/v1` is open).
     pub(crate) fn required(&self) -> bool {
-        self.all.is_some() || !self.scoped.is_empty()
+        self.all.is_some() || self.file
     }
 
     /// The access of the request's bearer token; `None` for a missing or wrong one. Compared in
     /// constant time.
     pub(crate) fn access(&self, headers: &HeaderMap) -> Option<Access> {
+        self.access_of(authorization(headers))
+    }
+
+    /// The access of an `Authorization` header's value ([`authorization`]).
+    pub(crate) fn access_of(&self, authorization: Option<&str>) -> Option<Access> {
         if !self.required() {
             return Some(Access::All);
         }
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer_token)?;
+        let given = authorization.and_then(bearer_token)?;
+        let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
         if let Some(all) = &self.all {
-            if bool::from(given.as_bytes().ct_eq(all.as_bytes())) {
+            if bool::from(all.ct_eq(&digest)) {
                 return Some(Access::All);
             }
         }
-        let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
         let mut found = None;
         for (hash, access) in &self.scoped {
             if bool::from(hash.ct_eq(&digest)) {
@@ -118,6 +139,13 @@ impl Tokens {
         }
         found
     }
+}
+
+/// The request's `Authorization` header, if it is text.
+pub(crate) fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
 }
 
 /// The token of an `Authorization: Bearer <token>` value. The scheme's name is
@@ -166,6 +194,33 @@ mod tests {
             Some(Access::All),
             "no token configured: open, as in version 1"
         );
+    }
+
+    #[test]
+    fn a_tokens_file_with_no_entry_closes_v1_rather_than_opening_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.toml");
+        std::fs::write(&path, "# every station revoked\n").unwrap();
+        let config = HttpConfig {
+            tokens_file: Some(path.display().to_string()),
+            ..HttpConfig::default()
+        };
+        let tokens = Tokens::of(&config).unwrap();
+        assert!(tokens.required());
+        assert_eq!(tokens.access(&HeaderMap::new()), None);
+        assert_eq!(tokens.access(&bearer("anything")), None);
+
+        let with_root = Tokens::of(&HttpConfig {
+            token: Some("root".into()),
+            ..config.clone()
+        })
+        .unwrap();
+        assert_eq!(with_root.access(&bearer("root")), Some(Access::All));
+        assert_eq!(with_root.access(&bearer("roo")), None);
+
+        std::fs::remove_file(&path).unwrap();
+        let gone = Tokens::of(&config).unwrap_err().to_string();
+        assert!(gone.contains("http.tokens_file"), "{gone}");
     }
 
     #[test]

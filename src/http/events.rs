@@ -58,7 +58,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Access, HttpState};
+use super::{Access, HttpState, TokensInForce};
 use crate::config::KafkaConfig;
 use crate::domain::Millis;
 use crate::partition::wall_clock;
@@ -95,6 +95,10 @@ const SKEW_MS: Millis = 250;
 /// How often the escalations' partition ends are looked up while no page is connected: a page
 /// that connects has the source read at most this much of the topic before what is new to it.
 const ENDS_EVERY: Duration = Duration::from_secs(5);
+/// Event streams one process serves at once; more are refused with 503 and `Retry-After`, so
+/// that clients without end (a loop, or a token-less API opened to a network) cannot take its
+/// memory. Hundreds of stations' boards fit well within it.
+const MAX_STREAMS: usize = 2_000;
 /// The hello of a connection that must refetch, and of one whose missed events follow.
 const RESYNC: &str = r#"{"resync":true}"#;
 const REPLAYING: &str = r#"{"resync":false}"#;
@@ -354,6 +358,7 @@ impl Hub {
         Connection {
             hub: self.clone(),
             access,
+            revocable: None,
             rx: follow.rx,
             cursor: follow.last,
             backlog: follow.replay.unwrap_or_default().into(),
@@ -366,6 +371,9 @@ impl Hub {
 struct Connection {
     hub: Hub,
     access: Access,
+    /// The tokens in force and the request's `Authorization`: after a reload the access is
+    /// looked up again, and a revoked token ends the stream.
+    revocable: Option<(TokensInForce, Option<String>)>,
     rx: broadcast::Receiver<Arc<Event>>,
     /// The last sequence number handled (sent, or not in scope): where to resume after a lag.
     cursor: u64,
@@ -389,6 +397,33 @@ enum Step {
 }
 
 impl Connection {
+    /// Checked against `tokens` from now on, as presented with `authorization`.
+    fn revocable(mut self, tokens: TokensInForce, authorization: Option<&str>) -> Connection {
+        self.revocable = Some((tokens, authorization.map(str::to_owned)));
+        self
+    }
+
+    /// Whether the connection's token still gives access, after a reload replaced the tokens
+    /// (its scope is then the new one).
+    fn still_allowed(&mut self) -> bool {
+        let Some((tokens, authorization)) = &mut self.revocable else {
+            return true;
+        };
+        if !tokens.has_changed().unwrap_or(false) {
+            return true;
+        }
+        let access = tokens
+            .borrow_and_update()
+            .access_of(authorization.as_deref());
+        match access {
+            Some(access) => {
+                self.access = access;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The next frame to send, waiting for it; `None` when the hub is gone. Cancel-safe.
     async fn next(&mut self) -> Option<Frame> {
         if let Some(first) = self.first.take() {
@@ -447,6 +482,9 @@ impl Connection {
             }
             Err(RecvError::Closed) => return Step::End,
         };
+        if !self.still_allowed() {
+            return Step::End;
+        }
         self.cursor = event.seq;
         if event.kind == Kind::Gap {
             Step::Send(Frame::Resync)
@@ -462,7 +500,8 @@ impl Connection {
     async fn next_chunk(&mut self) -> Option<Bytes> {
         let first = match tokio::time::timeout(KEEP_ALIVE, self.next()).await {
             Ok(frame) => frame?.into_bytes(),
-            Err(_) => return Some(Bytes::from_static(b":\n\n")),
+            Err(_) if self.still_allowed() => return Some(Bytes::from_static(b":\n\n")),
+            Err(_) => return None,
         };
         // Copied only when more than one frame is ready.
         let mut chunk = Vec::new();
@@ -489,8 +528,19 @@ pub(crate) async fn events(
     access: Access,
     headers: HeaderMap,
 ) -> Response {
+    if s.events.inner.connections.load(Ordering::SeqCst) >= MAX_STREAMS {
+        let retry = [(header::RETRY_AFTER, "10")];
+        let body = super::error(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too many event streams open on this process; try again later",
+        );
+        return (retry, body).into_response();
+    }
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
-    let connection = s.events.connect(access, last_event_id);
+    let connection = s
+        .events
+        .connect(access, last_event_id)
+        .revocable(s.tokens.clone(), super::auth::authorization(&headers));
     let stream = futures::stream::unfold(connection, |mut c| async move {
         let chunk = c.next_chunk().await?;
         Some((Ok::<_, Infallible>(chunk), c))
@@ -1067,6 +1117,43 @@ mod tests {
             Some(Frame::Hello { resync }) => resync,
             other => panic!("expected hello, got {other:?}"),
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_rescopes_an_open_stream_and_a_revoked_token_ends_it() {
+        use crate::config::ScopedToken;
+        use crate::http::Tokens;
+        use sha2::{Digest, Sha256};
+        let station = |secret: &str, prefix: &str| ScopedToken {
+            sha256: Sha256::digest(secret.as_bytes()).into(),
+            name: "station".into(),
+            jurisdictions: vec![prefix.into()],
+        };
+        let (tokens, in_force) =
+            watch::channel(Arc::new(Tokens::new(None, vec![station("s1", "6201")])));
+        let hub = Hub::default();
+        let mut c = hub
+            .connect(scoped("6201"), None)
+            .revocable(in_force, Some("Bearer s1"));
+        assert!(hello(&mut c).await);
+        changed(&hub, "A-1", "620102");
+        assert_eq!(event(&mut c).await.seq, 1);
+
+        tokens.send_replace(Arc::new(Tokens::new(None, vec![station("s1", "3301")])));
+        changed(&hub, "A-2", "620102");
+        changed(&hub, "A-3", "330100");
+        assert_eq!(
+            event(&mut c).await.seq,
+            3,
+            "the new scope, from the reload on"
+        );
+
+        tokens.send_replace(Arc::new(Tokens::new(None, vec![station("s2", "3301")])));
+        let ended = tokio::time::timeout(2 * KEEP_ALIVE, c.next_chunk()).await;
+        assert!(
+            ended.unwrap().is_none(),
+            "revoked: the stream ends at its next keep-alive, idle or not"
+        );
     }
 
     #[tokio::test]

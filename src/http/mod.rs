@@ -19,7 +19,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, MethodRouter};
 use axum::{Json, Router};
 use serde_json::json;
 use std::sync::{Arc, OnceLock};
@@ -29,7 +29,7 @@ use crate::domain::Policies;
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::store::Store;
-pub(crate) use auth::{Access, Tokens};
+pub(crate) use auth::{Access, Tokens, TokensInForce};
 
 /// What people read: the display zone and language, and the stages' names (§10.3).
 #[derive(Debug, Clone)]
@@ -50,7 +50,8 @@ pub(crate) struct HttpState {
     /// The store and the partition count, once Redis and the topics are known; `/v1` answers
     /// 503 until then, while `/healthz`, `/readyz` and `/metrics` answer from the start.
     pub(crate) query: Arc<OnceLock<(Store, i32)>>,
-    pub(crate) tokens: Arc<Tokens>,
+    /// Replaced by a reload (`crate::reload::Reloader`).
+    pub(crate) tokens: TokensInForce,
     /// The policy in force; an alert is shown with the snapshot it keeps.
     pub(crate) policies: watch::Receiver<Arc<Policies>>,
     pub(crate) display: Arc<Display>,
@@ -70,12 +71,12 @@ pub(crate) fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/v1/alerts/{alert_id}", get(alerts::alert))
-        .route("/v1/open", get(lists::open))
-        .route("/v1/overdue", get(lists::overdue))
-        .route("/v1/stations", get(stations::stations))
-        .route("/v1/events", get(events::events))
-        .route("/v1/display", get(display))
+        .route("/v1/alerts/{alert_id}", v1(get(alerts::alert)))
+        .route("/v1/open", v1(get(lists::open)))
+        .route("/v1/overdue", v1(get(lists::overdue)))
+        .route("/v1/stations", v1(get(stations::stations)))
+        .route("/v1/events", v1(get(events::events)))
+        .route("/v1/display", v1(get(display)))
         .route("/v1", any(unknown_v1))
         .route("/v1/", any(unknown_v1))
         .route("/v1/{*rest}", any(unknown_v1))
@@ -88,13 +89,29 @@ impl FromRequestParts<HttpState> for Access {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, s: &HttpState) -> Result<Access, Response> {
-        s.tokens.access(&parts.headers).ok_or_else(|| {
+        let access = s.tokens.borrow().access(&parts.headers);
+        access.ok_or_else(|| {
             // RFC 9110 §11.6.1: a 401 names the scheme it wants (RFC 6750 §3 for Bearer).
             let challenge = [(header::WWW_AUTHENTICATE, r#"Bearer realm="fraud-sla""#)];
             let body = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
             (challenge, body).into_response()
         })
     }
+}
+
+/// A `/v1` endpoint: a method it does not take is 401 before 405, as an unknown path is 401
+/// before 404.
+fn v1(route: MethodRouter<HttpState>) -> MethodRouter<HttpState> {
+    route.fallback(wrong_method)
+}
+
+async fn wrong_method(_: Access) -> Response {
+    let allow = [(header::ALLOW, "GET,HEAD")];
+    (
+        allow,
+        error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+    )
+        .into_response()
 }
 
 /// A path under `/v1` that names no endpoint: 401 before 404, as for every path there, so

@@ -15,8 +15,9 @@ use crate::domain::{AlertState, Decoded, Effect, EscalationKind, Millis, Policie
 use crate::ingest::partition_input::ReadFrom;
 use crate::store::{day_field, AlertWrite, Batch, BoardWrite, DayCount, IndexEntry};
 
-/// One input message, as the plan needs it.
-#[derive(Debug, Clone, Copy)]
+/// One input message, as the plan needs it. Its `Debug` shows the payload's length only: the
+/// payload holds `subject` and `note`, which are never logged.
+#[derive(Clone, Copy)]
 pub struct Input<'a> {
     pub source: Source,
     pub topic: &'a str,
@@ -25,6 +26,19 @@ pub struct Input<'a> {
     pub payload: Option<&'a [u8]>,
     /// The record's timestamp: a replayed message is applied as of then.
     pub timestamp: Option<Millis>,
+}
+
+impl std::fmt::Debug for Input<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Input")
+            .field("source", &self.source)
+            .field("topic", &self.topic)
+            .field("offset", &self.offset)
+            .field("key", &self.key.map(String::from_utf8_lossy))
+            .field("payload_bytes", &self.payload.map(<[u8]>::len))
+            .field("timestamp", &self.timestamp)
+            .finish()
+    }
 }
 
 /// Offsets per input topic name.

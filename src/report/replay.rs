@@ -32,14 +32,26 @@ impl Window {
     }
 }
 
-/// One Kafka record, as the report reads it.
-#[derive(Debug, Clone, Copy)]
+/// One Kafka record, as the report reads it. Its `Debug` shows the payload's length only: the
+/// payload holds `subject` and `note`, which are never logged.
+#[derive(Clone, Copy)]
 pub struct RawRecord<'a> {
     pub topic: &'a str,
     pub key: Option<&'a [u8]>,
     pub payload: Option<&'a [u8]>,
     /// The record's timestamp: when the message reached Kafka.
     pub timestamp: Option<Millis>,
+}
+
+impl std::fmt::Debug for RawRecord<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawRecord")
+            .field("topic", &self.topic)
+            .field("key", &self.key.map(String::from_utf8_lossy))
+            .field("payload_bytes", &self.payload.map(<[u8]>::len))
+            .field("timestamp", &self.timestamp)
+            .finish()
+    }
 }
 
 /// A validated message with the time its record reached Kafka.

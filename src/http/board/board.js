@@ -74,6 +74,7 @@
       'resolved.empty': '本次会话尚未收到解除通知',
       'empty.overdue': '没有超时环节',
       'empty.atrisk': '{w}内没有到期的环节',
+      'empty.partial': '已查的部分中没有；列表尚未查完，请缩小筛选范围（辖区、风险、环节）',
       'empty.stations': '该日没有数据',
       more: '仅显示前 {n} 条',
       'col.left': '剩余',
@@ -211,6 +212,7 @@
       'resolved.empty': 'No resolution received this session',
       'empty.overdue': 'Nothing overdue',
       'empty.atrisk': 'Nothing due within {w}',
+      'empty.partial': 'None in the part searched so far; the list is not finished: narrow the filters (jurisdiction, risk, stage)',
       'empty.stations': 'No data for this day',
       more: 'Showing the first {n}',
       'col.left': 'Time left',
@@ -429,12 +431,16 @@
   const today = () => ymd(parts(now()));
 
   /** The display zone's offset from UTC at `ms`, e.g. `+08:00` (what a reader of a row needs
-   *  to place the time; the zone's name is in the filter bar, the column heads and tooltips). */
-  const offsetFmt = new Map();
+   *  to place the time; the zone's name is in the filter bar, the column heads and tooltips).
+   *  Worked out from the local time's parts, not `timeZoneName: 'longOffset'`, which browsers
+   *  on Chromium before 95 refuse with a RangeError. */
   function fmtOffset(ms) {
-    const f = zoneFormat(offsetFmt, { timeZoneName: 'longOffset' });
-    const name = (f.formatToParts(new Date(ms)).find((x) => x.type === 'timeZoneName') || {}).value || 'GMT';
-    return name === 'GMT' ? '+00:00' : name.replace(/^GMT/, '');
+    const p = parts(ms);
+    const local = Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour % 24, +p.minute, +p.second);
+    const minutes = Math.round((local - Math.floor(ms / 1000) * 1000) / 60000);
+    const a = Math.abs(minutes);
+    const p2 = (n) => String(n).padStart(2, '0');
+    return `${minutes < 0 ? '-' : '+'}${p2(Math.floor(a / 60))}:${p2(a % 60)}`;
   }
 
   /** The time of day with the zone's offset, and the date when it is not today (in the display
@@ -693,10 +699,13 @@
   }
 
   /** Splits the event stream into events (the WHATWG server-sent events rules). */
-  function sseParser(onEvent, onComment) {
+  function sseParser(onEvent) {
     let buf = '';
     let data = [];
     let type = '';
+    // The id is the resume point once its event is dispatched, not when its line is read: a
+    // stream broken mid-event resumes before it.
+    let id = null;
     return (chunk) => {
       buf += chunk;
       for (;;) {
@@ -706,22 +715,21 @@
         const line = buf.slice(0, i);
         buf = buf.slice(i + (buf[i] === '\r' && buf[i + 1] === '\n' ? 2 : 1));
         if (line === '') {
+          if (id !== null) S.lastEventId = id;
+          id = null;
           if (data.length || type) onEvent(type || 'message', data.join('\n'));
           data = [];
           type = '';
           continue;
         }
-        if (line[0] === ':') {
-          onComment();
-          continue;
-        }
+        if (line[0] === ':') continue; // a comment: a keep-alive
         const c = line.indexOf(':');
         const field = c < 0 ? line : line.slice(0, c);
         let value = c < 0 ? '' : line.slice(c + 1);
         if (value[0] === ' ') value = value.slice(1);
         if (field === 'event') type = value;
         else if (field === 'data') data.push(value);
-        else if (field === 'id' && !value.includes('\0')) S.lastEventId = value;
+        else if (field === 'id' && !value.includes('\0')) id = value;
       }
     };
   }
@@ -748,14 +756,12 @@
         setConn('live');
         resync();
         let lastByte = Date.now();
-        let keepsAlive = false;
-        // A stream that sends keep-alive comments and then goes quiet is dead: reconnect.
+        // The server sends its hello at once and a comment at least every 15 s: a stream quiet
+        // for three of those is dead (a network gone without a reset), so reconnect.
         watchdog = setInterval(() => {
-          if (keepsAlive && Date.now() - lastByte > 45000) ctrl.abort();
+          if (Date.now() - lastByte > 45000) ctrl.abort();
         }, 5000);
-        const parse = sseParser(onServerEvent, () => {
-          keepsAlive = true;
-        });
+        const parse = sseParser(onServerEvent);
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         for (;;) {
           const { value, done } = await reader.read();
@@ -1005,14 +1011,17 @@
 
     async function load(seq) {
       const scope = { jurisdiction: f.jurisdiction, risk: f.risk };
-      const [atrisk, overdue, open, st] = await Promise.allSettled([
+      // The overdue panel's own request when a stage is chosen: filtered by the server, not
+      // picked from the summary's list, which may end before that stage's entries.
+      const [atrisk, overdue, open, st, overdueStage] = await Promise.allSettled([
         apiList('v1/open', { ...scope, stage: f.stage, due_within: parseDur(f.window) == null ? '' : f.window }, LIST_LIMIT),
         apiList('v1/overdue', scope, COUNT_LIMIT),
         apiList('v1/open', scope, COUNT_LIMIT),
         api('v1/stations' + query({ date: today() })),
+        f.stage ? apiList('v1/overdue', { ...scope, stage: f.stage }, LIST_LIMIT) : null,
       ]);
       if (seq !== v.seq || v.dead) return;
-      const failed = [atrisk, overdue, open].find((r) => r.status === 'rejected');
+      const failed = [atrisk, overdue, open, overdueStage, st].find((r) => r.status === 'rejected');
       if (failed && failed.reason.status === 401) return;
       // While the server cannot be reached, the last answers stay (marked stale); an answer
       // refusing the request (4xx) clears its list, since it no longer matches the filters.
@@ -1024,10 +1033,11 @@
       const old = data || {};
       if (!failed) goodAt = now();
       const stale = failed && !(failed.reason.status >= 400 && failed.reason.status < 500) && goodAt;
-      banner(failed ? describe(failed.reason) + (stale ? t('err.stale', { t: hms(parts(goodAt)) }) : '') : null);
+      banner(failed ? describe(failed.reason) + (stale ? t('err.stale', { t: fmtWhen(goodAt) }) : '') : null);
       data = {
         atrisk: keep(atrisk, old.atrisk),
         overdue: keep(overdue, old.overdue),
+        overdueStage: f.stage ? keep(overdueStage, old.overdueStage) : null,
         open: keep(open, old.open),
         stations: keep(st, old.stations),
         at: now(),
@@ -1090,12 +1100,14 @@
     }
 
     function renderOverdue() {
-      const items = ((data && data.overdue && data.overdue.items) || []).filter((x) => !f.stage || x.stage === f.stage);
+      const d = data && (f.stage ? data.overdueStage : data.overdue);
+      const items = ((d && d.items) || []).filter((x) => !f.stage || x.stage === f.stage);
       overdueCount = items.length;
       updateTitle();
-      el.overdueCount.textContent = data && data.overdue ? String(items.length) + (data.overdue.next_cursor ? '+' : '') : '—';
+      el.overdueCount.textContent = d ? String(items.length) + (d.next_cursor ? '+' : '') : '—';
       if (!items.length) {
-        el.overdueBody.replaceChildren(h('div', { class: 'empty' }, data && data.overdue ? t('empty.overdue') : '—'));
+        const empty = d && d.next_cursor ? t('empty.partial') : t('empty.overdue');
+        el.overdueBody.replaceChildren(h('div', { class: 'empty' }, d ? empty : '—'));
         return;
       }
       const rows = items.slice(0, LIST_LIMIT).map((x) => {
@@ -1132,7 +1144,8 @@
       const soonest = Math.min(...items.map((x) => Date.parse(x.deadline)).filter(Number.isFinite));
       if (Number.isFinite(soonest) && soonest > now()) v.schedule(soonest - now() + 250);
       if (!items.length) {
-        const empty = parseDur(f.window) == null ? t('empty.open') : t('empty.atrisk', { w: fmtWindow(f.window) });
+        const empty = d && d.next_cursor ? t('empty.partial')
+          : parseDur(f.window) == null ? t('empty.open') : t('empty.atrisk', { w: fmtWindow(f.window) });
         el.atriskBody.replaceChildren(h('div', { class: 'empty' }, d ? empty : '—'));
         return;
       }
