@@ -541,10 +541,10 @@ fn default_within(stage: &str) -> Option<Duration> {
     Some(Duration::from_secs(hours * 3600))
 }
 
-/// Display names of the stages people already know (docs/contract.md §10.3).
 /// The stages docs/contract.md §10.3 names.
 const DEFAULT_LABELLED: [&str; 4] = ["visit", "meet", "feedback", "sign_for"];
 
+/// Display names of the stages people already know (docs/contract.md §10.3).
 fn default_labels(stage: &str) -> Option<(&'static str, &'static str)> {
     Some(match stage {
         "visit" => ("上门", "Visit"),
@@ -1565,8 +1565,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            named.contains("sla.warn_before") && named.contains('5'),
-            "{named}"
+            named.contains("sla.warn_before") && named.contains("`5`"),
+            "a value that is not a secret is quoted: {named}"
         );
     }
 

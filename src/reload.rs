@@ -133,6 +133,11 @@ impl Reloader {
                 self.running.display = new.display.clone();
                 self.running.http.tokens_file = new.http.tokens_file.clone();
                 self.tokens.send_if_modified(|old| {
+                    if old.required() && !tokens.required() {
+                        // Opening /v1 to anyone is not something a reload does by itself.
+                        tracing::warn!("The reloaded configuration names no HTTP token; /v1 stays closed with the tokens in force until a restart.");
+                        return false;
+                    }
                     let changed = **old != tokens;
                     if changed {
                         tracing::info!(tokens = ?tokens, "HTTP tokens replaced; a revoked one is refused from now on, on open event streams too.");
@@ -320,5 +325,12 @@ mod tests {
         assert!(with("new-secret"), "a bad tokens file changes nothing");
         let failed = reloader.health.config().last_reload.unwrap();
         assert!(!failed.ok && failed.error.unwrap().contains("http.tokens_file"));
+
+        write(&path, "");
+        reloader.reload();
+        assert!(
+            in_force.borrow().required() && with("new-secret"),
+            "a reload without tokens does not open /v1"
+        );
     }
 }

@@ -27,7 +27,7 @@ pub(crate) async fn find(
         return Err(starting());
     };
     let asked = (0..*partitions).map(|p| async move { (p, store.get(p, alert_id).await) });
-    let mut found = None;
+    let (mut found, mut failed) = (None, false);
     for (p, answer) in futures::future::join_all(asked).await {
         match answer {
             Ok(Some(state)) if state.alert.is_some() => {
@@ -35,13 +35,18 @@ pub(crate) async fn find(
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(error = %e, "Query failed.");
-                return Err(error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "state store unavailable",
-                ));
+                tracing::warn!(partition = p, error = %e, "Query failed.");
+                failed = true;
             }
         }
+    }
+    // Found where Redis answered: a partition it could not ask (a Cluster shard down) does not
+    // hide it. Not found: unknown only if every partition answered.
+    if found.is_none() && failed {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "state store unavailable",
+        ));
     }
     Ok(found)
 }

@@ -359,6 +359,7 @@ impl Hub {
             hub: self.clone(),
             access,
             revocable: None,
+            revoked: false,
             rx: follow.rx,
             cursor: follow.last,
             backlog: follow.replay.unwrap_or_default().into(),
@@ -374,6 +375,8 @@ struct Connection {
     /// The tokens in force and the request's `Authorization`: after a reload the access is
     /// looked up again, and a revoked token ends the stream.
     revocable: Option<(TokensInForce, Option<String>)>,
+    /// Its token was revoked: nothing more is sent.
+    revoked: bool,
     rx: broadcast::Receiver<Arc<Event>>,
     /// The last sequence number handled (sent, or not in scope): where to resume after a lag.
     cursor: u64,
@@ -404,24 +407,26 @@ impl Connection {
     }
 
     /// Whether the connection's token still gives access, after a reload replaced the tokens
-    /// (its scope is then the new one).
+    /// (its scope is then the new one). Once `false`, always: the frames of the write in hand
+    /// go out, then the stream ends.
+    ///
+    /// A receiver cloned from the handlers' after a reload reports a change at first: one
+    /// look-up more, which also covers a reload between the request's check and this stream.
     fn still_allowed(&mut self) -> bool {
         let Some((tokens, authorization)) = &mut self.revocable else {
             return true;
         };
-        if !tokens.has_changed().unwrap_or(false) {
-            return true;
+        if self.revoked || !tokens.has_changed().unwrap_or(false) {
+            return !self.revoked;
         }
         let access = tokens
             .borrow_and_update()
             .access_of(authorization.as_deref());
         match access {
-            Some(access) => {
-                self.access = access;
-                true
-            }
-            None => false,
+            Some(access) => self.access = access,
+            None => self.revoked = true,
         }
+        !self.revoked
     }
 
     /// The next frame to send, waiting for it; `None` when the hub is gone. Cancel-safe.
@@ -498,6 +503,9 @@ impl Connection {
     /// The next write: the next frame and those ready after it, up to [`CHUNK`] bytes, or a
     /// keep-alive comment after [`KEEP_ALIVE`] without one; `None` when the hub is gone.
     async fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.revoked {
+            return None;
+        }
         let first = match tokio::time::timeout(KEEP_ALIVE, self.next()).await {
             Ok(frame) => frame?.into_bytes(),
             Err(_) if self.still_allowed() => return Some(Bytes::from_static(b":\n\n")),
@@ -1154,6 +1162,21 @@ mod tests {
             ended.unwrap().is_none(),
             "revoked: the stream ends at its next keep-alive, idle or not"
         );
+
+        // Revoked with events waiting: none of them goes, and the stream stays ended (a write
+        // that saw the revocation while gathering its frames ends it at the next one).
+        let (tokens, in_force) =
+            watch::channel(Arc::new(Tokens::new(None, vec![station("s1", "6201")])));
+        let mut c = hub
+            .connect(scoped("6201"), None)
+            .revocable(in_force, Some("Bearer s1"));
+        assert!(hello(&mut c).await);
+        changed(&hub, "B-1", "620102");
+        tokens.send_replace(Arc::new(Tokens::new(None, vec![station("s3", "6201")])));
+        changed(&hub, "B-2", "620102");
+        assert!(c.next_chunk().await.is_none());
+        changed(&hub, "B-3", "620102");
+        assert!(c.next_chunk().await.is_none(), "and stays ended");
     }
 
     #[tokio::test]
