@@ -170,11 +170,12 @@ pub async fn run(
             .await
             .map_err(|source| AppError::Listen { addr, source })?;
         let stop = cancel.clone();
-        http.spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-        });
+        http.spawn(crate::http::serve::serve(
+            listener,
+            app,
+            stop,
+            crate::http::serve::HEADER_READ_TIMEOUT,
+        ));
     }
 
     // The producer first: its idempotent producer id takes librdkafka a timer tick or two, and

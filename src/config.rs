@@ -63,9 +63,26 @@ impl ConfigError {
 pub struct HumanDuration(pub Duration);
 
 impl HumanDuration {
+    /// Whole milliseconds, rounded up: a duration under a millisecond (`"500us"`) is not zero,
+    /// which would mean "off" for `warn_before`.
     pub fn millis(self) -> Millis {
-        self.0.as_millis().min(i64::MAX as u128) as Millis
+        // `parse_duration` bounds it far below `i64::MAX` milliseconds.
+        self.0.as_nanos().div_ceil(1_000_000) as Millis
     }
+}
+
+/// The longest duration a key takes. Deadlines are `issued_at` plus durations, in
+/// milliseconds: without a bound, `"300000000y"` would overflow them into the past and every
+/// clock would be due at once.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// A duration in humantime syntax, at most [`MAX_DURATION`]; the problem, quoting `s`, if not.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration ({e})"))?;
+    if d > MAX_DURATION {
+        return Err(format!("{s:?} is longer than 100 years"));
+    }
+    Ok(d)
 }
 
 impl fmt::Debug for HumanDuration {
@@ -83,9 +100,9 @@ impl fmt::Display for HumanDuration {
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
+        parse_duration(&s)
             .map(HumanDuration)
-            .map_err(|e| de::Error::custom(format!("{s:?} is not a duration ({e})")))
+            .map_err(de::Error::custom)
     }
 }
 
@@ -276,12 +293,14 @@ fn redact_quoted(problem: &str) -> String {
         .join("`")
 }
 
-/// librdkafka properties whose values are secrets and are never printed.
+/// librdkafka properties whose values are secrets and are never printed
+/// (`sasl.oauthbearer.config` holds a client secret, `principal=… clientSecret=…`).
 pub fn is_secret_key(key: &str) -> bool {
     key.contains("password")
         || key.contains("secret")
         || key.ends_with(".pem")
         || key.contains("key")
+        || key.contains("oauthbearer.config")
 }
 
 #[derive(Clone, Deserialize)]
@@ -315,18 +334,36 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
-/// `redis://user:secret@host` → `redis://user:***@host`.
+/// A URL as it may be shown: `redis://user:secret@host` → `redis://user:***@host`, and the
+/// value of a query parameter that may be a secret (`redis+unix:///r.sock?pass=…`) → `***`.
+/// What is not a URL with a host or a socket path is shown as `***` entirely: a mistyped URL
+/// (`redis:/u:secret@h`) may hold a password where no parser looks for one.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "***".to_owned();
     };
-    match rest.rsplit_once('@') {
-        Some((auth, host)) => {
-            let user = auth.split_once(':').map(|(u, _)| u).unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
-        }
-        None => url.to_owned(),
+    let socket = matches!(u.scheme(), "unix" | "redis+unix") && u.path().len() > 1;
+    if u.host_str().is_none_or(str::is_empty) && !socket {
+        return "***".to_owned();
     }
+    if u.password().is_some() {
+        // Cannot fail: the URL has a host.
+        let _ = u.set_password(Some("***"));
+    }
+    if u.query().is_some() {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret = k == "pass" || k.contains("token") || is_secret_key(&k);
+                (
+                    k.into_owned(),
+                    if secret { "***".into() } else { v.into_owned() },
+                )
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string().replace("%2A%2A%2A", "***")
 }
 
 #[derive(Clone, Deserialize)]
@@ -612,7 +649,14 @@ impl Config {
         serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let problem = e.inner().message().to_string();
-            let problem = if may_hold_secret(&key) {
+            // serde's "unknown field `x`, expected one of `a`, `b`" quotes names, not values.
+            let problem = if problem.starts_with("unknown field") {
+                if key == "http.token" {
+                    format!("{problem}: the token that sees everything comes from {ENV_HTTP_TOKEN} only, never from the file")
+                } else {
+                    problem
+                }
+            } else if may_hold_secret(&key) {
                 redact_quoted(&problem)
             } else {
                 problem
@@ -704,18 +748,49 @@ impl Config {
                 return Err(ConfigError::key(key, "must not be empty"));
             }
         }
+        let topics = [
+            ("kafka.alerts_topic", &k.alerts_topic),
+            ("kafka.dispositions_topic", &k.dispositions_topic),
+            ("kafka.escalations_topic", &k.escalations_topic),
+            ("kafka.deadletter_topic", &k.deadletter_topic),
+        ];
+        for (key, topic) in topics {
+            if let Err(problem) = check_topic_name(topic) {
+                return Err(ConfigError::key(key, problem));
+            }
+        }
         if k.alerts_topic == k.dispositions_topic {
             return Err(ConfigError::key(
                 "kafka.dispositions_topic",
                 "must differ from kafka.alerts_topic",
             ));
         }
-        for key in k.client.keys() {
-            if ["bootstrap.servers", "group.id", "enable.auto.offset.store"].contains(&key.as_str())
-            {
+        // An output that is also an input would be read back: dead letters of dead letters.
+        for (out_key, out) in &topics[2..] {
+            if let Some((in_key, _)) = topics[..2].iter().find(|(_, t)| t == out) {
+                return Err(ConfigError::key(
+                    *out_key,
+                    format!("must differ from {in_key} (fraud-sla would read its own output)"),
+                ));
+            }
+        }
+        // What correctness depends on is fraud-sla's to set; the same value is no conflict.
+        for (key, ours) in [
+            ("bootstrap.servers", k.brokers.as_str()),
+            ("group.id", k.group_id.as_str()),
+            ("enable.auto.offset.store", "false"),
+        ] {
+            if k.client.get(key).is_some_and(|v| v != ours) {
                 return Err(ConfigError::key(
                     format!("kafka.client.\"{key}\""),
-                    "is set by fraud-sla itself",
+                    format!(
+                        "is set by fraud-sla itself (to {ours:?}: {})",
+                        match key {
+                            "bootstrap.servers" => "kafka.brokers",
+                            "group.id" => "kafka.group_id",
+                            _ => "offsets are stored once a batch is in Redis",
+                        }
+                    ),
                 ));
             }
         }
@@ -732,23 +807,19 @@ impl Config {
                 return Err(ConfigError::key(format!("kafka.client.\"{key}\""), problem));
             }
         }
+        // And together, as a client is made: a SASL mechanism this build has no provider for
+        // (GSSAPI), an SSL file that is not there. Without brokers, so nothing is contacted.
+        if let Err(problem) = crate::kafka::check_client_properties(k) {
+            return Err(ConfigError::key("kafka.client", problem));
+        }
         if self.redis.key_prefix.contains(['{', '}']) {
             return Err(ConfigError::key(
                 "redis.key_prefix",
                 "must not contain '{' or '}' (they form the hash tag)",
             ));
         }
-        redis::parse_redis_url(&self.redis.url)
-            .filter(|u| matches!(u.scheme(), "redis" | "rediss" | "redis+unix" | "unix"))
-            .ok_or_else(|| {
-                ConfigError::key(
-                    "redis.url",
-                    format!(
-                        "{:?} is not a redis:// or rediss:// URL",
-                        redact_url(&self.redis.url)
-                    ),
-                )
-            })?;
+        check_redis_url(&self.redis.url)
+            .map_err(|problem| ConfigError::key("redis.url", problem))?;
         let listen = [
             ("http.listen", Some(&self.http.listen)),
             ("http.metrics_listen", self.http.metrics_listen.as_ref()),
@@ -842,12 +913,16 @@ impl Config {
     pub fn build_policy(&self) -> Result<Policy, ConfigError> {
         let s = &self.sla;
         let stages = stage_list("sla.stages", &s.stages, None)?;
-        for name in s.stage.keys() {
-            if !stages.iter().any(|st| st == name.as_str()) {
-                return Err(ConfigError::key(
-                    format!("sla.stage.{name}"),
-                    "names a stage that is not in sla.stages",
-                ));
+        // A `[sla.stage.<name>]` of a stage left out of the list is kept for its labels (open
+        // alerts of an earlier policy may have the stage, §10.2) and checked all the same.
+        for (name, c) in &s.stage {
+            if stages.iter().any(|st| st == name.as_str()) {
+                continue;
+            }
+            let key = format!("sla.stage.{name}");
+            Stage::new(name).map_err(|e| ConfigError::key(&key, e))?;
+            if let Some(kinds) = &c.satisfied_by {
+                satisfied_by(&format!("{key}.satisfied_by"), kinds)?;
             }
         }
         let mut rules = Vec::with_capacity(stages.len());
@@ -942,17 +1017,22 @@ impl Config {
     /// names of docs/contract.md §10.3, else the stage name itself.
     pub fn stage_labels(&self) -> Result<BTreeMap<String, StageLabel>, ConfigError> {
         let mut out = BTreeMap::new();
-        for stage in &self.sla.stages {
+        let configured = self
+            .sla
+            .stage
+            .keys()
+            .filter(|k| !self.sla.stages.contains(k));
+        for stage in self.sla.stages.iter().chain(configured) {
             let c = self.sla.stage.get(stage).cloned().unwrap_or_default();
             let (zh, en) = default_labels(stage).unwrap_or((stage.as_str(), stage.as_str()));
             for (lang, label) in [("label_zh", &c.label_zh), ("label_en", &c.label_en)] {
                 if label
                     .as_ref()
-                    .is_some_and(|l| l.trim().is_empty() || l.chars().count() > 32)
+                    .is_some_and(|l| l.trim().is_empty() || l.chars().count() > MAX_LABEL)
                 {
                     return Err(ConfigError::key(
                         format!("sla.stage.{stage}.{lang}"),
-                        "must be 1-32 characters",
+                        format!("must be 1-{MAX_LABEL} characters"),
                     ));
                 }
             }
@@ -992,6 +1072,47 @@ impl Config {
         }
     }
 }
+
+/// A Kafka topic name: 1–249 characters of `[A-Za-z0-9._-]`, not `.` or `..`.
+fn check_topic_name(topic: &str) -> Result<(), String> {
+    if topic.len() > 249 {
+        return Err(format!("{topic:?} is longer than 249 characters"));
+    }
+    if topic == "." || topic == ".." {
+        return Err(format!("{topic:?} is not a topic name"));
+    }
+    if let Some(c) = topic
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "{topic:?} has {c:?}: a topic name is letters, digits, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// A Redis URL as the client will read it: a host (or socket path), a database number, a
+/// scheme it speaks. The problem never quotes the URL: it may hold a password.
+fn check_redis_url(url: &str) -> Result<(), String> {
+    use redis::IntoConnectionInfo;
+    let scheme = redis::parse_redis_url(url).map(|u| u.scheme().to_owned());
+    if !scheme.is_some_and(|s| matches!(s.as_str(), "redis" | "rediss" | "redis+unix" | "unix")) {
+        return Err(
+            "is not a redis://, rediss:// or redis+unix:// URL (the value is not shown: it may \
+             hold a password)"
+                .into(),
+        );
+    }
+    url.into_connection_info()
+        .map(drop)
+        // The client's reasons are fixed texts ("Missing hostname", "Invalid database number").
+        .map_err(|e| format!("is not a URL the Redis client takes: {e}"))
+}
+
+/// The longest display name of a stage: a short phrase ("Report the dissuasion result back")
+/// that the board's tables and the report's columns still fit.
+const MAX_LABEL: usize = 64;
 
 /// A stage list (`sla.stages` or a risk's `stages`): non-empty, valid unique names, and for a
 /// risk only stages of `sla.stages`.
@@ -1042,9 +1163,7 @@ fn within_keys(
         let d = value
             .as_str()
             .ok_or_else(|| format!("expected a duration string, found {}", value.type_str()))
-            .and_then(|v| {
-                humantime::parse_duration(v).map_err(|e| format!("{v:?} is not a duration ({e})"))
-            })
+            .and_then(parse_duration)
             .map_err(|problem| ConfigError::key(&full, problem))?;
         out.insert(stage.to_owned(), d);
     }
@@ -1119,13 +1238,13 @@ fn check_ladder(prefix: &str, l: &Ladder) -> Result<(), ConfigError> {
     }
     // `notify` may be shorter or longer than the ladder (a risk may override `escalate_after`
     // alone): a level past the last list pages the last list's people (`Ladder::notify`).
-    if l.notify
-        .iter()
-        .chain(std::iter::once(&l.warn_notify))
-        .flatten()
-        .any(|n| n.trim().is_empty())
-    {
-        return Err(ConfigError::key(key("notify"), "names must not be empty"));
+    for (k, lists) in [
+        ("notify", l.notify.as_slice()),
+        ("warn_notify", std::slice::from_ref(&l.warn_notify)),
+    ] {
+        if lists.iter().flatten().any(|n| n.trim().is_empty()) {
+            return Err(ConfigError::key(key(k), "names must not be empty"));
+        }
     }
     // `warn_before` may reach back to or before `issued_at` (docs/contract.md §10.1): the warning is
     // then due when the alert is processed, and fires if its deadline has not passed.
@@ -1431,7 +1550,10 @@ mod tests {
                 "[sla]\nstages = [\"visit\"]\n[sla.stage.visit]\nsatisfied_by = [\"closed\"]\n",
                 "sla.stage.visit.satisfied_by",
             ),
-            ("[sla.stage.sign_for]\nlabel_zh = \"签收\"\n", "sla.stage.sign_for"),
+            (
+                "[sla.stage.sign_for]\nsatisfied_by = [\"signed\"]\n",
+                "sla.stage.sign_for.satisfied_by",
+            ),
             ("[sla.stage.visit]\nlabel_zh = \"\"\n", "sla.stage.visit.label_zh"),
             ("[sla.stage.visit]\ncolour = \"red\"\n", "sla.stage.visit.colour"),
             ("[sla.risk.low]\nstages = [\"sign_for\"]\n", "sla.risk.low.stages"),
@@ -1568,6 +1690,192 @@ mod tests {
             named.contains("sla.warn_before") && named.contains("`5`"),
             "a value that is not a secret is quoted: {named}"
         );
+    }
+
+    #[test]
+    fn urls_are_shown_without_what_may_be_a_password() {
+        for (url, shown) in [
+            ("redis://u:S3cret@h:6379/2", "redis://u:***@h:6379/2"),
+            ("rediss://:S3cret@h", "rediss://:***@h"),
+            ("redis://h:6379", "redis://h:6379"),
+            (
+                "redis+unix:///tmp/r.sock?user=u&pass=S3cret&db=1",
+                "redis+unix:///tmp/r.sock?user=u&pass=***&db=1",
+            ),
+            (
+                "https://am:9093/?token=S3cret",
+                "https://am:9093/?token=***",
+            ),
+            // Mistyped: no parser finds the password, so nothing of it is shown.
+            ("redis:/u:S3cret@h:6379", "***"),
+            ("redis//u:S3cret@h", "***"),
+            ("not a url S3cret", "***"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        for (url, from_env) in [
+            ("redis//u:S3cret@h", None),
+            ("redis:/u:S3cret@h:6379", None),
+            ("not a url S3cret", Some("not a url S3cret")),
+        ] {
+            let mut c = Config::default();
+            match from_env {
+                Some(v) => {
+                    c.apply_env(|k| (k == ENV_REDIS_URL).then(|| v.to_owned()));
+                }
+                None => c.redis.url = url.to_owned(),
+            }
+            let e = c.validate().unwrap_err().to_string();
+            assert!(
+                e.starts_with("config key redis.url:") && !e.contains("S3cret"),
+                "{e}"
+            );
+        }
+        let c = load(
+            "[kafka.client]\n\"sasl.oauthbearer.config\" = \"principal=x clientSecret=S3cret\"\n",
+        );
+        let shown = crate::policy_report::render(&c);
+        assert!(shown.contains("sasl.oauthbearer.config = ***"), "{shown}");
+        assert!(!shown.contains("S3cret"), "{shown}");
+    }
+
+    #[test]
+    fn what_the_redis_client_or_librdkafka_would_refuse_later_is_refused_now() {
+        for url in [
+            "redis://",
+            "redis://h:6379/abc",
+            "redis://0.0.0.0:6379",
+            "rediss://h#x",
+        ] {
+            let e = err(&format!("[redis]\nurl = \"{url}\"\n"));
+            assert!(
+                e.starts_with("config key redis.url: is not a URL the Redis client takes"),
+                "{url}: {e}"
+            );
+        }
+        let e = err("[kafka.client]\n\"security.protocol\" = \"SASL_PLAINTEXT\"\n\"sasl.mechanisms\" = \"GSSAPI\"\n");
+        assert!(
+            e.starts_with("config key kafka.client:") && e.contains("GSSAPI"),
+            "{e}"
+        );
+        let e = err("[kafka.client]\n\"security.protocol\" = \"SSL\"\n\"ssl.ca.location\" = \"/nonexistent/ca.pem\"\n");
+        assert!(
+            e.starts_with("config key kafka.client:") && e.contains("ssl.ca.location"),
+            "{e}"
+        );
+        // The same property, judged alone, passes: the client is what refuses it.
+        let scram = "[kafka.client]\n\"sasl.mechanisms\" = \"SCRAM-SHA-512\"\n\"security.protocol\" = \"SASL_PLAINTEXT\"\n";
+        let e = err(scram);
+        assert!(
+            e.contains("sasl.username and sasl.password must be set"),
+            "{e}"
+        );
+        load(&format!(
+            "{scram}\"sasl.username\" = \"u\"\n\"sasl.password\" = \"p\"\n"
+        ));
+    }
+
+    #[test]
+    fn topic_names_are_kafka_names_and_no_output_is_an_input() {
+        for (text, key) in [
+            ("alerts_topic = \"fraud alerts\"", "kafka.alerts_topic"),
+            ("escalations_topic = \"..\"", "kafka.escalations_topic"),
+            (
+                "deadletter_topic = \"fraud.dispositions\"",
+                "kafka.deadletter_topic",
+            ),
+            (
+                "escalations_topic = \"fraud.alerts\"",
+                "kafka.escalations_topic",
+            ),
+        ] {
+            let e = err(&format!("[kafka]\n{text}\n"));
+            assert!(e.starts_with(&format!("config key {key}:")), "{text}: {e}");
+        }
+        let long = "t".repeat(250);
+        let e = err(&format!("[kafka]\ndeadletter_topic = \"{long}\"\n"));
+        assert!(e.contains("longer than 249"), "{e}");
+        load(&format!(
+            "[kafka]\ndeadletter_topic = \"{}\"\nescalations_topic = \"Fraud_SLA-out.v2\"\n",
+            "t".repeat(249)
+        ));
+    }
+
+    #[test]
+    fn a_property_fraud_sla_sets_may_be_given_the_value_it_sets() {
+        load("[kafka]\nbrokers = \"k1:9092\"\n[kafka.client]\n\"bootstrap.servers\" = \"k1:9092\"\n\"group.id\" = \"fraud-sla\"\n\"enable.auto.offset.store\" = \"false\"\n");
+        for (key, value) in [
+            ("bootstrap.servers", "k2:9092"),
+            ("group.id", "other"),
+            ("enable.auto.offset.store", "true"),
+        ] {
+            let e = err(&format!("[kafka.client]\n\"{key}\" = \"{value}\"\n"));
+            assert!(
+                e.starts_with(&format!(
+                    "config key kafka.client.\"{key}\": is set by fraud-sla"
+                )),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_are_bounded_and_never_rounded_to_zero() {
+        for key in ["visit_within", "grace", "retention", "max_clock_skew"] {
+            let e = err(&format!("[sla]\n{key} = \"300000000y\"\n"));
+            assert!(
+                e.starts_with(&format!("config key sla.{key}:")) && e.contains("100 years"),
+                "{e}"
+            );
+        }
+        let e = err("[sla.risk.low]\nfeedback_within = \"18446744073709551615s\"\n");
+        assert!(
+            e.starts_with("config key sla.risk.low.feedback_within:"),
+            "{e}"
+        );
+        let c = load("[sla]\nwarn_before = \"1us\"\nmeet_within = \"36500d\"\n");
+        assert_eq!(c.policy().for_risk(Risk::High).warn_before, 1);
+    }
+
+    #[test]
+    fn each_list_of_names_is_named_by_its_own_key() {
+        let e = err("[sla]\nwarn_notify = [\"\"]\n");
+        assert!(e.starts_with("config key sla.warn_notify:"), "{e}");
+        let e = err("[sla.risk.low]\nwarn_notify = [\"  \"]\n");
+        assert!(e.starts_with("config key sla.risk.low.warn_notify:"), "{e}");
+        let e = err("[http]\ntoken = \"abc\"\n");
+        assert!(
+            e.contains("unknown field `token`") && e.contains(ENV_HTTP_TOKEN),
+            "{e}"
+        );
+        assert!(!e.contains("abc"), "{e}");
+    }
+
+    #[test]
+    fn a_stage_section_outside_the_list_keeps_its_labels_and_is_checked() {
+        let c = load("[sla]\nstages = [\"visit\", \"feedback\"]\n[sla.stage.meet]\nlabel_en = \"Meet the person face to face\"\n[sla.stage.call]\nsatisfied_by = [\"acknowledged\"]\nlabel_zh = \"电话劝阻\"\n");
+        let labels = c.stage_labels().unwrap();
+        assert_eq!(labels["meet"].en, "Meet the person face to face");
+        assert_eq!(labels["call"].zh, "电话劝阻");
+        assert_eq!(
+            c.policy().version(),
+            load("[sla]\nstages = [\"visit\", \"feedback\"]\n")
+                .policy()
+                .version(),
+            "a stage not in the list is no part of the policy"
+        );
+        let e = err("[sla.stage.call]\nsatisfied_by = [\"phoned\"]\n");
+        assert!(
+            e.starts_with("config key sla.stage.call.satisfied_by:"),
+            "{e}"
+        );
+        let e = err("[sla.stage.Call]\nlabel_en = \"x\"\n");
+        assert!(e.starts_with("config key sla.stage.Call:"), "{e}");
+        let e = err(&format!(
+            "[sla.stage.visit]\nlabel_en = \"{}\"\n",
+            "x".repeat(65)
+        ));
+        assert!(e.starts_with("config key sla.stage.visit.label_en:"), "{e}");
     }
 
     #[test]

@@ -138,6 +138,45 @@ pub(crate) fn consumer_config(config: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// Whether librdkafka makes the processor's consumer and producer of these settings: the
+/// checks it runs only as a client is made (a SASL mechanism without a provider in this build,
+/// GSSAPI; an SSL certificate file that is not there) on top of each property's own. No broker
+/// is named, so nothing is contacted; the clients are dropped at once.
+pub(crate) fn check_client_properties(config: &KafkaConfig) -> Result<(), String> {
+    let mut consumer = consumer_config(config);
+    consumer.remove("bootstrap.servers");
+    let mut producer = producer_config(config);
+    producer.remove("bootstrap.servers");
+    let made = consumer
+        .create_with_context::<_, rdkafka::consumer::BaseConsumer<Quiet>>(Quiet)
+        .map(drop)
+        .and_then(|()| {
+            producer
+                .create_with_context::<_, BaseProducer<Quiet>>(Quiet)
+                .map(drop)
+        });
+    made.map_err(|e| match e {
+        KafkaError::ClientCreation(why) => why,
+        other => other.to_string(),
+    })
+}
+
+/// A client context that says nothing: the clients of [`check_client_properties`] would log
+/// that they have no brokers.
+struct Quiet;
+
+impl ClientContext for Quiet {
+    fn log(&self, _: rdkafka::config::RDKafkaLogLevel, _: &str, _: &str) {}
+    fn error(&self, _: KafkaError, _: &str) {}
+}
+
+impl rdkafka::consumer::ConsumerContext for Quiet {}
+
+impl ProducerContext for Quiet {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+}
+
 pub(crate) fn producer_config(config: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers)

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::config::{redact_url, Config};
+use crate::config::{redact_url, Config, ENV_HTTP_TOKEN};
 use crate::domain::Risk;
 
 fn dur(ms: i64) -> String {
@@ -39,16 +39,13 @@ pub fn render(c: &Config) -> String {
         c.redis.key_prefix,
         if c.redis.cluster { ", cluster" } else { "" }
     );
-    let _ = writeln!(
-        out,
-        "http:    {} (/v1 token {})",
-        c.http.listen,
-        if c.http.token.is_some() {
-            "required"
-        } else {
-            "not set"
-        }
-    );
+    let v1 = match (c.http.token.is_some(), &c.http.tokens_file) {
+        (true, None) => "required".to_owned(),
+        (true, Some(file)) => format!("required: {ENV_HTTP_TOKEN} or a scoped token of {file}"),
+        (false, Some(file)) => format!("required: a scoped token of {file}"),
+        (false, None) => format!("not set: no {ENV_HTTP_TOKEN}, no tokens_file; /v1 is open"),
+    };
+    let _ = writeln!(out, "http:    {} (/v1 token {v1})", c.http.listen);
     if let Some(am) = &c.alertmanager {
         let auth = match (&am.username, &am.bearer_token) {
             (Some(user), _) => format!("basic auth as {user}, password ***"),

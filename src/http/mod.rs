@@ -6,13 +6,15 @@
 //! - [`lists`]: `/v1/open` and `/v1/overdue`, from the indexes the batch script keeps;
 //! - [`stations`]: per jurisdiction and stage, today;
 //! - [`events`]: `/v1/events`, server-sent events;
-//! - [`board`]: the board's page and assets, compiled into the binary.
+//! - [`board`]: the board's page and assets, compiled into the binary;
+//! - [`serve`]: the listener's loop, which closes a connection whose request head is slow.
 
 pub(crate) mod alerts;
 pub(crate) mod auth;
 pub(crate) mod board;
 pub(crate) mod events;
 pub(crate) mod lists;
+pub(crate) mod serve;
 pub(crate) mod stations;
 
 use axum::extract::{FromRequestParts, State};

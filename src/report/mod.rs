@@ -143,6 +143,12 @@ fn plan(args: &ReportArgs, config: &Config) -> Result<Plan, ReportError> {
             problem: "is empty; leave it out to report every jurisdiction".into(),
         });
     }
+    if let Some(out) = &args.out {
+        check_out(out).map_err(|problem| ReportError::Usage {
+            option: "--out",
+            problem,
+        })?;
+    }
     let format = args
         .format
         .or_else(|| args.out.as_deref().and_then(Format::of_path))
@@ -446,6 +452,26 @@ fn progress_bar(total: u64) -> ProgressBar {
 
 /// Writes `bytes` to `path` whole or not at all: a temporary file beside it, then a rename, so
 /// a reader never sees half a report.
+/// Whether `--out` can be written, judged before the topics are read: a directory that is not
+/// there is a mistyped argument, not a failure after minutes of reading.
+fn check_out(out: &Path) -> Result<(), String> {
+    if out.is_dir() {
+        return Err(format!("{} is a directory; name a file", out.display()));
+    }
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!(
+            "{}: there is no directory {}",
+            out.display(),
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let failed = |source| ReportError::Write {
         path: path.display().to_string(),
