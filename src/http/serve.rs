@@ -88,9 +88,23 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
-        let app = Router::new().route("/healthz", get(|| async { "ok\n" }));
+        let app = Router::new()
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/stream", get(slow_stream));
         let served = tokio::spawn(serve(listener, app, stop.clone(), timeout));
         Server { addr, stop, served }
+    }
+
+    /// A response that takes longer than the tests' head timeout: five parts, 100 ms apart.
+    async fn slow_stream() -> axum::body::Body {
+        let parts = futures::stream::unfold(0, |i| async move {
+            if i == 5 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Some((Ok::<_, std::io::Error>(format!("part {i}\n")), i + 1))
+        });
+        axum::body::Body::from_stream(parts)
     }
 
     /// Reads until the server closes the connection; what it sent before.
@@ -121,6 +135,24 @@ mod tests {
         let answer = until_closed(&mut client).await;
         assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
         assert!(answer.ends_with("ok\n"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_response_may_take_longer_than_a_head_may() {
+        // The board's event streams run for hours: the limit is on the request's head only.
+        let addr = started(Duration::from_millis(200)).await.addr;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = until_closed(&mut client).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        assert!(answer.contains("part 4\n"), "the stream was cut: {answer}");
+        assert!(
+            answer.ends_with("0\r\n\r\n"),
+            "the stream did not end: {answer}"
+        );
     }
 
     #[tokio::test]
