@@ -706,12 +706,19 @@ impl Config {
     }
 
     /// Spellings taken as the canonical ones: `[display] language` in any case (language tags
-    /// are case-insensitive, BCP 47), a listen address without a host (`:9898`, `*:9898`) on
+    /// are case-insensitive, BCP 47), `timezone` as the zone database spells it, a listen address without a host (`:9898`, `*:9898`) on
     /// every IPv4 interface, and a relative `tokens_file` beside the config file (`dir`) when
     /// it is there, as given (from the working directory) otherwise.
     pub fn normalise(&mut self, dir: Option<&Path>) {
         if let Some(l) = display_language(&self.display.language) {
             self.display.language = l.to_owned();
+        }
+        // Zone names are matched without case (`asia/shanghai`); shown as the database spells them.
+        if let Some(name) = jiff::tz::TimeZone::get(&self.display.timezone)
+            .ok()
+            .and_then(|z| z.iana_name().map(str::to_owned))
+        {
+            self.display.timezone = name;
         }
         for addr in [
             Some(&mut self.http.listen),
@@ -1006,10 +1013,17 @@ impl Config {
             check_ladder(&prefix, &ladder)?;
             Ok(ladder)
         };
+        // One list per level, as paged: lists past the last level page no one, and a level past
+        // the last list pages that list's people. The same paging is then the same
+        // `policy_version` however the lists are written.
+        let paged = |l: Ladder| Ladder {
+            notify: (1..=l.levels()).map(|n| l.notify(n).to_vec()).collect(),
+            ..l
+        };
         Ok(Policy::new(Ladders {
-            high: ladder(Risk::High, r.high.as_ref())?,
-            medium: ladder(Risk::Medium, r.medium.as_ref())?,
-            low: ladder(Risk::Low, r.low.as_ref())?,
+            high: paged(ladder(Risk::High, r.high.as_ref())?),
+            medium: paged(ladder(Risk::Medium, r.medium.as_ref())?),
+            low: paged(ladder(Risk::Low, r.low.as_ref())?),
         }))
     }
 
@@ -1631,6 +1645,24 @@ mod tests {
              [sla.stage.visit]\nlabel_en = \"Door\"\nsatisfied_by = [\"met\", \"visited\"]\n",
         );
         assert_eq!(same.policy().version(), base.version());
+        // The same people paged at every level: a list past the last level, or the last list
+        // written out again for a level past the lists.
+        let lists = |n: &str| {
+            load(&format!("[sla]\nnotify = {n}\n"))
+                .policy()
+                .version()
+                .to_owned()
+        };
+        let written = r#"[["station_duty_officer"], ["station_chief"], ["sub_bureau_command"]]"#;
+        assert_eq!(lists(written), base.version());
+        assert_eq!(
+            lists(&written.replace("]]", r#"], ["nobody"]]"#)),
+            base.version()
+        );
+        assert_eq!(
+            lists(r#"[["a"], ["b"]]"#),
+            lists(r#"[["a"], ["b"], ["b"]]"#)
+        );
         for changed in [
             "[sla]\nvisit_within = \"59m\"\n",
             "[sla]\nwarn_before = \"10m\"\n",
@@ -1659,10 +1691,11 @@ mod tests {
     fn spellings_are_normalised_as_the_config_is_loaded() {
         let mut c = Config::parse(
             "[http]\nlisten = \":9898\"\nmetrics_listen = \"*:9899\"\n\
-             [display]\nlanguage = \"ZH-cn\"\n",
+             [display]\nlanguage = \"ZH-cn\"\ntimezone = \"asia/shanghai\"\n",
         )
         .unwrap();
         c.normalise(None);
+        assert_eq!(c.display.timezone, "Asia/Shanghai");
         assert_eq!(c.http.listen, "0.0.0.0:9898");
         assert_eq!(c.http.metrics_listen.as_deref(), Some("0.0.0.0:9899"));
         assert_eq!(c.display.language, "zh-CN");
