@@ -463,6 +463,13 @@ impl HttpConfig {
                     "must list at least one non-empty jurisdiction prefix",
                 ));
             }
+            // A jurisdiction never starts with a space: " 6201" would match nothing, silently.
+            if let Some(j) = t.jurisdictions.iter().find(|j| j.trim() != j.as_str()) {
+                return Err(at(
+                    "jurisdictions",
+                    &format!("{j:?} has spaces around it; a prefix is matched as written"),
+                ));
+            }
             if out.iter().any(|o| o.sha256 == sha256) {
                 return Err(at("sha256", "is the same token as an earlier entry"));
             }
@@ -1970,6 +1977,12 @@ mod tests {
             (
                 format!("[[token]]\nsha256 = \"{sha}\"\nname = \"x\"\njurisdictions = []\n"),
                 "token[0].jurisdictions",
+            ),
+            (
+                format!(
+                    "[[token]]\nsha256 = \"{sha}\"\nname = \"x\"\njurisdictions = [\" 6201\"]\n"
+                ),
+                "token[0].jurisdictions: \" 6201\" has spaces",
             ),
             ("[[token]]\nsha = 1\n".to_owned(), "unknown field"),
         ] {
