@@ -144,9 +144,11 @@ pub(crate) fn consumer_config(config: &KafkaConfig) -> ClientConfig {
 /// is named, so nothing is contacted; the clients are dropped at once.
 pub(crate) fn check_client_properties(config: &KafkaConfig) -> Result<(), String> {
     let mut consumer = consumer_config(config);
-    consumer.remove("bootstrap.servers");
     let mut producer = producer_config(config);
-    producer.remove("bootstrap.servers");
+    for brokers in ["bootstrap.servers", "metadata.broker.list"] {
+        consumer.remove(brokers);
+        producer.remove(brokers);
+    }
     let made = consumer
         .create_with_context::<_, rdkafka::consumer::BaseConsumer<Quiet>>(Quiet)
         .map(drop)

@@ -140,9 +140,16 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { .. } => {
             print!("{}", fraud_sla::policy_report::render(&config));
+            if let Err(e) = config.check_clients() {
+                eprintln!("warning: on this machine `run` refuses to start: {e}");
+            }
             ExitCode::SUCCESS
         }
         Command::Run { log_format, .. } => {
+            if let Err(e) = config.check_clients() {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
             init_tracing(log_format);
             on_runtime(|cancel| async move {
                 match fraud_sla::app::run(config, path, cancel).await {

@@ -157,122 +157,122 @@ impl Metrics {
         registry.register_collector(Box::new(crate::process_metrics::ProcessCollector));
         registry.register(
             "fraud_sla_alerts",
-            "Alerts accepted, by risk.",
+            "Alerts accepted, by risk",
             m.alerts.clone(),
         );
         registry.register(
             "fraud_sla_dispositions",
-            "Dispositions applied, by kind.",
+            "Dispositions applied, by kind",
             m.dispositions.clone(),
         );
         registry.register(
             "fraud_sla_duplicates",
-            "Duplicate messages ignored, by topic.",
+            "Duplicate messages ignored, by topic",
             m.duplicates.clone(),
         );
         registry.register(
             "fraud_sla_deadletters",
-            "Messages sent to the dead-letter topic.",
+            "Messages sent to the dead-letter topic",
             m.deadletters.clone(),
         );
         registry.register(
             "fraud_sla_stage_completions",
-            "Stages satisfied, on time or late.",
+            "Stages satisfied, on time or late",
             m.completions.clone(),
         );
         registry.register(
             "fraud_sla_stage_completion_seconds",
-            "Time from issued_at to the satisfying event.",
+            "Time from issued_at to the satisfying event",
             m.completion_seconds.clone(),
         );
         registry.register(
             "fraud_sla_escalations",
-            "Escalations emitted.",
+            "Escalations emitted",
             m.escalations.clone(),
         );
         registry.register(
             "fraud_sla_breaches",
-            "Level-1 breaches, by stage and jurisdiction.",
+            "Level-1 breaches, by stage and jurisdiction",
             m.breaches.clone(),
         );
         registry.register(
             "fraud_sla_open_alerts",
-            "Open alerts on the partitions this process owns.",
+            "Open alerts on the partitions this process owns",
             m.open_alerts.clone(),
         );
         registry.register(
             "fraud_sla_timer_lateness_seconds",
-            "fired_at minus due_at of warnings and breaches.",
+            "fired_at minus due_at of warnings and breaches",
             m.timer_lateness.clone(),
         );
         registry.register(
             "fraud_sla_ingest_delay_seconds",
-            "Ingestion time minus the event's own time.",
+            "Ingestion time minus the event's own time",
             m.ingest_delay.clone(),
         );
         registry.register(
             "fraud_sla_consumer_lag",
-            "Messages behind the high watermark.",
+            "Messages behind the high watermark",
             m.consumer_lag.clone(),
         );
         registry.register(
             "fraud_sla_publish_failures",
-            "Escalation deliveries that failed and were retried.",
+            "Escalation deliveries that failed and were retried",
             m.publish_failures.clone(),
         );
         registry.register(
             "fraud_sla_ready",
-            "1 when /readyz answers 200: Kafka and Redis reachable and partitions owned.",
+            "1 when /readyz answers 200: Kafka and Redis reachable and partitions owned",
             m.ready.clone(),
         );
         registry.register(
             "fraud_sla_standby",
-            "1 when this member of the group has no partition (more members than partitions) and Kafka and Redis answer: idle, not broken.",
+            "1 when this member of the group has no partition (more members than partitions) and Kafka and Redis answer: idle, not broken",
             m.standby.clone(),
         );
         registry.register(
             "fraud_sla_outcomes",
-            "Outcomes reported by feedback dispositions applied (dissuaded share = dissuasion rate).",
+            "Outcomes reported by feedback dispositions applied (dissuaded share = dissuasion rate)",
             m.outcomes.clone(),
         );
         registry.register(
             "fraud_sla_redis_rollbacks",
-            "Times a partition's state was found behind what this process had applied, and rebuilt.",
+            "Times a partition's state was found behind what this process had applied, and rebuilt",
             m.redis_rollbacks.clone(),
         );
         registry.register(
             "fraud_sla_already_applied",
-            "Re-read messages skipped because Redis had applied them already, by topic.",
+            "Re-read messages skipped because Redis had applied them already, by topic",
             m.already_applied.clone(),
         );
         registry.register(
             "fraud_sla_partitions_owned",
-            "Input partitions this process owns.",
+            "Input partitions this process owns",
             m.partitions_owned.clone(),
         );
         registry.register(
             "fraud_sla_alertmanager_failures",
-            "Alertmanager posts that failed and were retried.",
+            "Alertmanager posts that failed and were retried",
             m.alertmanager_failures.clone(),
         );
         registry.register(
             "fraud_sla_redis_errors",
-            "Redis operations that failed and were retried.",
+            "Redis operations that failed and were retried",
             m.redis_errors.clone(),
         );
         registry.register(
             "fraud_sla_config_reloads",
-            "Reloads of the configuration file on SIGHUP, by result (success, failure).",
+            "Reloads of the configuration file on SIGHUP, by result (success, failure)",
             m.config_reloads.clone(),
         );
         registry.register(
             "fraud_sla_config_last_reload_successful",
-            "1 if the last reload of the configuration succeeded (or none was asked for), else 0.",
+            "1 if the last reload of the configuration succeeded (or none was asked for), else 0",
             m.config_last_reload_successful.clone(),
         );
         registry.register(
             "fraud_sla_policy_info",
-            "The policy in force for new alerts: 1, labelled with its policy_version.",
+            "The policy in force for new alerts: 1, labelled with its policy_version",
             m.policy_info.clone(),
         );
         m.config_last_reload_successful.set(1);
@@ -755,6 +755,10 @@ mod tests {
             "fraud_sla_timer_lateness_seconds_bucket{le=\"0.005\"} 1",
         ] {
             assert!(text.contains(sample), "{sample}:\n{text}");
+        }
+        // One sentence each (the library ends a registered help text with its own period).
+        for help in text.lines().filter(|l| l.starts_with("# HELP ")) {
+            assert!(help.ends_with('.') && !help.ends_with(".."), "{help}");
         }
     }
 

@@ -450,8 +450,6 @@ fn progress_bar(total: u64) -> ProgressBar {
     bar
 }
 
-/// Writes `bytes` to `path` whole or not at all: a temporary file beside it, then a rename, so
-/// a reader never sees half a report.
 /// Whether `--out` can be written, judged before the topics are read: a directory that is not
 /// there is a mistyped argument, not a failure after minutes of reading.
 fn check_out(out: &Path) -> Result<(), String> {
@@ -472,6 +470,8 @@ fn check_out(out: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Writes `bytes` to `path` whole or not at all: a temporary file beside it, then a rename, so
+/// a reader never sees half a report.
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let failed = |source| ReportError::Write {
         path: path.display().to_string(),
@@ -559,6 +559,26 @@ mod tests {
         assert_eq!(plan(&a, &config).unwrap().format, Format::Csv);
         a.format = Some(Format::Json);
         assert_eq!(plan(&a, &config).unwrap().format, Format::Json);
+    }
+
+    #[test]
+    fn an_out_file_that_cannot_be_written_is_a_usage_error_before_any_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::default();
+        let mut a = args("2026-11-22", "2026-11-23");
+        for (out, problem) in [
+            (dir.path().join("missing/r.json"), "there is no directory"),
+            (dir.path().to_path_buf(), "is a directory"),
+        ] {
+            a.out = Some(out);
+            let e = plan(&a, &config).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().contains(problem), "{e}");
+        }
+        a.out = Some(dir.path().join("r.json"));
+        plan(&a, &config).unwrap();
+        a.out = Some("r.json".into());
+        plan(&a, &config).unwrap();
     }
 
     #[test]
