@@ -414,12 +414,12 @@ async fn a_known_history_gives_exact_rows_and_the_audit_agrees_with_the_processo
     let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(
         lines[0],
-        "jurisdiction,stage,alerts,on_time,late,unsatisfied,breached,level_1,level_2,p50_seconds,p90_seconds"
+        "jurisdiction,stage,alerts,on_time,late,unsatisfied,breached,level_1,level_2,p50_seconds,p90_seconds,stage_label"
     );
     assert_eq!(lines.len(), 1 + 9);
-    assert_eq!(lines[4], "620102-GWM,visit,3,1,1,1,2,2,1,1,5");
-    assert_eq!(lines[7], "620103-QLH,visit,1,1,0,0,0,0,0,1,1");
-    assert_eq!(lines[1], "110105-CYQ,visit,1,0,0,1,1,1,1,,");
+    assert_eq!(lines[4], "620102-GWM,visit,3,1,1,1,2,2,1,1,5,上门");
+    assert_eq!(lines[7], "620103-QLH,visit,1,1,0,0,0,0,0,1,1,上门");
+    assert_eq!(lines[1], "110105-CYQ,visit,1,0,0,1,1,1,1,,,上门");
 
     // HTML: Chinese by default, English on request; read in a real browser.
     let dir = screenshot_dir_for_reports();

@@ -1,14 +1,18 @@
 //! `--format csv`: one line per row (jurisdiction and stage), UTF-8 with a byte-order mark so
-//! spreadsheet programs read Chinese text as such, CRLF line ends (RFC 4180).
+//! spreadsheet programs read Chinese text as such, CRLF line ends (RFC 4180). The columns are
+//! the JSON row's, then the stage's display name in the report's language (§10.3), last so
+//! that the columns before it stay where a script expects them.
 
 use std::fmt::Write;
 
+use super::Presentation;
 use crate::report::model::Report;
 
 /// The UTF-8 byte-order mark.
 const BOM: &str = "\u{feff}";
 
-pub(super) fn render(report: &Report, levels: u8) -> String {
+pub(super) fn render(report: &Report, how: &Presentation) -> String {
+    let levels = how.levels;
     let top_level = report
         .rows
         .iter()
@@ -30,7 +34,7 @@ pub(super) fn render(report: &Report, levels: u8) -> String {
     .map(str::to_owned)
     .collect::<Vec<_>>();
     header.extend((1..=top_level).map(|l| format!("level_{l}")));
-    header.extend(["p50_seconds".to_owned(), "p90_seconds".to_owned()]);
+    header.extend(["p50_seconds", "p90_seconds", "stage_label"].map(str::to_owned));
     line(&mut out, &header);
     for row in &report.rows {
         let c = &row.counts;
@@ -53,6 +57,7 @@ pub(super) fn render(report: &Report, levels: u8) -> String {
         for p in [c.p50_seconds, c.p90_seconds] {
             cells.push(p.map(|s| s.to_string()).unwrap_or_default());
         }
+        cells.push(how.stage_label(&c.stage).to_owned());
         line(&mut out, &cells);
     }
     out

@@ -268,14 +268,18 @@ fn percent(share: Option<f64>) -> String {
     share.map_or_else(|| "—".to_owned(), |s| format!("{:.1}%", s * 100.0))
 }
 
-/// Local time with its zone, to the minute.
+/// Local time, to the minute, or to the second or millisecond when the time has them: a
+/// window from 08:05:31 must not read as one from 08:05.
 fn local(ms: Millis, how: &Presentation) -> String {
+    let format = if ms % 1000 != 0 {
+        "%Y-%m-%d %H:%M:%S%.3f"
+    } else if ms % 60_000 != 0 {
+        "%Y-%m-%d %H:%M:%S"
+    } else {
+        "%Y-%m-%d %H:%M"
+    };
     jiff::Timestamp::from_millisecond(ms)
-        .map(|t| {
-            t.to_zoned(how.zone.clone())
-                .strftime("%Y-%m-%d %H:%M")
-                .to_string()
-        })
+        .map(|t| t.to_zoned(how.zone.clone()).strftime(format).to_string())
         .unwrap_or_default()
 }
 
@@ -922,6 +926,22 @@ mod tests {
             esc("<b>\"x\" & 'y'</b>"),
             "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;"
         );
+    }
+
+    #[test]
+    fn a_time_is_shown_as_finely_as_it_was_given() {
+        let how = Presentation {
+            lang: Lang::ZhCn,
+            zone: jiff::tz::TimeZone::get("Asia/Shanghai").unwrap(),
+            labels: Default::default(),
+            levels: 3,
+            generated_at: 0,
+        };
+        // 2026-12-08T00:05:00Z is 08:05 in Shanghai.
+        let minute = 1_796_688_300_000;
+        assert_eq!(local(minute, &how), "2026-12-08 08:05");
+        assert_eq!(local(minute + 31_000, &how), "2026-12-08 08:05:31");
+        assert_eq!(local(minute + 31_250, &how), "2026-12-08 08:05:31.250");
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl Presentation {
 pub fn render(format: Format, report: &Report, how: &Presentation) -> Vec<u8> {
     match format {
         Format::Json => json::render(report),
-        Format::Csv => csv::render(report, how.levels).into_bytes(),
+        Format::Csv => csv::render(report, how).into_bytes(),
         Format::Html => html::render(report, how).into_bytes(),
     }
 }
