@@ -71,10 +71,9 @@ impl HumanDuration {
     }
 }
 
-/// The longest duration a key takes: 100 of humantime's years (365.25 days), so `"100y"` is
-/// the longest. Deadlines are `issued_at` plus durations, in
-/// milliseconds: without a bound, `"300000000y"` would overflow them into the past and every
-/// clock would be due at once.
+/// The longest duration a key takes: 100 of humantime's years (365.25 days each). Deadlines
+/// are `issued_at` plus durations, in milliseconds: without a bound, `"300000000y"` would
+/// overflow them into the past and every clock would be due at once.
 const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
 
 /// A duration in humantime syntax, at most [`MAX_DURATION`]; the problem, quoting `s`, if not.
@@ -365,7 +364,7 @@ pub fn redact_url(url: &str) -> String {
             .collect();
         u.query_pairs_mut().clear().extend_pairs(pairs);
     }
-    u.to_string().replace("%2A%2A%2A", "***")
+    u.to_string()
 }
 
 #[derive(Clone, Deserialize)]
@@ -708,14 +707,14 @@ impl Config {
     }
 
     /// Spellings taken as the canonical ones: `[display] language` in any case (language tags
-    /// are case-insensitive, BCP 47), `timezone` as the zone database spells it, a listen address without a host (`:9898`, `*:9898`) on
-    /// every IPv4 interface, and a relative `tokens_file` beside the config file (`dir`) when
-    /// it is there, as given (from the working directory) otherwise.
+    /// are case-insensitive, BCP 47), `timezone` as the zone database spells it (it matches
+    /// names in any case), a listen address without a host (`:9898`, `*:9898`) on every IPv4
+    /// interface, and a relative `tokens_file` beside the config file (`dir`) when it is there,
+    /// as given (from the working directory) otherwise.
     pub fn normalise(&mut self, dir: Option<&Path>) {
         if let Some(l) = display_language(&self.display.language) {
             self.display.language = l.to_owned();
         }
-        // Zone names are matched without case (`asia/shanghai`); shown as the database spells them.
         if let Some(name) = jiff::tz::TimeZone::get(&self.display.timezone)
             .ok()
             .and_then(|z| z.iana_name().map(str::to_owned))
