@@ -653,7 +653,10 @@ impl Config {
             // serde's "unknown field `x`, expected one of `a`, `b`" quotes names, not values.
             let problem = if problem.starts_with("unknown field") {
                 if key == "http.token" {
-                    format!("{problem}: the token that sees everything comes from {ENV_HTTP_TOKEN} only, never from the file")
+                    format!(
+                        "{problem}: the token that sees everything comes from {ENV_HTTP_TOKEN} \
+                         only, never from the file"
+                    )
                 } else {
                     problem
                 }
@@ -1084,11 +1087,10 @@ impl Config {
         )
     }
 
-    /// Whether librdkafka makes the processor's clients of `[kafka.client]`: what it checks only
-    /// then (an SSL certificate or key file that is not there or not valid, SASL settings that
-    /// do not go together, a SASL mechanism this build has no provider for: GSSAPI). It depends on this machine's files, so `run` refuses to start
-    /// (exit 2) and `check-config` only warns; a reload does not ask (the client settings take
-    /// effect at a restart).
+    /// Whether librdkafka makes the processor's clients of `[kafka.client]`
+    /// ([`crate::kafka::check_client_properties`]). The answer depends on this machine's files,
+    /// so `run` refuses to start (exit 2), `check-config` only warns, and a reload does not ask
+    /// (client settings take effect at a restart).
     pub fn check_clients(&self) -> Result<(), ConfigError> {
         crate::kafka::check_client_properties(&self.kafka)
             .map_err(|problem| ConfigError::key("kafka.client", problem))
